@@ -1,0 +1,42 @@
+#pragma once
+// Typed options of the AGAVE model. The launcher maps the YAML sections `model.vae`,
+// `model.pixelcnn` and `aux` onto these; nothing here knows about YAML.
+#include <torch/arg.h>
+
+#include <cstdint>
+
+namespace agave::model {
+
+// Bidirectional (ladder) ResNet VAE, after the IAF-VAE of Kingma et al. 2016.
+struct VaeOptions {
+  TORCH_ARG(int64_t, depth) = 2;              // stochastic layers
+  TORCH_ARG(int64_t, width) = 64;             // hidden channels of the ResNet blocks
+  TORCH_ARG(int64_t, latent_channels) = 8;    // latent channels per stochastic layer
+  TORCH_ARG(int64_t, latent_resolution) = 14; // spatial size of every latent layer
+  TORCH_ARG(double, free_bits) = 0.0;         // kl_min in nats per channel per layer; 0 = off
+  TORCH_ARG(int64_t, iaf_steps) = 0;          // inverse autoregressive flow steps; 0 = off
+};
+
+// Conditional PixelCNN++ (Salimans et al. 2017); CIFAR defaults are 5 / 160 / 10 / 0.5.
+struct PixelCnnOptions {
+  TORCH_ARG(int64_t, nr_resnet) = 5;
+  TORCH_ARG(int64_t, nr_filters) = 160;
+  TORCH_ARG(int64_t, nr_logistic_mix) = 10;
+  TORCH_ARG(double, dropout) = 0.5;
+};
+
+// The auxiliary image y: x average-pooled to `resolution` and scored with `color_bins` bins.
+struct AuxOptions {
+  TORCH_ARG(int64_t, resolution) = 32;
+  TORCH_ARG(int64_t, color_bins) = 256;
+};
+
+struct AgaveOptions {
+  TORCH_ARG(int64_t, image_channels) = 3;
+  TORCH_ARG(int64_t, image_size) = 32;  // H = W
+  TORCH_ARG(VaeOptions, vae) = {};
+  TORCH_ARG(PixelCnnOptions, pixelcnn) = {};
+  TORCH_ARG(AuxOptions, aux) = {};
+};
+
+}  // namespace agave::model

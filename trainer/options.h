@@ -1,0 +1,68 @@
+#pragma once
+// Typed options of training (YAML sections `loss`, `train`, `eval`, `checkpoint`).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace agave::trainer {
+
+// Which parameters train and which loss terms count, per the paper's schedule.
+enum class PhaseKind {
+  kPretrainVae,       // VAE parameters; aux + lambda*KL
+  kPretrainPixelCnn,  // PixelCNN parameters; pixel term
+  kJoint,             // all parameters; all terms
+  kNoAux,             // all parameters; pixel + lambda*KL (the paper's Appendix C control)
+};
+
+inline const char* phase_name(PhaseKind k) {
+  switch (k) {
+    case PhaseKind::kPretrainVae: return "pretrain_vae";
+    case PhaseKind::kPretrainPixelCnn: return "pretrain_pixelcnn";
+    case PhaseKind::kNoAux: return "no_aux";
+    default: return "joint";
+  }
+}
+
+struct PhaseOptions {
+  PhaseKind kind = PhaseKind::kJoint;
+  int64_t steps = 0;
+};
+
+struct LossOptions {
+  double lambda = 2.0;  // weight of KL(q(z|x) || p(z)) in the training loss
+};
+
+struct OptimizerOptions {
+  std::string name = "adamax";
+  double lr = 0.002;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+};
+
+struct TrainOptions {
+  int64_t batch_size = 64;  // global: split evenly over the ranks of one run
+  int64_t steps = 0;        // total; the sum of the phases
+  std::vector<PhaseOptions> phases;
+  OptimizerOptions optimizer;
+  double grad_clip = 0.0;         // max global gradient norm; 0 = off
+  double ema_decay = 0.9995;      // Polyak averaging of the weights used for eval and sampling
+  std::string precision = "auto"; // auto (bf16 autocast where supported) | fp32 | bf16
+  int64_t max_nonfinite_steps = 20;  // consecutive skipped steps before aborting
+};
+
+struct EvalOptions {
+  int64_t every = 0;                // steps between evaluations; 0 = only at the end
+  int64_t importance_samples = 150; // K of the importance-weighted bound
+  int64_t subset = 1000;            // test images for the IW bound; 0 = the whole test split
+  int64_t batch_size = 64;
+  bool use_ema = true;
+};
+
+struct CheckpointOptions {
+  std::string dir;       // empty: <run output>/checkpoints
+  int64_t every = 500;   // steps between checkpoints; 0 = only at the end
+  int64_t keep = 3;      // newest complete checkpoints kept
+};
+
+}  // namespace agave::trainer
