@@ -1,0 +1,30 @@
+#pragma once
+// Diagonal Gaussian over a latent layer, parameterised by mean and log standard deviation.
+// The math runs in fp32 even under bf16 autocast: KL terms are sums of many small differences
+// and bf16 would swamp them with rounding noise.
+#include <torch/torch.h>
+
+#include <cmath>
+
+namespace agave::model {
+
+struct DiagonalGaussian {
+  torch::Tensor mean;
+  torch::Tensor logsd;
+
+  DiagonalGaussian(torch::Tensor mean_, torch::Tensor logsd_)
+      : mean(std::move(mean_).to(torch::kFloat)), logsd(std::move(logsd_).to(torch::kFloat)) {}
+
+  // Reparameterised draw, so gradients reach mean and logsd.
+  torch::Tensor sample() const { return mean + torch::exp(logsd) * torch::randn_like(mean); }
+
+  // Elementwise ln N(z; mean, exp(logsd)^2); the caller sums over the axes it needs.
+  torch::Tensor log_prob(const torch::Tensor& z) const {
+    static const double kHalfLog2Pi = 0.5 * std::log(2.0 * M_PI);
+    auto zf = z.to(torch::kFloat);
+    auto t = (zf - mean) * torch::exp(-logsd);
+    return -0.5 * t * t - logsd - kHalfLog2Pi;
+  }
+};
+
+}  // namespace agave::model

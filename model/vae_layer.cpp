@@ -1,0 +1,84 @@
+#include "model/vae_layer.h"
+
+#include "model/gaussian.h"
+#include "model/vae_iaf.h"
+
+namespace agave::model {
+namespace {
+
+WeightNormConv2d conv3x3(int64_t in, int64_t out) {
+  return WeightNormConv2d(WeightNormConv2dOptions(in, out, 3).pad(1));
+}
+
+}  // namespace
+
+LadderLayerImpl::LadderLayerImpl(int64_t width, int64_t latent_channels, int64_t iaf_steps)
+    : width_(width), latent_(latent_channels), iaf_steps_(iaf_steps) {
+  TORCH_CHECK(iaf_steps >= 0, "VAE: iaf_steps must be >= 0, got ", iaf_steps);
+  const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
+  up_conv1_ = register_module("up_conv1", conv3x3(width_, 2 * latent_ + ctx + width_));
+  up_conv2_ = register_module("up_conv2", conv3x3(width_, width_));
+  down_conv1_ = register_module("down_conv1", conv3x3(width_, 4 * latent_ + ctx + width_));
+  down_conv2_ = register_module("down_conv2", conv3x3(latent_ + width_, width_));
+  iaf_ = register_module("iaf", torch::nn::ModuleList());
+  for (int64_t s = 0; s < iaf_steps_; ++s) iaf_->push_back(IafStep(latent_, width_));
+}
+
+LadderUp LadderLayerImpl::up(const torch::Tensor& h) {
+  auto parts = up_conv1_(torch::elu(h));
+  const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
+  auto split = parts.split_with_sizes({latent_, latent_, ctx, width_}, 1);
+  LadderUp out;
+  out.mean = split[0].to(torch::kFloat);
+  out.logsd = split[1].to(torch::kFloat);
+  if (ctx > 0) out.context = split[2];
+  // Residual branches start at a tenth of the skip path so a deep stack stays well scaled.
+  out.h = h + 0.1 * up_conv2_(torch::elu(split[3]));
+  return out;
+}
+
+LadderDown LadderLayerImpl::down(const torch::Tensor& h, LatentSource source,
+                                 const LadderUp* from_below, const torch::Tensor& given_z) {
+  const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
+  auto parts = down_conv1_(torch::elu(h));
+  auto split = parts.split_with_sizes({latent_, latent_, latent_, latent_, ctx, width_}, 1);
+  DiagonalGaussian prior(split[0], split[1]);
+  torch::Tensor h_det = split[5];
+
+  LadderDown out;
+  if (source == LatentSource::kPosterior) {
+    TORCH_CHECK(from_below != nullptr, "VAE: posterior sampling needs the bottom-up pass");
+    // The posterior combines the bottom-up evidence with the top-down correction (rz).
+    DiagonalGaussian posterior(from_below->mean + split[2].to(torch::kFloat),
+                               from_below->logsd + split[3].to(torch::kFloat));
+    auto z = posterior.sample();
+    auto log_q = posterior.log_prob(z);
+    if (iaf_steps_ > 0) {
+      auto context = from_below->context + split[4];
+      for (int64_t s = 0; s < iaf_steps_; ++s) {
+        // Reversing the channel order between steps lets every unit condition on every other.
+        if (s > 0) {
+          z = z.flip({1});
+          log_q = log_q.flip({1});
+        }
+        auto [shift, log_scale] = iaf_[s]->as<IafStep>()->forward(z, context);
+        z = (z - shift) * torch::exp(-log_scale);
+        log_q = log_q + log_scale;  // minus the log-determinant of z -> (z - m) / s
+      }
+    }
+    out.z = z;
+    out.log_q = log_q;
+  } else if (source == LatentSource::kPrior) {
+    out.z = prior.sample();
+  } else {
+    TORCH_CHECK(given_z.defined(), "VAE: LatentSource::kGiven needs a z for every layer");
+    out.z = given_z.to(torch::kFloat);
+  }
+  out.log_p = prior.log_prob(out.z);
+
+  auto inner = torch::elu(torch::cat({out.z.to(h_det.scalar_type()), h_det}, 1));
+  out.h = h + 0.1 * down_conv2_(inner);
+  return out;
+}
+
+}  // namespace agave::model

@@ -1,0 +1,50 @@
+#pragma once
+// One stochastic layer of the bidirectional (ladder) ResNet VAE of IAF-VAE (Kingma et al.
+// 2016). The bottom-up pass gives the layer's share of the posterior parameters (and IAF
+// context); the top-down pass gives the prior, corrects the posterior with what the layers
+// above decided, draws z and folds it back into the top-down state.
+#include <torch/torch.h>
+
+#include "model/weight_norm.h"
+
+namespace agave::model {
+
+// Where z comes from in the top-down pass.
+enum class LatentSource {
+  kPosterior,  // z ~ q(z | x): training, evaluation, reconstruction
+  kPrior,      // z ~ p(z): sampling
+  kGiven,      // z supplied by the caller (fixed-z tests, replaying a draw)
+};
+
+struct LadderUp {
+  torch::Tensor h;        // residual state passed to the layer above
+  torch::Tensor mean;     // bottom-up posterior mean (fp32)
+  torch::Tensor logsd;    // bottom-up posterior log std (fp32)
+  torch::Tensor context;  // IAF context (undefined without IAF)
+};
+
+struct LadderDown {
+  torch::Tensor h;           // residual state passed to the layer below
+  torch::Tensor z;           // the latent after the flow: what the prior scores
+  torch::Tensor log_q;       // N×Z×R×R elementwise ln q(z|x) (kPosterior only)
+  torch::Tensor log_p;       // N×Z×R×R elementwise ln p(z)
+};
+
+class LadderLayerImpl : public torch::nn::Module {
+ public:
+  LadderLayerImpl(int64_t width, int64_t latent_channels, int64_t iaf_steps);
+
+  LadderUp up(const torch::Tensor& h);
+  // `from_below` is required for kPosterior; `given_z` for kGiven.
+  LadderDown down(const torch::Tensor& h, LatentSource source, const LadderUp* from_below,
+                  const torch::Tensor& given_z = {});
+
+ private:
+  int64_t width_, latent_, iaf_steps_;
+  WeightNormConv2d up_conv1_{nullptr}, up_conv2_{nullptr};
+  WeightNormConv2d down_conv1_{nullptr}, down_conv2_{nullptr};
+  torch::nn::ModuleList iaf_{nullptr};
+};
+TORCH_MODULE(LadderLayer);
+
+}  // namespace agave::model
