@@ -1,0 +1,443 @@
+#include "data/shard.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "data/checksum.h"
+#include "data/errors.h"
+#include "data/hdf5_util.h"
+
+namespace agave::data {
+
+namespace fs = std::filesystem;
+
+int64_t default_chunk_images(const ImageShape& shape) {
+  const int64_t bytes = std::max<int64_t>(1, shape.channels * shape.height * shape.width);
+  int64_t n = 1;
+  while (n * 2 * bytes <= (256 << 10)) n *= 2;
+  return n;
+}
+
+// ---- writer ---------------------------------------------------------------------------------
+
+struct ShardWriter::Impl {
+  std::string path;
+  std::string tmp;
+  ShardWriteOptions opt;
+  int64_t image_bytes = 0;
+  h5::Handle file, images, labels;
+  std::vector<uint8_t> chunk;  // images waiting to fill one HDF5 chunk
+  int64_t chunk_fill = 0;
+  int64_t flushed = 0;  // images already handed to HDF5
+  std::vector<uint8_t> label_bytes;
+  Digest digest;
+  bool finished = false;
+
+  void write_images(const uint8_t* data, int64_t first, int64_t n) {
+    hsize_t start[4] = {static_cast<hsize_t>(first), 0, 0, 0};
+    hsize_t count[4] = {static_cast<hsize_t>(n), static_cast<hsize_t>(opt.shape.channels),
+                        static_cast<hsize_t>(opt.shape.height),
+                        static_cast<hsize_t>(opt.shape.width)};
+    h5::Handle fspace(h5::check_id(H5Dget_space(images.get()), tmp, "H5Dget_space"), H5Sclose);
+    h5::check_status(
+        H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), tmp,
+        "cannot select images to write");
+    h5::Handle mspace(h5::check_id(H5Screate_simple(4, count, nullptr), tmp, "H5Screate"),
+                      H5Sclose);
+    h5::check_status(
+        H5Dwrite(images.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, data),
+        tmp, "cannot write images (disk full?)");
+  }
+
+  void flush_chunk() {
+    if (chunk_fill == 0) return;
+    write_images(chunk.data(), flushed, chunk_fill);
+    flushed += chunk_fill;
+    chunk_fill = 0;
+  }
+};
+
+ShardWriter::ShardWriter(std::string path, ShardWriteOptions options)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = std::move(path);
+  m.tmp = m.path + ".tmp";
+  m.opt = std::move(options);
+  const ImageShape& s = m.opt.shape;
+  if (s.channels <= 0 || s.height <= 0 || s.width <= 0) {
+    throw DataError(m.path, "cannot write a shard with an empty image shape");
+  }
+  if (m.opt.count <= 0) throw DataError(m.path, "cannot write a shard of zero images");
+  if (m.opt.compression < 0 || m.opt.compression > 9) {
+    throw DataError(m.path, "gzip level must be 0..9, got " + std::to_string(m.opt.compression));
+  }
+  if (m.opt.chunk_images <= 0) m.opt.chunk_images = default_chunk_images(s);
+  m.opt.chunk_images = std::min(m.opt.chunk_images, m.opt.count);
+  m.image_bytes = s.channels * s.height * s.width;
+  m.chunk.resize(static_cast<size_t>(m.opt.chunk_images * m.image_bytes));
+  m.label_bytes.reserve(static_cast<size_t>(m.opt.count));
+
+  h5::QuietErrors quiet;
+  m.file = h5::Handle(h5::check_id(H5Fcreate(m.tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
+                                             H5P_DEFAULT),
+                                   m.tmp, "cannot create HDF5 file"),
+                      H5Fclose);
+
+  hsize_t dims[4] = {static_cast<hsize_t>(m.opt.count), static_cast<hsize_t>(s.channels),
+                     static_cast<hsize_t>(s.height), static_cast<hsize_t>(s.width)};
+  hsize_t chunk[4] = {static_cast<hsize_t>(m.opt.chunk_images), dims[1], dims[2], dims[3]};
+  h5::Handle space(h5::check_id(H5Screate_simple(4, dims, nullptr), m.tmp, "H5Screate"),
+                   H5Sclose);
+  h5::Handle dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), m.tmp, "H5Pcreate"), H5Pclose);
+  h5::check_status(H5Pset_chunk(dcpl.get(), 4, chunk), m.tmp, "H5Pset_chunk");
+  // Every chunk is written in full, so filling it first would only cost time.
+  h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), m.tmp, "H5Pset_fill_time");
+  if (m.opt.compression > 0) {
+    h5::check_status(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(m.opt.compression)), m.tmp,
+                     "H5Pset_deflate");
+  }
+  m.images = h5::Handle(
+      h5::check_id(H5Dcreate2(m.file.get(), "images", H5T_STD_U8LE, space.get(), H5P_DEFAULT,
+                              dcpl.get(), H5P_DEFAULT),
+                   m.tmp, "cannot create dataset 'images'"),
+      H5Dclose);
+
+  hsize_t ldims[1] = {static_cast<hsize_t>(m.opt.count)};
+  h5::Handle lspace(h5::check_id(H5Screate_simple(1, ldims, nullptr), m.tmp, "H5Screate"),
+                    H5Sclose);
+  m.labels = h5::Handle(
+      h5::check_id(H5Dcreate2(m.file.get(), "labels", H5T_STD_U8LE, lspace.get(), H5P_DEFAULT,
+                              H5P_DEFAULT, H5P_DEFAULT),
+                   m.tmp, "cannot create dataset 'labels'"),
+      H5Dclose);
+}
+
+ShardWriter::~ShardWriter() {
+  if (impl_ && !impl_->finished) {
+    impl_->images.reset();
+    impl_->labels.reset();
+    impl_->file.reset();
+    std::error_code ec;
+    fs::remove(impl_->tmp, ec);
+  }
+}
+
+int64_t ShardWriter::written() const {
+  return static_cast<int64_t>(impl_->label_bytes.size());
+}
+
+void ShardWriter::append(const uint8_t* images, const uint8_t* labels, int64_t n) {
+  Impl& m = *impl_;
+  if (m.finished) throw std::logic_error("ShardWriter::append after finish");
+  if (written() + n > m.opt.count) {
+    throw DataError(m.path, "more images appended than the " + std::to_string(m.opt.count) +
+                                " the shard was created for");
+  }
+  h5::QuietErrors quiet;
+  m.digest.update(images, static_cast<size_t>(n * m.image_bytes));
+  m.label_bytes.insert(m.label_bytes.end(), labels, labels + n);
+  // Whole chunks go straight to HDF5 from the caller's buffer; only the ragged edges are copied.
+  int64_t done = 0;
+  while (done < n) {
+    if (m.chunk_fill == 0 && n - done >= m.opt.chunk_images) {
+      const int64_t whole = (n - done) / m.opt.chunk_images * m.opt.chunk_images;
+      m.write_images(images + done * m.image_bytes, m.flushed, whole);
+      m.flushed += whole;
+      done += whole;
+      continue;
+    }
+    const int64_t take = std::min(n - done, m.opt.chunk_images - m.chunk_fill);
+    std::memcpy(m.chunk.data() + m.chunk_fill * m.image_bytes, images + done * m.image_bytes,
+                static_cast<size_t>(take * m.image_bytes));
+    m.chunk_fill += take;
+    done += take;
+    if (m.chunk_fill == m.opt.chunk_images) m.flush_chunk();
+  }
+}
+
+ShardInfo ShardWriter::finish() {
+  Impl& m = *impl_;
+  if (m.finished) throw std::logic_error("ShardWriter::finish called twice");
+  if (written() != m.opt.count) {
+    throw DataError(m.path, "shard incomplete: " + std::to_string(written()) + " of " +
+                                std::to_string(m.opt.count) + " images written");
+  }
+  h5::QuietErrors quiet;
+  m.flush_chunk();
+  h5::check_status(H5Dwrite(m.labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                            m.label_bytes.data()),
+                   m.tmp, "cannot write labels");
+  m.digest.update(m.label_bytes.data(), m.label_bytes.size());
+
+  ShardInfo info;
+  info.path = m.path;
+  info.dataset = m.opt.dataset;
+  info.source = m.opt.source;
+  info.split = m.opt.split;
+  info.shape = m.opt.shape;
+  info.count = m.opt.count;
+  info.first_index = m.opt.first_index;
+  info.chunk_images = m.opt.chunk_images;
+  info.compression = m.opt.compression;
+  info.sha256 = m.digest.hex();
+
+  const hid_t root = m.file.get();
+  h5::write_string_attr(root, "format", kShardFormat, m.tmp);
+  h5::write_int_attr(root, "format_version", {kShardVersion}, m.tmp);
+  h5::write_string_attr(root, "dataset", info.dataset, m.tmp);
+  h5::write_string_attr(root, "source", info.source, m.tmp);
+  h5::write_string_attr(root, "split", info.split, m.tmp);
+  h5::write_int_attr(root, "count", {info.count}, m.tmp);
+  h5::write_int_attr(root, "image_shape", {info.shape.channels, info.shape.height, info.shape.width},
+                     m.tmp);
+  h5::write_int_attr(root, "first_index", {info.first_index}, m.tmp);
+  h5::write_string_attr(root, "sha256", info.sha256, m.tmp);
+
+  m.images.reset();
+  m.labels.reset();
+  h5::check_status(m.file.close(), m.tmp, "cannot close (disk full?)");
+  std::error_code ec;
+  fs::rename(m.tmp, m.path, ec);
+  if (ec) throw DataError(m.path, "cannot rename " + m.tmp + " into place: " + ec.message());
+  m.finished = true;
+  return info;
+}
+
+// ---- reader ---------------------------------------------------------------------------------
+
+struct ShardReader::Impl {
+  ShardInfo info;
+  h5::Handle file, images, labels;
+  int64_t block = 0;
+  bool chunked = false;
+  bool deflate_only = false;  // the filter pipeline is empty or exactly one deflate
+};
+
+namespace {
+
+std::string describe_type(hid_t type) {
+  switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+      return std::string(H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int") +
+             std::to_string(8 * H5Tget_size(type));
+    case H5T_FLOAT:
+      return "float" + std::to_string(8 * H5Tget_size(type));
+    case H5T_STRING:
+      return "string";
+    default:
+      return "a non-numeric type";
+  }
+}
+
+void require_uint8(hid_t dset, const std::string& path, const char* name) {
+  h5::Handle type(h5::check_id(H5Dget_type(dset), path, "cannot read type"), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
+      H5Tget_sign(type.get()) != H5T_SGN_NONE) {
+    throw DataError(path, std::string("dataset '") + name + "' has dtype " +
+                              describe_type(type.get()) + ", expected uint8");
+  }
+}
+
+std::string dims_string(const std::vector<hsize_t>& d) {
+  std::string s = "[";
+  for (size_t i = 0; i < d.size(); ++i) s += (i ? ", " : "") + std::to_string(d[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  ShardInfo& info = m.info;
+  info.path = path;
+  m.file = h5::open_file_readonly(path);
+  h5::QuietErrors quiet;
+  const hid_t root = m.file.get();
+  const auto format = h5::read_string_attr(root, "format", path);
+  if (!format || *format != kShardFormat) {
+    throw DataError(path, std::string("not an agave image shard (attribute 'format' is ") +
+                              (format ? "'" + *format + "'" : "missing") + ", expected '" +
+                              kShardFormat + "')");
+  }
+  const auto version = h5::read_int_attr(root, "format_version", path);
+  if (version && (*version)[0] > kShardVersion) {
+    throw DataError(path, "shard format version " + std::to_string((*version)[0]) +
+                              " is newer than this build reads (" +
+                              std::to_string(kShardVersion) + ")");
+  }
+  auto need_int = [&](const char* name) {
+    auto v = h5::read_int_attr(root, name, path);
+    if (!v) throw DataError(path, std::string("attribute '") + name + "' is missing");
+    return *v;
+  };
+  info.dataset = h5::read_string_attr(root, "dataset", path).value_or("");
+  info.source = h5::read_string_attr(root, "source", path).value_or("");
+  info.split = h5::read_string_attr(root, "split", path).value_or("");
+  info.sha256 = h5::read_string_attr(root, "sha256", path).value_or("");
+  info.count = need_int("count")[0];
+  const auto shape = need_int("image_shape");
+  if (shape.size() != 3) throw DataError(path, "attribute 'image_shape' must hold 3 numbers");
+  info.shape = ImageShape{shape[0], shape[1], shape[2]};
+  info.first_index = h5::read_int_attr(root, "first_index", path).value_or(std::vector{0L})[0];
+
+  m.images = h5::open_dataset(root, "images", path);
+  m.labels = h5::open_dataset(root, "labels", path);
+  require_uint8(m.images.get(), path, "images");
+  require_uint8(m.labels.get(), path, "labels");
+  const auto idims = h5::dataset_dims(m.images.get(), path, "images");
+  const std::vector<hsize_t> expect = {
+      static_cast<hsize_t>(info.count), static_cast<hsize_t>(info.shape.channels),
+      static_cast<hsize_t>(info.shape.height), static_cast<hsize_t>(info.shape.width)};
+  if (idims != expect) {
+    throw DataError(path, "dataset 'images' has shape " + dims_string(idims) +
+                              ", but the attributes 'count' and 'image_shape' say " +
+                              dims_string(expect));
+  }
+  const auto ldims = h5::dataset_dims(m.labels.get(), path, "labels");
+  if (ldims != std::vector<hsize_t>{static_cast<hsize_t>(info.count)}) {
+    throw DataError(path, "dataset 'labels' has shape " + dims_string(ldims) + ", expected [" +
+                              std::to_string(info.count) + "]");
+  }
+
+  h5::Handle dcpl(h5::check_id(H5Dget_create_plist(m.images.get()), path, "H5Dget_create_plist"),
+                  H5Pclose);
+  m.block = default_chunk_images(info.shape);
+  if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
+    hsize_t cdims[4] = {0, 0, 0, 0};
+    if (H5Pget_chunk(dcpl.get(), 4, cdims) == 4) {
+      info.chunk_images = static_cast<int64_t>(cdims[0]);
+      m.block = std::max<int64_t>(1, info.chunk_images);
+      m.chunked = cdims[1] == expect[1] && cdims[2] == expect[2] && cdims[3] == expect[3];
+    }
+    const int nfilters = H5Pget_nfilters(dcpl.get());
+    m.deflate_only = nfilters == 0;
+    for (int i = 0; i < nfilters; ++i) {
+      unsigned flags = 0, level = 0;
+      size_t nelems = 1;
+      const H5Z_filter_t f =
+          H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelems, &level, 0,
+                         nullptr, nullptr);
+      if (f == H5Z_FILTER_DEFLATE && nfilters == 1) {
+        m.deflate_only = true;
+        info.compression = static_cast<int>(level);
+      }
+    }
+  }
+  if (info.count == 0) throw DataError(path, "shard holds no images");
+}
+
+ShardReader::~ShardReader() = default;
+ShardReader::ShardReader(ShardReader&&) noexcept = default;
+ShardReader& ShardReader::operator=(ShardReader&&) noexcept = default;
+
+const ShardInfo& ShardReader::info() const { return impl_->info; }
+int64_t ShardReader::block_images() const { return impl_->block; }
+
+void ShardReader::read_images(int64_t start, int64_t n, uint8_t* out) const {
+  const Impl& m = *impl_;
+  const ShardInfo& info = m.info;
+  if (start < 0 || n < 0 || start + n > info.count) {
+    throw DataError(info.path, "read of images [" + std::to_string(start) + ", " +
+                                   std::to_string(start + n) + ") outside [0, " +
+                                   std::to_string(info.count) + ")");
+  }
+  if (n == 0) return;
+  h5::QuietErrors quiet;
+  hsize_t off[4] = {static_cast<hsize_t>(start), 0, 0, 0};
+  hsize_t cnt[4] = {static_cast<hsize_t>(n), static_cast<hsize_t>(info.shape.channels),
+                    static_cast<hsize_t>(info.shape.height),
+                    static_cast<hsize_t>(info.shape.width)};
+  h5::Handle fspace(h5::check_id(H5Dget_space(m.images.get()), info.path, "H5Dget_space"),
+                    H5Sclose);
+  h5::check_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off, nullptr, cnt, nullptr),
+                   info.path, "cannot select images");
+  h5::Handle mspace(h5::check_id(H5Screate_simple(4, cnt, nullptr), info.path, "H5Screate"),
+                    H5Sclose);
+  h5::check_status(
+      H5Dread(m.images.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, out),
+      info.path,
+      "cannot read images " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
+          " (truncated or corrupt?)");
+}
+
+std::vector<uint8_t> ShardReader::read_labels() const {
+  const Impl& m = *impl_;
+  h5::QuietErrors quiet;
+  std::vector<uint8_t> out(static_cast<size_t>(m.info.count));
+  h5::check_status(
+      H5Dread(m.labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
+      m.info.path, "cannot read labels (truncated or corrupt?)");
+  return out;
+}
+
+std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
+  const Impl& m = *impl_;
+  if (!m.chunked || !m.deflate_only) return std::nullopt;
+  const std::string& path = m.info.path;
+  h5::QuietErrors quiet;
+  h5::Handle fspace(h5::check_id(H5Dget_space(m.images.get()), path, "H5Dget_space"), H5Sclose);
+  hsize_t nchunks = 0;
+  h5::check_status(H5Dget_num_chunks(m.images.get(), fspace.get(), &nchunks), path,
+                   "cannot list the chunks of 'images'");
+  const int64_t expected = (m.info.count + m.block - 1) / m.block;
+  if (static_cast<int64_t>(nchunks) != expected) {
+    throw DataError(path, "dataset 'images' stores " + std::to_string(nchunks) + " chunks, " +
+                              std::to_string(expected) + " expected (incompletely written?)");
+  }
+  std::error_code ec;
+  const uint64_t file_size = fs::file_size(path, ec);
+  std::vector<ChunkLocation> out(static_cast<size_t>(nchunks));
+  for (hsize_t i = 0; i < nchunks; ++i) {
+    hsize_t offset[4] = {0, 0, 0, 0};
+    unsigned filter_mask = 0;
+    haddr_t addr = 0;
+    hsize_t size = 0;
+    h5::check_status(H5Dget_chunk_info(m.images.get(), fspace.get(), i, offset, &filter_mask,
+                                       &addr, &size),
+                     path, "cannot locate a chunk of 'images'");
+    const int64_t first = static_cast<int64_t>(offset[0]);
+    const size_t slot = static_cast<size_t>(first / m.block);
+    if (first % m.block != 0 || slot >= out.size()) {
+      throw DataError(path, "chunk at image " + std::to_string(first) + " is misaligned");
+    }
+    if (ec || addr == HADDR_UNDEF || addr + size > file_size) {
+      throw DataError(path, "chunk at image " + std::to_string(first) +
+                                " lies beyond the end of the file (truncated?)");
+    }
+    ChunkLocation& c = out[slot];
+    c.first = first;
+    c.count = std::min(m.block, m.info.count - first);
+    c.offset = addr;
+    c.stored_bytes = size;
+    // Bit 0 set means the (only) deflate filter was skipped for this chunk.
+    c.deflated = m.info.compression > 0 && (filter_mask & 1u) == 0;
+  }
+  return out;
+}
+
+void ShardReader::for_each_block(
+    const std::function<void(const uint8_t*, int64_t, int64_t)>& fn) const {
+  const int64_t bytes = impl_->info.image_bytes();
+  // Many chunks per HDF5 call amortise its per-call cost; 4 MiB keeps memory small.
+  const int64_t step = std::max<int64_t>(impl_->block, ((4 << 20) / bytes) / impl_->block *
+                                                           impl_->block);
+  std::vector<uint8_t> buf(static_cast<size_t>(step * bytes));
+  for (int64_t first = 0; first < impl_->info.count; first += step) {
+    const int64_t n = std::min(step, impl_->info.count - first);
+    read_images(first, n, buf.data());
+    fn(buf.data(), first, n);
+  }
+}
+
+std::string ShardReader::compute_sha256() const {
+  Digest d;
+  const int64_t bytes = impl_->info.image_bytes();
+  for_each_block([&](const uint8_t* p, int64_t, int64_t n) { d.update(p, n * bytes); });
+  const auto labels = read_labels();
+  d.update(labels.data(), labels.size());
+  return d.hex();
+}
+
+}  // namespace agave::data
