@@ -24,10 +24,10 @@ struct LadderUp {
 };
 
 struct LadderDown {
-  torch::Tensor h;           // residual state passed to the layer below
-  torch::Tensor z;           // the latent after the flow: what the prior scores
-  torch::Tensor log_q;       // N×Z×R×R elementwise ln q(z|x) (kPosterior only)
-  torch::Tensor log_p;       // N×Z×R×R elementwise ln p(z)
+  torch::Tensor h;      // residual state passed to the layer below
+  torch::Tensor z;      // the latent after the flow: what the prior scores
+  torch::Tensor log_q;  // N×Z×R×R elementwise ln q(z|x) (kPosterior only)
+  torch::Tensor log_p;  // N×Z×R×R elementwise ln p(z)
 };
 
 class LadderLayerImpl : public torch::nn::Module {

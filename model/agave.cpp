@@ -1,0 +1,124 @@
+#include "model/agave.h"
+
+#include <cmath>
+
+#include "model/likelihood.h"
+#include "model/weight_norm.h"
+
+namespace agave::model {
+
+AgaveImpl::AgaveImpl(const AgaveOptions& options) : options_(options) {
+  const int64_t c = options_.image_channels(), s = options_.image_size();
+  const int64_t r = options_.aux().resolution(), bins = options_.aux().color_bins();
+  TORCH_CHECK(c == 1 || c == 3, "Agave: image_channels must be 1 or 3, got ", c);
+  TORCH_CHECK(s > 0 && s % 4 == 0, "Agave: image_size must be a multiple of 4, got ", s);
+  TORCH_CHECK(r >= 1 && r <= s && s % r == 0, "Agave: aux.resolution ", r,
+              " must divide image_size ", s);
+  TORCH_CHECK(bins >= 2 && bins <= 256 && 256 % bins == 0, "Agave: aux.color_bins ", bins,
+              " must divide 256");
+  vae = register_module("vae", Vae(options_.vae(), c, s, r));
+  // f(z) has one channel per color, so the conditioning image has C channels too.
+  pixelcnn = register_module("pixelcnn", PixelCnn(options_.pixelcnn(), c, c));
+}
+
+void AgaveImpl::check_input(const torch::Tensor& x) const {
+  const int64_t c = options_.image_channels(), s = options_.image_size();
+  TORCH_CHECK(x.dim() == 4 && x.size(1) == c && x.size(2) == s && x.size(3) == s,
+              "Agave: expected x of shape N×", c, "×", s, "×", s, ", got ", x.sizes());
+  TORCH_CHECK(x.scalar_type() == torch::kByte || x.is_floating_point(),
+              "Agave: x must be uint8 or floating point pixel values 0..255");
+}
+
+torch::Tensor AgaveImpl::aux_target(const torch::Tensor& x) const {
+  auto xf = x.to(torch::kFloat);
+  const int64_t factor = options_.image_size() / options_.aux().resolution();
+  if (factor == 1) return xf;
+  // (ours) average pooling rounded to integers, so y stays on the pixel grid.
+  return torch::round(torch::avg_pool2d(xf, factor));
+}
+
+torch::Tensor AgaveImpl::conditioning(const torch::Tensor& fz) const {
+  const int64_t s = options_.image_size();
+  if (fz.size(2) == s && fz.size(3) == s) return fz;
+  namespace F = torch::nn::functional;
+  return F::interpolate(
+      fz, F::InterpolateFuncOptions().size(std::vector<int64_t>{s, s}).mode(torch::kNearest));
+}
+
+torch::Tensor AgaveImpl::pixel_params(const torch::Tensor& x, const torch::Tensor& fz) {
+  return pixelcnn->forward(scale_pixels(x), conditioning(fz));
+}
+
+LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms) {
+  check_input(x);
+  auto v = vae->forward(x);
+  LossTerms out;
+  auto zeros = torch::zeros_like(v.kl);
+  out.kl = v.kl;
+  out.kl_train = v.kl_train;
+  if (terms.pixel) {
+    out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, v.fz));
+  } else {
+    out.pixel_nll = zeros;
+  }
+  if (terms.aux) {
+    out.aux_nll = -discretized_logistic_binned_log_prob(
+        aux_target(x), VaeImpl::y_mean(v.fz), vae->y_log_scale(), options_.aux().color_bins());
+  } else {
+    out.aux_nll = zeros;
+  }
+  return out;
+}
+
+torch::Tensor AgaveImpl::loss(const LossTerms& terms, double lambda, const LossSelection& enabled) {
+  torch::Tensor total = torch::zeros_like(terms.kl_train);
+  if (enabled.pixel) total = total + terms.pixel_nll;
+  if (enabled.aux) total = total + terms.aux_nll;
+  if (enabled.kl) total = total + lambda * terms.kl_train;
+  return total.mean();
+}
+
+int64_t AgaveImpl::dims_per_image() const {
+  return options_.image_channels() * options_.image_size() * options_.image_size();
+}
+
+torch::Tensor AgaveImpl::bits_per_dim(const torch::Tensor& nats) const {
+  return nats / (static_cast<double>(dims_per_image()) * std::log(2.0));
+}
+
+double AgaveImpl::bits_per_dim(double nats) const {
+  return nats / (static_cast<double>(dims_per_image()) * std::log(2.0));
+}
+
+torch::Tensor AgaveImpl::importance_weighted_bound(const torch::Tensor& x, int64_t k,
+                                                   int64_t chunk) {
+  check_input(x);
+  TORCH_CHECK(k >= 1, "importance_weighted_bound: K must be >= 1, got ", k);
+  TORCH_CHECK(chunk >= 1, "importance_weighted_bound: chunk must be >= 1, got ", chunk);
+  torch::NoGradGuard no_grad;
+  ScopedEval eval(*this);
+  const int64_t n = x.size(0), rows = n * k;
+  // Row r holds image r / K: the K draws of one image are adjacent.
+  auto index = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(x.device()))
+                   .repeat_interleave(k);
+  std::vector<torch::Tensor> log_w;
+  for (int64_t start = 0; start < rows; start += chunk) {
+    auto xb = x.index_select(0, index.slice(0, start, std::min(rows, start + chunk)));
+    auto v = vae->forward(xb);
+    auto log_px = discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, v.fz));
+    log_w.push_back(log_px + v.log_p - v.log_q);
+  }
+  auto w = torch::cat(log_w).view({n, k}).to(torch::kDouble);
+  return (torch::logsumexp(w, 1) - std::log(static_cast<double>(k))).to(torch::kFloat);
+}
+
+void AgaveImpl::data_init(const torch::Tensor& x) {
+  check_input(x);
+  data_dependent_init(*this, [&] { forward(x); });
+}
+
+ParameterGroups AgaveImpl::parameter_groups() const {
+  return {vae->parameters(), pixelcnn->parameters()};
+}
+
+}  // namespace agave::model

@@ -1,0 +1,108 @@
+#pragma once
+// AGAVE (Lucas & Verbeek 2018): a ladder VAE whose decoder output f(z) is the mean of an
+// auxiliary image y and conditions a full-capacity PixelCNN++ on x. Everything per image is
+// in nats; bits/dim always divide by x's dimension count C·H·W (also for the y term).
+//
+//   loss = −ln p(x|z) − ln p(y|z) + λ·KL      (paper Eq. 7; free bits only in the training KL)
+//   ln p(x) ≥ logsumexp_k [ln p(x|z_k) + ln p(z_k) − ln q(z_k|x)] − ln K
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "model/options.h"
+#include "model/pixelcnn.h"
+#include "model/vae.h"
+
+namespace agave::model {
+
+// Per-image loss terms in nats (N, fp32). A term that was not computed holds zeros.
+struct LossTerms {
+  torch::Tensor pixel_nll;  // −ln p(x | z), the PixelCNN term
+  torch::Tensor aux_nll;    // −ln p(y | z), the auxiliary term
+  torch::Tensor kl;         // ln q(z|x) − ln p(z) of the drawn z: the reported KL
+  torch::Tensor kl_train;   // kl with free bits: what training minimises
+};
+
+// Which terms a forward computes and a loss includes. VAE pretraining turns `pixel` off,
+// which also skips the PixelCNN pass; the no-aux fine-tune (paper App. C) turns `aux` off.
+struct LossSelection {
+  bool pixel = true;
+  bool aux = true;
+  bool kl = true;
+};
+
+struct ParameterGroups {
+  std::vector<torch::Tensor> vae;
+  std::vector<torch::Tensor> pixelcnn;
+};
+
+class AgaveImpl : public torch::nn::Module {
+ public:
+  explicit AgaveImpl(const AgaveOptions& options);
+
+  // x: N×C×H×W, uint8 or float holding pixel values 0..255. y is derived inside (average
+  // pooling to aux.resolution, rounded). z ~ q(z|x), one draw per image.
+  LossTerms forward(const torch::Tensor& x, const LossSelection& terms = {});
+
+  // Mean over the batch of pixel_nll + aux_nll + λ·kl_train, restricted to `enabled` (nats).
+  static torch::Tensor loss(const LossTerms& terms, double lambda,
+                            const LossSelection& enabled = {});
+
+  // nats / (C·H·W·ln 2) with x's C, H, W.
+  int64_t dims_per_image() const;
+  torch::Tensor bits_per_dim(const torch::Tensor& nats) const;
+  double bits_per_dim(double nats) const;
+
+  // Per-image lower bound on ln p(x) in nats (x only: no y term, KL unscaled) with K
+  // importance samples. The N·K rows (each image repeated K times) are run `chunk` rows at a
+  // time. Runs without autograd and in eval mode (restored afterwards). K = 1 is the
+  // single-sample ELBO −(pixel_nll + kl) of forward() under the same seed.
+  torch::Tensor importance_weighted_bound(const torch::Tensor& x, int64_t k, int64_t chunk = 256);
+
+  // Data-dependent init of every weight-normalised layer (VAE and PixelCNN) on one batch.
+  void data_init(const torch::Tensor& x);
+
+  // The two parameter sets training phases freeze or train separately.
+  ParameterGroups parameter_groups() const;
+
+  // Pieces of forward(), public so the sampler and tests can use them.
+  // y: x average-pooled to aux.resolution and rounded, float pixel values.
+  torch::Tensor aux_target(const torch::Tensor& x) const;
+  // f(z) (aux resolution, [−1, 1] units) upsampled to x's size by nearest neighbour.
+  torch::Tensor conditioning(const torch::Tensor& fz) const;
+  // PixelCNN mixture parameters for x given f(z); x as in forward().
+  torch::Tensor pixel_params(const torch::Tensor& x, const torch::Tensor& fz);
+  // Pixel values 0..255 → the PixelCNN's [−1, 1] bin centres.
+  static torch::Tensor scale_pixels(const torch::Tensor& x) {
+    return x.to(torch::kFloat) / 127.5 - 1.0;
+  }
+
+  const AgaveOptions& options() const { return options_; }
+
+  Vae vae{nullptr};
+  PixelCnn pixelcnn{nullptr};
+
+ private:
+  void check_input(const torch::Tensor& x) const;
+  AgaveOptions options_;
+};
+TORCH_MODULE(Agave);
+
+// Puts a module in eval mode for a scope and restores its previous mode.
+class ScopedEval {
+ public:
+  explicit ScopedEval(torch::nn::Module& module)
+      : module_(module), was_training_(module.is_training()) {
+    module_.eval();
+  }
+  ~ScopedEval() { module_.train(was_training_); }
+  ScopedEval(const ScopedEval&) = delete;
+  ScopedEval& operator=(const ScopedEval&) = delete;
+
+ private:
+  torch::nn::Module& module_;
+  bool was_training_;
+};
+
+}  // namespace agave::model

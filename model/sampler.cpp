@@ -1,0 +1,54 @@
+#include "model/sampler.h"
+
+#include "model/likelihood.h"
+
+namespace agave::model {
+namespace {
+
+torch::Tensor to_uint8(const torch::Tensor& pixels) {
+  return torch::round(pixels).clamp(0, 255).to(torch::kByte);
+}
+
+Samples finish(Agave& model, const torch::Tensor& fz) {
+  return {sample_pixels(model, fz), to_uint8(VaeImpl::y_mean(fz))};
+}
+
+}  // namespace
+
+torch::Tensor sample_pixels(Agave& model, const torch::Tensor& fz) {
+  torch::NoGradGuard no_grad;
+  ScopedEval eval(*model);  // dropout off: samples come from the model being evaluated
+  auto& pixelcnn = model->pixelcnn;
+  const int64_t n = fz.size(0), c = model->options().image_channels();
+  const int64_t s = model->options().image_size();
+  const int64_t nr_mix = pixelcnn->options.nr_logistic_mix();
+  auto features = pixelcnn->cond_features(model->conditioning(fz));
+  // Unvisited pixels are never seen by the pixels being drawn (causality), so any value works.
+  auto canvas = torch::zeros({n, c, s, s}, fz.options().dtype(torch::kFloat));
+  using torch::indexing::Slice;
+  for (int64_t i = 0; i < s; ++i) {
+    for (int64_t j = 0; j < s; ++j) {
+      auto params = pixelcnn->forward_with_features(canvas, features);
+      // Sample only this pixel; the mixture couples its colors R → G → B internally.
+      auto p = params.index({Slice(), Slice(), Slice(i, i + 1), Slice(j, j + 1)}).to(torch::kFloat);
+      auto drawn = sample_from_discretized_mix_logistic(p, nr_mix, /*quantize=*/true);
+      canvas.index_put_({Slice(), Slice(), Slice(i, i + 1), Slice(j, j + 1)}, drawn);
+    }
+  }
+  return to_uint8((canvas + 1.0) * 127.5);
+}
+
+Samples sample(Agave& model, int64_t n) {
+  TORCH_CHECK(n >= 1, "sample: n must be >= 1, got ", n);
+  torch::NoGradGuard no_grad;
+  ScopedEval eval(*model);
+  return finish(model, model->vae->sample_prior(n).fz);
+}
+
+Samples reconstruct(Agave& model, const torch::Tensor& x) {
+  torch::NoGradGuard no_grad;
+  ScopedEval eval(*model);
+  return finish(model, model->vae->forward(x).fz);
+}
+
+}  // namespace agave::model
