@@ -1,0 +1,91 @@
+#include "model/weight_norm.h"
+
+namespace agave::model {
+
+WeightNormConv2dImpl::WeightNormConv2dImpl(const WeightNormConv2dOptions& options_)
+    : options(options_) {
+  reset();
+}
+
+void WeightNormConv2dImpl::reset() {
+  const auto k = *options.kernel_size();
+  const int64_t in = options.in_channels(), out = options.out_channels();
+  TORCH_CHECK(in > 0 && out > 0, "WeightNormConv2d: channels must be positive");
+  // PixelCNN++ draws V ~ N(0, 0.05); the scale is irrelevant after normalisation but keeps the
+  // init pass's intermediate values in a familiar range.
+  auto shape = options.transposed() ? std::vector<int64_t>{in, out, k[0], k[1]}
+                                    : std::vector<int64_t>{out, in, k[0], k[1]};
+  v = register_parameter("v", torch::randn(shape) * 0.05);
+  g = register_parameter("g", torch::ones({out}));
+  b = register_parameter("b", torch::zeros({out}));
+}
+
+torch::Tensor WeightNormConv2dImpl::weight() const {
+  // Per output channel: dim 0 for a conv kernel (out×in×kh×kw), dim 1 for a transposed one.
+  const std::vector<int64_t> reduce =
+      options.transposed() ? std::vector<int64_t>{0, 2, 3} : std::vector<int64_t>{1, 2, 3};
+  auto norm = v.pow(2).sum(reduce, /*keepdim=*/true).sqrt();
+  auto gain = options.transposed() ? g.view({1, -1, 1, 1}) : g.view({-1, 1, 1, 1});
+  return v * (gain / norm);
+}
+
+torch::Tensor WeightNormConv2dImpl::apply(const torch::Tensor& x, const torch::Tensor& w,
+                                          const torch::Tensor& bias) {
+  const auto s = *options.stride();
+  if (!options.transposed()) {
+    const auto p = *options.pad();
+    auto xp =
+        (p[0] || p[1] || p[2] || p[3]) ? torch::constant_pad_nd(x, {p[0], p[1], p[2], p[3]}) : x;
+    return torch::conv2d(xp, w, bias, {s[0], s[1]});
+  }
+  auto y = torch::conv_transpose2d(x, w, bias, {s[0], s[1]});
+  const auto c = *options.crop();
+  if (c[0] || c[1] || c[2] || c[3]) {
+    y = y.slice(3, c[0], y.size(3) - c[1]).slice(2, c[2], y.size(2) - c[3]);
+  }
+  return y;
+}
+
+torch::Tensor WeightNormConv2dImpl::forward(const torch::Tensor& x) {
+  if (!data_init_pending_) return apply(x, weight(), b);
+  data_init_pending_ = false;
+  torch::NoGradGuard no_grad;
+  // Moments of the pre-activation with g = 1, b = 0, taken on exactly what this layer outputs
+  // (after padding and cropping), in fp32 even if the caller runs under autocast.
+  auto gain_shape =
+      options.transposed() ? std::vector<int64_t>{1, -1, 1, 1} : std::vector<int64_t>{-1, 1, 1, 1};
+  const std::vector<int64_t> reduce =
+      options.transposed() ? std::vector<int64_t>{0, 2, 3} : std::vector<int64_t>{1, 2, 3};
+  auto direction = v / v.pow(2).sum(reduce, true).sqrt();
+  auto t = apply(x, direction, {}).to(torch::kFloat);
+  auto mean = t.mean({0, 2, 3});
+  auto var = t.var({0, 2, 3}, /*unbiased=*/false);
+  auto scale = options.init_scale() / (var + 1e-10).sqrt();
+  g.copy_(scale);
+  b.copy_(-mean * scale);
+  // Recompute with the new g, b so the next layer initialises on what it will really see.
+  return apply(x, weight(), b);
+}
+
+void set_data_init(torch::nn::Module& module, bool on) {
+  // include_self would need the module to live in a shared_ptr; check it by hand instead.
+  if (auto* self = dynamic_cast<WeightNormConv2dImpl*>(&module)) self->set_data_init(on);
+  for (auto& m : module.modules(/*include_self=*/false)) {
+    if (auto wn = std::dynamic_pointer_cast<WeightNormConv2dImpl>(m)) wn->set_data_init(on);
+  }
+}
+
+void data_dependent_init(torch::nn::Module& module, const std::function<void()>& forward) {
+  torch::NoGradGuard no_grad;
+  set_data_init(module, true);
+  try {
+    forward();
+  } catch (...) {
+    set_data_init(module, false);
+    throw;
+  }
+  // Layers the forward did not reach keep their default g = 1, b = 0.
+  set_data_init(module, false);
+}
+
+}  // namespace agave::model
