@@ -1,1 +1,112 @@
-int main() { return 0; }
+// agave_trainer: trains every run of a config (or sweep) on the ranks of an MPI job.
+//   mpirun -np N agave_trainer [--dry-run] [--print-config] [--set key=value]... CONFIG
+#include <CLI/CLI.hpp>
+
+#include <cstdlib>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "cluster/mpi_runtime.h"
+#include "launcher/config.h"
+#include "launcher/config_error.h"
+#include "launcher/sweep_plan.h"
+#include "launcher/torch_threads.h"
+
+namespace {
+
+using namespace agave;
+
+// The launcher's rank, known before MPI_Init so config errors print once, not once per rank.
+int launcher_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    if (const char* s = std::getenv(v)) return std::atoi(s);
+  }
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{"agave_trainer: train AGAVE (VAE + conditional PixelCNN++) on an MPI job"};
+  std::string config_file;
+  std::vector<std::string> overrides;
+  bool dry_run = false;
+  bool print_config = false;
+  app.add_option("config", config_file, "YAML config (run, data, model, ..., sweep)")->required();
+  app.add_option("--set", overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
+  app.add_flag("--dry-run", dry_run, "print which ranks train which runs, and train nothing");
+  app.add_flag("--print-config", print_config, "print the fully resolved config and exit");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (launcher_rank() == 0) app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : launcher::kConfigErrorExit;
+  }
+
+  // Everything that can be wrong with the config is found here, before MPI starts or any
+  // file is written.
+  std::vector<launcher::RunSpec> runs;
+  try {
+    runs = launcher::load_runs(config_file, overrides);
+  } catch (const launcher::ConfigError& e) {
+    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    return launcher::kConfigErrorExit;
+  }
+  if (print_config) {
+    if (launcher_rank() == 0) {
+      for (size_t i = 0; i < runs.size(); ++i) {
+        if (runs.size() > 1) std::cout << "--- # run " << runs[i].name << "\n";
+        std::cout << launcher::to_yaml_string(runs[i].config);
+      }
+    }
+    return 0;
+  }
+
+  cluster::MpiRuntime mpi(&argc, &argv);
+  const auto& where = mpi.placement();
+  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank,
+                                    where.local_size);
+  launcher::SweepPlan plan;
+  try {
+    plan = launcher::plan_sweep(runs, where.world_size);
+  } catch (const launcher::ConfigError& e) {
+    if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    return launcher::kConfigErrorExit;
+  }
+  const int group = plan.group_of(where.world_rank);
+  const auto group_comm = mpi.world().split(group, where.world_rank);
+
+  if (dry_run) {
+    // Each rank reports what it will do from its own split communicator, so the printed plan
+    // is what the ranks really decided, not what rank 0 assumes.
+    std::string mine = "rank " + std::to_string(where.world_rank) + " (" + where.hostname +
+                       ", local " + std::to_string(where.local_rank) + "/" +
+                       std::to_string(where.local_size) + "): group " + std::to_string(group) +
+                       " rank " + std::to_string(group_comm->rank()) + "/" +
+                       std::to_string(group_comm->size()) + ", runs:";
+    for (size_t r : plan.groups[group].runs) mine += " " + runs[r].name;
+    const auto lines = mpi.world().gather(mine);
+    if (where.world_rank == 0) {
+      std::cout << launcher::describe_plan(plan, runs);
+      for (const auto& l : lines) std::cout << l << "\n";
+      std::cout << "dry run: nothing trained, nothing written\n";
+    }
+    return 0;
+  }
+
+  if (where.world_rank == 0) {
+    std::cerr << "agave_trainer: error: training is not built yet; use --dry-run to see the "
+                 "plan\n";
+  }
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    return 1;
+  }
+}

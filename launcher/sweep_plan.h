@@ -1,0 +1,34 @@
+#pragma once
+// Which ranks train which runs: the world is cut into groups of `ranks_per_run` consecutive
+// ranks, and group g trains runs g, g + G, g + 2G, ... one after another.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "launcher/config.h"
+
+namespace agave::launcher {
+
+struct RankGroup {
+  int index = 0;
+  int first_rank = 0;
+  int size = 0;
+  std::vector<size_t> runs;  // indices into the run list, in the order the group trains them
+};
+
+struct SweepPlan {
+  int world_size = 1;
+  int ranks_per_run = 1;
+  std::vector<RankGroup> groups;
+
+  int group_of(int world_rank) const { return world_rank / ranks_per_run; }
+};
+
+// Throws ConfigError when the job's rank count does not fit the sweep (ranks_per_run must
+// divide it, and each run's global batch must split evenly over its ranks).
+SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size);
+
+// The plan as text: one line per run (name, ranks, output folder) and a line per idle group.
+std::string describe_plan(const SweepPlan& plan, const std::vector<RunSpec>& runs);
+
+}  // namespace agave::launcher

@@ -1,0 +1,131 @@
+#include "launcher/yaml_reader.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+namespace agave::launcher {
+
+std::string join(const std::vector<std::string>& items, const std::string& sep) {
+  std::string out;
+  for (size_t i = 0; i < items.size(); ++i) out += (i ? sep : "") + items[i];
+  return out;
+}
+
+std::string Origins::describe(const std::string& path, const YAML::Node& node) const {
+  // The longest override prefix of `path` wins: `--set model.vae.depth=3` covers that key,
+  // `--set model.vae={...}` covers everything below model.vae.
+  const std::string* best = nullptr;
+  size_t best_len = 0;
+  for (const auto& [p, what] : overrides_) {
+    const bool covers = path == p || (path.size() > p.size() && path.compare(0, p.size(), p) == 0 &&
+                                      path[p.size()] == '.');
+    if (covers && p.size() >= best_len) {
+      best = &what;
+      best_len = p.size();
+    }
+  }
+  if (best) return *best;
+  if (node.IsDefined() && node.Mark().line >= 0) {
+    return file_ + ":" + std::to_string(node.Mark().line + 1);
+  }
+  return file_;
+}
+
+YamlReader::YamlReader(YAML::Node node, std::string path, const Origins& origins)
+    : node_(node), path_(std::move(path)), origins_(origins) {
+  if (node_.IsDefined() && !node_.IsNull() && !node_.IsMap()) {
+    throw ConfigError(origins_.describe(path_, node_) + ": " + path_ +
+                      ": expected a mapping of keys, got " +
+                      (node_.IsSequence() ? "a list" : "'" + node_.Scalar() + "'"));
+  }
+}
+
+std::string YamlReader::key_path(const char* key) const {
+  return path_.empty() ? std::string(key) : path_ + "." + key;
+}
+
+bool YamlReader::has(const char* key) const {
+  return node_.IsMap() && node_[key].IsDefined() && !node_[key].IsNull();
+}
+
+void YamlReader::fail(const char* key, const std::string& message) const {
+  YAML::Node at = node_.IsMap() && node_[key].IsDefined() ? node_[key] : node_;
+  fail_node(at, key, message);
+}
+
+void YamlReader::fail_node(const YAML::Node& node, const std::string& sub_path,
+                           const std::string& message) const {
+  const std::string full = key_path(sub_path.c_str());
+  throw ConfigError(origins_.describe(full, node) + ": " + full + ": " + message);
+}
+
+YAML::Node YamlReader::scalar(const char* key, const char* expected) {
+  known_.emplace_back(key);
+  if (!has(key)) return YAML::Node(YAML::NodeType::Undefined);
+  YAML::Node v = node_[key];
+  if (!v.IsScalar()) fail(key, std::string("expected ") + expected + ", got a " +
+                                   (v.IsSequence() ? "list" : "mapping"));
+  return v;
+}
+
+void YamlReader::read(const char* key, double& out) {
+  YAML::Node v = scalar(key, "a number");
+  if (!v.IsDefined()) return;
+  double d;
+  if (!YAML::convert<double>::decode(v, d) || !std::isfinite(d)) {
+    fail(key, "expected a finite number, got '" + v.Scalar() + "'");
+  }
+  out = d;
+}
+
+void YamlReader::read(const char* key, int64_t& out) {
+  YAML::Node v = scalar(key, "an integer");
+  if (!v.IsDefined()) return;
+  int64_t i;
+  // yaml-cpp accepts "2.0" for integers on some versions; insist on an integer literal.
+  if (v.Scalar().find_first_of(".eE") != std::string::npos ||
+      !YAML::convert<int64_t>::decode(v, i)) {
+    fail(key, "expected an integer, got '" + v.Scalar() + "'");
+  }
+  out = i;
+}
+
+void YamlReader::read(const char* key, bool& out) {
+  YAML::Node v = scalar(key, "true or false");
+  if (!v.IsDefined()) return;
+  bool b;
+  if (!YAML::convert<bool>::decode(v, b)) fail(key, "expected true or false, got '" + v.Scalar() + "'");
+  out = b;
+}
+
+void YamlReader::read(const char* key, std::string& out) {
+  YAML::Node v = scalar(key, "a string");
+  if (!v.IsDefined()) return;
+  out = v.Scalar();
+}
+
+YamlReader YamlReader::child(const char* key) {
+  known_.emplace_back(key);
+  YAML::Node v = node_.IsMap() ? node_[key] : YAML::Node();
+  return YamlReader(v, key_path(key), origins_);
+}
+
+YAML::Node YamlReader::raw(const char* key) {
+  known_.emplace_back(key);
+  if (!node_.IsMap()) return YAML::Node();
+  return node_[key];
+}
+
+void YamlReader::finish() const {
+  if (!node_.IsMap()) return;
+  for (const auto& kv : node_) {
+    const std::string k = kv.first.Scalar();
+    if (std::find(known_.begin(), known_.end(), k) == known_.end()) {
+      fail_node(kv.first, k, "unknown key; allowed keys here: " + join(known_, ", "));
+    }
+  }
+}
+
+}  // namespace agave::launcher

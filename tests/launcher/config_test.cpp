@@ -1,0 +1,275 @@
+#include "launcher/config.h"
+
+#include <gtest/gtest.h>
+
+#include <initializer_list>
+
+#include "launcher/config_error.h"
+#include "test_files.h"
+
+namespace agave::launcher {
+namespace {
+
+using agave::testing::TempDir;
+
+// A small valid config; tests change one thing at a time.
+const char* kBase = R"(run:
+  name: t
+  output_dir: out
+data:
+  dataset: fashion_mnist
+model:
+  vae: {depth: 2, width: 16, latent_channels: 4, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 16, nr_logistic_mix: 3, dropout: 0.0}
+aux:
+  resolution: 14
+  color_bins: 32
+loss:
+  lambda: 2
+train:
+  batch_size: 32
+  phases:
+    - {name: pretrain_vae, steps: 10}
+    - {name: joint, steps: 20}
+)";
+
+struct Fixture : ::testing::Test {
+  TempDir dir;
+  std::vector<RunSpec> load(const std::string& yaml, std::vector<std::string> sets = {}) {
+    return load_runs(dir.write("c.yaml", yaml), sets);
+  }
+  // Expects a ConfigError whose one-line message contains every piece.
+  void expect_error(const std::string& yaml, std::initializer_list<std::string> pieces,
+                    std::vector<std::string> sets = {}) {
+    try {
+      load(yaml, sets);
+      ADD_FAILURE() << "no error for:\n" << yaml;
+    } catch (const ConfigError& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+      for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << msg << "\nmissing: " << p;
+    }
+  }
+  std::string replace(std::string text, const std::string& from, const std::string& to) {
+    const auto pos = text.find(from);
+    EXPECT_NE(pos, std::string::npos) << from;
+    return text.replace(pos, from.size(), to);
+  }
+};
+
+TEST_F(Fixture, ParsesEverySectionIntoTypedOptions) {
+  const auto runs = load(kBase);
+  ASSERT_EQ(runs.size(), 1u);
+  const Config& c = runs[0].config;
+  EXPECT_EQ(runs[0].name, "t");
+  EXPECT_EQ(runs[0].output_dir, "out/t");
+  EXPECT_EQ(c.data.dataset, data::Dataset::kFashionMnist);
+  EXPECT_EQ(c.model.image_channels(), 1);
+  EXPECT_EQ(c.model.image_size(), 28);
+  EXPECT_EQ(c.model.vae().depth(), 2);
+  EXPECT_EQ(c.model.vae().latent_resolution(), 7);
+  EXPECT_EQ(c.model.pixelcnn().nr_filters(), 16);
+  EXPECT_EQ(c.model.pixelcnn().nr_logistic_mix(), 3);
+  EXPECT_DOUBLE_EQ(c.model.pixelcnn().dropout(), 0.0);
+  EXPECT_EQ(c.model.aux().resolution(), 14);
+  EXPECT_EQ(c.model.aux().color_bins(), 32);
+  EXPECT_DOUBLE_EQ(c.loss.lambda, 2.0);
+  EXPECT_EQ(c.train.batch_size, 32);
+  ASSERT_EQ(c.train.phases.size(), 2u);
+  EXPECT_EQ(c.train.phases[0].kind, trainer::PhaseKind::kPretrainVae);
+  EXPECT_EQ(c.train.phases[1].steps, 20);
+  EXPECT_EQ(c.train.steps, 30);
+  // Defaults that were not written.
+  EXPECT_EQ(c.train.optimizer.name, "adamax");
+  EXPECT_DOUBLE_EQ(c.train.optimizer.lr, 0.002);
+  EXPECT_EQ(c.eval.importance_samples, 150);
+  EXPECT_EQ(c.monitoring.bind, "127.0.0.1");
+  EXPECT_EQ(c.data.source, "/usr/share/datasets/fashion-mnist");
+}
+
+TEST_F(Fixture, Cifar10SetsShapeAndDefaultSource) {
+  const auto runs = load(replace(replace(replace(kBase, "fashion_mnist", "cifar10"),
+                                         "latent_resolution: 7", "latent_resolution: 16"),
+                                 "resolution: 14", "resolution: 8"));
+  const Config& c = runs[0].config;
+  EXPECT_EQ(c.model.image_channels(), 3);
+  EXPECT_EQ(c.model.image_size(), 32);
+  EXPECT_EQ(c.data.source, "../shared/data/cifar10");
+  EXPECT_EQ(c.data.shards, "data-cache/cifar10");
+}
+
+TEST_F(Fixture, StepsWithoutPhasesMeansOneJointPhase) {
+  const auto runs = load(replace(kBase, R"(  phases:
+    - {name: pretrain_vae, steps: 10}
+    - {name: joint, steps: 20}
+)", "  steps: 7\n"));
+  ASSERT_EQ(runs[0].config.train.phases.size(), 1u);
+  EXPECT_EQ(runs[0].config.train.phases[0].kind, trainer::PhaseKind::kJoint);
+  EXPECT_EQ(runs[0].config.train.phases[0].steps, 7);
+}
+
+TEST_F(Fixture, ResolvedConfigRoundTrips) {
+  const Config c = load(kBase)[0].config;
+  TempDir d2;
+  const std::string text = to_yaml_string(c);
+  const Config again = load_runs(d2.write("r.yaml", text), {})[0].config;
+  EXPECT_EQ(to_yaml_string(again), text);
+  EXPECT_NE(text.find("lambda: 2"), std::string::npos) << text;
+  EXPECT_NE(text.find("color_bins: 32"), std::string::npos) << text;
+}
+
+// ---- every validation error names where, the key and what is allowed ------------------------
+
+TEST_F(Fixture, UnknownKeysListAllowedOnes) {
+  expect_error(std::string(kBase) + "bogus: 1\n", {"c.yaml:19", "bogus", "unknown key", "allowed keys here", "sweep"});
+  expect_error(replace(kBase, "lambda: 2", "lamda: 2"), {"c.yaml:13", "loss.lamda", "unknown key", "lambda"});
+  expect_error(replace(kBase, "depth: 2", "depht: 2"), {"c.yaml:7", "model.vae.depht", "latent_channels"});
+}
+
+TEST_F(Fixture, WrongTypes) {
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: many"), {"c.yaml:15", "train.batch_size", "expected an integer", "'many'"});
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: 32.5"), {"train.batch_size", "expected an integer"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: [1, 2]"), {"c.yaml:13", "loss.lambda", "expected a number", "list"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: big"), {"loss.lambda", "expected a finite number"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: .nan"), {"loss.lambda", "finite"});
+  expect_error(replace(kBase, "loss:\n  lambda: 2", "loss: 3"), {"c.yaml:12", "loss", "expected a mapping"});
+  expect_error(std::string(kBase) + "eval: {use_ema: maybe}\n", {"eval.use_ema", "true or false"});
+}
+
+TEST_F(Fixture, ImpossibleValues) {
+  expect_error(replace(kBase, "lambda: 2", "lambda: -1"), {"c.yaml:13", "loss.lambda", ">= 0", "-1"});
+  expect_error(replace(kBase, "color_bins: 32", "color_bins: 3"), {"c.yaml:11", "aux.color_bins", "must divide 256", "2, 4, 8, 16, 32, 64, 128, 256", "got 3"});
+  expect_error(replace(kBase, "color_bins: 32", "color_bins: 512"), {"aux.color_bins", "512"});
+  expect_error(replace(kBase, "color_bins: 32", "color_bins: 1"), {"aux.color_bins", ">= 2"});
+  expect_error(replace(kBase, "resolution: 14", "resolution: 5"), {"c.yaml:10", "aux.resolution", "must divide the image size 28", "1, 2, 4, 7, 14, 28", "got 5"});
+  expect_error(replace(kBase, "latent_resolution: 7", "latent_resolution: 5"), {"model.vae.latent_resolution", "power of two"});
+  expect_error(replace(kBase, "dataset: fashion_mnist", "dataset: mnist"), {"c.yaml:5", "data.dataset", "'mnist'", "fashion_mnist, cifar10"});
+  expect_error(replace(kBase, "dropout: 0.0", "dropout: 1.0"), {"model.pixelcnn.dropout", "[0, 1)"});
+  expect_error(replace(kBase, "nr_filters: 16", "nr_filters: 0"), {"model.pixelcnn.nr_filters", ">= 1"});
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: 0"), {"train.batch_size", ">= 1"});
+  expect_error(std::string(kBase) + "  optimizer: {lr: 0}\n", {"train.optimizer.lr", "> 0"});
+  expect_error(std::string(kBase) + "  optimizer: {name: sgd}\n", {"train.optimizer.name", "adamax, adam"});
+  expect_error(std::string(kBase) + "  precision: fp8\n", {"train.precision", "auto, fp32, bf16"});
+  expect_error(std::string(kBase) + "monitoring: {port: 70000}\n", {"monitoring.port", "[1, 65535]"});
+  expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n", {"monitoring.progress", "auto, bar, plain, off"});
+  expect_error(std::string(kBase) + "cluster: {backend: gloo}\n", {"cluster.backend", "auto, mpi, nccl"});
+  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n", {"cluster.timeout_seconds", "> 0"});
+  expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n", {"eval.importance_samples", ">= 1"});
+  expect_error(std::string(kBase) + "checkpoint: {keep: 0}\n", {"checkpoint.keep", ">= 1"});
+  expect_error(replace(kBase, "name: t", "name: a/b"), {"run.name", "without '/'"});
+}
+
+TEST_F(Fixture, PhaseErrors) {
+  expect_error(replace(kBase, "name: joint", "name: finetune"), {"c.yaml:18", "train.phases[1].name", "'finetune'", "pretrain_vae, pretrain_pixelcnn, joint, no_aux"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint}"), {"train.phases[1].steps", "required"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 0}"), {"train.phases[1].steps", ">= 1"});
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"), {"train.steps", "99", "add up to 30"});
+  expect_error(replace(kBase, R"(  phases:
+    - {name: pretrain_vae, steps: 10}
+    - {name: joint, steps: 20}
+)", ""), {"train.steps", "required"});
+}
+
+TEST_F(Fixture, GlobalBatchMustSplitOverRanksPerRun) {
+  expect_error(std::string(kBase) + "sweep: {ranks_per_run: 3}\n", {"c.yaml:15", "train.batch_size", "32", "divisible", "ranks_per_run = 3"});
+}
+
+TEST_F(Fixture, MalformedYamlNamesLineAndColumn) {
+  expect_error("run:\n  name: [unclosed\n", {"c.yaml:", "malformed YAML"});
+  expect_error("- just\n- a list\n", {"c.yaml:1", "mapping of sections"});
+  try {
+    load_runs(dir.path().string() + "/missing.yaml", {});
+    ADD_FAILURE();
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.yaml: cannot read"), std::string::npos);
+  }
+}
+
+// ---- overrides ---------------------------------------------------------------------------------
+
+TEST_F(Fixture, SetOverridesFileAndLaterSetWins) {
+  auto runs = load(kBase, {"loss.lambda=4", "aux.color_bins=64", "loss.lambda=8"});
+  EXPECT_DOUBLE_EQ(runs[0].config.loss.lambda, 8.0);
+  EXPECT_EQ(runs[0].config.model.aux().color_bins(), 64);
+  // A section absent from the file is created by the override; YAML values work.
+  runs = load(kBase, {"eval.importance_samples=7", "model.vae={depth: 3, latent_resolution: 14}"});
+  EXPECT_EQ(runs[0].config.eval.importance_samples, 7);
+  EXPECT_EQ(runs[0].config.model.vae().depth(), 3);
+  EXPECT_EQ(runs[0].config.model.vae().latent_resolution(), 14);
+  EXPECT_EQ(runs[0].config.model.vae().width(), model::VaeOptions().width());
+}
+
+TEST_F(Fixture, SetErrorsNameTheOverride) {
+  expect_error(kBase, {"--set loss.lambda=-3", "loss.lambda", ">= 0"}, {"loss.lambda=-3"});
+  expect_error(kBase, {"--set loss.lamda=3", "unknown key"}, {"loss.lamda=3"});
+  expect_error(kBase, {"--set lambda", "key.path=value"}, {"lambda"});
+  expect_error(kBase, {"--set loss.lambda.x=1", "loss.lambda is a value"}, {"loss.lambda.x=1"});
+  expect_error(kBase, {"--set model.vae={depth: 0}", "model.vae.depth"}, {"model.vae={depth: 0}"});
+}
+
+// ---- sweeps ------------------------------------------------------------------------------------
+
+TEST_F(Fixture, SweepExpandsGridInFileOrderWithDeterministicNames) {
+  const auto runs = load(std::string(kBase) + R"(sweep:
+  ranks_per_run: 2
+  grid:
+    loss.lambda: [1, 12]
+    aux.resolution: [28, 7]
+    aux.color_bins: [256, 32]
+)");
+  ASSERT_EQ(runs.size(), 8u);
+  EXPECT_EQ(runs[0].name, "lambda=1,aux_resolution=28,color_bins=256");
+  EXPECT_EQ(runs[1].name, "lambda=1,aux_resolution=28,color_bins=32");
+  EXPECT_EQ(runs[2].name, "lambda=1,aux_resolution=7,color_bins=256");
+  EXPECT_EQ(runs[7].name, "lambda=12,aux_resolution=7,color_bins=32");
+  EXPECT_EQ(runs[7].output_dir, "out/t/lambda=12,aux_resolution=7,color_bins=32");
+  EXPECT_DOUBLE_EQ(runs[7].config.loss.lambda, 12.0);
+  EXPECT_EQ(runs[7].config.model.aux().resolution(), 7);
+  EXPECT_EQ(runs[7].config.model.aux().color_bins(), 32);
+  EXPECT_EQ(runs[2].config.model.aux().resolution(), 7);
+  EXPECT_EQ(runs[2].config.model.aux().color_bins(), 256);
+  // Unswept values stay as in the file.
+  for (const auto& r : runs) EXPECT_EQ(r.config.train.steps, 30);
+  // Same file, same names: deterministic.
+  const auto again = load(std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: [1, 12]\n");
+  EXPECT_EQ(again[1].name, "lambda=12");
+}
+
+TEST_F(Fixture, SweepOverAnyKeyAndCollidingLabelsUseThePath) {
+  const auto runs = load(std::string(kBase) + R"(sweep:
+  grid:
+    model.vae.width: [8, 16]
+    model.pixelcnn.nr_filters: [4]
+    train.optimizer.lr: [0.001]
+)");
+  ASSERT_EQ(runs.size(), 2u);
+  EXPECT_EQ(runs[1].name, "width=16,nr_filters=4,lr=0.001");
+  EXPECT_EQ(runs[1].config.model.vae().width(), 16);
+  EXPECT_DOUBLE_EQ(runs[1].config.train.optimizer.lr, 0.001);
+  const auto clash = load(std::string(kBase) + R"(sweep:
+  grid:
+    model.vae.depth: [1]
+    train.optimizer.eps: [1e-7]
+    eval.every: [5]
+    checkpoint.every: [5]
+)");
+  EXPECT_EQ(clash[0].name, "depth=1,eps=1e-7,eval_every=5,checkpoint_every=5");
+}
+
+TEST_F(Fixture, InvalidSweepPointNamesItsLine) {
+  expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: [1,\n      -2]\n",
+               {"c.yaml:22", "sweep point lambda=-2", "loss.lambda", ">= 0"});
+  expect_error(std::string(kBase) + "sweep:\n  grid:\n    aux.color_bins: [256, 100]\n",
+               {"c.yaml:21", "color_bins=100", "must divide 256"});
+  expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lamda: [1]\n",
+               {"sweep point lamda=1", "unknown key"});
+  expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: 3\n",
+               {"c.yaml:21", "sweep.grid.loss.lambda", "non-empty list"});
+  expect_error(std::string(kBase) + "sweep:\n  grid:\n    sweep.ranks_per_run: [1]\n",
+               {"sweep.grid.sweep.ranks_per_run", "cannot sweep itself"});
+  expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: [1, 2]\n",
+               {"--set loss.lambda", "conflicts with the sweep", "c.yaml:21"}, {"loss.lambda=3"});
+}
+
+}  // namespace
+}  // namespace agave::launcher

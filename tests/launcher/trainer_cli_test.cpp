@@ -1,0 +1,114 @@
+// agave_trainer as users run it: a real process, and real MPI ranks under mpirun.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "test_files.h"
+
+namespace {
+
+using agave::testing::TempDir;
+
+struct Result {
+  int code = -1;
+  std::string output;  // stdout and stderr together
+};
+
+Result sh(const std::string& command) {
+  Result r;
+  FILE* p = popen((command + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  const int status = pclose(p);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
+const std::string kConfigs = std::string(AGAVE_SOURCE_DIR) + "/configs/";
+
+std::string mpirun(int np) {
+  std::string cmd = "mpirun --oversubscribe";
+  if (geteuid() == 0) cmd += " --allow-run-as-root";
+  return cmd + " -np " + std::to_string(np) + " ";
+}
+
+TEST(TrainerCli, DryRunUnderTwoRanksSplitsTheSweep) {
+  TempDir out;
+  const auto r = sh(mpirun(2) + kTrainer + " --dry-run " + kConfigs + "sweep_lambda.yaml --set run.output_dir=" +
+                    out.path().string() + "/runs");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("plan: 5 run(s) on 2 rank(s), 2 group(s) of 1"), std::string::npos) << r.output;
+  // Each rank printed its own decision, taken from its own split communicator.
+  EXPECT_NE(r.output.find("group 0 rank 0/1, runs: lambda=1 lambda=4 lambda=12"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("group 1 rank 0/1, runs: lambda=2 lambda=8"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("output " + out.path().string() + "/runs/sweep_lambda/lambda=8"), std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out.path() / "runs")) << "a dry run wrote output";
+}
+
+TEST(TrainerCli, DryRunOneRunOnTwoRanks) {
+  const auto r = sh(mpirun(2) + kTrainer + " --dry-run " + kConfigs + "quickstart.yaml");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("run 0: quickstart  ranks 0-1 (group 0)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("batch 32 (16/rank)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("group 0 rank 1/2, runs: quickstart"), std::string::npos) << r.output;
+}
+
+TEST(TrainerCli, RankCountThatDoesNotFitTheSweepExitsTwo) {
+  const auto r = sh(mpirun(3) + kTrainer + " --dry-run " + kConfigs + "sweep_lambda.yaml --set sweep.ranks_per_run=2");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("sweep.ranks_per_run = 2 does not divide the 3 ranks"), std::string::npos) << r.output;
+}
+
+TEST(TrainerCli, ConfigErrorsExitTwoWithOneLineAndWriteNothing) {
+  TempDir dir;
+  const std::string cfg = dir.write("bad.yaml", "run: {name: x, output_dir: " + dir.path().string() +
+                                                    "/runs}\nloss: {lambda: -1}\ntrain: {steps: 5}\n");
+  auto r = sh(kTrainer + " " + cfg);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.output, "agave_trainer: error: " + cfg + ":2: loss.lambda: must be >= 0, got -1\n");
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "runs"));
+  // Under mpirun every rank finds it; the job fails with the same code and one message.
+  r = sh(mpirun(2) + kTrainer + " " + cfg);
+  EXPECT_NE(r.code, 0) << r.output;
+  size_t count = 0;
+  for (size_t p = r.output.find("loss.lambda: must be"); p != std::string::npos;
+       p = r.output.find("loss.lambda: must be", p + 1))
+    ++count;
+  EXPECT_EQ(count, 1u) << r.output;
+  r = sh(kTrainer + " " + dir.path().string() + "/nope.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("nope.yaml: cannot read the config file"), std::string::npos) << r.output;
+  r = sh(kTrainer + " --no-such-flag " + cfg);
+  EXPECT_EQ(r.code, 2) << r.output;
+}
+
+TEST(TrainerCli, PrintConfigShowsResolvedValuesWithOverrides) {
+  const auto r = sh(kTrainer + " --print-config --set loss.lambda=7 " + kConfigs + "quickstart.yaml");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("lambda: 7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("importance_samples: 16"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("timeout_seconds: 300"), std::string::npos) << r.output;  // a default
+  TempDir dir;
+  const std::string printed = dir.write("resolved.yaml", r.output);
+  const auto again = sh(kTrainer + " --print-config " + printed);
+  ASSERT_EQ(again.code, 0) << again.output;
+  EXPECT_EQ(again.output, r.output);
+}
+
+TEST(TrainerCli, EveryShippedConfigIsValid) {
+  for (const auto& entry : std::filesystem::directory_iterator(kConfigs)) {
+    if (entry.path().extension() != ".yaml") continue;
+    const auto r = sh(kTrainer + " --dry-run " + entry.path().string());
+    EXPECT_EQ(r.code, 0) << entry.path() << "\n" << r.output;
+  }
+}
+
+}  // namespace
