@@ -15,7 +15,7 @@ PACKAGES=(
   # servers used by the integration tests
   slurm-wlm munge prometheus
   # tools the tests and docs use
-  gnuplot-nox curl procps
+  gnuplot-nox curl procps ca-certificates
 )
 
 if [ "$(id -u)" -eq 0 ]; then
