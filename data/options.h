@@ -1,6 +1,7 @@
 #pragma once
 // Typed options of the data pipeline (YAML section `data`); no YAML, no model here.
 #include <cstdint>
+#include <optional>
 #include <string>
 
 namespace agave::data {
@@ -22,6 +23,15 @@ inline const char* dataset_name(Dataset d) {
   return d == Dataset::kCifar10 ? "cifar10" : "fashion_mnist";
 }
 
+// Accepts "cifar10"/"cifar-10" and "fashion_mnist"/"fashion-mnist"/"fmnist".
+inline std::optional<Dataset> parse_dataset(const std::string& name) {
+  if (name == "cifar10" || name == "cifar-10" || name == "CIFAR-10") return Dataset::kCifar10;
+  if (name == "fashion_mnist" || name == "fashion-mnist" || name == "fmnist") {
+    return Dataset::kFashionMnist;
+  }
+  return std::nullopt;
+}
+
 struct DataOptions {
   Dataset dataset = Dataset::kFashionMnist;
   // Raw source files (IDX for Fashion-MNIST, the binary batches for CIFAR-10); converted to
@@ -31,6 +41,25 @@ struct DataOptions {
   int64_t images_per_shard = 10000;
   int64_t prefetch_batches = 4;
   bool shuffle = true;
+  // gzip level of newly converted shards (0: stored raw, the fastest to stream).
+  int compression = 0;
+};
+
+// How one rank streams one split (see data/loader.h and docs/data-format.md).
+struct LoaderOptions {
+  int64_t batch_size = 64;  // per rank
+  int64_t rank = 0;
+  int64_t world = 1;
+  uint64_t seed = 0;
+  int64_t prefetch = 4;  // batches queued ahead by the background thread
+  bool shuffle = true;
+  // true: every rank yields the same number of full batches (what lock-step training needs);
+  // false: every image exactly once per epoch, the last batch of a rank may be short.
+  bool drop_last = true;
+  // Images mixed together by the shuffle: whole chunks are drawn in random order and shuffled
+  // within windows of about this many images.
+  int64_t shuffle_window = 4096;
+  bool pin_memory = true;  // page-locked batches when CUDA is available
 };
 
 }  // namespace agave::data

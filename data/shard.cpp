@@ -115,6 +115,7 @@ ShardWriter::ShardWriter(std::string path, ShardWriteOptions options)
 }
 
 ShardWriter::~ShardWriter() {
+  // An unfinished shard is removed; a finished one kept at .tmp belongs to the caller.
   if (impl_ && !impl_->finished) {
     impl_->images.reset();
     impl_->labels.reset();
@@ -198,9 +199,11 @@ ShardInfo ShardWriter::finish() {
   m.images.reset();
   m.labels.reset();
   h5::check_status(m.file.close(), m.tmp, "cannot close (disk full?)");
-  std::error_code ec;
-  fs::rename(m.tmp, m.path, ec);
-  if (ec) throw DataError(m.path, "cannot rename " + m.tmp + " into place: " + ec.message());
+  if (m.opt.rename_on_finish) {
+    std::error_code ec;
+    fs::rename(m.tmp, m.path, ec);
+    if (ec) throw DataError(m.path, "cannot rename " + m.tmp + " into place: " + ec.message());
+  }
   m.finished = true;
   return info;
 }

@@ -46,6 +46,9 @@ struct ShardWriteOptions {
   int64_t first_index = 0;
   int64_t chunk_images = 0;  // 0: default_chunk_images(shape)
   int compression = 0;       // gzip level 0..9
+  // false: finish() leaves the complete file at `<path>.tmp`, for a caller that renames a whole
+  // set of shards at once.
+  bool rename_on_finish = true;
 };
 
 // Writes `<path>.tmp` and renames it to `path` only in finish(), after every byte is written

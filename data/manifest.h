@@ -1,0 +1,42 @@
+#pragma once
+// The manifest of one split: `<dir>/<split>.manifest.json`, listing its shards in order with
+// their counts and checksums. It is written last (to a temporary name, then renamed), so a split
+// without a manifest does not exist, whatever shard files lie beside it.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "data/options.h"
+
+namespace agave::data {
+
+inline constexpr const char* kManifestFormat = "agave-image-shards";
+
+struct ManifestShard {
+  std::string file;  // relative to the manifest's folder
+  int64_t count = 0;
+  int64_t first_index = 0;
+  std::string sha256;
+};
+
+struct Manifest {
+  std::string path;  // where it was read from or written to
+  std::string dataset;
+  std::string split;
+  std::string source;
+  ImageShape shape;
+  int64_t count = 0;
+  std::vector<ManifestShard> shards;
+
+  std::string dir() const;
+  std::string shard_path(const ManifestShard& s) const;
+};
+
+std::string manifest_path(const std::string& dir, const std::string& split);
+// Validates structure and internal consistency (counts add up, first indices contiguous).
+Manifest read_manifest(const std::string& path);
+void write_manifest(const std::string& path, const Manifest& manifest);
+// `manifest_or_dir` is a manifest file, or a folder holding `<split>.manifest.json`.
+Manifest open_manifest(const std::string& manifest_or_dir, const std::string& split);
+
+}  // namespace agave::data

@@ -1,0 +1,420 @@
+#include "data/sources.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+
+#include "data/errors.h"
+
+namespace agave::data {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const std::vector<std::string> kCifarTrain = {"data_batch_1.bin", "data_batch_2.bin",
+                                              "data_batch_3.bin", "data_batch_4.bin",
+                                              "data_batch_5.bin"};
+const std::vector<std::string> kCifarTest = {"test_batch.bin"};
+
+// zlib's gz* functions read plain files transparently, so one reader serves .gz and raw IDX.
+class GzFile {
+ public:
+  explicit GzFile(const std::string& path) : path_(path) {
+    f_ = gzopen(path.c_str(), "rb");
+    if (f_ == nullptr) throw DataError(path, std::string("cannot open: ") + std::strerror(errno));
+    gzbuffer(f_, 1 << 18);
+  }
+  ~GzFile() {
+    if (f_ != nullptr) gzclose(f_);
+  }
+  GzFile(const GzFile&) = delete;
+  GzFile& operator=(const GzFile&) = delete;
+
+  // Reads up to n bytes; fewer only at the end of the data.
+  size_t read(void* out, size_t n) {
+    size_t done = 0;
+    while (done < n) {
+      const unsigned want = static_cast<unsigned>(std::min<size_t>(n - done, 1u << 30));
+      const int got = gzread(f_, static_cast<char*>(out) + done, want);
+      if (got < 0) {
+        int err = 0;
+        const char* msg = gzerror(f_, &err);
+        throw DataError(path_, std::string("corrupt or truncated gzip data (") + msg + ")");
+      }
+      if (got == 0) break;
+      done += static_cast<size_t>(got);
+    }
+    return done;
+  }
+  void read_exact(void* out, size_t n, const std::string& what) {
+    const size_t got = read(out, n);
+    if (got != n) {
+      throw DataError(path_, "truncated: " + what + " needs " + std::to_string(n) +
+                                 " bytes, only " + std::to_string(got) + " left");
+    }
+  }
+  bool at_end() {
+    char c;
+    return read(&c, 1) == 0;
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  gzFile f_ = nullptr;
+};
+
+std::string join_names(const std::vector<std::string>& paths) {
+  std::string s;
+  for (const auto& p : paths) s += (s.empty() ? "" : ", ") + fs::path(p).filename().string();
+  return s;
+}
+
+// ---- CIFAR-10 ------------------------------------------------------------------------------
+
+// One member of a CIFAR split: a file on disk, or bytes taken out of the tar.gz.
+struct CifarMember {
+  std::string name;  // path, or "archive.tar.gz:member" for archive members
+  std::string file;  // non-empty when read from disk
+  std::vector<uint8_t> bytes;
+  int64_t records = 0;
+};
+
+class CifarSource : public SplitSource {
+ public:
+  CifarSource(std::string split, std::vector<CifarMember> members, std::string description)
+      : split_(std::move(split)), members_(std::move(members)), description_(std::move(description)) {
+    for (const auto& m : members_) count_ += m.records;
+  }
+  ~CifarSource() override {
+    if (f_ != nullptr) std::fclose(f_);
+  }
+  std::string split() const override { return split_; }
+  int64_t count() const override { return count_; }
+  ImageShape shape() const override { return ImageShape{3, 32, 32}; }
+  std::string description() const override { return description_; }
+
+  int64_t read(uint8_t* images, uint8_t* labels, int64_t n) override {
+    int64_t done = 0;
+    std::vector<uint8_t> rec(kCifarRecordBytes);
+    while (done < n && member_ < members_.size()) {
+      CifarMember& m = members_[member_];
+      if (record_ == m.records) {
+        next_member();
+        continue;
+      }
+      const int64_t take = std::min(n - done, m.records - record_);
+      for (int64_t i = 0; i < take; ++i) {
+        const uint8_t* src;
+        if (m.file.empty()) {
+          src = m.bytes.data() + (record_ + i) * kCifarRecordBytes;
+        } else {
+          open_member(m);
+          if (std::fread(rec.data(), 1, rec.size(), f_) != rec.size()) {
+            throw DataError(m.name, "truncated at record " + std::to_string(record_ + i) +
+                                        " (file changed while reading?)");
+          }
+          src = rec.data();
+        }
+        if (src[0] > 9) {
+          throw DataError(m.name, "record " + std::to_string(record_ + i) + " has label " +
+                                      std::to_string(src[0]) +
+                                      "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
+        }
+        labels[done + i] = src[0];
+        // The record's pixels are already planar (R plane, G plane, B plane), as we store them.
+        std::memcpy(images + (done + i) * (kCifarRecordBytes - 1), src + 1, kCifarRecordBytes - 1);
+      }
+      record_ += take;
+      done += take;
+    }
+    return done;
+  }
+
+ private:
+  void open_member(const CifarMember& m) {
+    if (f_ != nullptr) return;
+    f_ = std::fopen(m.file.c_str(), "rb");
+    if (f_ == nullptr) throw DataError(m.file, std::string("cannot open: ") + std::strerror(errno));
+    std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
+  }
+  void next_member() {
+    if (f_ != nullptr) std::fclose(f_);
+    f_ = nullptr;
+    members_[member_].bytes = {};
+    ++member_;
+    record_ = 0;
+  }
+
+  std::string split_;
+  std::vector<CifarMember> members_;
+  std::string description_;
+  int64_t count_ = 0;
+  size_t member_ = 0;
+  int64_t record_ = 0;
+  std::FILE* f_ = nullptr;
+};
+
+int64_t cifar_records(const std::string& name, uint64_t size) {
+  if (size == 0 || size % kCifarRecordBytes != 0) {
+    throw DataError(name, "size " + std::to_string(size) +
+                              " bytes is not a whole number of 3073-byte CIFAR-10 records "
+                              "(truncated, or not the binary version?)");
+  }
+  return static_cast<int64_t>(size / kCifarRecordBytes);
+}
+
+std::optional<std::string> find_cifar_dir(const std::string& path) {
+  std::error_code ec;
+  for (const fs::path& d : {fs::path(path), fs::path(path) / "cifar-10-batches-bin"}) {
+    if (fs::exists(d / "data_batch_1.bin", ec) || fs::exists(d / "test_batch.bin", ec)) {
+      return d.string();
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::string> find_cifar_tar(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return path;
+  const fs::path p = fs::path(path) / kCifarTarName;
+  if (fs::exists(p, ec)) return p.string();
+  return std::nullopt;
+}
+
+std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
+  std::vector<std::unique_ptr<SplitSource>> out;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw DataError(path, "CIFAR-10 source not found");
+  if (auto dir = find_cifar_dir(path)) {
+    for (const auto& [split, names] : {std::pair{"train", kCifarTrain}, {"test", kCifarTest}}) {
+      std::vector<CifarMember> members;
+      std::vector<std::string> files;
+      for (const auto& n : names) {
+        const std::string f = (fs::path(*dir) / n).string();
+        if (!fs::is_regular_file(f, ec)) {
+          throw DataError(f, "missing: a CIFAR-10 binary source needs data_batch_1..5.bin and "
+                             "test_batch.bin");
+        }
+        CifarMember m;
+        m.name = f;
+        m.file = f;
+        m.records = cifar_records(f, fs::file_size(f, ec));
+        members.push_back(std::move(m));
+        files.push_back(f);
+      }
+      out.push_back(std::make_unique<CifarSource>(split, std::move(members), join_names(files)));
+    }
+    return out;
+  }
+  if (auto tar = find_cifar_tar(path)) {
+    std::vector<std::string> wanted = kCifarTrain;
+    wanted.insert(wanted.end(), kCifarTest.begin(), kCifarTest.end());
+    auto members = read_tar_members(*tar, wanted);
+    for (const auto& [split, names] : {std::pair{"train", kCifarTrain}, {"test", kCifarTest}}) {
+      std::vector<CifarMember> ms;
+      for (const auto& n : names) {
+        auto it = std::find_if(members.begin(), members.end(),
+                               [&](const auto& m) { return m.first == n; });
+        if (it == members.end()) {
+          throw DataError(*tar, "archive has no member " + n + " (not cifar-10-binary.tar.gz?)");
+        }
+        CifarMember m;
+        m.name = *tar + ":" + n;
+        m.records = cifar_records(m.name, it->second.size());
+        m.bytes = std::move(it->second);
+        ms.push_back(std::move(m));
+      }
+      out.push_back(std::make_unique<CifarSource>(
+          split, std::move(ms), fs::path(*tar).filename().string() + ":" + join_names(names)));
+    }
+    return out;
+  }
+  throw DataError(path, "no CIFAR-10 binary batches (data_batch_1.bin ...) or " +
+                            std::string(kCifarTarName) + " here");
+}
+
+// ---- IDX (Fashion-MNIST) -------------------------------------------------------------------
+
+uint32_t be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+std::string hex32(uint32_t v) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%08x", v);
+  return buf;
+}
+
+class IdxSource : public SplitSource {
+ public:
+  IdxSource(std::string split, const std::string& images, const std::string& labels)
+      : split_(std::move(split)), images_(images), labels_(labels) {
+    uint8_t h[16];
+    images_.read_exact(h, 16, "the IDX image header");
+    if (be32(h) != 0x00000803) {
+      throw DataError(images, "not an IDX image file: magic " + hex32(be32(h)) +
+                                  ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
+    }
+    count_ = be32(h + 4);
+    rows_ = be32(h + 8);
+    cols_ = be32(h + 12);
+    if (count_ == 0 || rows_ == 0 || cols_ == 0 || rows_ > 4096 || cols_ > 4096) {
+      throw DataError(images, "implausible IDX dimensions " + std::to_string(count_) + "x" +
+                                  std::to_string(rows_) + "x" + std::to_string(cols_));
+    }
+    labels_.read_exact(h, 8, "the IDX label header");
+    if (be32(h) != 0x00000801) {
+      throw DataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
+                                  ", expected 0x00000801 (unsigned bytes, 1 dimension)");
+    }
+    if (be32(h + 4) != count_) {
+      throw DataError(labels, "holds " + std::to_string(be32(h + 4)) + " labels but " +
+                                  fs::path(images).filename().string() + " holds " +
+                                  std::to_string(count_) + " images");
+    }
+    check_plain_size(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
+    check_plain_size(labels, 8 + static_cast<uint64_t>(count_));
+  }
+  std::string split() const override { return split_; }
+  int64_t count() const override { return count_; }
+  ImageShape shape() const override { return ImageShape{1, rows_, cols_}; }
+  std::string description() const override {
+    return join_names({images_.path(), labels_.path()});
+  }
+
+  int64_t read(uint8_t* images, uint8_t* labels, int64_t n) override {
+    const int64_t take = std::min(n, count_ - done_);
+    if (take <= 0) return 0;
+    const std::string what = "images " + std::to_string(done_) + ".." +
+                             std::to_string(done_ + take - 1) + " of the " +
+                             std::to_string(count_) + " the header announces";
+    images_.read_exact(images, static_cast<size_t>(take * rows_ * cols_), what);
+    labels_.read_exact(labels, static_cast<size_t>(take), "labels of " + what);
+    done_ += take;
+    if (done_ == count_) {
+      if (!images_.at_end()) throw DataError(images_.path(), "trailing bytes after the last image");
+      if (!labels_.at_end()) throw DataError(labels_.path(), "trailing bytes after the last label");
+    }
+    return take;
+  }
+
+ private:
+  // Uncompressed files can be checked before any work; gzipped ones are checked while read.
+  static void check_plain_size(const std::string& path, uint64_t expected) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    unsigned char magic[2] = {0, 0};
+    const bool gz = f != nullptr && std::fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f &&
+                    magic[1] == 0x8b;
+    if (f != nullptr) std::fclose(f);
+    if (gz) return;
+    std::error_code ec;
+    const uint64_t size = fs::file_size(path, ec);
+    if (!ec && size != expected) {
+      throw DataError(path, "size " + std::to_string(size) + " bytes, but its header implies " +
+                                std::to_string(expected) + " (truncated or wrong file?)");
+    }
+  }
+
+  std::string split_;
+  GzFile images_, labels_;
+  int64_t count_ = 0, rows_ = 0, cols_ = 0, done_ = 0;
+};
+
+std::string find_idx(const std::string& dir, const std::string& stem) {
+  std::error_code ec;
+  for (const std::string suffix : {"", ".gz"}) {
+    const fs::path p = fs::path(dir) / (stem + suffix);
+    if (fs::is_regular_file(p, ec)) return p.string();
+  }
+  throw DataError((fs::path(dir) / stem).string(), "missing (looked for it with and without .gz)");
+}
+
+std::vector<std::unique_ptr<SplitSource>> open_idx(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw DataError(dir, "not a folder of IDX files (train-images-idx3-ubyte[.gz], ...)");
+  }
+  std::vector<std::unique_ptr<SplitSource>> out;
+  for (const auto& [split, prefix] : {std::pair{"train", "train"}, {"test", "t10k"}}) {
+    out.push_back(std::make_unique<IdxSource>(
+        split, find_idx(dir, std::string(prefix) + "-images-idx3-ubyte"),
+        find_idx(dir, std::string(prefix) + "-labels-idx1-ubyte")));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
+    const std::string& path, const std::vector<std::string>& names) {
+  GzFile in(path);
+  std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
+  std::vector<char> skip(1 << 16);
+  uint8_t h[512];
+  std::string long_name;
+  while (true) {
+    const size_t got = in.read(h, 512);
+    if (got == 0) break;  // archives without the two zero blocks still end cleanly
+    if (got != 512) throw DataError(path, "truncated tar archive (partial header)");
+    if (std::all_of(h, h + 512, [](uint8_t b) { return b == 0; })) break;
+    unsigned sum = 0;
+    for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+    const unsigned stored = static_cast<unsigned>(std::strtoul(
+        std::string(reinterpret_cast<char*>(h + 148), 8).c_str(), nullptr, 8));
+    if (sum != stored) throw DataError(path, "not a tar archive (header checksum mismatch)");
+    const uint64_t size =
+        std::strtoull(std::string(reinterpret_cast<char*>(h + 124), 12).c_str(), nullptr, 8);
+    std::string name(reinterpret_cast<char*>(h), strnlen(reinterpret_cast<char*>(h), 100));
+    if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345] != 0) {
+      name = std::string(reinterpret_cast<char*>(h + 345), strnlen(reinterpret_cast<char*>(h + 345), 155)) +
+             "/" + name;
+    }
+    if (!long_name.empty()) name = std::exchange(long_name, "");
+    const char type = static_cast<char>(h[156]);
+    const uint64_t padded = (size + 511) / 512 * 512;
+    const std::string base = fs::path(name).filename().string();
+    const bool regular = type == '0' || type == '\0';
+    if (type == 'L' || (regular && std::find(names.begin(), names.end(), base) != names.end())) {
+      std::vector<uint8_t> data(size);
+      in.read_exact(data.data(), size, "member " + name);
+      in.read_exact(skip.data(), padded - size, "padding of member " + name);
+      if (type == 'L') {
+        long_name.assign(reinterpret_cast<char*>(data.data()),
+                         strnlen(reinterpret_cast<char*>(data.data()), data.size()));
+      } else {
+        out.emplace_back(base, std::move(data));
+      }
+      continue;
+    }
+    for (uint64_t left = padded; left > 0;) {
+      const size_t n = static_cast<size_t>(std::min<uint64_t>(left, skip.size()));
+      in.read_exact(skip.data(), n, "member " + name);
+      left -= n;
+    }
+  }
+  return out;
+}
+
+std::vector<std::unique_ptr<SplitSource>> open_source(Dataset dataset, const std::string& path) {
+  return dataset == Dataset::kCifar10 ? open_cifar(path) : open_idx(path);
+}
+
+std::optional<Dataset> detect_dataset(const std::string& path) {
+  std::error_code ec;
+  if (find_cifar_dir(path) || fs::path(path).filename() == kCifarTarName ||
+      fs::exists(fs::path(path) / kCifarTarName, ec)) {
+    return Dataset::kCifar10;
+  }
+  for (const char* stem : {"train-images-idx3-ubyte", "train-images-idx3-ubyte.gz"}) {
+    if (fs::exists(fs::path(path) / stem, ec)) return Dataset::kFashionMnist;
+  }
+  return std::nullopt;
+}
+
+}  // namespace agave::data
