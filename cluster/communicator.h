@@ -1,0 +1,68 @@
+#pragma once
+// Collectives over the ranks of one run. Tensor collectives are in-place sums (the caller
+// divides), issued in the same order on every rank. Every wait has a deadline, so a dead or
+// stuck peer fails the job with a named error instead of hanging it.
+#include <mpi.h>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace agave::cluster {
+
+// A collective that did not finish in time: a peer died, hangs, or never reached it.
+class CollectiveTimeout : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A collective in flight.
+class Work {
+ public:
+  virtual ~Work() = default;
+  // Blocks until done; throws CollectiveTimeout after the communicator's timeout.
+  virtual void wait() = 0;
+  // True once done (never blocks).
+  virtual bool done() = 0;
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  virtual std::string backend() const = 0;
+
+  // Starts an in-place sum over all ranks of a contiguous tensor.
+  virtual std::unique_ptr<Work> all_reduce_async(torch::Tensor tensor) = 0;
+  void all_reduce(torch::Tensor tensor) { all_reduce_async(std::move(tensor))->wait(); }
+  // Copies `root`'s tensor into every rank's (same shape and dtype everywhere).
+  virtual void broadcast(torch::Tensor tensor, int root) = 0;
+  virtual void barrier() = 0;
+
+  // Host-side helpers for decisions every rank must take alike.
+  std::vector<double> all_reduce_sum(std::vector<double> values);
+  double all_reduce_max(double value);
+  std::vector<double> all_gather(double value);
+
+ protected:
+  // Backends implement the host helpers on CPU double tensors through their own collectives.
+  virtual void all_gather_cpu(const torch::Tensor& mine, torch::Tensor& all) = 0;
+};
+
+// MPI communicator over an MPI_Comm (CPU tensors). All MPI calls of this communicator run on
+// one worker thread in submission order, so collectives overlap with the caller's compute
+// (backward) and MPI sees one thread per communicator.
+std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm, double timeout_seconds);
+
+#if defined(AGAVE_WITH_NCCL)
+// NCCL communicator for CUDA tensors on `device`; the unique id is broadcast over `mpi_comm`.
+// Collectives run on a side stream ordered after the current stream with CUDA events.
+std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device,
+                                                      double timeout_seconds);
+#endif
+
+}  // namespace agave::cluster
