@@ -1,0 +1,48 @@
+#pragma once
+// A terminal progress bar with rate and ETA. On a TTY (and CI unset) it redraws one line in
+// place; otherwise (logs, CI) it prints a plain line every few seconds, so logs stay readable.
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+
+namespace agave::monitoring {
+
+class ProgressBar {
+ public:
+  enum class Mode { kAuto, kBar, kLines };
+
+  // total <= 0: unknown; the bar then shows only the count and rate.
+  ProgressBar(std::string label, int64_t total, std::FILE* out = stderr, Mode mode = Mode::kAuto);
+  ~ProgressBar();
+  ProgressBar(const ProgressBar&) = delete;
+  ProgressBar& operator=(const ProgressBar&) = delete;
+
+  // Cheap to call often: output is throttled (10 Hz bar, one line per `line_interval`).
+  void update(int64_t done);
+  // Starts a new stage under another label (the bar line is finished first).
+  void restart(std::string label, int64_t total);
+  // Prints the final state once; the destructor calls it.
+  void finish();
+
+  bool is_bar() const { return bar_; }
+  void set_line_interval(std::chrono::milliseconds d) { line_interval_ = d; }
+  // "12.3 s", "4 min 05 s", "1 h 02 min".
+  static std::string format_duration(double seconds);
+
+ private:
+  std::string render(bool final) const;
+  void emit(bool final);
+
+  std::string label_;
+  int64_t total_;
+  std::FILE* out_;
+  bool bar_;
+  int64_t done_ = 0;
+  bool finished_ = false;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+  std::chrono::milliseconds line_interval_{5000};
+};
+
+}  // namespace agave::monitoring
