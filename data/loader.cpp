@@ -152,25 +152,31 @@ struct ShardLoader::Impl {
     for (int64_t i = 0; i < nblocks; ++i) perm[i] = i;
     const uint64_t epoch_seed = mix(opt.seed, static_cast<uint64_t>(epoch));
     if (opt.shuffle) shuffle(perm, 0, perm.size(), epoch_seed);
-    const int64_t k = opt.shuffle ? window_blocks : 1;
+    // This rank's slice [lo, hi) of the chunk-permuted order, as pieces of chunks.
+    struct Piece {
+      int64_t global_first, count;
+    };
+    std::vector<Piece> pieces;
+    int64_t at = 0;
+    for (int64_t i = 0; i < nblocks && at < hi; ++i) {
+      const Block& blk = blocks[perm[i]];
+      const int64_t from = std::max(lo - at, int64_t{0});
+      const int64_t to = std::min(blk.count, hi - at);
+      if (from < to) pieces.push_back({blk.global_first + from, to - from});
+      at += blk.count;
+    }
+    // Windows are formed within the slice, so a rank touches each of its chunks in one window
+    // only and never reads a chunk for another rank's images.
+    const size_t k = opt.shuffle ? static_cast<size_t>(window_blocks) : 1;
+    const uint64_t rank_seed = mix(epoch_seed, static_cast<uint64_t>(lo) + 1);
     p.order.reserve(static_cast<size_t>(hi - lo));
-    int64_t at = 0;  // position in the global epoch order
-    std::vector<int64_t> window;
-    for (int64_t w = 0; w * k < nblocks && at < hi; ++w) {
-      window.clear();
-      for (int64_t b = w * k; b < std::min(nblocks, (w + 1) * k); ++b) {
-        const Block& blk = blocks[perm[b]];
-        for (int64_t i = 0; i < blk.count; ++i) window.push_back(blk.global_first + i);
+    for (size_t w = 0; w * k < pieces.size(); ++w) {
+      const size_t begin = p.order.size();
+      p.window_starts.push_back(static_cast<int64_t>(begin));
+      for (size_t i = w * k; i < std::min(pieces.size(), (w + 1) * k); ++i) {
+        for (int64_t j = 0; j < pieces[i].count; ++j) p.order.push_back(pieces[i].global_first + j);
       }
-      const int64_t size = static_cast<int64_t>(window.size());
-      if (at + size > lo) {
-        if (opt.shuffle) shuffle(window, 0, window.size(), mix(epoch_seed, static_cast<uint64_t>(w)));
-        p.window_starts.push_back(static_cast<int64_t>(p.order.size()));
-        for (int64_t i = std::max(lo - at, int64_t{0}); i < size && at + i < hi; ++i) {
-          p.order.push_back(window[i]);
-        }
-      }
-      at += size;
+      if (opt.shuffle) shuffle(p.order, begin, p.order.size(), mix(rank_seed, w));
     }
     return p;
   }

@@ -1,12 +1,12 @@
 #pragma once
 // Per-rank streaming loader over the HDF5 shards of one split.
 //
-// Epoch order (the same on every rank, whatever the world size): the split's storage chunks
-// are permuted with a seed derived from (seed, epoch); consecutive groups of chunks form
-// windows of about `shuffle_window` images, and the images of each window are permuted again.
-// Rank r of n takes the contiguous slice [r·N/n, (r+1)·N/n) of that order (the first N mod n
-// ranks hold one image more), so ranks read disjoint chunks, each touched once per window.
-// docs/data-format.md states the coverage and drop_last rules.
+// Epoch order: the split's storage chunks are permuted with a seed derived from (seed, epoch);
+// rank r of n takes the contiguous slice [r·N/n, (r+1)·N/n) of that chunk order (the first
+// N mod n ranks hold one image more), so ranks read disjoint chunks (only the two chunks at a
+// slice's ends are shared). Within its slice a rank groups consecutive chunks into windows of
+// about `shuffle_window` images and permutes the images of each window. docs/data-format.md
+// states the coverage and drop_last rules.
 //
 // A background thread reads whole chunks with pread() (inflating gzip chunks with zlib) and
 // fills a bounded queue of `prefetch` batches; no HDF5 call happens on that thread for shards

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include "data/errors.h"
@@ -108,6 +109,25 @@ TEST(data_loader, DropLastGivesEqualFullBatchesOnDisjointRanks) {
         for (int64_t g : b) EXPECT_TRUE(seen.insert(g).second) << "image " << g << " twice";
       }
     }
+  }
+}
+
+TEST(data_loader, RanksReadOnlyTheirOwnChunks) {
+  Fixture f;
+  auto chunk_of = [](int64_t g) {
+    const int64_t first = g < 400 ? 0 : g < 790 ? 400 : 790;
+    return first * 1000 + (g - first) / 32;
+  };
+  for (int64_t world = 2; world <= 4; ++world) {
+    std::map<int64_t, std::set<int64_t>> readers;  // chunk -> ranks that need it
+    for (int64_t r = 0; r < world; ++r) {
+      ShardLoader l(f.path(), "train", opts(50, r, world));
+      for (int64_t g : flat(epoch(l))) readers[chunk_of(g)].insert(r);
+    }
+    int64_t shared = 0;
+    for (const auto& [chunk, ranks] : readers) shared += ranks.size() > 1;
+    // Only a chunk that straddles the boundary between two neighbouring slices is shared.
+    EXPECT_LE(shared, world - 1) << "world " << world;
   }
 }
 
