@@ -25,8 +25,8 @@ void AgaveImpl::check_input(const torch::Tensor& x) const {
   const int64_t c = options_.image_channels(), s = options_.image_size();
   TORCH_CHECK(x.dim() == 4 && x.size(1) == c && x.size(2) == s && x.size(3) == s,
               "Agave: expected x of shape N×", c, "×", s, "×", s, ", got ", x.sizes());
-  TORCH_CHECK(x.scalar_type() == torch::kByte || x.is_floating_point(),
-              "Agave: x must be uint8 or floating point pixel values 0..255");
+  TORCH_CHECK(x.scalar_type() != torch::kBool && !x.is_complex(),
+              "Agave: x must hold real pixel values 0..255 (uint8 or float)");
 }
 
 torch::Tensor AgaveImpl::aux_target(const torch::Tensor& x) const {

@@ -122,8 +122,10 @@ VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<La
   }
   const double kl_min = options_.free_bits();
   for (size_t i = depth; i-- > 0;) {
-    auto d = layers_[i]->as<LadderLayer>()->down(h, source, posterior ? &(*ups)[i] : nullptr,
-                                                 given ? (*given)[i] : torch::Tensor());
+    auto* layer = layers_[i]->as<LadderLayer>();
+    if (i + 1 == depth) layer->opt_out_of_data_init();
+    auto d = layer->down(h, source, posterior ? &(*ups)[i] : nullptr,
+                         given ? (*given)[i] : torch::Tensor());
     h = d.h;
     out.z[i] = d.z;
     out.log_p = out.log_p + d.log_p.sum({1, 2, 3});

@@ -6,8 +6,8 @@
 namespace agave::model {
 namespace {
 
-WeightNormConv2d conv3x3(int64_t in, int64_t out) {
-  return WeightNormConv2d(WeightNormConv2dOptions(in, out, 3).pad(1));
+WeightNormConv2d conv3x3(int64_t in, int64_t out, double init_scale = 1.0) {
+  return WeightNormConv2d(WeightNormConv2dOptions(in, out, 3).pad(1).init_scale(init_scale));
 }
 
 }  // namespace
@@ -16,45 +16,53 @@ LadderLayerImpl::LadderLayerImpl(int64_t width, int64_t latent_channels, int64_t
     : width_(width), latent_(latent_channels), iaf_steps_(iaf_steps) {
   TORCH_CHECK(iaf_steps >= 0, "VAE: iaf_steps must be >= 0, got ", iaf_steps);
   const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
-  up_conv1_ = register_module("up_conv1", conv3x3(width_, 2 * latent_ + ctx + width_));
+  up_params_ = register_module("up_params", conv3x3(width_, 2 * latent_, 0.1));
+  up_conv1_ = register_module("up_conv1", conv3x3(width_, ctx + width_));
   up_conv2_ = register_module("up_conv2", conv3x3(width_, width_));
-  down_conv1_ = register_module("down_conv1", conv3x3(width_, 4 * latent_ + ctx + width_));
+  down_params_ = register_module("down_params", conv3x3(width_, 4 * latent_, 0.1));
+  down_conv1_ = register_module("down_conv1", conv3x3(width_, ctx + width_));
   down_conv2_ = register_module("down_conv2", conv3x3(latent_ + width_, width_));
   iaf_ = register_module("iaf", torch::nn::ModuleList());
   for (int64_t s = 0; s < iaf_steps_; ++s) iaf_->push_back(IafStep(latent_, width_));
 }
 
+void LadderLayerImpl::opt_out_of_data_init() {
+  down_params_->set_data_init(false);
+  down_conv1_->set_data_init(false);
+}
+
 LadderUp LadderLayerImpl::up(const torch::Tensor& h) {
-  auto parts = up_conv1_(torch::elu(h));
+  auto act = torch::elu(h);
+  auto params = up_params_(act).to(torch::kFloat).chunk(2, 1);
   const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
-  auto split = parts.split_with_sizes({latent_, latent_, ctx, width_}, 1);
+  auto split = up_conv1_(act).split_with_sizes({ctx, width_}, 1);
   LadderUp out;
-  out.mean = split[0].to(torch::kFloat);
-  out.logsd = split[1].to(torch::kFloat);
-  if (ctx > 0) out.context = split[2];
+  out.mean = params[0];
+  out.logsd = params[1];
+  if (ctx > 0) out.context = split[0];
   // Residual branches start at a tenth of the skip path so a deep stack stays well scaled.
-  out.h = h + 0.1 * up_conv2_(torch::elu(split[3]));
+  out.h = h + 0.1 * up_conv2_(torch::elu(split[1]));
   return out;
 }
 
 LadderDown LadderLayerImpl::down(const torch::Tensor& h, LatentSource source,
                                  const LadderUp* from_below, const torch::Tensor& given_z) {
   const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
-  auto parts = down_conv1_(torch::elu(h));
-  auto split = parts.split_with_sizes({latent_, latent_, latent_, latent_, ctx, width_}, 1);
-  DiagonalGaussian prior(split[0], split[1]);
-  torch::Tensor h_det = split[5];
+  auto act = torch::elu(h);
+  auto params = down_params_(act).to(torch::kFloat).chunk(4, 1);
+  auto split = down_conv1_(act).split_with_sizes({ctx, width_}, 1);
+  DiagonalGaussian prior(params[0], params[1]);
+  torch::Tensor h_det = split[1];
 
   LadderDown out;
   if (source == LatentSource::kPosterior) {
     TORCH_CHECK(from_below != nullptr, "VAE: posterior sampling needs the bottom-up pass");
     // The posterior combines the bottom-up evidence with the top-down correction (rz).
-    DiagonalGaussian posterior(from_below->mean + split[2].to(torch::kFloat),
-                               from_below->logsd + split[3].to(torch::kFloat));
+    DiagonalGaussian posterior(from_below->mean + params[2], from_below->logsd + params[3]);
     auto z = posterior.sample();
     auto log_q = posterior.log_prob(z);
     if (iaf_steps_ > 0) {
-      auto context = from_below->context + split[4];
+      auto context = from_below->context + split[0];
       for (int64_t s = 0; s < iaf_steps_; ++s) {
         // Reversing the channel order between steps lets every unit condition on every other.
         if (s > 0) {

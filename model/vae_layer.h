@@ -39,10 +39,17 @@ class LadderLayerImpl : public torch::nn::Module {
   LadderDown down(const torch::Tensor& h, LatentSource source, const LadderUp* from_below,
                   const torch::Tensor& given_z = {});
 
+  // The top layer's top-down convs see only the learned constant h_top, whose batch variance
+  // is zero: data-dependent init would divide by it. They keep their default init instead.
+  void opt_out_of_data_init();
+
  private:
   int64_t width_, latent_, iaf_steps_;
-  WeightNormConv2d up_conv1_{nullptr}, up_conv2_{nullptr};
-  WeightNormConv2d down_conv1_{nullptr}, down_conv2_{nullptr};
+  // The Gaussian parameters get their own convs so data-dependent init can start them small
+  // (std 0.1): q ≈ p ≈ N(0, 1) at the start, instead of log-stds with unit spread whose KL
+  // can reach 1e5 nats.
+  WeightNormConv2d up_params_{nullptr}, up_conv1_{nullptr}, up_conv2_{nullptr};
+  WeightNormConv2d down_params_{nullptr}, down_conv1_{nullptr}, down_conv2_{nullptr};
   torch::nn::ModuleList iaf_{nullptr};
 };
 TORCH_MODULE(LadderLayer);

