@@ -44,9 +44,11 @@ MixtureParams unpack(const torch::Tensor& params, int64_t channels, int64_t nr_m
   const int64_t per_channel = channels == 3 ? 3 * nr_mix : 2 * nr_mix;
   p.logits = params.slice(1, 0, nr_mix);
   auto rest = params.slice(1, nr_mix).reshape({n, channels, per_channel, h, w});
-  p.means = rest.slice(2, 0, nr_mix);
-  p.log_scales = rest.slice(2, nr_mix, 2 * nr_mix).clamp_min(kMinLogScale);
-  if (channels == 3) p.coeffs = torch::tanh(rest.slice(2, 2 * nr_mix, 3 * nr_mix));
+  // Contiguous copies: several pointwise kernels (tanh above all, ~40× here) fall off their
+  // vectorised path on these strided 5-d views.
+  p.means = rest.slice(2, 0, nr_mix).contiguous();
+  p.log_scales = rest.slice(2, nr_mix, 2 * nr_mix).clamp_min(kMinLogScale).contiguous();
+  if (channels == 3) p.coeffs = torch::tanh(rest.slice(2, 2 * nr_mix, 3 * nr_mix).contiguous());
   return p;
 }
 
