@@ -37,8 +37,8 @@ IafStepImpl::IafStepImpl(int64_t latent_channels, int64_t hidden_channels) {
   const int64_t z = latent_channels, h = hidden_channels;
   hidden0_ = register_module("hidden0", ArConv2d(ArConv2dOptions(z, h, z)));
   hidden1_ = register_module("hidden1", ArConv2d(ArConv2dOptions(h, h, z)));
-  shift_ = register_module(
-      "shift", ArConv2d(ArConv2dOptions(h, z, z).zero_diagonal(true).init_scale(0.1)));
+  shift_ = register_module("shift",
+                           ArConv2d(ArConv2dOptions(h, z, z).zero_diagonal(true).init_scale(0.1)));
   log_scale_ = register_module(
       "log_scale", ArConv2d(ArConv2dOptions(h, z, z).zero_diagonal(true).init_scale(0.1)));
 }
