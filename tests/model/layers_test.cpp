@@ -9,7 +9,7 @@
 namespace agave::model {
 namespace {
 
-class LayersTest : public ::testing::Test {
+class ModelLayersTest : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::set_num_threads(2);
@@ -23,7 +23,7 @@ std::pair<torch::Tensor, torch::Tensor> moments(const torch::Tensor& t) {
           t.var(std::vector<int64_t>{0, 2, 3}, false).sqrt()};
 }
 
-TEST_F(LayersTest, WeightNormKernelHasNormGPerOutputChannel) {
+TEST_F(ModelLayersTest, WeightNormKernelHasNormGPerOutputChannel) {
   WeightNormConv2d conv(WeightNormConv2dOptions(5, 7, {2, 3}));
   torch::NoGradGuard no_grad;
   conv->g.uniform_(0.5, 2.0);
@@ -42,7 +42,7 @@ TEST_F(LayersTest, WeightNormKernelHasNormGPerOutputChannel) {
   EXPECT_TRUE(torch::allclose(dnorms, deconv->g, 1e-5, 1e-6));
 }
 
-TEST_F(LayersTest, ParameterNamesAreStable) {
+TEST_F(ModelLayersTest, ParameterNamesAreStable) {
   GatedResnet block(GatedResnetOptions(4, ShiftedConv::kDown).skip_channels(4).cond_channels(3));
   std::vector<std::string> names;
   for (const auto& p : block->named_parameters()) names.push_back(p.key());
@@ -52,7 +52,7 @@ TEST_F(LayersTest, ParameterNamesAreStable) {
   EXPECT_EQ(names, expected);
 }
 
-TEST_F(LayersTest, ShiftsMoveByOneAndInsertZeros) {
+TEST_F(ModelLayersTest, ShiftsMoveByOneAndInsertZeros) {
   auto x = torch::arange(1, 13, torch::kFloat).view({1, 1, 3, 4});
   auto d = down_shift(x);
   EXPECT_TRUE(torch::equal(d.select(2, 0), torch::zeros({1, 1, 4})));
@@ -73,7 +73,7 @@ torch::Tensor dependence(WeightNormConv2d& conv, int64_t h, int64_t w, int64_t i
   return x.grad().abs().sum(std::vector<int64_t>{0, 1}) > 0;
 }
 
-TEST_F(LayersTest, ShiftedConvsSeeOnlyThePast) {
+TEST_F(ModelLayersTest, ShiftedConvsSeeOnlyThePast) {
   const int64_t h = 6, w = 6;
   WeightNormConv2d down(down_shifted_conv(2, 3));
   WeightNormConv2d down_right(down_right_shifted_conv(2, 3));
@@ -90,7 +90,7 @@ TEST_F(LayersTest, ShiftedConvsSeeOnlyThePast) {
   }
 }
 
-TEST_F(LayersTest, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
+TEST_F(ModelLayersTest, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
   auto x = torch::randn({2, 4, 8, 12});
   EXPECT_EQ(WeightNormConv2d(down_shifted_conv(4, 5, {2, 3}, 2))(x).sizes(),
             (std::vector<int64_t>{2, 5, 4, 6}));
@@ -104,7 +104,7 @@ TEST_F(LayersTest, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
             (std::vector<int64_t>{2, 5, 4, 6}));
 }
 
-TEST_F(LayersTest, DataInitNormalisesPreActivations) {
+TEST_F(ModelLayersTest, DataInitNormalisesPreActivations) {
   auto x = torch::randn({16, 6, 8, 8}) * 3.0 + 1.5;
   for (double scale : {1.0, 0.1}) {
     for (auto opts : {down_shifted_conv(6, 10), down_right_shifted_deconv(6, 10), nin(6, 10)}) {
@@ -125,7 +125,7 @@ TEST_F(LayersTest, DataInitNormalisesPreActivations) {
 
 // Two stacked layers: the second must initialise on the first's re-normalised output, so after
 // the init pass both pre-activations are standardised on the init batch.
-TEST_F(LayersTest, DataInitRecomputeFeedsTheNextLayer) {
+TEST_F(ModelLayersTest, DataInitRecomputeFeedsTheNextLayer) {
   struct TwoLayers : torch::nn::Module {
     WeightNormConv2d a{down_shifted_conv(3, 8)}, b{down_right_shifted_conv(8, 8)};
     TwoLayers() {
@@ -148,7 +148,7 @@ TEST_F(LayersTest, DataInitRecomputeFeedsTheNextLayer) {
   }
 }
 
-TEST_F(LayersTest, GatedResnetUsesSkipAndConditioning) {
+TEST_F(ModelLayersTest, GatedResnetUsesSkipAndConditioning) {
   GatedResnet block(
       GatedResnetOptions(4, ShiftedConv::kDownRight).skip_channels(6).cond_channels(3));
   auto x = torch::randn({2, 4, 8, 8});
@@ -162,7 +162,7 @@ TEST_F(LayersTest, GatedResnetUsesSkipAndConditioning) {
   EXPECT_THROW(block(x), c10::Error);  // built with a skip input, so it requires one
 }
 
-TEST_F(LayersTest, ChannelsLastAndAutocastMatchFp32) {
+TEST_F(ModelLayersTest, ChannelsLastAndAutocastMatchFp32) {
   GatedResnet block(GatedResnetOptions(32, ShiftedConv::kDown).skip_channels(32));
   auto x = torch::randn({2, 32, 8, 8});
   auto a = torch::randn({2, 32, 8, 8});

@@ -14,7 +14,7 @@
 namespace agave::model {
 namespace {
 
-class PixelCnnTest : public ::testing::Test {
+class ModelPixelCnnTest : public ::testing::Test {
  protected:
   // Small configs run single-threaded: their ops are too small to split, and on a loaded
   // 2-core machine every OpenMP barrier costs more than the op itself.
@@ -67,7 +67,7 @@ std::vector<std::pair<int64_t, int64_t>> probe_pixels(int64_t h, int64_t w) {
           {h - 1, 0}, {h - 1, w - 1}, {h - 2, w - 3}, {7, w - 1}, {8, 0},         {h - 4, w - 4}};
 }
 
-TEST_F(PixelCnnTest, CausalEverywhereOnSmallImages) {
+TEST_F(ModelPixelCnnTest, CausalEverywhereOnSmallImages) {
   for (int64_t c : {1, 3}) {
     PixelCnn net(small_options(), c, 0);
     auto x = torch::rand({2, c, 8, 8}) * 2 - 1;
@@ -76,7 +76,7 @@ TEST_F(PixelCnnTest, CausalEverywhereOnSmallImages) {
   }
 }
 
-TEST_F(PixelCnnTest, CausalOn28x28x1And32x32x3WithConditioning) {
+TEST_F(ModelPixelCnnTest, CausalOn28x28x1And32x32x3WithConditioning) {
   for (auto [c, size] : {std::pair<int64_t, int64_t>{1, 28}, {3, 32}}) {
     // Conditioned on an image of its own size: the conditioning path must not open a route
     // from x to earlier outputs.
@@ -88,7 +88,7 @@ TEST_F(PixelCnnTest, CausalOn28x28x1And32x32x3WithConditioning) {
   }
 }
 
-TEST_F(PixelCnnTest, ConditioningIsSeenEverywhereButNeverSeesX) {
+TEST_F(ModelPixelCnnTest, ConditioningIsSeenEverywhereButNeverSeesX) {
   PixelCnn net(small_options(), 3, 3, PixelCnnConditioningOptions().filters(8));
   auto x = torch::rand({1, 3, 16, 16}) * 2 - 1;
   auto cond = torch::randn({1, 3, 16, 16}, torch::requires_grad());
@@ -111,7 +111,7 @@ TEST_F(PixelCnnTest, ConditioningIsSeenEverywhereButNeverSeesX) {
   EXPECT_GT((other - params.detach()).abs().max().item<double>(), 1e-4);
 }
 
-TEST_F(PixelCnnTest, OutputLayoutFor1And3Channels) {
+TEST_F(ModelPixelCnnTest, OutputLayoutFor1And3Channels) {
   for (int64_t c : {1, 3}) {
     PixelCnn net(small_options().nr_logistic_mix(4), c, 0);
     auto y = net->forward(torch::zeros({2, c, 12, 20}));
@@ -138,7 +138,7 @@ int64_t expected_pixelcnn_params(int64_t nr, int64_t f, int64_t m) {
   return first + up + down + resample + wn(f, 10 * m, 1, 1);
 }
 
-TEST_F(PixelCnnTest, CifarDefaultsHave53_7MParametersAndRunFullSize) {
+TEST_F(ModelPixelCnnTest, CifarDefaultsHave53_7MParametersAndRunFullSize) {
   torch::set_num_threads(2);
   const PixelCnnOptions cifar;  // 5 / 160 / 10 / 0.5
   PixelCnn plain(cifar, 3, 0);
@@ -166,7 +166,7 @@ TEST_F(PixelCnnTest, CifarDefaultsHave53_7MParametersAndRunFullSize) {
   EXPECT_TRUE(testing::all_finite(cond_params));
 }
 
-TEST_F(PixelCnnTest, DataInitStandardisesTheOutputLayer) {
+TEST_F(ModelPixelCnnTest, DataInitStandardisesTheOutputLayer) {
   PixelCnn net(small_options().nr_filters(16), 3, 3, PixelCnnConditioningOptions().filters(8));
   auto x = torch::rand({8, 3, 8, 8}) * 2 - 1;
   auto cond = torch::randn({8, 3, 8, 8});
@@ -186,7 +186,7 @@ TEST_F(PixelCnnTest, DataInitStandardisesTheOutputLayer) {
   EXPECT_TRUE(testing::all_finite(discretized_mix_logistic_log_prob(x, out)));
 }
 
-TEST_F(PixelCnnTest, AutocastChannelsLastForwardMatchesFp32) {
+TEST_F(ModelPixelCnnTest, AutocastChannelsLastForwardMatchesFp32) {
   torch::set_num_threads(2);
   PixelCnn net(small_options().nr_filters(32), 3, 3, PixelCnnConditioningOptions().filters(16));
   auto x = torch::rand({2, 3, 16, 16}) * 2 - 1;
@@ -211,7 +211,7 @@ TEST_F(PixelCnnTest, AutocastChannelsLastForwardMatchesFp32) {
 }
 
 // A tiny PixelCNN memorises 4 structured 8×8 images far below the 8 bits/dim of a uniform model.
-TEST_F(PixelCnnTest, TinyModelOverfitsFourImages) {
+TEST_F(ModelPixelCnnTest, TinyModelOverfitsFourImages) {
   auto ramp = torch::linspace(0, 255, 8).view({1, 8});
   std::vector<torch::Tensor> images;
   for (int k = 0; k < 4; ++k) {
