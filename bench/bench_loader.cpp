@@ -30,8 +30,8 @@ double seconds_since(Clock::time_point t0) {
 }
 
 // Sequential batches from the flat file into fresh tensors, as a loader would hand them out.
-double raw_images_per_second(const std::string& flat, int64_t n, int64_t image_bytes,
-                             int64_t batch, double min_seconds) {
+double raw_images_per_second(const std::string& flat, int64_t n, int64_t image_bytes, int64_t batch,
+                             double min_seconds) {
   const int fd = ::open(flat.c_str(), O_RDONLY);
   if (fd < 0) throw std::runtime_error(flat + ": cannot open");
   int64_t images = 0;
@@ -105,8 +105,8 @@ int main(int argc, char** argv) {
     auto t0 = Clock::now();
     const auto manifests = agave::data::convert(c);
     const agave::data::Manifest& train = manifests.at(0);
-    std::printf("converted %lld train images (%s) in %.2f s\n",
-                static_cast<long long>(train.count), gzip ? "gzip" : "raw", seconds_since(t0));
+    std::printf("converted %lld train images (%s) in %.2f s\n", static_cast<long long>(train.count),
+                gzip ? "gzip" : "raw", seconds_since(t0));
 
     // The flat baseline: exactly the shard's image bytes, concatenated.
     const std::string flat = (work / "train.u8").string();
@@ -132,8 +132,9 @@ int main(int argc, char** argv) {
     o.shuffle = true;
     double wait = 0;
     const double one = loader_images_per_second(c.output, o, min_seconds, &wait);
-    std::printf("loader, 1 rank, shuffle: %10.0f images/s  ratio %.2f of raw, next() waited %.0f%%\n",
-                one, one / raw, 100 * wait);
+    std::printf(
+        "loader, 1 rank, shuffle: %10.0f images/s  ratio %.2f of raw, next() waited %.0f%%\n", one,
+        one / raw, 100 * wait);
     o.world = 4;
     o.rank = 3;
     const double four = loader_images_per_second(c.output, o, min_seconds, &wait);

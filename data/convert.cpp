@@ -114,8 +114,8 @@ Manifest convert_split(SplitSource& src, const ConvertOptions& opt, Dataset data
 
 std::vector<Manifest> convert(const ConvertOptions& opt, const ProgressFn& progress) {
   if (opt.images_per_shard <= 0) {
-    throw DataError("", "images per shard must be positive, got " +
-                            std::to_string(opt.images_per_shard));
+    throw DataError(
+        "", "images per shard must be positive, got " + std::to_string(opt.images_per_shard));
   }
   if (opt.compression < 0 || opt.compression > 9) {
     throw DataError("", "gzip level must be 0..9, got " + std::to_string(opt.compression));
@@ -124,9 +124,9 @@ std::vector<Manifest> convert(const ConvertOptions& opt, const ProgressFn& progr
   if (!fs::exists(opt.source, ec)) throw DataError(opt.source, "source not found");
   const std::optional<Dataset> dataset = opt.dataset ? opt.dataset : detect_dataset(opt.source);
   if (!dataset) {
-    throw DataError(opt.source,
-                    "cannot tell the data set: no CIFAR-10 *.bin batches, no " +
-                        std::string(kCifarTarName) + ", no train-images-idx3-ubyte[.gz]");
+    throw DataError(opt.source, "cannot tell the data set: no CIFAR-10 *.bin batches, no " +
+                                    std::string(kCifarTarName) +
+                                    ", no train-images-idx3-ubyte[.gz]");
   }
   // All sources are opened (and their sizes checked) before anything is written.
   auto splits = open_source(*dataset, opt.source);
@@ -157,7 +157,8 @@ class FileLock {
  public:
   explicit FileLock(const std::string& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw DataError(path, std::string("cannot create lock file: ") + std::strerror(errno));
+    if (fd_ < 0)
+      throw DataError(path, std::string("cannot create lock file: ") + std::strerror(errno));
     while (::flock(fd_, LOCK_EX) != 0) {
       if (errno != EINTR) {
         ::close(fd_);

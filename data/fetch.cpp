@@ -35,8 +35,7 @@ std::string last_line(const std::string& text) {
 void download(const std::string& url, const std::string& dest, const std::string& md5,
               int64_t expected_bytes, const ProgressFn& progress) {
   std::error_code ec;
-  if (!md5.empty() && fs::exists(dest, ec) &&
-      file_digest(dest, Digest::Algorithm::kMd5) == md5) {
+  if (!md5.empty() && fs::exists(dest, ec) && file_digest(dest, Digest::Algorithm::kMd5) == md5) {
     return;
   }
   const char* curl = "/usr/bin/curl";
@@ -54,9 +53,9 @@ void download(const std::string& url, const std::string& dest, const std::string
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   posix_spawn_file_actions_addclose(&actions, err_pipe[0]);
   posix_spawn_file_actions_addclose(&actions, err_pipe[1]);
-  std::vector<std::string> args = {"curl",   "--fail",          "--silent", "--show-error",
-                                   "--location", "--connect-timeout", "30",  "--retry",
-                                   "2",      "--output",        tmp,        url};
+  std::vector<std::string> args = {
+      "curl", "--fail",  "--silent", "--show-error", "--location", "--connect-timeout",
+      "30",   "--retry", "2",        "--output",     tmp,          url};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -74,7 +73,8 @@ void download(const std::string& url, const std::string& dest, const std::string
   std::thread reader([&] {
     char buf[512];
     ssize_t n;
-    while ((n = ::read(err_pipe[0], buf, sizeof buf)) > 0) errors.append(buf, static_cast<size_t>(n));
+    while ((n = ::read(err_pipe[0], buf, sizeof buf)) > 0)
+      errors.append(buf, static_cast<size_t>(n));
   });
   int status = 0;
   while (true) {

@@ -7,7 +7,8 @@
 
 namespace agave::data {
 
-inline constexpr const char* kCifar10Url = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
+inline constexpr const char* kCifar10Url =
+    "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz";
 inline constexpr const char* kCifar10Md5 = "c32a1d4ab5d03f1284b67883e8d87530";
 inline constexpr int64_t kCifar10Bytes = 170052171;
 

@@ -90,8 +90,7 @@ void write_int_attr(hid_t obj, const char* name, const std::vector<int64_t>& val
   Handle space(check_id(n == 1 ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, &n, nullptr), path,
                         "H5Screate"),
                H5Sclose);
-  Handle attr(check_id(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT,
-                                  H5P_DEFAULT),
+  Handle attr(check_id(H5Acreate2(obj, name, H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT),
                        path, std::string("cannot create attribute ") + name),
               H5Aclose);
   check_status(H5Awrite(attr.get(), H5T_NATIVE_INT64, values.data()), path,

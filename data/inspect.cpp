@@ -105,8 +105,7 @@ void inspect_manifest(const std::string& path, bool verify, InspectReport& repor
   split.count = m.count;
   Sums sums;
   for (const auto& s : m.shards) {
-    ShardReport r =
-        scan_shard(m.shard_path(s), s.sha256, verify, sums, split, report, progress);
+    ShardReport r = scan_shard(m.shard_path(s), s.sha256, verify, sums, split, report, progress);
     if (r.count != 0 && r.count != s.count) {
       report.problems.push_back(r.path + ": holds " + std::to_string(r.count) +
                                 " images, the manifest says " + std::to_string(s.count));
@@ -132,8 +131,9 @@ InspectReport inspect(const std::string& path, bool verify, const ProgressFn& pr
       }
     }
     if (manifests.empty()) {
-      throw DataError(path, "holds no *.manifest.json (not a shard folder, or its conversion "
-                            "did not finish)");
+      throw DataError(path,
+                      "holds no *.manifest.json (not a shard folder, or its conversion "
+                      "did not finish)");
     }
     std::sort(manifests.begin(), manifests.end());
     for (const auto& m : manifests) inspect_manifest(m, verify, report, progress);
@@ -143,8 +143,8 @@ InspectReport inspect(const std::string& path, bool verify, const ProgressFn& pr
     SplitReport split;
     Sums sums;
     ShardReport r = scan_shard(path, "", verify, sums, split, report, progress);
-    if (r.count == 0) throw DataError(path, report.problems.empty() ? "unreadable shard"
-                                                                    : report.problems.back());
+    if (r.count == 0)
+      throw DataError(path, report.problems.empty() ? "unreadable shard" : report.problems.back());
     ShardReader reader(path);
     split.dataset = reader.info().dataset;
     split.split = reader.info().split;

@@ -41,7 +41,8 @@ uint64_t mix(uint64_t a, uint64_t b) {
 template <typename T>
 void shuffle(std::vector<T>& v, size_t begin, size_t end, uint64_t state) {
   for (size_t i = end - begin; i > 1; --i) {
-    const size_t j = static_cast<size_t>((static_cast<unsigned __int128>(splitmix(state)) * i) >> 64);
+    const size_t j =
+        static_cast<size_t>((static_cast<unsigned __int128>(splitmix(state)) * i) >> 64);
     std::swap(v[begin + i - 1], v[begin + j]);
   }
 }

@@ -44,8 +44,7 @@ class ShardLoader {
   // `manifest_or_dir`: a `<split>.manifest.json`, or the folder holding it. Opens and validates
   // every shard (not the checksums: `agave_data inspect` verifies those) and starts prefetching
   // epoch 0.
-  ShardLoader(const std::string& manifest_or_dir, const std::string& split,
-              LoaderOptions options);
+  ShardLoader(const std::string& manifest_or_dir, const std::string& split, LoaderOptions options);
   ~ShardLoader();
   ShardLoader(const ShardLoader&) = delete;
   ShardLoader& operator=(const ShardLoader&) = delete;

@@ -27,8 +27,7 @@ Manifest read_manifest(const std::string& path) {
   std::ifstream in(path);
   if (!in) {
     std::error_code ec;
-    throw DataError(path, fs::exists(path, ec) ? std::string("cannot read: ") +
-                                                     std::strerror(errno)
+    throw DataError(path, fs::exists(path, ec) ? std::string("cannot read: ") + std::strerror(errno)
                                                : "no such manifest");
   }
   json j;
@@ -41,8 +40,8 @@ Manifest read_manifest(const std::string& path) {
   m.path = path;
   try {
     if (j.at("format").get<std::string>() != kManifestFormat) {
-      throw DataError(path, "not an agave shard manifest (format '" +
-                                j.at("format").get<std::string>() + "')");
+      throw DataError(
+          path, "not an agave shard manifest (format '" + j.at("format").get<std::string>() + "')");
     }
     m.dataset = j.at("dataset").get<std::string>();
     m.split = j.at("split").get<std::string>();
@@ -52,13 +51,13 @@ Manifest read_manifest(const std::string& path) {
     if (shape.size() != 3) throw DataError(path, "image_shape must hold 3 numbers");
     m.shape = ImageShape{shape[0], shape[1], shape[2]};
     for (const auto& s : j.at("shards")) {
-      m.shards.push_back(ManifestShard{s.at("file").get<std::string>(), s.at("count").get<int64_t>(),
-                                       s.at("first_index").get<int64_t>(),
-                                       s.at("sha256").get<std::string>()});
+      m.shards.push_back(
+          ManifestShard{s.at("file").get<std::string>(), s.at("count").get<int64_t>(),
+                        s.at("first_index").get<int64_t>(), s.at("sha256").get<std::string>()});
     }
   } catch (const json::exception& e) {
-    throw DataError(path, std::string("manifest is missing a field or has a wrong type: ") +
-                              e.what());
+    throw DataError(path,
+                    std::string("manifest is missing a field or has a wrong type: ") + e.what());
   }
   int64_t next = 0;
   for (const auto& s : m.shards) {
@@ -79,8 +78,10 @@ Manifest read_manifest(const std::string& path) {
 void write_manifest(const std::string& path, const Manifest& m) {
   json shards = json::array();
   for (const auto& s : m.shards) {
-    shards.push_back(
-        {{"file", s.file}, {"count", s.count}, {"first_index", s.first_index}, {"sha256", s.sha256}});
+    shards.push_back({{"file", s.file},
+                      {"count", s.count},
+                      {"first_index", s.first_index},
+                      {"sha256", s.sha256}});
   }
   json j = {{"format", kManifestFormat},
             {"format_version", 1},
@@ -114,7 +115,8 @@ Manifest open_manifest(const std::string& manifest_or_dir, const std::string& sp
   }
   Manifest m = read_manifest(manifest_or_dir);
   if (!split.empty() && m.split != split) {
-    throw DataError(manifest_or_dir, "manifest is for split '" + m.split + "', not '" + split + "'");
+    throw DataError(manifest_or_dir,
+                    "manifest is for split '" + m.split + "', not '" + split + "'");
   }
   return m;
 }

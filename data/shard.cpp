@@ -80,16 +80,15 @@ ShardWriter::ShardWriter(std::string path, ShardWriteOptions options)
   m.label_bytes.reserve(static_cast<size_t>(m.opt.count));
 
   h5::QuietErrors quiet;
-  m.file = h5::Handle(h5::check_id(H5Fcreate(m.tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT,
-                                             H5P_DEFAULT),
-                                   m.tmp, "cannot create HDF5 file"),
-                      H5Fclose);
+  m.file =
+      h5::Handle(h5::check_id(H5Fcreate(m.tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                              m.tmp, "cannot create HDF5 file"),
+                 H5Fclose);
 
   hsize_t dims[4] = {static_cast<hsize_t>(m.opt.count), static_cast<hsize_t>(s.channels),
                      static_cast<hsize_t>(s.height), static_cast<hsize_t>(s.width)};
   hsize_t chunk[4] = {static_cast<hsize_t>(m.opt.chunk_images), dims[1], dims[2], dims[3]};
-  h5::Handle space(h5::check_id(H5Screate_simple(4, dims, nullptr), m.tmp, "H5Screate"),
-                   H5Sclose);
+  h5::Handle space(h5::check_id(H5Screate_simple(4, dims, nullptr), m.tmp, "H5Screate"), H5Sclose);
   h5::Handle dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), m.tmp, "H5Pcreate"), H5Pclose);
   h5::check_status(H5Pset_chunk(dcpl.get(), 4, chunk), m.tmp, "H5Pset_chunk");
   // Every chunk is written in full, so filling it first would only cost time.
@@ -98,20 +97,18 @@ ShardWriter::ShardWriter(std::string path, ShardWriteOptions options)
     h5::check_status(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(m.opt.compression)), m.tmp,
                      "H5Pset_deflate");
   }
-  m.images = h5::Handle(
-      h5::check_id(H5Dcreate2(m.file.get(), "images", H5T_STD_U8LE, space.get(), H5P_DEFAULT,
-                              dcpl.get(), H5P_DEFAULT),
-                   m.tmp, "cannot create dataset 'images'"),
-      H5Dclose);
+  m.images = h5::Handle(h5::check_id(H5Dcreate2(m.file.get(), "images", H5T_STD_U8LE, space.get(),
+                                                H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                                     m.tmp, "cannot create dataset 'images'"),
+                        H5Dclose);
 
   hsize_t ldims[1] = {static_cast<hsize_t>(m.opt.count)};
   h5::Handle lspace(h5::check_id(H5Screate_simple(1, ldims, nullptr), m.tmp, "H5Screate"),
                     H5Sclose);
-  m.labels = h5::Handle(
-      h5::check_id(H5Dcreate2(m.file.get(), "labels", H5T_STD_U8LE, lspace.get(), H5P_DEFAULT,
-                              H5P_DEFAULT, H5P_DEFAULT),
-                   m.tmp, "cannot create dataset 'labels'"),
-      H5Dclose);
+  m.labels = h5::Handle(h5::check_id(H5Dcreate2(m.file.get(), "labels", H5T_STD_U8LE, lspace.get(),
+                                                H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                     m.tmp, "cannot create dataset 'labels'"),
+                        H5Dclose);
 }
 
 ShardWriter::~ShardWriter() {
@@ -125,9 +122,7 @@ ShardWriter::~ShardWriter() {
   }
 }
 
-int64_t ShardWriter::written() const {
-  return static_cast<int64_t>(impl_->label_bytes.size());
-}
+int64_t ShardWriter::written() const { return static_cast<int64_t>(impl_->label_bytes.size()); }
 
 void ShardWriter::append(const uint8_t* images, const uint8_t* labels, int64_t n) {
   Impl& m = *impl_;
@@ -191,8 +186,8 @@ ShardInfo ShardWriter::finish() {
   h5::write_string_attr(root, "source", info.source, m.tmp);
   h5::write_string_attr(root, "split", info.split, m.tmp);
   h5::write_int_attr(root, "count", {info.count}, m.tmp);
-  h5::write_int_attr(root, "image_shape", {info.shape.channels, info.shape.height, info.shape.width},
-                     m.tmp);
+  h5::write_int_attr(root, "image_shape",
+                     {info.shape.channels, info.shape.height, info.shape.width}, m.tmp);
   h5::write_int_attr(root, "first_index", {info.first_index}, m.tmp);
   h5::write_string_attr(root, "sha256", info.sha256, m.tmp);
 
@@ -267,8 +262,8 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   const auto version = h5::read_int_attr(root, "format_version", path);
   if (version && (*version)[0] > kShardVersion) {
     throw DataError(path, "shard format version " + std::to_string((*version)[0]) +
-                              " is newer than this build reads (" +
-                              std::to_string(kShardVersion) + ")");
+                              " is newer than this build reads (" + std::to_string(kShardVersion) +
+                              ")");
   }
   auto need_int = [&](const char* name) {
     auto v = h5::read_int_attr(root, name, path);
@@ -319,9 +314,8 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
     for (int i = 0; i < nfilters; ++i) {
       unsigned flags = 0, level = 0;
       size_t nelems = 1;
-      const H5Z_filter_t f =
-          H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelems, &level, 0,
-                         nullptr, nullptr);
+      const H5Z_filter_t f = H5Pget_filter2(dcpl.get(), static_cast<unsigned>(i), &flags, &nelems,
+                                            &level, 0, nullptr, nullptr);
       if (f == H5Z_FILTER_DEFLATE && nfilters == 1) {
         m.deflate_only = true;
         info.compression = static_cast<int>(level);
@@ -397,9 +391,9 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
     unsigned filter_mask = 0;
     haddr_t addr = 0;
     hsize_t size = 0;
-    h5::check_status(H5Dget_chunk_info(m.images.get(), fspace.get(), i, offset, &filter_mask,
-                                       &addr, &size),
-                     path, "cannot locate a chunk of 'images'");
+    h5::check_status(
+        H5Dget_chunk_info(m.images.get(), fspace.get(), i, offset, &filter_mask, &addr, &size),
+        path, "cannot locate a chunk of 'images'");
     const int64_t first = static_cast<int64_t>(offset[0]);
     const size_t slot = static_cast<size_t>(first / m.block);
     if (first % m.block != 0 || slot >= out.size()) {
@@ -424,8 +418,8 @@ void ShardReader::for_each_block(
     const std::function<void(const uint8_t*, int64_t, int64_t)>& fn) const {
   const int64_t bytes = impl_->info.image_bytes();
   // Many chunks per HDF5 call amortise its per-call cost; 4 MiB keeps memory small.
-  const int64_t step = std::max<int64_t>(impl_->block, ((4 << 20) / bytes) / impl_->block *
-                                                           impl_->block);
+  const int64_t step =
+      std::max<int64_t>(impl_->block, ((4 << 20) / bytes) / impl_->block * impl_->block);
   std::vector<uint8_t> buf(static_cast<size_t>(step * bytes));
   for (int64_t first = 0; first < impl_->info.count; first += step) {
     const int64_t n = std::min(step, impl_->info.count - first);

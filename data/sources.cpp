@@ -88,7 +88,9 @@ struct CifarMember {
 class CifarSource : public SplitSource {
  public:
   CifarSource(std::string split, std::vector<CifarMember> members, std::string description)
-      : split_(std::move(split)), members_(std::move(members)), description_(std::move(description)) {
+      : split_(std::move(split)),
+        members_(std::move(members)),
+        description_(std::move(description)) {
     for (const auto& m : members_) count_ += m.records;
   }
   ~CifarSource() override {
@@ -198,8 +200,9 @@ std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
       for (const auto& n : names) {
         const std::string f = (fs::path(*dir) / n).string();
         if (!fs::is_regular_file(f, ec)) {
-          throw DataError(f, "missing: a CIFAR-10 binary source needs data_batch_1..5.bin and "
-                             "test_batch.bin");
+          throw DataError(f,
+                          "missing: a CIFAR-10 binary source needs data_batch_1..5.bin and "
+                          "test_batch.bin");
         }
         CifarMember m;
         m.name = f;
@@ -284,9 +287,7 @@ class IdxSource : public SplitSource {
   std::string split() const override { return split_; }
   int64_t count() const override { return count_; }
   ImageShape shape() const override { return ImageShape{1, rows_, cols_}; }
-  std::string description() const override {
-    return join_names({images_.path(), labels_.path()});
-  }
+  std::string description() const override { return join_names({images_.path(), labels_.path()}); }
 
   int64_t read(uint8_t* images, uint8_t* labels, int64_t n) override {
     const int64_t take = std::min(n, count_ - done_);
@@ -309,8 +310,8 @@ class IdxSource : public SplitSource {
   static void check_plain_size(const std::string& path, uint64_t expected) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     unsigned char magic[2] = {0, 0};
-    const bool gz = f != nullptr && std::fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f &&
-                    magic[1] == 0x8b;
+    const bool gz =
+        f != nullptr && std::fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
     if (f != nullptr) std::fclose(f);
     if (gz) return;
     std::error_code ec;
@@ -365,14 +366,15 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
     if (std::all_of(h, h + 512, [](uint8_t b) { return b == 0; })) break;
     unsigned sum = 0;
     for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-    const unsigned stored = static_cast<unsigned>(std::strtoul(
-        std::string(reinterpret_cast<char*>(h + 148), 8).c_str(), nullptr, 8));
+    const unsigned stored = static_cast<unsigned>(
+        std::strtoul(std::string(reinterpret_cast<char*>(h + 148), 8).c_str(), nullptr, 8));
     if (sum != stored) throw DataError(path, "not a tar archive (header checksum mismatch)");
     const uint64_t size =
         std::strtoull(std::string(reinterpret_cast<char*>(h + 124), 12).c_str(), nullptr, 8);
     std::string name(reinterpret_cast<char*>(h), strnlen(reinterpret_cast<char*>(h), 100));
     if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345] != 0) {
-      name = std::string(reinterpret_cast<char*>(h + 345), strnlen(reinterpret_cast<char*>(h + 345), 155)) +
+      name = std::string(reinterpret_cast<char*>(h + 345),
+                         strnlen(reinterpret_cast<char*>(h + 345), 155)) +
              "/" + name;
     }
     if (!long_name.empty()) name = std::exchange(long_name, "");

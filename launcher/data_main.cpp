@@ -101,8 +101,9 @@ int run_fetch(const std::string& dataset, const std::string& dir, const std::str
               bool quiet) {
   if (agave::data::parse_dataset(dataset) != agave::data::Dataset::kCifar10) {
     throw agave::data::DataError(
-        "", "fetch knows cifar10 only; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
-            "(/usr/share/datasets/fashion-mnist)");
+        "",
+        "fetch knows cifar10 only; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
+        "(/usr/share/datasets/fashion-mnist)");
   }
   ProgressView view(quiet);
   const std::string path = agave::data::fetch_cifar10(dir, std::ref(view), url);
@@ -121,30 +122,33 @@ int main(int argc, char** argv) {
 
   agave::data::ConvertOptions conv;
   std::string dataset_name;
-  auto* convert = app.add_subcommand("convert", "Convert CIFAR-10 binary batches (folder or "
-                                                "cifar-10-binary.tar.gz) or IDX files to shards");
+  auto* convert = app.add_subcommand("convert",
+                                     "Convert CIFAR-10 binary batches (folder or "
+                                     "cifar-10-binary.tar.gz) or IDX files to shards");
   convert->add_option("--source", conv.source, "Raw source: folder or archive")->required();
   convert->add_option("--output", conv.output, "Shard folder to write")->required();
   convert->add_option("--dataset", dataset_name, "cifar10 or fashion_mnist (default: detect)");
   convert->add_option("--images-per-shard", conv.images_per_shard, "Images per shard file")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  convert->add_option("--chunk-images", conv.chunk_images,
-                      "Images per HDF5 chunk (0: about 256 KiB)")
+  convert
+      ->add_option("--chunk-images", conv.chunk_images, "Images per HDF5 chunk (0: about 256 KiB)")
       ->check(CLI::NonNegativeNumber);
   convert->add_option("--gzip", conv.compression, "gzip level 0-9 (0: raw, fastest to read)")
       ->check(CLI::Range(0, 9));
 
   std::string inspect_path;
   bool no_verify = false;
-  auto* inspect = app.add_subcommand("inspect", "Counts, shapes, per-channel statistics, and "
-                                                "verification of every checksum");
+  auto* inspect = app.add_subcommand("inspect",
+                                     "Counts, shapes, per-channel statistics, and "
+                                     "verification of every checksum");
   inspect->add_option("path", inspect_path, "Shard folder, manifest or shard file")->required();
   inspect->add_flag("--no-verify", no_verify, "Skip recomputing the checksums");
 
   std::string fetch_dataset, fetch_dir = "data-cache/sources", fetch_url = agave::data::kCifar10Url;
-  auto* fetch = app.add_subcommand("fetch", "Download the official CIFAR-10 binary archive and "
-                                            "verify its MD5");
+  auto* fetch = app.add_subcommand("fetch",
+                                   "Download the official CIFAR-10 binary archive and "
+                                   "verify its MD5");
   fetch->add_option("dataset", fetch_dataset, "cifar10")->required();
   fetch->add_option("--output", fetch_dir, "Folder for the archive")->capture_default_str();
   fetch->add_option("--url", fetch_url, "Mirror to download from")->capture_default_str();

@@ -45,7 +45,8 @@ std::string ProgressBar::render(bool final) const {
   char buf[256];
   std::string s = label_ + " ";
   if (total_ > 0) {
-    const double frac = std::clamp(static_cast<double>(done_) / static_cast<double>(total_), 0.0, 1.0);
+    const double frac =
+        std::clamp(static_cast<double>(done_) / static_cast<double>(total_), 0.0, 1.0);
     if (bar_) {
       constexpr int kWidth = 30;
       const int fill = static_cast<int>(frac * kWidth);

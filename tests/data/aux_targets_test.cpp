@@ -8,8 +8,7 @@ namespace agave::data {
 namespace {
 
 TEST(data_aux, DownsampleRoundsHalfUpAndKeepsDtype) {
-  auto x = torch::tensor({1, 2, 3, 4, 0, 0, 0, 1, 255, 255, 254, 254, 0, 1, 0, 1},
-                         torch::kUInt8)
+  auto x = torch::tensor({1, 2, 3, 4, 0, 0, 0, 1, 255, 255, 254, 254, 0, 1, 0, 1}, torch::kUInt8)
                .reshape({1, 1, 4, 4});
   // 2×2 blocks: [1 2;0 0]→0.75→1, [3 4;0 1]→2→2, [255 255;0 1]→127.75→128, [254 254;0 1]→127.25→127
   const auto y = downsample_average(x, 2);
@@ -52,8 +51,8 @@ TEST(data_aux, DownsampleMatchesANaiveLoop) {
 TEST(data_aux, ColorBinIndex) {
   const auto y = torch::tensor({0, 1, 63, 64, 127, 128, 254, 255}, torch::kUInt8);
   EXPECT_TRUE(torch::equal(color_bin_index(y, 256), y.to(torch::kInt64)));
-  EXPECT_TRUE(torch::equal(color_bin_index(y, 4),
-                           torch::tensor({0, 0, 0, 1, 1, 2, 3, 3}, torch::kInt64)));
+  EXPECT_TRUE(
+      torch::equal(color_bin_index(y, 4), torch::tensor({0, 0, 0, 1, 1, 2, 3, 3}, torch::kInt64)));
   EXPECT_TRUE(torch::equal(color_bin_index(y.to(torch::kFloat32), 32),
                            torch::div(y.to(torch::kInt64), 8, "floor")));
   EXPECT_EQ(color_bin_index(y, 1).max().item<int64_t>(), 0);

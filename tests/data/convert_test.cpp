@@ -82,10 +82,9 @@ TEST(data_convert, FashionMnistIsPixelExact) {
   EXPECT_EQ(manifests[1].count, 10000);
   EXPECT_EQ(last, 10000) << "progress reaches the end of the last split";
   EXPECT_EQ(files_in(out.path()),
-            (std::vector<std::string>{"test-00000-of-00001.h5",
-                                      "test.manifest.json", "train-00000-of-00003.h5",
-                                      "train-00001-of-00003.h5", "train-00002-of-00003.h5",
-                                      "train.manifest.json"}));
+            (std::vector<std::string>{"test-00000-of-00001.h5", "test.manifest.json",
+                                      "train-00000-of-00003.h5", "train-00001-of-00003.h5",
+                                      "train-00002-of-00003.h5", "train.manifest.json"}));
 
   const auto images = gunzip(std::string(test::kFashionMnist) + "/train-images-idx3-ubyte.gz");
   const auto labels = gunzip(std::string(test::kFashionMnist) + "/train-labels-idx1-ubyte.gz");
@@ -105,11 +104,15 @@ TEST(data_convert, FashionMnistIsPixelExact) {
         "import gzip, h5py, json, numpy as np, sys\n"
         "src, out = sys.argv[1], sys.argv[2]\n"
         "for split, stem in (('train', 'train'), ('test', 't10k')):\n"
-        "  x = np.frombuffer(gzip.open(f'{src}/{stem}-images-idx3-ubyte.gz').read()[16:], np.uint8)\n"
-        "  y = np.frombuffer(gzip.open(f'{src}/{stem}-labels-idx1-ubyte.gz').read()[8:], np.uint8)\n"
+        "  x = np.frombuffer(gzip.open(f'{src}/{stem}-images-idx3-ubyte.gz').read()[16:], "
+        "np.uint8)\n"
+        "  y = np.frombuffer(gzip.open(f'{src}/{stem}-labels-idx1-ubyte.gz').read()[8:], "
+        "np.uint8)\n"
         "  m = json.load(open(f'{out}/{split}.manifest.json'))\n"
-        "  xs = np.concatenate([h5py.File(f\"{out}/{s['file']}\", 'r')['images'][()] for s in m['shards']])\n"
-        "  ys = np.concatenate([h5py.File(f\"{out}/{s['file']}\", 'r')['labels'][()] for s in m['shards']])\n"
+        "  xs = np.concatenate([h5py.File(f\"{out}/{s['file']}\", 'r')['images'][()] for s in "
+        "m['shards']])\n"
+        "  ys = np.concatenate([h5py.File(f\"{out}/{s['file']}\", 'r')['labels'][()] for s in "
+        "m['shards']])\n"
         "  assert np.array_equal(xs.reshape(-1), x), split\n"
         "  assert np.array_equal(ys, y), split\n"
         "print('ok')\n";
@@ -178,15 +181,16 @@ std::string make_cifar_tar(const TempDir& dir, int64_t records) {
   test::write_file((stage / "readme.html").string(), std::vector<uint8_t>(700, 'r'));
   const std::string tar = dir / "cifar-10-binary.tar.gz";
   std::string log;
-  EXPECT_EQ(test::run_command("tar -czf " + tar + " -C " + (dir.path() / "stage").string() +
-                                  " cifar-10-batches-bin/readme.html cifar-10-batches-bin/test_batch.bin"
-                                  " cifar-10-batches-bin/data_batch_2.bin"
-                                  " cifar-10-batches-bin/data_batch_1.bin"
-                                  " cifar-10-batches-bin/data_batch_3.bin"
-                                  " cifar-10-batches-bin/data_batch_4.bin"
-                                  " cifar-10-batches-bin/data_batch_5.bin",
-                              &log),
-            0)
+  EXPECT_EQ(
+      test::run_command("tar -czf " + tar + " -C " + (dir.path() / "stage").string() +
+                            " cifar-10-batches-bin/readme.html cifar-10-batches-bin/test_batch.bin"
+                            " cifar-10-batches-bin/data_batch_2.bin"
+                            " cifar-10-batches-bin/data_batch_1.bin"
+                            " cifar-10-batches-bin/data_batch_3.bin"
+                            " cifar-10-batches-bin/data_batch_4.bin"
+                            " cifar-10-batches-bin/data_batch_5.bin",
+                        &log),
+      0)
       << log;
   return tar;
 }
@@ -206,8 +210,8 @@ TEST(data_convert, Cifar10TarGzMatchesTheBatches) {
   EXPECT_EQ(manifests[1].count, 40);
   // Train order is batch 1..5 whatever the archive order.
   for (int64_t g : {0L, 39L, 40L, 120L, 199L}) {
-    const auto bin = test::read_file(test::cifar_dir() + "/data_batch_" +
-                                     std::to_string(g / 40 + 1) + ".bin");
+    const auto bin =
+        test::read_file(test::cifar_dir() + "/data_batch_" + std::to_string(g / 40 + 1) + ".bin");
     const auto img = shard_image(manifests[0], g);
     EXPECT_EQ(0, std::memcmp(img.data(), bin.data() + (g % 40) * 3073 + 1, 3072)) << g;
   }

@@ -181,9 +181,10 @@ TEST(data_loader, RestoreContinuesExactly) {
     for (int i = 0; i < 40; ++i) {  // across two epoch ends
       positions.push_back(full.position());
       auto b = full.next();
-      reference.push_back(b ? std::vector<int64_t>(b->indices.data_ptr<int64_t>(),
-                                                   b->indices.data_ptr<int64_t>() + b->indices.numel())
-                            : std::vector<int64_t>{-1});
+      reference.push_back(
+          b ? std::vector<int64_t>(b->indices.data_ptr<int64_t>(),
+                                   b->indices.data_ptr<int64_t>() + b->indices.numel())
+            : std::vector<int64_t>{-1});
     }
     for (int cut : {0, 5, 12, 13, 14, 27}) {
       ShardLoader resumed(f.path(), "train", o);
@@ -196,8 +197,8 @@ TEST(data_loader, RestoreContinuesExactly) {
             b ? std::vector<int64_t>(b->indices.data_ptr<int64_t>(),
                                      b->indices.data_ptr<int64_t>() + b->indices.numel())
               : std::vector<int64_t>{-1};
-        ASSERT_EQ(got, reference[i]) << "cut " << cut << " step " << i << " drop_last "
-                                     << drop_last;
+        ASSERT_EQ(got, reference[i])
+            << "cut " << cut << " step " << i << " drop_last " << drop_last;
         if (b) {
           EXPECT_EQ(b->epoch, positions[i].epoch);
           EXPECT_EQ(b->index, positions[i].index);
@@ -254,8 +255,7 @@ TEST(data_loader, OpenErrorsNameTheFile) {
     ShardLoader l(f.path(), "train", opts(10));
     FAIL();
   } catch (const ChecksumError& e) {
-    EXPECT_NE(std::string(e.what()).find(m.shard_path(m.shards[1])), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find(m.shard_path(m.shards[1])), std::string::npos) << e.what();
   }
   // A shard deleted behind the manifest's back.
   write_manifest(f.manifest.path, f.manifest);

@@ -178,7 +178,10 @@ TEST(data_shard, TruncatedOrCorruptFilesAreClearErrors) {
   // Cut in half: HDF5 notices the end-of-file address beyond the real end.
   const std::string half = dir / "half.h5";
   test::write_file(half, std::vector<uint8_t>(bytes.begin(), bytes.begin() + bytes.size() / 2));
-  std::string msg = error_of([&] { ShardReader r(half); r.chunk_locations(); });
+  std::string msg = error_of([&] {
+    ShardReader r(half);
+    r.chunk_locations();
+  });
   EXPECT_NE(msg.find(half), std::string::npos) << msg;
   EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
 
