@@ -160,6 +160,13 @@ TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
   auto before = model->named_parameters()["vae.stem.0.g"].clone();
   model->data_init(x);
   EXPECT_FALSE(torch::equal(before, model->named_parameters()["vae.stem.0.g"]));
+  // No gain blew up, in particular not where the input is the data-independent h_top.
+  for (const auto& p : model->named_parameters()) {
+    EXPECT_TRUE(torch::isfinite(p.value()).all().item<bool>()) << p.key();
+    if (p.key().size() > 2 && p.key().substr(p.key().size() - 2) == ".g") {
+      EXPECT_LT(p.value().abs().max().item<double>(), 1e3) << p.key();
+    }
+  }
   auto t = model->forward(x);
   EXPECT_TRUE(torch::isfinite(t.pixel_nll + t.aux_nll + t.kl).all().item<bool>());
   EXPECT_TRUE(torch::autograd::GradMode::is_enabled());
