@@ -15,7 +15,7 @@ namespace {
 
 using testing::tiny_options;
 
-TEST(Agave, ParameterNamesAreStableAndGrouped) {
+TEST(ModelAgave, ParameterNamesAreStableAndGrouped) {
   torch::manual_seed(0);
   Agave a(tiny_options());
   torch::manual_seed(1);
@@ -50,7 +50,7 @@ TEST(Agave, ParameterNamesAreStableAndGrouped) {
   EXPECT_TRUE(groups.vae[0].is_same(a->vae->parameters()[0]));
 }
 
-TEST(Agave, ForwardTermsArePerImageAndFinite) {
+TEST(ModelAgave, ForwardTermsArePerImageAndFinite) {
   torch::manual_seed(2);
   Agave model(tiny_options());
   auto x = torch::randint(0, 256, {4, 3, 8, 8}).to(torch::kByte);
@@ -71,7 +71,7 @@ TEST(Agave, ForwardTermsArePerImageAndFinite) {
   EXPECT_TRUE(torch::allclose(u.aux_nll, f.aux_nll));
 }
 
-TEST(Agave, SkippedTermsAreZero) {
+TEST(ModelAgave, SkippedTermsAreZero) {
   torch::manual_seed(4);
   Agave model(tiny_options());
   auto x = torch::randint(0, 256, {2, 3, 8, 8});
@@ -85,7 +85,7 @@ TEST(Agave, SkippedTermsAreZero) {
   for (const auto& p : model->pixelcnn->parameters()) EXPECT_FALSE(p.grad().defined());
 }
 
-TEST(Agave, LossWeightsTheTerms) {
+TEST(ModelAgave, LossWeightsTheTerms) {
   LossTerms t;
   t.pixel_nll = torch::tensor({1.0f, 3.0f});
   t.aux_nll = torch::tensor({10.0f, 20.0f});
@@ -102,7 +102,7 @@ TEST(Agave, LossWeightsTheTerms) {
   EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 2.0, pixel_only).item<float>(), 2.0f);
 }
 
-TEST(Agave, BitsPerDimUseTheDimensionsOfX) {
+TEST(ModelAgave, BitsPerDimUseTheDimensionsOfX) {
   Agave rgb(tiny_options(3, 8, 4, 4));
   const double dims = 3 * 8 * 8;
   EXPECT_EQ(rgb->dims_per_image(), 192);
@@ -115,7 +115,7 @@ TEST(Agave, BitsPerDimUseTheDimensionsOfX) {
   EXPECT_NEAR(gray->bits_per_dim(64 * std::log(2.0)), 1.0, 1e-12);
 }
 
-TEST(Agave, AuxTargetIsRoundedAveragePool) {
+TEST(ModelAgave, AuxTargetIsRoundedAveragePool) {
   Agave model(tiny_options(1, 8, 4, 4));
   auto x = torch::zeros({1, 1, 8, 8});
   x[0][0][0][0] = 255;  // block (0,0) mean 63.75 → 64
@@ -130,7 +130,7 @@ TEST(Agave, AuxTargetIsRoundedAveragePool) {
   EXPECT_TRUE(torch::equal(full->aux_target(x), x));
 }
 
-TEST(Agave, RejectsBadOptionsAndInputs) {
+TEST(ModelAgave, RejectsBadOptionsAndInputs) {
   EXPECT_THROW(Agave(tiny_options().aux(AuxOptions().resolution(4).color_bins(100))), c10::Error);
   EXPECT_THROW(Agave(tiny_options(3, 8, 4, 3)), c10::Error);
   EXPECT_THROW(Agave(tiny_options(2, 8, 4, 4)), c10::Error);
@@ -138,7 +138,7 @@ TEST(Agave, RejectsBadOptionsAndInputs) {
   EXPECT_THROW(model->forward(torch::zeros({1, 3, 16, 16})), c10::Error);
 }
 
-TEST(Agave, ColorBinsLowerTheAuxCost) {
+TEST(ModelAgave, ColorBinsLowerTheAuxCost) {
   // Coarser bins hold more mass each, so the same f(z) scores y better.
   torch::manual_seed(5);
   Agave fine(tiny_options());
@@ -153,7 +153,7 @@ TEST(Agave, ColorBinsLowerTheAuxCost) {
   EXPECT_TRUE(torch::allclose(a.pixel_nll, b.pixel_nll));
 }
 
-TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
+TEST(ModelAgave, DataInitNormalisesAndKeepsValuesFinite) {
   torch::manual_seed(7);
   Agave model(tiny_options());
   auto x = testing::structured_images(8, 3, 8);
@@ -183,7 +183,7 @@ void set_bf16_autocast(bool on) {
   if (!on) at::autocast::clear_cache();
 }
 
-TEST(Agave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
+TEST(ModelAgave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
   torch::manual_seed(8);
   Agave model(tiny_options());
   model->eval();

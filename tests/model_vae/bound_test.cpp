@@ -9,9 +9,9 @@
 namespace agave::model {
 namespace {
 
-class Bound : public ::testing::TestWithParam<int64_t> {};
+class ModelAgaveBound : public ::testing::TestWithParam<int64_t> {};
 
-TEST_P(Bound, SingleSampleEqualsElbo) {
+TEST_P(ModelAgaveBound, SingleSampleEqualsElbo) {
   torch::manual_seed(0);
   Agave model(testing::tiny_options().vae(
       VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).iaf_steps(
@@ -28,7 +28,7 @@ TEST_P(Bound, SingleSampleEqualsElbo) {
   EXPECT_FALSE(model->is_training());
 }
 
-TEST_P(Bound, ImportanceSamplingTightensTheBound) {
+TEST_P(ModelAgaveBound, ImportanceSamplingTightensTheBound) {
   torch::manual_seed(1);
   Agave model(testing::tiny_options().vae(
       VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).iaf_steps(
@@ -51,9 +51,9 @@ TEST_P(Bound, ImportanceSamplingTightensTheBound) {
   EXPECT_LT(iw16.max().item<double>(), 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(IafSteps, Bound, ::testing::Values(0, 1));
+INSTANTIATE_TEST_SUITE_P(IafSteps, ModelAgaveBound, ::testing::Values(0, 1));
 
-TEST(BoundChunks, OneRowPerPassAndArgumentChecks) {
+TEST(ModelAgaveBoundChunks, OneRowPerPassAndArgumentChecks) {
   torch::manual_seed(3);
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(2, 3, 8);

@@ -11,7 +11,7 @@
 namespace agave::model {
 namespace {
 
-TEST(Ema, MovesTowardTheWeightsWithTheDecay) {
+TEST(ModelEma, MovesTowardTheWeightsWithTheDecay) {
   torch::nn::Linear net(3, 2);
   torch::NoGradGuard no_grad;
   net->weight.fill_(1.0);
@@ -29,7 +29,7 @@ TEST(Ema, MovesTowardTheWeightsWithTheDecay) {
   EXPECT_EQ(net->weight[0][0].item<double>(), 3.0);
 }
 
-TEST(Ema, SwapTwiceRestoresAndCopyToWrites) {
+TEST(ModelEma, SwapTwiceRestoresAndCopyToWrites) {
   torch::nn::Linear net(2, 2);
   torch::NoGradGuard no_grad;
   net->weight.fill_(1.0);
@@ -47,7 +47,7 @@ TEST(Ema, SwapTwiceRestoresAndCopyToWrites) {
   EXPECT_THROW(ema.copy_to(*torch::nn::Conv2d(1, 1, 1)), c10::Error);
 }
 
-TEST(Ema, TracksTheAgaveModelByName) {
+TEST(ModelEma, TracksTheAgaveModelByName) {
   torch::manual_seed(0);
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(2, 3, 8);

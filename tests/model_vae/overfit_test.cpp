@@ -8,7 +8,7 @@
 namespace agave::model {
 namespace {
 
-TEST(Overfit, TinyModelLearnsAHandfulOfImages) {
+TEST(ModelAgaveOverfit, TinyModelLearnsAHandfulOfImages) {
   torch::manual_seed(0);
   Agave model(testing::tiny_options().vae(
       VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).free_bits(0.05)));

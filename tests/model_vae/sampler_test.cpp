@@ -9,7 +9,7 @@
 namespace agave::model {
 namespace {
 
-TEST(Sampler, PriorSamplesHaveShapeTypeAndSpread) {
+TEST(ModelSampler, PriorSamplesHaveShapeTypeAndSpread) {
   for (int64_t c : {1, 3}) {
     torch::manual_seed(0);
     Agave model(testing::tiny_options(c, 8, 4, 4));
@@ -26,7 +26,7 @@ TEST(Sampler, PriorSamplesHaveShapeTypeAndSpread) {
   }
 }
 
-TEST(Sampler, SameSeedSameSamples) {
+TEST(ModelSampler, SameSeedSameSamples) {
   torch::manual_seed(1);
   Agave model(testing::tiny_options());
   torch::manual_seed(7);
@@ -36,7 +36,7 @@ TEST(Sampler, SameSeedSameSamples) {
   EXPECT_TRUE(torch::equal(a.x, b.x));
 }
 
-TEST(Sampler, ReconstructionKeepsShape) {
+TEST(ModelSampler, ReconstructionKeepsShape) {
   torch::manual_seed(2);
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(3, 3, 8);
@@ -46,7 +46,7 @@ TEST(Sampler, ReconstructionKeepsShape) {
   EXPECT_EQ(r.fz.sizes(), (std::vector<int64_t>{3, 3, 4, 4}));
 }
 
-TEST(Sampler, SampledPixelsFollowTheModel) {
+TEST(ModelSampler, SampledPixelsFollowTheModel) {
   // Each drawn pixel must be a draw from the parameters the PixelCNN gives for it given the
   // pixels already drawn: the final image scores far better under the model than the same
   // pixels in shuffled order would (a sampler that ignores the context fails this).
