@@ -428,7 +428,7 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
   }
 
   const std::string run_root = base.run.output_dir + "/" + base.run.name;
-  if (grid.empty()) return {RunSpec{base.run.name, run_root, base}};
+  if (grid.empty()) return {RunSpec{base.run.name, run_root, {}, base}};
 
   std::vector<RunSpec> runs;
   std::vector<size_t> index(grid.size(), 0);
@@ -436,10 +436,12 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
     YAML::Node point = YAML::Clone(root);
     Origins point_origins = origins;
     std::vector<std::string> name_parts;
+    std::map<std::string, std::string> point_labels;
     for (size_t a = 0; a < grid.size(); ++a) {
       const YAML::Node& v = grid[a].values[index[a]];
       const std::string label = short_key(grid[a].key, grid) + "=" + safe_value(v.Scalar());
       name_parts.push_back(label);
+      point_labels[short_key(grid[a].key, grid)] = v.Scalar();
       set_path(point, grid[a].key, YAML::Clone(v),
                origins.describe("sweep.grid", v) + " (sweep " + label + ")");
       point_origins.mark(grid[a].key, file + ":" + std::to_string(v.Mark().line + 1) +
@@ -447,6 +449,7 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
     }
     RunSpec spec;
     spec.name = join(name_parts, ",");
+    spec.labels = point_labels;
     spec.config = parse_with(point, point_origins);
     spec.output_dir = run_root + "/" + spec.name;
     runs.push_back(std::move(spec));

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,7 @@ struct Config {
 struct RunSpec {
   std::string name;        // deterministic: "lambda=12,aux_resolution=16,color_bins=32"
   std::string output_dir;  // <run.output_dir>/<run.name>[/<name>]
+  std::map<std::string, std::string> labels;  // the sweep values of this run, by label
   Config config;
 };
 

@@ -117,6 +117,7 @@ int run_fetch(const std::string& dataset, const std::string& dir, const std::str
 int main(int argc, char** argv) {
   CLI::App app{"agave_data: HDF5 image shards for agave (convert, inspect, fetch)"};
   app.require_subcommand(1);
+  app.fallthrough();  // -q is accepted after the subcommand too
   bool quiet = false;
   app.add_flag("-q,--quiet", quiet, "No progress output");
 

@@ -4,14 +4,20 @@
 
 #include <cstdlib>
 #include <iostream>
+#include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
+#include "data/convert.h"
+#include "monitoring/progress_bar.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
+#include "trainer/trainer.h"
 
 namespace {
 
@@ -23,6 +29,23 @@ int launcher_rank() {
     if (const char* s = std::getenv(v)) return std::atoi(s);
   }
   return 0;
+}
+
+std::string rank_prefix() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (!init || fin) return "";
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return "rank " + std::to_string(rank) + ": ";
+}
+
+void abort_job(int code) {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
 int run(int argc, char** argv) {
@@ -93,20 +116,66 @@ int run(int argc, char** argv) {
     return 0;
   }
 
+  // Data shards are shared by every run: world rank 0 converts what is missing (under a file
+  // lock, so jobs sharing a file system convert once) while the others wait.
   if (where.world_rank == 0) {
-    std::cerr << "agave_trainer: error: training is not built yet; use --dry-run to see the "
-                 "plan\n";
+    std::set<std::string> done;
+    for (const auto& r : runs) {
+      if (!done.insert(r.config.data.shards).second) continue;
+      std::unique_ptr<monitoring::ProgressBar> bar;
+      std::string stage;
+      data::ensure_shards(r.config.data, [&](const data::Progress& p) {
+        if (!bar) {
+          bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
+        } else if (p.stage != stage) {
+          bar->restart(p.stage, p.total);
+        }
+        stage = p.stage;
+        bar->update(p.done);
+      });
+    }
   }
-  return 1;
-}
+  mpi.world().barrier();
 
+  auto comm = cluster::make_mpi_communicator(group_comm->comm(),
+                                             runs.front().config.cluster.timeout_seconds);
+  for (size_t index : plan.groups[group].runs) {
+    const auto& spec = runs[index];
+    const auto& c = spec.config;
+    trainer::TrainerSetup setup;
+    setup.run_name = spec.name;
+    setup.output_dir = spec.output_dir;
+    setup.seed = static_cast<uint64_t>(c.run.seed);
+    setup.labels = spec.labels;
+    setup.resolved_config = launcher::to_yaml_string(c);
+    setup.data = c.data;
+    setup.model = c.model;
+    setup.loss = c.loss;
+    setup.train = c.train;
+    setup.eval = c.eval;
+    setup.checkpoint = c.checkpoint;
+    setup.monitoring = c.monitoring;
+    setup.cluster = c.cluster;
+    if (group_comm->rank() == 0) {
+      std::cout << "agave_trainer: run " << spec.name << " on ranks " << plan.groups[group].first_rank
+                << "-" << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
+                << spec.output_dir << std::endl;
+    }
+    trainer::Trainer(setup, *comm).run();
+  }
+  comm.reset();
+  mpi.world().barrier();
+  return 0;
+}
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
   } catch (const std::exception& e) {
-    std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    std::cerr << "agave_trainer: error: " << rank_prefix() << e.what() << std::endl;
+    // Other ranks may be waiting in a collective for this one: end the whole job now.
+    abort_job(1);
     return 1;
   }
 }

@@ -1,0 +1,54 @@
+#pragma once
+// bf16 autocast for one scope (the forward pass), on CPU or CUDA, across LibTorch 1.13 and 2.x
+// (whose autocast API is per device type). The likelihood math casts to fp32 itself.
+#include <ATen/autocast_mode.h>
+#include <torch/version.h>
+
+namespace agave::trainer {
+
+class AutocastGuard {
+ public:
+  AutocastGuard(bool enabled, bool cuda) : enabled_(enabled), cuda_(cuda) {
+    if (!enabled_) return;
+#if TORCH_VERSION_MAJOR >= 2
+    const auto dev = cuda_ ? at::kCUDA : at::kCPU;
+    was_ = at::autocast::is_autocast_enabled(dev);
+    at::autocast::set_autocast_dtype(dev, at::kBFloat16);
+    at::autocast::set_autocast_enabled(dev, true);
+#else
+    if (cuda_) {
+      was_ = at::autocast::is_enabled();
+      at::autocast::set_autocast_gpu_dtype(at::kBFloat16);
+      at::autocast::set_enabled(true);
+    } else {
+      was_ = at::autocast::is_cpu_enabled();
+      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+      at::autocast::set_cpu_enabled(true);
+    }
+#endif
+    at::autocast::increment_nesting();
+  }
+  ~AutocastGuard() {
+    if (!enabled_) return;
+    // Leaving the outermost autocast scope must drop the cast-weight cache, or it grows.
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR >= 2
+    at::autocast::set_autocast_enabled(cuda_ ? at::kCUDA : at::kCPU, was_);
+#else
+    if (cuda_) {
+      at::autocast::set_enabled(was_);
+    } else {
+      at::autocast::set_cpu_enabled(was_);
+    }
+#endif
+  }
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool enabled_;
+  bool cuda_;
+  bool was_ = false;
+};
+
+}  // namespace agave::trainer

@@ -1,0 +1,69 @@
+#include "trainer/evaluator.h"
+
+#include <cmath>
+
+#include "data/loader.h"
+
+namespace agave::trainer {
+
+EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
+                    cluster::Communicator& comm, uint64_t seed) {
+  data::LoaderOptions lo;
+  lo.batch_size = options.batch_size;
+  lo.rank = comm.rank();
+  lo.world = comm.size();
+  lo.seed = seed;
+  lo.shuffle = false;
+  lo.drop_last = false;  // every test image once
+  lo.prefetch = 2;
+  data::ShardLoader loader(shards, "test", lo);
+  // This rank's share of the subset: the loader gives rank r a contiguous slice, so taking the
+  // first subset/n (+1 for the first subset mod n ranks) of it keeps the shares disjoint.
+  const int64_t total = options.subset > 0 ? std::min(options.subset, loader.split_size())
+                                           : loader.split_size();
+  const int64_t mine = total / comm.size() + (comm.rank() < total % comm.size() ? 1 : 0);
+
+  model::ScopedEval eval_mode(*model);
+  torch::NoGradGuard no_grad;
+  const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
+  // Sums of x, x² for the ELBO and IW bound (bits/dim per image), the KL, and the count.
+  double s_elbo = 0, s2_elbo = 0, s_kl = 0, s_iw = 0, s2_iw = 0;
+  int64_t done = 0;
+  while (done < mine) {
+    auto batch = loader.next();
+    if (!batch) break;
+    auto x = batch->images;
+    if (x.size(0) > mine - done) x = x.narrow(0, 0, mine - done);
+    const auto terms = model->forward(x, model::LossSelection{true, false, true});
+    const auto elbo = ((terms.pixel_nll + terms.kl) * to_bpd).to(torch::kFloat64);
+    s_elbo += elbo.sum().item<double>();
+    s2_elbo += elbo.pow(2).sum().item<double>();
+    s_kl += (terms.kl * to_bpd).sum().item<double>();
+    const auto iw = (-model->importance_weighted_bound(x, options.importance_samples,
+                                                        options.batch_size) *
+                     to_bpd)
+                        .to(torch::kFloat64);
+    s_iw += iw.sum().item<double>();
+    s2_iw += iw.pow(2).sum().item<double>();
+    done += x.size(0);
+  }
+  const auto sums =
+      comm.all_reduce_sum({s_elbo, s2_elbo, s_kl, s_iw, s2_iw, static_cast<double>(done)});
+  EvalResult r;
+  r.images = static_cast<int64_t>(sums[5]);
+  r.importance_samples = options.importance_samples;
+  if (r.images == 0) return r;
+  const double n = sums[5];
+  auto stderr_of = [n](double s, double s2) {
+    const double var = std::max(0.0, s2 / n - (s / n) * (s / n));
+    return n > 1 ? std::sqrt(var * n / (n - 1) / n) : 0.0;
+  };
+  r.elbo_bpd = sums[0] / n;
+  r.elbo_bpd_stderr = stderr_of(sums[0], sums[1]);
+  r.kl_bpd = sums[2] / n;
+  r.iw_bpd = sums[3] / n;
+  r.iw_bpd_stderr = stderr_of(sums[3], sums[4]);
+  return r;
+}
+
+}  // namespace agave::trainer

@@ -1,0 +1,28 @@
+#pragma once
+// Test-set evaluation split across the ranks of a run: the single-sample ELBO and the
+// importance-weighted bound on ln p(x), both in bits/dim of x, with standard errors.
+#include <cstdint>
+#include <string>
+
+#include "cluster/communicator.h"
+#include "model/agave.h"
+#include "trainer/options.h"
+
+namespace agave::trainer {
+
+struct EvalResult {
+  int64_t images = 0;          // images evaluated, all ranks
+  double elbo_bpd = 0;         // −ELBO (pixel + KL) in bits/dim
+  double elbo_bpd_stderr = 0;
+  double kl_bpd = 0;
+  double iw_bpd = 0;           // −IW bound with K samples, bits/dim
+  double iw_bpd_stderr = 0;
+  int64_t importance_samples = 0;
+};
+
+// Evaluates `model` (in eval mode, no autograd) on this rank's disjoint share of the first
+// `subset` images (0 = all) of the test split in `shards`; the sums are all-reduced.
+EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
+                    cluster::Communicator& comm, uint64_t seed);
+
+}  // namespace agave::trainer

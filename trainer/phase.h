@@ -1,0 +1,38 @@
+#pragma once
+// Training phases: which parameters train and which loss terms count (paper §4: pretrain the
+// VAE and the PixelCNN, then train everything; Appendix C: continue without the aux term).
+#include <cstdint>
+#include <vector>
+
+#include "model/agave.h"
+#include "trainer/options.h"
+
+namespace agave::trainer {
+
+struct PhaseSpec {
+  PhaseKind kind = PhaseKind::kJoint;
+  bool train_vae = true;
+  bool train_pixelcnn = true;
+  model::LossSelection terms;  // what the forward computes and the loss includes
+};
+
+PhaseSpec phase_spec(PhaseKind kind);
+
+// Maps a global step to its phase.
+class PhaseSchedule {
+ public:
+  explicit PhaseSchedule(std::vector<PhaseOptions> phases);
+  // Index of the phase that step `step` (0-based) belongs to; the last phase past the end.
+  size_t index_at(int64_t step) const;
+  const PhaseOptions& at(int64_t step) const { return phases_[index_at(step)]; }
+  int64_t total_steps() const { return total_; }
+  int64_t phase_start(size_t index) const { return starts_[index]; }
+  size_t size() const { return phases_.size(); }
+
+ private:
+  std::vector<PhaseOptions> phases_;
+  std::vector<int64_t> starts_;
+  int64_t total_ = 0;
+};
+
+}  // namespace agave::trainer

@@ -1,0 +1,332 @@
+#include "trainer/trainer.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <sstream>
+
+#include "cluster/gradient_bucketer.h"
+#include "data/loader.h"
+#include "model/agave.h"
+#include "model/ema.h"
+#include "model/sampler.h"
+#include "monitoring/metrics_log.h"
+#include "monitoring/png_image.h"
+#include "trainer/adamax.h"
+#include "trainer/autocast.h"
+#include "trainer/image_grid.h"
+#include "trainer/phase.h"
+
+namespace agave::trainer {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& o,
+                                                        std::vector<torch::Tensor> params) {
+  if (o.name == "adam") {
+    return std::make_unique<torch::optim::Adam>(
+        params, torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps));
+  }
+  return std::make_unique<Adamax>(
+      params, AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
+}
+
+// Trainable parameters of a phase, in registration order (the same on every rank).
+std::vector<torch::Tensor> set_trainable(model::Agave& model, const PhaseSpec& spec) {
+  const auto groups = model->parameter_groups();
+  std::vector<torch::Tensor> out;
+  for (auto p : groups.vae) p.set_requires_grad(spec.train_vae);
+  for (auto p : groups.pixelcnn) p.set_requires_grad(spec.train_pixelcnn);
+  for (auto& p : model->parameters()) {
+    p.mutable_grad() = torch::Tensor();
+    if (p.requires_grad()) out.push_back(p);
+  }
+  return out;
+}
+
+// Global L2 norm of the gradients (identical on every rank after the all-reduce).
+double grad_norm(const std::vector<torch::Tensor>& params) {
+  std::vector<torch::Tensor> norms;
+  for (const auto& p : params)
+    if (p.grad().defined()) norms.push_back(p.grad().norm());
+  if (norms.empty()) return 0.0;
+  return torch::stack(norms).norm().item<double>();
+}
+
+bool use_bf16(const std::string& precision) {
+  // "auto" stays fp32 until the benchmark shows bf16 autocast pays for this model here.
+  return precision == "bf16";
+}
+
+std::string fmt(double v, int digits = 3) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+}  // namespace
+
+std::atomic<bool>& Trainer::stop_requested() {
+  static std::atomic<bool> flag{false};
+  return flag;
+}
+
+Trainer::Trainer(TrainerSetup setup, cluster::Communicator& comm)
+    : setup_(std::move(setup)), comm_(comm) {}
+
+TrainResult Trainer::run() {
+  const int rank = comm_.rank();
+  const int world = comm_.size();
+  const bool lead = rank == 0;
+  const auto& t = setup_.train;
+  namespace fs = std::filesystem;
+
+  std::unique_ptr<monitoring::MetricsLog> log;
+  if (lead) {
+    fs::create_directories(setup_.output_dir);
+    std::ofstream(setup_.output_dir + "/config.yaml") << setup_.resolved_config;
+    if (setup_.monitoring.jsonl) {
+      log = std::make_unique<monitoring::MetricsLog>(setup_.output_dir + "/metrics.jsonl");
+    }
+  }
+
+  // Identical initial weights everywhere: the same seed, then rank 0's broadcast (which also
+  // covers data-dependent init on rank 0's first batch).
+  torch::manual_seed(setup_.seed);
+  model::Agave model(setup_.model);
+
+  data::LoaderOptions lo;
+  lo.batch_size = t.batch_size / world;
+  lo.rank = rank;
+  lo.world = world;
+  lo.seed = setup_.seed;
+  lo.prefetch = setup_.data.prefetch_batches;
+  lo.shuffle = setup_.data.shuffle;
+  lo.drop_last = true;  // lock-step ranks need equal batch counts
+  data::ShardLoader loader(setup_.data.shards, "train", lo);
+  if (loader.batches_per_epoch() < 1) {
+    throw std::runtime_error(setup_.data.shards + ": the train split has too few images for a "
+                             "batch of " + std::to_string(lo.batch_size) + " per rank");
+  }
+
+  auto first = loader.next();
+  {
+    torch::NoGradGuard no_grad;
+    model->data_init(first->images);
+  }
+  cluster::broadcast_module_state(*model, comm_);
+  model::Ema ema(*model, t.ema_decay);
+  // Randomness that should differ per rank (dropout, z ~ q) from here on.
+  torch::manual_seed(setup_.seed * 1000003ULL + static_cast<uint64_t>(rank) + 1);
+
+  auto optimizer = make_optimizer(t.optimizer, model->parameters());
+  const PhaseSchedule schedule(t.phases);
+  const bool bf16 = use_bf16(t.precision);
+
+  TrainResult result;
+  std::unique_ptr<cluster::GradientBucketer> bucketer;
+  std::vector<torch::Tensor> trainable;
+  PhaseSpec spec;
+  size_t phase_index = static_cast<size_t>(-1);
+  int64_t nonfinite_in_a_row = 0;
+  std::optional<data::Batch> pending = std::move(first);
+  double last_wait = loader.wait_seconds();
+
+  // Sums over the current log window.
+  struct Window {
+    double pixel = 0, aux = 0, kl = 0, loss = 0, images = 0;
+    double step_s = 0, compute_s = 0, comm_s = 0, data_s = 0;
+    int64_t steps = 0;
+  } w;
+  const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
+  const auto run_start = Clock::now();
+
+  auto run_eval = [&](int64_t step) {
+    if (setup_.eval.use_ema) ema.swap(*model);
+    const auto r = evaluate(model, setup_.data.shards, setup_.eval, comm_, setup_.seed);
+    if (setup_.eval.use_ema) ema.swap(*model);
+    if (lead) {
+      std::cout << "[" << setup_.run_name << "] eval step " << step << ": test ELBO "
+                << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr) << " bits/dim, IW(K="
+                << r.importance_samples << ") " << fmt(r.iw_bpd) << " ± "
+                << fmt(r.iw_bpd_stderr) << ", KL " << fmt(r.kl_bpd) << " (" << r.images
+                << " images)" << std::endl;
+      if (log) {
+        log->write({{"event", "eval"}, {"run", setup_.run_name}, {"step", step},
+                    {"elbo_bpd", r.elbo_bpd}, {"elbo_bpd_stderr", r.elbo_bpd_stderr},
+                    {"iw_bpd", r.iw_bpd}, {"iw_bpd_stderr", r.iw_bpd_stderr},
+                    {"kl_bpd", r.kl_bpd}, {"images", r.images},
+                    {"importance_samples", r.importance_samples}});
+      }
+    }
+    return r;
+  };
+
+  int64_t step = 0;
+  for (; step < schedule.total_steps(); ++step) {
+    const size_t pi = schedule.index_at(step);
+    if (pi != phase_index) {
+      phase_index = pi;
+      spec = phase_spec(schedule.at(step).kind);
+      bucketer.reset();
+      trainable = set_trainable(model, spec);
+      bucketer = std::make_unique<cluster::GradientBucketer>(
+          trainable, comm_,
+          cluster::BucketerOptions{setup_.cluster.bucket_mb,
+                                   std::min(1.0, setup_.cluster.bucket_mb)});
+      if (lead) {
+        std::cout << "[" << setup_.run_name << "] phase " << phase_name(spec.kind) << ": steps "
+                  << schedule.phase_start(pi) << "-"
+                  << schedule.phase_start(pi) + schedule.at(step).steps - 1 << ", "
+                  << trainable.size() << " parameter tensors train" << std::endl;
+      }
+    }
+    const auto step_start = Clock::now();
+    if (!pending) pending = loader.next();
+    if (!pending) pending = loader.next();  // the epoch ended: start the next one
+    const double wait_now = loader.wait_seconds();
+    const double data_s = wait_now - last_wait;
+    last_wait = wait_now;
+    const auto x = pending->images;
+    pending.reset();
+
+    const auto compute_start = Clock::now();
+    bucketer->prepare();
+    model::LossTerms terms;
+    {
+      AutocastGuard autocast(bf16, x.is_cuda());
+      terms = model->forward(x, spec.terms);
+    }
+    auto loss = model::AgaveImpl::loss(terms, setup_.loss.lambda, spec.terms);
+    loss.backward();
+    const double comm_s = bucketer->finish();
+    const double compute_s = seconds_since(compute_start) - comm_s;
+
+    const double norm = grad_norm(trainable);
+    const double loss_v = loss.item<double>();
+    const bool local_bad = !std::isfinite(loss_v) || !std::isfinite(norm);
+    const double n = static_cast<double>(x.size(0));
+    auto sum_of = [](const torch::Tensor& v) {
+      return v.defined() ? v.sum().item<double>() : 0.0;
+    };
+    const auto agreed = comm_.all_reduce_sum(
+        {local_bad ? 1.0 : 0.0, stop_requested().load() ? 1.0 : 0.0, sum_of(terms.pixel_nll),
+         sum_of(terms.aux_nll), sum_of(terms.kl), loss_v * n, n});
+    if (agreed[0] > 0) {
+      // Skip on every rank alike; the gradients are dropped, weights and EMA untouched.
+      ++result.skipped_steps;
+      if (++nonfinite_in_a_row >= t.max_nonfinite_steps) {
+        throw NonFiniteError("run " + setup_.run_name + ": " + std::to_string(nonfinite_in_a_row) +
+                             " steps in a row had a non-finite loss or gradient (last at step " +
+                             std::to_string(step) + "); lower train.optimizer.lr or set "
+                             "train.grad_clip");
+      }
+      if (lead) {
+        std::cerr << "[" << setup_.run_name << "] step " << step
+                  << ": non-finite loss or gradient on " << agreed[0] << " rank(s), skipped"
+                  << std::endl;
+        if (log) log->write({{"event", "skip"}, {"step", step}, {"ranks", agreed[0]}});
+      }
+    } else {
+      nonfinite_in_a_row = 0;
+      if (t.grad_clip > 0 && norm > t.grad_clip) {
+        torch::NoGradGuard no_grad;
+        for (auto& p : trainable) p.grad().mul_(t.grad_clip / norm);
+      }
+      optimizer->step();
+      ema.update();
+      ++result.steps;
+      w.pixel += agreed[2];
+      w.aux += agreed[3];
+      w.kl += agreed[4];
+      w.loss += agreed[5];
+      w.images += agreed[6];
+    }
+    w.step_s += seconds_since(step_start);
+    w.compute_s += compute_s;
+    w.comm_s += comm_s;
+    w.data_s += data_s;
+    ++w.steps;
+
+    const bool last = step + 1 == schedule.total_steps();
+    if ((step + 1) % setup_.monitoring.log_every == 0 || last) {
+      const double imgs = std::max(1.0, w.images);
+      const double loss_bpd = w.loss / imgs * to_bpd;
+      result.last_loss_bpd = loss_bpd;
+      if (lead) {
+        const double ips = w.images / std::max(1e-9, w.step_s);
+        std::cout << "[" << setup_.run_name << "] step " << step + 1 << "/"
+                  << schedule.total_steps() << " " << phase_name(spec.kind) << "  loss "
+                  << fmt(loss_bpd) << "  pixel " << fmt(w.pixel / imgs * to_bpd) << "  aux "
+                  << fmt(w.aux / imgs * to_bpd) << "  kl " << fmt(w.kl / imgs * to_bpd)
+                  << " bits/dim  " << fmt(ips, 1) << " img/s  comm "
+                  << fmt(100 * w.comm_s / std::max(1e-9, w.step_s), 1) << "%  data "
+                  << fmt(100 * w.data_s / std::max(1e-9, w.step_s), 1) << "%" << std::endl;
+        if (log) {
+          log->write({{"event", "train"}, {"run", setup_.run_name}, {"step", step + 1},
+                      {"phase", phase_name(spec.kind)}, {"loss_bpd", loss_bpd},
+                      {"pixel_bpd", w.pixel / imgs * to_bpd}, {"aux_bpd", w.aux / imgs * to_bpd},
+                      {"kl_bpd", w.kl / imgs * to_bpd}, {"kl_nats", w.kl / imgs},
+                      {"images_per_second", ips}, {"step_seconds", w.step_s / w.steps},
+                      {"compute_seconds", w.compute_s / w.steps},
+                      {"allreduce_seconds", w.comm_s / w.steps},
+                      {"data_wait_seconds", w.data_s / w.steps},
+                      {"skipped_steps_total", result.skipped_steps}, {"ranks", world}});
+        }
+      }
+      w = Window{};
+    }
+    if (setup_.eval.every > 0 && (step + 1) % setup_.eval.every == 0 && !last) run_eval(step + 1);
+    if (agreed[1] > 0) {
+      ++step;
+      if (lead) std::cout << "[" << setup_.run_name << "] stop requested at step " << step << std::endl;
+      break;
+    }
+  }
+
+  result.eval = run_eval(step);
+  if (lead) {
+    // Pictures like the paper's: f(z) above the PixelCNN samples conditioned on it, and
+    // reconstructions (x, f(z) of z ~ q(z|x), a PixelCNN sample given that f(z)).
+    if (setup_.eval.use_ema) ema.swap(*model);
+    {
+      model::ScopedEval eval_mode(*model);
+      torch::NoGradGuard no_grad;
+      const int64_t n = 8;
+      const auto s = model::sample(model, n);
+      monitoring::write_png(setup_.output_dir + "/samples.png", image_grid({s.fz, s.x}));
+      data::LoaderOptions tl;
+      tl.batch_size = n;
+      tl.shuffle = false;
+      tl.drop_last = false;
+      data::ShardLoader test(setup_.data.shards, "test", tl);
+      const auto xb = test.next()->images;
+      const auto r = model::reconstruct(model, xb);
+      monitoring::write_png(setup_.output_dir + "/reconstructions.png",
+                            image_grid({xb, r.fz, r.x}));
+    }
+    if (setup_.eval.use_ema) ema.swap(*model);
+    nlohmann::json summary = {
+        {"run", setup_.run_name}, {"steps", result.steps}, {"skipped_steps", result.skipped_steps},
+        {"ranks", world}, {"train_loss_bpd", result.last_loss_bpd},
+        {"test_elbo_bpd", result.eval.elbo_bpd}, {"test_elbo_bpd_stderr", result.eval.elbo_bpd_stderr},
+        {"test_iw_bpd", result.eval.iw_bpd}, {"test_iw_bpd_stderr", result.eval.iw_bpd_stderr},
+        {"test_kl_bpd", result.eval.kl_bpd}, {"importance_samples", result.eval.importance_samples},
+        {"seconds", seconds_since(run_start)}};
+    for (const auto& [k, v] : setup_.labels) summary["labels"][k] = v;
+    std::ofstream(setup_.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  }
+  comm_.barrier();
+  return result;
+}
+
+}  // namespace agave::trainer

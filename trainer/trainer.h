@@ -1,0 +1,64 @@
+#pragma once
+// One training run on the ranks of one communicator: phases, data-parallel steps with
+// bucketed gradient all-reduce, Adamax, EMA, metrics, evaluation and picture grids.
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "cluster/communicator.h"
+#include "cluster/options.h"
+#include "data/options.h"
+#include "model/options.h"
+#include "monitoring/options.h"
+#include "trainer/evaluator.h"
+#include "trainer/options.h"
+
+namespace agave::trainer {
+
+struct TrainerSetup {
+  std::string run_name;
+  std::string output_dir;                     // created by the run's rank 0
+  uint64_t seed = 1;
+  std::map<std::string, std::string> labels;  // sweep values, e.g. lambda=12
+  std::string resolved_config;                // YAML, saved beside the results
+  data::DataOptions data;
+  model::AgaveOptions model;
+  LossOptions loss;
+  TrainOptions train;
+  EvalOptions eval;
+  CheckpointOptions checkpoint;
+  monitoring::MonitoringOptions monitoring;
+  cluster::ClusterOptions cluster;
+};
+
+struct TrainResult {
+  int64_t steps = 0;          // optimizer steps taken (skipped ones not counted)
+  int64_t skipped_steps = 0;  // steps dropped because a loss or gradient was not finite
+  double last_loss_bpd = 0;   // training loss (phase terms) of the last logged window
+  EvalResult eval;
+};
+
+// A step whose loss or gradients were non-finite on any rank `max_nonfinite_steps` times in a
+// row: training cannot recover from here.
+class NonFiniteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Trainer {
+ public:
+  // `comm` holds exactly the ranks of this run. The data shards must exist (ensure_shards).
+  Trainer(TrainerSetup setup, cluster::Communicator& comm);
+  TrainResult run();
+
+  // Set from a signal handler or another thread: every rank stops at the next step (the
+  // decision is all-reduced, so ranks stop together).
+  static std::atomic<bool>& stop_requested();
+
+ private:
+  TrainerSetup setup_;
+  cluster::Communicator& comm_;
+};
+
+}  // namespace agave::trainer
