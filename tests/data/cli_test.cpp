@@ -11,18 +11,18 @@ namespace fs = std::filesystem;
 
 const std::string kCli = AGAVE_BIN_DIR "/agave_data";
 
-struct Run {
+struct CliResult {
   int code;
   std::string out;
 };
-Run cli(const std::string& args) {
-  Run r;
+CliResult cli(const std::string& args) {
+  CliResult r;
   r.code = test::run_command(kCli + " " + args, &r.out);
   return r;
 }
 
 // Error output: exactly one line, "agave_data: error: ..." naming `what`.
-void expect_one_error_line(const Run& r, const std::string& what) {
+void expect_one_error_line(const CliResult& r, const std::string& what) {
   EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
   EXPECT_EQ(r.out.rfind("agave_data: error: ", 0), 0u) << r.out;
   EXPECT_NE(r.out.find(what), std::string::npos) << r.out;
@@ -31,7 +31,7 @@ void expect_one_error_line(const Run& r, const std::string& what) {
 TEST(data_cli, ConvertThenInspect) {
   TempDir dir;
   const std::string out = dir / "fm";
-  Run r = cli(std::string("convert -q --source ") + test::kFashionMnist + " --output " + out +
+  CliResult r = cli(std::string("convert -q --source ") + test::kFashionMnist + " --output " + out +
               " --images-per-shard 20000 --gzip 1");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("fashion_mnist train: 60000 images of 1x28x28 in 3 shards"),
@@ -54,7 +54,7 @@ TEST(data_cli, ConvertThenInspect) {
 
 TEST(data_cli, BadInputIsOneLineAndExitOne) {
   TempDir dir;
-  Run r = cli("inspect " + (dir / "missing"));
+  CliResult r = cli("inspect " + (dir / "missing"));
   EXPECT_EQ(r.code, 1);
   expect_one_error_line(r, dir / "missing");
 
@@ -71,7 +71,7 @@ TEST(data_cli, BadInputIsOneLineAndExitOne) {
 
 TEST(data_cli, FetchWithoutNetworkIsOneLine) {
   TempDir dir;
-  Run r = cli("fetch cifar10 -q --output " + dir.path().string() +
+  CliResult r = cli("fetch cifar10 -q --output " + dir.path().string() +
               " --url http://127.0.0.1:9/cifar-10-binary.tar.gz");
   EXPECT_EQ(r.code, 1);
   expect_one_error_line(r, "download failed");
