@@ -63,7 +63,7 @@ TEST_F(ModelLikelihoodTest, RgbPixelSumsOverGreenAndBlueToTheRedMarginal) {
     auto pr = params.flatten().to(torch::kDouble);
     auto logits = pr.slice(0, 0, m);
     auto pi = (logits - logits.logsumexp(0)).exp();
-    for (int r : {0, 1, 77, 128, 254, 255}) {
+    for (int r : {0, 77, 128, 255}) {
       auto x = torch::stack({torch::full({256, 256}, value(r)), g, b}).unsqueeze(0);
       auto p = discretized_mix_logistic_log_prob_per_pixel(x, full).to(torch::kDouble).exp();
       double expected = 0;
