@@ -60,7 +60,11 @@ torch::Tensor WeightNormConv2dImpl::forward(const torch::Tensor& x) {
   auto t = apply(x, direction, {}).to(torch::kFloat);
   auto mean = t.mean({0, 2, 3});
   auto var = t.var({0, 2, 3}, /*unbiased=*/false);
-  auto scale = options.init_scale() / (var + 1e-10).sqrt();
+  // A channel with (near) zero variance on the init batch, e.g. a conv of a constant
+  // conditioning image, would get a gain of ~1e5 and blow up on the first real batch: it keeps
+  // gain init_scale instead (only its mean is removed).
+  auto scale = torch::where(var > 1e-8, options.init_scale() / (var + 1e-10).sqrt(),
+                            torch::full_like(var, options.init_scale()));
   g.copy_(scale);
   b.copy_(-mean * scale);
   // Recompute with the new g, b so the next layer initialises on what it will really see.

@@ -123,6 +123,16 @@ TEST_F(ModelLayersTest, DataInitNormalisesPreActivations) {
   }
 }
 
+// A constant batch (zero variance per channel) must not produce a gain of 1/sqrt(1e-10).
+TEST_F(ModelLayersTest, DataInitOnAConstantBatchKeepsAFiniteGain) {
+  WeightNormConv2d conv(nin(3, 4).init_scale(0.5));
+  auto x = torch::ones({4, 3, 8, 8});
+  torch::Tensor out;
+  data_dependent_init(*conv, [&] { out = conv(x); });
+  EXPECT_TRUE(torch::allclose(conv->g, torch::full({4}, 0.5)));
+  EXPECT_LT(out.abs().max().item<double>(), 1e-5);  // the mean is still removed
+}
+
 // Two stacked layers: the second must initialise on the first's re-normalised output, so after
 // the init pass both pre-activations are standardised on the init batch.
 TEST_F(ModelLayersTest, DataInitRecomputeFeedsTheNextLayer) {
