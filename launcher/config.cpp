@@ -206,6 +206,9 @@ void read_eval(YamlReader r, trainer::EvalOptions& o) {
   r.read("subset", o.subset);
   r.read("batch_size", o.batch_size);
   r.read("use_ema", o.use_ema);
+  r.read("sample_images", o.sample_images);
+  require(o.sample_images >= 0 && o.sample_images <= 64, r, "sample_images",
+          "must be in [0, 64], got " + std::to_string(o.sample_images));
   require(o.every >= 0, r, "every", "must be >= 0 (0 = at the end), got " + std::to_string(o.every));
   require(o.importance_samples >= 1, r, "importance_samples",
           "must be >= 1, got " + std::to_string(o.importance_samples));
@@ -521,6 +524,7 @@ YAML::Node to_yaml(const Config& c) {
   n["eval"]["subset"] = c.eval.subset;
   n["eval"]["batch_size"] = c.eval.batch_size;
   n["eval"]["use_ema"] = c.eval.use_ema;
+  n["eval"]["sample_images"] = c.eval.sample_images;
 
   n["checkpoint"]["dir"] = c.checkpoint.dir;
   n["checkpoint"]["every"] = c.checkpoint.every;

@@ -57,6 +57,7 @@ struct EvalOptions {
   int64_t subset = 1000;            // test images for the IW bound; 0 = the whole test split
   int64_t batch_size = 64;
   bool use_ema = true;
+  int64_t sample_images = 8;        // images per picture sheet at the end of a run; 0 = none
 };
 
 struct CheckpointOptions {

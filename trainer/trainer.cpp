@@ -1,11 +1,13 @@
 #include "trainer/trainer.h"
 
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <sstream>
 
@@ -73,6 +75,34 @@ std::string fmt(double v, int digits = 3) {
   return s.str();
 }
 
+// Fault injection for the tests of failure handling (a rank whose loss turns non-finite, a
+// rank that dies): AGAVE_FAULT="<kind>:<step>:<rank>", kind = nan | exit. Unset in real runs.
+struct Fault {
+  std::string kind;
+  int64_t step = -1;
+  int rank = -1;
+};
+
+Fault fault_from_env() {
+  Fault f;
+  const char* v = std::getenv("AGAVE_FAULT");
+  if (!v) return f;
+  std::string s(v);
+  const auto a = s.find(':'), b = s.rfind(':');
+  if (a == std::string::npos || a == b) return f;
+  f.kind = s.substr(0, a);
+  f.step = std::stoll(s.substr(a + 1, b - a - 1));
+  f.rank = std::stoi(s.substr(b + 1));
+  return f;
+}
+
+// Sum of every parameter in double precision: equal on all ranks while replicas agree.
+double parameter_checksum(torch::nn::Module& m) {
+  double sum = 0;
+  for (const auto& p : m.parameters()) sum += p.detach().to(torch::kFloat64).sum().item<double>();
+  return sum;
+}
+
 }  // namespace
 
 std::atomic<bool>& Trainer::stop_requested() {
@@ -133,6 +163,7 @@ TrainResult Trainer::run() {
   const bool bf16 = use_bf16(t.precision);
 
   TrainResult result;
+  const Fault fault = fault_from_env();
   std::unique_ptr<cluster::GradientBucketer> bucketer;
   std::vector<torch::Tensor> trainable;
   PhaseSpec spec;
@@ -207,34 +238,47 @@ TrainResult Trainer::run() {
       terms = model->forward(x, spec.terms);
     }
     auto loss = model::AgaveImpl::loss(terms, setup_.loss.lambda, spec.terms);
+    if (fault.step == step && fault.rank == rank) {
+      if (fault.kind == "exit") {
+        std::cerr << "rank " << rank << ": AGAVE_FAULT: exiting at step " << step << std::endl;
+        std::_Exit(9);
+      }
+      if (fault.kind == "nan") loss = loss * std::numeric_limits<float>::quiet_NaN();
+    }
     loss.backward();
     const double comm_s = bucketer->finish();
     const double compute_s = seconds_since(compute_start) - comm_s;
 
+    // Gradients are already averaged (equal on every rank); the loss is still per rank. One
+    // all-reduce carries every decision and the metrics of this step.
     const double norm = grad_norm(trainable);
     const double loss_v = loss.item<double>();
-    const bool local_bad = !std::isfinite(loss_v) || !std::isfinite(norm);
     const double n = static_cast<double>(x.size(0));
     auto sum_of = [](const torch::Tensor& v) {
       return v.defined() ? v.sum().item<double>() : 0.0;
     };
     const auto agreed = comm_.all_reduce_sum(
-        {local_bad ? 1.0 : 0.0, stop_requested().load() ? 1.0 : 0.0, sum_of(terms.pixel_nll),
-         sum_of(terms.aux_nll), sum_of(terms.kl), loss_v * n, n});
-    if (agreed[0] > 0) {
+        {std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(norm) ? 0.0 : 1.0,
+         stop_requested().load() ? 1.0 : 0.0, sum_of(terms.pixel_nll), sum_of(terms.aux_nll),
+         sum_of(terms.kl), loss_v * n, n});
+    const bool stop = agreed[2] > 0;
+    if (agreed[0] > 0 || agreed[1] > 0) {
       // Skip on every rank alike; the gradients are dropped, weights and EMA untouched.
       ++result.skipped_steps;
+      const std::string what =
+          agreed[0] > 0 ? "non-finite loss on " + std::to_string(static_cast<int>(agreed[0])) +
+                              " rank(s)"
+                        : std::string("non-finite gradient");
       if (++nonfinite_in_a_row >= t.max_nonfinite_steps) {
         throw NonFiniteError("run " + setup_.run_name + ": " + std::to_string(nonfinite_in_a_row) +
                              " steps in a row had a non-finite loss or gradient (last at step " +
-                             std::to_string(step) + "); lower train.optimizer.lr or set "
-                             "train.grad_clip");
+                             std::to_string(step) + ": " + what +
+                             "); lower train.optimizer.lr or set train.grad_clip");
       }
       if (lead) {
-        std::cerr << "[" << setup_.run_name << "] step " << step
-                  << ": non-finite loss or gradient on " << agreed[0] << " rank(s), skipped"
+        std::cerr << "[" << setup_.run_name << "] step " << step << ": " << what << ", skipped"
                   << std::endl;
-        if (log) log->write({{"event", "skip"}, {"step", step}, {"ranks", agreed[0]}});
+        if (log) log->write({{"event", "skip"}, {"step", step}, {"reason", what}});
       }
     } else {
       nonfinite_in_a_row = 0;
@@ -245,11 +289,11 @@ TrainResult Trainer::run() {
       optimizer->step();
       ema.update();
       ++result.steps;
-      w.pixel += agreed[2];
-      w.aux += agreed[3];
-      w.kl += agreed[4];
-      w.loss += agreed[5];
-      w.images += agreed[6];
+      w.pixel += agreed[3];
+      w.aux += agreed[4];
+      w.kl += agreed[5];
+      w.loss += agreed[6];
+      w.images += agreed[7];
     }
     w.step_s += seconds_since(step_start);
     w.compute_s += compute_s;
@@ -258,7 +302,9 @@ TrainResult Trainer::run() {
     ++w.steps;
 
     const bool last = step + 1 == schedule.total_steps();
-    if ((step + 1) % setup_.monitoring.log_every == 0 || last) {
+    // A window never mixes phases: their terms differ.
+    const bool phase_ends = last || schedule.index_at(step + 1) != phase_index;
+    if ((step + 1) % setup_.monitoring.log_every == 0 || phase_ends) {
       const double imgs = std::max(1.0, w.images);
       const double loss_bpd = w.loss / imgs * to_bpd;
       result.last_loss_bpd = loss_bpd;
@@ -286,35 +332,53 @@ TrainResult Trainer::run() {
       w = Window{};
     }
     if (setup_.eval.every > 0 && (step + 1) % setup_.eval.every == 0 && !last) run_eval(step + 1);
-    if (agreed[1] > 0) {
+    if (stop) {
       ++step;
       if (lead) std::cout << "[" << setup_.run_name << "] stop requested at step " << step << std::endl;
       break;
     }
   }
 
-  result.eval = run_eval(step);
+  // Replicas must still agree: a silent divergence would make every later number meaningless.
+  const auto sums = comm_.all_gather(parameter_checksum(*model));
+  for (size_t r = 1; r < sums.size(); ++r) {
+    if (sums[r] != sums[0]) {
+      throw std::runtime_error("run " + setup_.run_name + ": rank " + std::to_string(r) +
+                               "'s parameters differ from rank 0's after training");
+    }
+  }
   if (lead) {
+    std::cout << "[" << setup_.run_name << "] " << world << " replica(s) in sync after "
+              << result.steps << " step(s), " << result.skipped_steps << " skipped" << std::endl;
+  }
+  result.eval = run_eval(step);
+  if (lead && setup_.eval.sample_images > 0) {
     // Pictures like the paper's: f(z) above the PixelCNN samples conditioned on it, and
     // reconstructions (x, f(z) of z ~ q(z|x), a PixelCNN sample given that f(z)).
     if (setup_.eval.use_ema) ema.swap(*model);
     {
       model::ScopedEval eval_mode(*model);
       torch::NoGradGuard no_grad;
-      const int64_t n = 8;
-      const auto s = model::sample(model, n);
-      monitoring::write_png(setup_.output_dir + "/samples.png", image_grid({s.fz, s.x}));
+      // One sampling pass for both sheets: sampling costs one PixelCNN pass per pixel, so
+      // the prior samples and the reconstructions share a batch.
+      const int64_t n = setup_.eval.sample_images;
       data::LoaderOptions tl;
       tl.batch_size = n;
       tl.shuffle = false;
       tl.drop_last = false;
       data::ShardLoader test(setup_.data.shards, "test", tl);
       const auto xb = test.next()->images;
-      const auto r = model::reconstruct(model, xb);
+      const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
+      const auto xs = model::sample_pixels(model, fz);
+      const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8);
+      monitoring::write_png(setup_.output_dir + "/samples.png",
+                            image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n)}));
       monitoring::write_png(setup_.output_dir + "/reconstructions.png",
-                            image_grid({xb, r.fz, r.x}));
+                            image_grid({xb, fz_u8.narrow(0, n, n), xs.narrow(0, n, n)}));
     }
     if (setup_.eval.use_ema) ema.swap(*model);
+  }
+  if (lead) {
     nlohmann::json summary = {
         {"run", setup_.run_name}, {"steps", result.steps}, {"skipped_steps", result.skipped_steps},
         {"ranks", world}, {"train_loss_bpd", result.last_loss_bpd},

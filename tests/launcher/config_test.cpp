@@ -5,7 +5,7 @@
 #include <initializer_list>
 
 #include "launcher/config_error.h"
-#include "test_files.h"
+#include "tests/common/test_files.h"
 
 namespace agave::launcher {
 namespace {

@@ -1,43 +1,20 @@
 // agave_trainer as users run it: a real process, and real MPI ranks under mpirun.
 #include <gtest/gtest.h>
-#include <unistd.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <string>
 
-#include "test_files.h"
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
 
 namespace {
 
 using agave::testing::TempDir;
 
-struct Result {
-  int code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-Result sh(const std::string& command) {
-  Result r;
-  FILE* p = popen((command + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = pclose(p);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
+using agave::testing::mpirun;
+using agave::testing::sh;
 
 const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 const std::string kConfigs = std::string(AGAVE_SOURCE_DIR) + "/configs/";
-
-std::string mpirun(int np) {
-  std::string cmd = "mpirun --oversubscribe";
-  if (geteuid() == 0) cmd += " --allow-run-as-root";
-  return cmd + " -np " + std::to_string(np) + " ";
-}
 
 TEST(TrainerCli, DryRunUnderTwoRanksSplitsTheSweep) {
   TempDir out;

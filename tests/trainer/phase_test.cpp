@@ -1,0 +1,43 @@
+#include "trainer/phase.h"
+
+#include <gtest/gtest.h>
+
+namespace agave::trainer {
+namespace {
+
+TEST(Phases, ScheduleMapsStepsToPhases) {
+  PhaseSchedule s({{PhaseKind::kPretrainVae, 3}, {PhaseKind::kPretrainPixelCnn, 2},
+                   {PhaseKind::kJoint, 4}});
+  EXPECT_EQ(s.total_steps(), 9);
+  const std::vector<size_t> expected = {0, 0, 0, 1, 1, 2, 2, 2, 2};
+  for (int64_t step = 0; step < 9; ++step) EXPECT_EQ(s.index_at(step), expected[step]) << step;
+  EXPECT_EQ(s.phase_start(2), 5);
+  EXPECT_EQ(s.at(4).kind, PhaseKind::kPretrainPixelCnn);
+}
+
+TEST(Phases, EachPhaseTrainsItsPartsOnItsTerms) {
+  const auto vae = phase_spec(PhaseKind::kPretrainVae);
+  EXPECT_TRUE(vae.train_vae);
+  EXPECT_FALSE(vae.train_pixelcnn);
+  EXPECT_FALSE(vae.terms.pixel);
+  EXPECT_TRUE(vae.terms.aux && vae.terms.kl);
+
+  const auto pcnn = phase_spec(PhaseKind::kPretrainPixelCnn);
+  EXPECT_FALSE(pcnn.train_vae);
+  EXPECT_TRUE(pcnn.train_pixelcnn);
+  EXPECT_TRUE(pcnn.terms.pixel);
+  EXPECT_FALSE(pcnn.terms.aux || pcnn.terms.kl);
+
+  const auto joint = phase_spec(PhaseKind::kJoint);
+  EXPECT_TRUE(joint.train_vae && joint.train_pixelcnn);
+  EXPECT_TRUE(joint.terms.pixel && joint.terms.aux && joint.terms.kl);
+
+  // Appendix C: without the aux term; KL is still paid.
+  const auto no_aux = phase_spec(PhaseKind::kNoAux);
+  EXPECT_TRUE(no_aux.train_vae && no_aux.train_pixelcnn);
+  EXPECT_TRUE(no_aux.terms.pixel && no_aux.terms.kl);
+  EXPECT_FALSE(no_aux.terms.aux);
+}
+
+}  // namespace
+}  // namespace agave::trainer

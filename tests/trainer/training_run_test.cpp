@@ -1,0 +1,172 @@
+// agave_trainer training for real: MPI ranks under mpirun, HDF5 shards converted from Debian's
+// Fashion-MNIST, a tiny model so each run takes seconds.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "monitoring/png_image.h"
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
+
+namespace {
+
+using agave::testing::count_of;
+using agave::testing::mpirun;
+using agave::testing::sh;
+using agave::testing::TempDir;
+namespace fs = std::filesystem;
+
+const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
+
+class TrainingRun : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) return;
+    shards_ = new TempDir();
+  }
+  static void TearDownTestSuite() {
+    delete shards_;
+    shards_ = nullptr;
+  }
+  void SetUp() override {
+    if (!shards_) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  }
+
+  std::string config(const std::string& extra = "") {
+    return out_.write("tiny.yaml", R"(run: {name: tiny, output_dir: )" + out_.path().string() +
+                                       R"(/runs, seed: 3}
+data: {dataset: fashion_mnist, shards: )" + shards_->path().string() + R"(/fmnist}
+model:
+  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
+aux: {resolution: 7, color_bins: 32}
+train:
+  batch_size: 8
+  phases:
+    - {name: pretrain_vae, steps: 3}
+    - {name: pretrain_pixelcnn, steps: 3}
+    - {name: joint, steps: 4}
+eval: {importance_samples: 2, subset: 8, batch_size: 8, sample_images: 2}
+monitoring: {log_every: 2, progress: plain}
+)" + extra);
+  }
+  fs::path run_dir(const std::string& name = "tiny") const { return out_.path() / "runs" / name; }
+
+  static std::vector<nlohmann::json> jsonl(const fs::path& p) {
+    std::vector<nlohmann::json> out;
+    std::ifstream in(p);
+    for (std::string line; std::getline(in, line);) out.push_back(nlohmann::json::parse(line));
+    return out;
+  }
+
+  static TempDir* shards_;
+  TempDir out_;
+};
+TempDir* TrainingRun::shards_ = nullptr;
+
+TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
+  const auto r = sh(mpirun(2) + kTrainer + " " + config());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("phase pretrain_vae"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("phase pretrain_pixelcnn"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("phase joint"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("2 replica(s) in sync after 10 step(s), 0 skipped"), std::string::npos)
+      << r.output;
+
+  const auto lines = jsonl(run_dir() / "metrics.jsonl");
+  int train = 0, eval = 0;
+  for (const auto& l : lines) {
+    if (l["event"] == "train") {
+      ++train;
+      EXPECT_TRUE(std::isfinite(l["loss_bpd"].get<double>())) << l;
+      EXPECT_EQ(l["ranks"], 2);
+      if (l["phase"] == "pretrain_vae") {
+        EXPECT_EQ(l["pixel_bpd"], 0.0) << l;  // the PixelCNN is not run while pretraining the VAE
+        EXPECT_GT(l["aux_bpd"].get<double>(), 0.0) << l;
+      }
+      if (l["phase"] == "joint") {
+        EXPECT_GT(l["pixel_bpd"].get<double>(), 0.0) << l;
+      }
+    }
+    if (l["event"] == "eval") {
+      ++eval;
+      EXPECT_EQ(l["images"], 8);
+      // A tiny model after 10 steps is still near uniform (8 bits/dim), but finite and positive.
+      EXPECT_GT(l["iw_bpd"].get<double>(), 0.5);
+      EXPECT_LT(l["iw_bpd"].get<double>(), 12.0);
+    }
+  }
+  EXPECT_EQ(train, 6);  // every 2 steps, and at the end of each phase (steps 3 and 6)
+  EXPECT_EQ(eval, 1);
+
+  std::ifstream in(run_dir() / "summary.json");
+  const auto summary = nlohmann::json::parse(in);
+  EXPECT_EQ(summary["steps"], 10);
+  EXPECT_EQ(summary["ranks"], 2);
+  EXPECT_TRUE(std::isfinite(summary["test_elbo_bpd"].get<double>()));
+  EXPECT_LE(summary["test_iw_bpd"].get<double>(), summary["test_elbo_bpd"].get<double>() + 0.5);
+
+  // Sheets: f(z) above the samples (2 rows), and x / f(z) / sample (3 rows) of 28×28 gray images.
+  const auto samples = agave::monitoring::read_png((run_dir() / "samples.png").string());
+  EXPECT_EQ(samples.channels, 1);
+  EXPECT_EQ(samples.height, 2 * 30 + 2);
+  EXPECT_EQ(samples.width, 2 * 30 + 2);
+  const auto recon = agave::monitoring::read_png((run_dir() / "reconstructions.png").string());
+  EXPECT_EQ(recon.height, 3 * 30 + 2);
+  EXPECT_TRUE(fs::exists(run_dir() / "config.yaml"));
+}
+
+TEST_F(TrainingRun, NonFiniteLossOnOneRankSkipsTheStepOnAll) {
+  const auto r = sh("AGAVE_FAULT=nan:4:1 " + mpirun(2) + kTrainer + " " + config());
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("step 4: non-finite loss on 1 rank(s), skipped"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("2 replica(s) in sync after 9 step(s), 1 skipped"), std::string::npos)
+      << r.output;
+}
+
+TEST_F(TrainingRun, NonFiniteStepsInARowAbortWithAClearError) {
+  const auto r = sh("AGAVE_FAULT=nan:2:0 " + mpirun(2) + kTrainer + " " +
+                    config() + " --set train.max_nonfinite_steps=1");
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("1 steps in a row had a non-finite loss or gradient (last at step 2: non-finite loss on 1 rank(s))"),
+            std::string::npos)
+      << r.output;
+}
+
+TEST_F(TrainingRun, ADeadRankFailsTheJobInBoundedTime) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = sh("AGAVE_FAULT=exit:3:1 " + mpirun(2) + kTrainer + " " + config() +
+                    " --set cluster.timeout_seconds=20");
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_NE(r.code, 0) << r.output;
+  EXPECT_LT(seconds, 90) << r.output;
+  // mpirun names the process that died: job rank 1 with its exit code.
+  EXPECT_NE(r.output.find(",1]"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("Exit code:    9"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(run_dir() / "summary.json"));
+}
+
+TEST_F(TrainingRun, SweepTrainsEveryPointOnItsGroup) {
+  const auto r = sh(mpirun(2) + kTrainer + " " +
+                    config("sweep:\n  ranks_per_run: 1\n  grid:\n    loss.lambda: [1, 4]\n") +
+                    " --set eval.sample_images=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(count_of(r.output, "1 replica(s) in sync after 10 step(s)"), 2u) << r.output;
+  for (const std::string point : {"lambda=1", "lambda=4"}) {
+    std::ifstream in(run_dir() / point / "summary.json");
+    ASSERT_TRUE(in) << point;
+    const auto summary = nlohmann::json::parse(in);
+    EXPECT_EQ(summary["labels"]["lambda"], point.substr(7)) << summary;
+    EXPECT_EQ(summary["ranks"], 1);
+    EXPECT_FALSE(fs::exists(run_dir() / point / "samples.png"));
+  }
+}
+
+}  // namespace
