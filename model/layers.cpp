@@ -1,5 +1,8 @@
 #include "model/layers.h"
 
+#include <cmath>
+#include <limits>
+
 namespace agave::model {
 
 WeightNormConv2dOptions down_shifted_conv(int64_t in, int64_t out, torch::ExpandingArray<2> kernel,
@@ -69,6 +72,27 @@ torch::Tensor right_shift(const torch::Tensor& x) {
 
 torch::Tensor concat_elu(const torch::Tensor& x) { return torch::elu(torch::cat({x, -x}, 1)); }
 
+torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training) {
+  TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1)");
+  const int64_t threshold = std::llround(p * 256.0);
+  if (!training || threshold == 0) return x;
+  const int64_t n = x.numel();
+  auto words =
+      torch::randint(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max(),
+                     {(n + 3) / 4}, x.options().dtype(torch::kInt32));
+  // The bytes are i.i.d., so lay them out in x's physical order (channels_last or not) and
+  // view them with x's logical shape: the multiply then streams through memory.
+  auto bytes = words.view(torch::kUInt8).slice(0, 0, n);
+  torch::Tensor mask;
+  if (x.dim() == 4 && x.is_contiguous(at::MemoryFormat::ChannelsLast) && !x.is_contiguous()) {
+    mask = bytes.view({x.size(0), x.size(2), x.size(3), x.size(1)}).permute({0, 3, 1, 2});
+  } else {
+    mask = bytes.view(x.sizes());
+  }
+  const double keep = 1.0 - static_cast<double>(threshold) / 256.0;
+  return x * (mask >= threshold).to(x.scalar_type()).mul_(1.0 / keep);
+}
+
 GatedResnetImpl::GatedResnetImpl(const GatedResnetOptions& options_) : options(options_) {
   const int64_t f = options.filters();
   auto conv = [&](int64_t in, int64_t out) {
@@ -98,7 +122,7 @@ torch::Tensor GatedResnetImpl::forward(const torch::Tensor& x, const torch::Tens
   auto c1 = conv1(concat_elu(x));
   if (skip.defined()) c1 = c1 + nin_skip(concat_elu(skip));
   c1 = concat_elu(c1);
-  if (options.dropout() > 0) c1 = torch::dropout(c1, options.dropout(), is_training());
+  if (options.dropout() > 0) c1 = fast_dropout(c1, options.dropout(), is_training());
   auto c2 = conv2(c1);
   if (h.defined()) c2 = c2 + cond_conv(torch::elu(h));
   auto ab = c2.chunk(2, 1);

@@ -42,6 +42,12 @@ torch::Tensor right_shift(const torch::Tensor& x);
 // elu(concat(x, −x)) along channels: C → 2C.
 torch::Tensor concat_elu(const torch::Tensor& x);
 
+// Element-wise dropout, ~5× faster than torch::dropout on this CPU: the keep mask comes from
+// random bytes (four per generator call) instead of one Bernoulli draw per element, so the drop
+// probability is p rounded to a multiple of 1/256 (exact for 0.5); survivors are scaled by the
+// exact inverse keep probability. Uses the global generator. Identity when !training or p = 0.
+torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training);
+
 enum class ShiftedConv { kDown, kDownRight };
 
 struct GatedResnetOptions {

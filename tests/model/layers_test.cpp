@@ -172,6 +172,26 @@ TEST_F(ModelLayersTest, GatedResnetUsesSkipAndConditioning) {
   EXPECT_THROW(block(x), c10::Error);  // built with a skip input, so it requires one
 }
 
+TEST_F(ModelLayersTest, FastDropoutDropsAtRateAndKeepsTheMean) {
+  auto x = torch::ones({4, 16, 32, 32});
+  for (double p : {0.5, 0.3}) {
+    for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
+      auto y = fast_dropout(x.contiguous(format), p, /*training=*/true);
+      const double dropped = (y == 0).to(torch::kDouble).mean().item<double>();
+      EXPECT_NEAR(dropped, std::round(p * 256) / 256, 0.01);
+      EXPECT_NEAR(y.mean().item<double>(), 1.0, 0.02);  // survivors rescaled
+      // Independent across channels at one pixel (a layout bug would repeat the mask).
+      auto per_pixel = (y == 0).to(torch::kDouble).mean(1);
+      EXPECT_GT(per_pixel.std().item<double>(), 0.05);
+    }
+  }
+  EXPECT_TRUE(torch::equal(fast_dropout(x, 0.5, /*training=*/false), x));
+  torch::manual_seed(3);
+  auto a = fast_dropout(x, 0.5, true);
+  torch::manual_seed(3);
+  EXPECT_TRUE(torch::equal(fast_dropout(x, 0.5, true), a));
+}
+
 TEST_F(ModelLayersTest, ChannelsLastAndAutocastMatchFp32) {
   GatedResnet block(GatedResnetOptions(32, ShiftedConv::kDown).skip_channels(32));
   auto x = torch::randn({2, 32, 8, 8});
