@@ -29,6 +29,34 @@ torch::Tensor WeightNormConv2dImpl::weight() const {
   return v * (gain / norm);
 }
 
+namespace {
+
+// conv_transpose2d(x, w, bias, stride s) computed as one ordinary conv and a pixel shuffle:
+// kernel row a = s·q + ρ sends input row i to output row s·(i + q) + ρ, so output phase ρ is a
+// correlation of x with the taps {w[s·q + ρ]}, flipped over q. LibTorch 1.13 runs transposed
+// convs on a slow im2col path (no oneDNN, no AMX for bf16); this form gets the fast conv.
+torch::Tensor transposed_conv_by_phases(const torch::Tensor& x, const torch::Tensor& w,
+                                        const torch::Tensor& bias, int64_t s) {
+  const int64_t in = w.size(0), out = w.size(1), kh = w.size(2), kw = w.size(3);
+  const int64_t qh = (kh + s - 1) / s, qw = (kw + s - 1) / s;
+  auto k = torch::constant_pad_nd(w, {0, qw * s - kw, 0, qh * s - kh})
+               .view({in, out, qh, s, qw, s})
+               .permute({1, 3, 5, 0, 2, 4})  // out, ρh, ρw, in, q_h, q_w
+               .flip({4, 5})
+               .reshape({out * s * s, in, qh, qw});
+  if (x.suggest_memory_format() == at::MemoryFormat::ChannelsLast) {
+    k = k.contiguous(at::MemoryFormat::ChannelsLast);
+  }
+  auto b = bias.defined() ? bias.repeat_interleave(s * s) : bias;
+  auto phases = torch::conv2d(x, k, b, 1, {qh - 1, qw - 1});
+  // Trim the shuffled result to conv_transpose2d's size, (H − 1)·s + kh by (W − 1)·s + kw.
+  return torch::pixel_shuffle(phases, s)
+      .slice(2, 0, (x.size(2) - 1) * s + kh)
+      .slice(3, 0, (x.size(3) - 1) * s + kw);
+}
+
+}  // namespace
+
 torch::Tensor WeightNormConv2dImpl::apply(const torch::Tensor& x, const torch::Tensor& w,
                                           const torch::Tensor& bias) {
   const auto s = *options.stride();
@@ -38,7 +66,8 @@ torch::Tensor WeightNormConv2dImpl::apply(const torch::Tensor& x, const torch::T
         (p[0] || p[1] || p[2] || p[3]) ? torch::constant_pad_nd(x, {p[0], p[1], p[2], p[3]}) : x;
     return torch::conv2d(xp, w, bias, {s[0], s[1]});
   }
-  auto y = torch::conv_transpose2d(x, w, bias, {s[0], s[1]});
+  auto y = s[0] == s[1] ? transposed_conv_by_phases(x, w, bias, s[0])
+                        : torch::conv_transpose2d(x, w, bias, {s[0], s[1]});
   const auto c = *options.crop();
   if (c[0] || c[1] || c[2] || c[3]) {
     y = y.slice(3, c[0], y.size(3) - c[1]).slice(2, c[2], y.size(2) - c[3]);

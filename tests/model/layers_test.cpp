@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <tuple>
+
 #include "model/layers.h"
 #include "model/weight_norm.h"
 #include "tests/model/test_util.h"
@@ -102,6 +104,29 @@ TEST_F(ModelLayersTest, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
             (std::vector<int64_t>{2, 5, 16, 24}));
   EXPECT_EQ(WeightNormConv2d(plain_conv(4, 5, 3, 2))(x).sizes(),
             (std::vector<int64_t>{2, 5, 4, 6}));
+}
+
+// Transposed convs run as a conv plus pixel shuffle; they must equal conv_transpose2d.
+TEST_F(ModelLayersTest, TransposedConvMatchesConvTranspose2d) {
+  for (auto [kh, kw, s] : {std::tuple<int64_t, int64_t, int64_t>{2, 3, 2},
+                           {2, 2, 2},
+                           {3, 3, 2},
+                           {1, 1, 1},
+                           {2, 3, 1},
+                           {4, 4, 2},
+                           {3, 2, 3}}) {
+    WeightNormConv2d conv(WeightNormConv2dOptions(5, 7, {kh, kw}).stride(s).transposed(true));
+    torch::NoGradGuard no_grad;
+    conv->g.uniform_(0.5, 2.0);
+    conv->b.uniform_(-1.0, 1.0);
+    auto x = torch::randn({2, 5, 6, 7});
+    auto ref = torch::conv_transpose2d(x, conv->weight(), conv->b, s);
+    auto y = conv(x);
+    ASSERT_EQ(y.sizes(), ref.sizes()) << kh << "x" << kw << " stride " << s;
+    EXPECT_TRUE(torch::allclose(y, ref, 1e-4, 1e-5)) << kh << "x" << kw << " stride " << s;
+    auto y_cl = conv(x.contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::allclose(y_cl, ref, 1e-4, 1e-5)) << kh << "x" << kw << " stride " << s;
+  }
 }
 
 TEST_F(ModelLayersTest, DataInitNormalisesPreActivations) {
