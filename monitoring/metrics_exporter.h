@@ -1,0 +1,86 @@
+#pragma once
+// Prometheus metrics of a training run, served on http://<bind>:<port>/metrics (prometheus-cpp).
+// Names, labels and units are documented in docs/metrics.md; the Grafana dashboard in
+// monitoring/grafana/ and the test in tests/monitoring/ rely on them.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "monitoring/options.h"
+
+namespace agave::monitoring {
+
+// The label set of one run. Every series the run exports carries these labels, so the runs of a
+// sweep that share one process (and one exposer) stay apart.
+struct RunLabels {
+  std::string run;     // run name, e.g. "lambda=12,aux_resolution=16,color_bins=32"
+  std::string lambda;  // sweep values as strings; "" when not swept
+  std::string aux_resolution;
+  std::string color_bins;
+  int rank = 0;  // world rank of the exporting process
+};
+
+// One logged training step, or a window of `window_steps` steps whose values are means.
+struct StepRecord {
+  int64_t step = 0;     // global step after this window (1-based)
+  std::string phase;    // pretrain_vae | pretrain_pixelcnn | joint | no_aux
+  double loss_bpd = 0;  // the phase's training loss
+  double pixel_bpd = 0;
+  double aux_bpd = 0;
+  double kl_bpd = 0;
+  double kl_nats = 0;  // KL(q(z|x)||p(z)) per image
+  double images_per_second = 0;
+  double step_seconds = 0;          // mean wall time of one step in the window
+  double compute_seconds = 0;       // mean forward + backward + optimizer time
+  double allreduce_seconds = 0;     // mean time spent waiting on gradient all-reduce
+  double data_wait_seconds = 0;     // mean time spent waiting for the next batch
+  int64_t steps_done = 0;           // optimizer steps taken by this run so far (absolute)
+  int64_t skipped_steps_total = 0;  // non-finite steps skipped by this run so far (absolute)
+  int64_t window_steps = 1;         // steps the means cover; histograms observe the mean that often
+};
+
+struct EvalRecord {
+  int64_t step = 0;
+  double elbo_bpd = 0;
+  double iw_bpd = 0;
+  double kl_bpd = 0;
+  int64_t importance_samples = 0;
+};
+
+// The metrics of one run. All runs of a process share one HTTP exposer and one registry per
+// (bind, port) requested: a sweep group trains runs one after another in the same process, and
+// Prometheus should keep scraping one address while the run labels change. The exposer lives
+// until the process exits, so a finished run's last values stay visible to the sweep panels.
+//
+// Thread-safe: record_* may be called from any thread.
+class MetricsExporter {
+ public:
+  // Starts (or joins) the process's exposer on options.bind:options.port. When the port is in
+  // use: throws std::runtime_error naming bind:port, or with options.next_free_port takes the
+  // next free port above it (up to 100 further). With options.prometheus == false nothing is
+  // served and every call is a no-op (port() == 0).
+  MetricsExporter(const MonitoringOptions& options, RunLabels labels);
+  ~MetricsExporter();
+  MetricsExporter(const MetricsExporter&) = delete;
+  MetricsExporter& operator=(const MetricsExporter&) = delete;
+
+  void record_step(const StepRecord& r);  // also sets the phase from r.phase when non-empty
+  void record_eval(const EvalRecord& r);
+  void record_checkpoint(double seconds, double bytes);
+  void set_phase(const std::string& phase);  // agave_phase{phase=...}: 1 for it, 0 for others
+  void update_memory();  // refresh agave_resident_memory_bytes (record_* do this too)
+
+  bool enabled() const { return impl_ != nullptr; }
+  int port() const;         // the port actually served (0 when disabled)
+  std::string url() const;  // http://<host>:<port>/metrics ("" when disabled)
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Resident set size of this process in bytes, from /proc/self/statm (0 when unreadable).
+double resident_memory_bytes();
+
+}  // namespace agave::monitoring
