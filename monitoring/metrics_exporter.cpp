@@ -1,0 +1,292 @@
+#include "monitoring/metrics_exporter.h"
+
+#include <prometheus/counter.h>
+#include <prometheus/exposer.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+#include <stdexcept>
+#include <vector>
+
+namespace agave::monitoring {
+namespace {
+
+// How far next_free_port looks: a node rarely runs more exporters than this.
+constexpr int kPortSearch = 100;
+
+// One exposer and one registry per requested bind:port, kept for the life of the process.
+struct Hub {
+  std::string host;
+  int port = 0;
+  std::shared_ptr<prometheus::Registry> registry;
+  std::unique_ptr<prometheus::Exposer> exposer;
+};
+
+std::mutex& hubs_mutex() {
+  static std::mutex m;
+  return m;
+}
+std::map<std::string, std::shared_ptr<Hub>>& hubs() {
+  // Never destroyed: runs may still record from other threads while statics are torn down.
+  static auto* h = new std::map<std::string, std::shared_ptr<Hub>>();
+  return *h;
+}
+
+std::unique_ptr<prometheus::Exposer> try_expose(const std::string& bind, int port) {
+  try {
+    // One worker thread is plenty for a scrape every few seconds and keeps threads per rank low.
+    return std::make_unique<prometheus::Exposer>(bind + ":" + std::to_string(port), 1);
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+}
+
+std::shared_ptr<Hub> get_hub(const MonitoringOptions& o) {
+  if (o.port < 0 || o.port > 65535) {
+    throw std::runtime_error("monitoring.port " + std::to_string(o.port) +
+                             " is not a TCP port (0..65535)");
+  }
+  const std::string key = o.bind + ":" + std::to_string(o.port);
+  std::lock_guard<std::mutex> lock(hubs_mutex());
+  auto it = hubs().find(key);
+  if (it != hubs().end()) return it->second;
+
+  auto hub = std::make_shared<Hub>();
+  const int first = static_cast<int>(o.port);
+  // Port 0 asks the kernel for a free port, so there is nothing to search.
+  const int last = (o.next_free_port && first != 0) ? std::min(65535, first + kPortSearch) : first;
+  for (int p = first; p <= last && !hub->exposer; ++p) hub->exposer = try_expose(o.bind, p);
+  if (!hub->exposer) {
+    if (first == last) {
+      throw std::runtime_error("monitoring: cannot serve Prometheus metrics on " + key +
+                               ": the address is in use or cannot be bound (set "
+                               "monitoring.next_free_port: true to take the next free port, or "
+                               "choose another monitoring.port)");
+    }
+    throw std::runtime_error("monitoring: cannot serve Prometheus metrics on " + o.bind +
+                             ": ports " + std::to_string(first) + ".." + std::to_string(last) +
+                             " are all in use or cannot be bound");
+  }
+  const auto ports = hub->exposer->GetListeningPorts();
+  hub->port = ports.empty() ? first : ports.front();
+  hub->host = o.bind;
+  if (o.bind == "0.0.0.0" || o.bind == "::" || o.bind == "[::]") {
+    char name[256] = {};
+    hub->host = gethostname(name, sizeof(name) - 1) == 0 ? name : "localhost";
+  }
+  hub->registry = std::make_shared<prometheus::Registry>();
+  hub->exposer->RegisterCollectable(hub->registry);
+  hubs()[key] = hub;
+  return hub;
+}
+
+// 1 ms .. 100 s: covers a tiny CPU model's data wait up to a CIFAR step on a slow node.
+const prometheus::Histogram::BucketBoundaries& seconds_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 25, 50, 100};
+  return b;
+}
+const prometheus::Histogram::BucketBoundaries& checkpoint_buckets() {
+  static const prometheus::Histogram::BucketBoundaries b = {0.01, 0.05, 0.1, 0.5, 1,   5,
+                                                            10,   30,   60,  120, 300, 600};
+  return b;
+}
+
+prometheus::Gauge& gauge(prometheus::Registry& r, const std::string& name, const std::string& help,
+                         const prometheus::Labels& labels) {
+  return prometheus::BuildGauge().Name(name).Help(help).Register(r).Add(labels);
+}
+prometheus::Counter& counter(prometheus::Registry& r, const std::string& name,
+                             const std::string& help, const prometheus::Labels& labels) {
+  return prometheus::BuildCounter().Name(name).Help(help).Register(r).Add(labels);
+}
+prometheus::Histogram& histogram(prometheus::Registry& r, const std::string& name,
+                                 const std::string& help, const prometheus::Labels& labels,
+                                 const prometheus::Histogram::BucketBoundaries& buckets) {
+  return prometheus::BuildHistogram().Name(name).Help(help).Register(r).Add(labels, buckets);
+}
+
+prometheus::Labels with(prometheus::Labels l, const std::string& key, const std::string& value) {
+  l[key] = value;
+  return l;
+}
+
+// Counters only go up; the trainer reports absolute totals, so add what is new.
+void advance(prometheus::Counter& c, int64_t total) {
+  const double delta = static_cast<double>(total) - c.Value();
+  if (delta > 0) c.Increment(delta);
+}
+
+}  // namespace
+
+double resident_memory_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  long long size_pages = 0, resident_pages = 0;
+  if (!(statm >> size_pages >> resident_pages)) return 0;
+  return static_cast<double>(resident_pages) * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+
+struct MetricsExporter::Impl {
+  std::shared_ptr<Hub> hub;
+  prometheus::Labels labels;
+  std::mutex mutex;  // guards the phase map and multi-metric updates
+
+  prometheus::Gauge* bpd_pixel;
+  prometheus::Gauge* bpd_aux;
+  prometheus::Gauge* bpd_kl;
+  prometheus::Gauge* bpd_total;
+  prometheus::Gauge* kl_nats;
+  prometheus::Gauge* train_step;
+  prometheus::Gauge* images_per_second;
+  prometheus::Histogram* step_seconds;
+  prometheus::Histogram* compute_seconds;
+  prometheus::Histogram* allreduce_seconds;
+  prometheus::Histogram* data_wait_seconds;
+  prometheus::Counter* steps;
+  prometheus::Counter* skipped;
+  prometheus::Gauge* eval_elbo;
+  prometheus::Gauge* eval_iw;
+  prometheus::Gauge* eval_kl;
+  prometheus::Gauge* eval_step;
+  prometheus::Gauge* eval_samples;
+  prometheus::Histogram* checkpoint_seconds;
+  prometheus::Gauge* checkpoint_bytes;
+  prometheus::Gauge* memory;
+  std::map<std::string, prometheus::Gauge*> phases;
+
+  Impl(std::shared_ptr<Hub> h, prometheus::Labels l) : hub(std::move(h)), labels(std::move(l)) {
+    auto& r = *hub->registry;
+    const std::string bpd_help =
+        "Training loss term in bits per dimension, mean over the last logged window";
+    bpd_pixel = &gauge(r, "agave_train_bits_per_dim", bpd_help, with(labels, "term", "pixel"));
+    bpd_aux = &gauge(r, "agave_train_bits_per_dim", bpd_help, with(labels, "term", "aux"));
+    bpd_kl = &gauge(r, "agave_train_bits_per_dim", bpd_help, with(labels, "term", "kl"));
+    bpd_total = &gauge(r, "agave_train_bits_per_dim", bpd_help, with(labels, "term", "total"));
+    kl_nats = &gauge(r, "agave_kl_nats", "KL(q(z|x)||p(z)) per image in nats (training)", labels);
+    train_step = &gauge(r, "agave_train_step", "Global step of the last logged window", labels);
+    images_per_second = &gauge(r, "agave_images_per_second",
+                               "Training images per second over all ranks of the run", labels);
+    step_seconds = &histogram(r, "agave_step_seconds", "Wall time of one training step", labels,
+                              seconds_buckets());
+    compute_seconds = &histogram(r, "agave_compute_seconds",
+                                 "Forward, backward and optimizer time of one training step",
+                                 labels, seconds_buckets());
+    allreduce_seconds = &histogram(r, "agave_allreduce_seconds",
+                                   "Time one training step waited on the gradient all-reduce",
+                                   labels, seconds_buckets());
+    data_wait_seconds =
+        &histogram(r, "agave_data_wait_seconds", "Time one training step waited for its batch",
+                   labels, seconds_buckets());
+    steps = &counter(r, "agave_steps_total", "Optimizer steps taken by the run", labels);
+    skipped = &counter(r, "agave_nonfinite_steps_skipped_total",
+                       "Steps skipped because the loss or a gradient was not finite", labels);
+    const std::string eval_help = "Test-set negative log-likelihood bound in bits per dimension";
+    eval_elbo = &gauge(r, "agave_eval_bits_per_dim", eval_help, with(labels, "bound", "elbo"));
+    eval_iw = &gauge(r, "agave_eval_bits_per_dim", eval_help, with(labels, "bound", "iw"));
+    eval_kl = &gauge(r, "agave_eval_kl_bits_per_dim",
+                     "Test-set KL(q(z|x)||p(z)) in bits per dimension", labels);
+    eval_step = &gauge(r, "agave_eval_step", "Global step of the last evaluation", labels);
+    eval_samples = &gauge(r, "agave_eval_importance_samples",
+                          "Importance samples per image of the last IW bound", labels);
+    checkpoint_seconds = &histogram(r, "agave_checkpoint_seconds", "Wall time of one checkpoint",
+                                    labels, checkpoint_buckets());
+    checkpoint_bytes = &gauge(r, "agave_checkpoint_bytes",
+                              "Bytes this rank wrote for the last checkpoint", labels);
+    memory = &gauge(r, "agave_resident_memory_bytes", "Resident set size of the process", labels);
+    memory->Set(resident_memory_bytes());
+  }
+
+  // Called with mutex held.
+  void set_phase_locked(const std::string& phase) {
+    if (!phases.count(phase)) {
+      phases[phase] =
+          &gauge(*hub->registry, "agave_phase", "1 for the training phase the run is in, else 0",
+                 with(labels, "phase", phase));
+    }
+    for (auto& [name, g] : phases) g->Set(name == phase ? 1 : 0);
+  }
+};
+
+MetricsExporter::MetricsExporter(const MonitoringOptions& options, RunLabels labels) {
+  if (!options.prometheus) return;
+  prometheus::Labels l = {{"run", labels.run},
+                          {"lambda", labels.lambda},
+                          {"aux_resolution", labels.aux_resolution},
+                          {"color_bins", labels.color_bins},
+                          {"rank", std::to_string(labels.rank)}};
+  impl_ = std::make_unique<Impl>(get_hub(options), std::move(l));
+}
+
+MetricsExporter::~MetricsExporter() {
+  // The series stay exposed (the sweep panels read finished runs' last values); only the phase
+  // says the run is over.
+  if (impl_) set_phase("done");
+}
+
+void MetricsExporter::record_step(const StepRecord& r) {
+  if (!impl_) return;
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  if (!r.phase.empty()) m.set_phase_locked(r.phase);
+  m.bpd_pixel->Set(r.pixel_bpd);
+  m.bpd_aux->Set(r.aux_bpd);
+  m.bpd_kl->Set(r.kl_bpd);
+  m.bpd_total->Set(r.loss_bpd);
+  m.kl_nats->Set(r.kl_nats);
+  m.train_step->Set(static_cast<double>(r.step));
+  m.images_per_second->Set(r.images_per_second);
+  // Observing each window mean once per step it covers keeps _sum and _count true totals, so
+  // rate(_sum)/rate(_count) is the mean step time whatever log_every is.
+  const int64_t n = std::max<int64_t>(1, r.window_steps);
+  for (int64_t i = 0; i < n; ++i) {
+    m.step_seconds->Observe(r.step_seconds);
+    m.compute_seconds->Observe(r.compute_seconds);
+    m.allreduce_seconds->Observe(r.allreduce_seconds);
+    m.data_wait_seconds->Observe(r.data_wait_seconds);
+  }
+  advance(*m.steps, r.steps_done);
+  advance(*m.skipped, r.skipped_steps_total);
+  m.memory->Set(resident_memory_bytes());
+}
+
+void MetricsExporter::record_eval(const EvalRecord& r) {
+  if (!impl_) return;
+  auto& m = *impl_;
+  std::lock_guard<std::mutex> lock(m.mutex);
+  m.eval_elbo->Set(r.elbo_bpd);
+  m.eval_iw->Set(r.iw_bpd);
+  m.eval_kl->Set(r.kl_bpd);
+  m.eval_step->Set(static_cast<double>(r.step));
+  m.eval_samples->Set(static_cast<double>(r.importance_samples));
+  m.memory->Set(resident_memory_bytes());
+}
+
+void MetricsExporter::record_checkpoint(double seconds, double bytes) {
+  if (!impl_) return;
+  impl_->checkpoint_seconds->Observe(seconds);
+  impl_->checkpoint_bytes->Set(bytes);
+}
+
+void MetricsExporter::set_phase(const std::string& phase) {
+  if (!impl_) return;
+  std::lock_guard<std::mutex> lock(impl_->mutex);
+  impl_->set_phase_locked(phase);
+}
+
+void MetricsExporter::update_memory() {
+  if (impl_) impl_->memory->Set(resident_memory_bytes());
+}
+
+int MetricsExporter::port() const { return impl_ ? impl_->hub->port : 0; }
+
+std::string MetricsExporter::url() const {
+  if (!impl_) return "";
+  return "http://" + impl_->hub->host + ":" + std::to_string(impl_->hub->port) + "/metrics";
+}
+
+}  // namespace agave::monitoring
