@@ -1,0 +1,33 @@
+#pragma once
+// The table of a sweep: one row per run, read from each run's summary.json, written as CSV
+// (and plotted by agave_sweep_plot).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace agave::monitoring {
+
+struct SweepRow {
+  std::string run;
+  std::string lambda;  // sweep values as in the run's labels; "" when not swept
+  std::string aux_resolution;
+  std::string color_bins;
+  double test_elbo_bpd = 0;
+  double test_iw_bpd = 0;
+  double test_kl_bpd = 0;
+  int64_t steps = 0;
+};
+
+// Rows of every <sweep_dir>/<run>/summary.json (runs without one, still training or failed,
+// are left out), sorted by lambda, aux_resolution, color_bins (numerically), then run name.
+// Throws naming the file when a summary.json is unreadable or lacks a field.
+std::vector<SweepRow> read_sweep(const std::string& sweep_dir);
+
+// Writes the rows as CSV with the header
+// run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,steps.
+void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path);
+
+// read_sweep + write_sweep_csv to <sweep_dir>/sweep.csv; returns the rows.
+std::vector<SweepRow> write_sweep_summary(const std::string& sweep_dir);
+
+}  // namespace agave::monitoring
