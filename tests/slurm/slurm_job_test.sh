@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# The Slurm job scripts on a real one-node Slurm (scripts/slurm-local.sh) with a tiny
+# Fashion-MNIST run. One case per call:
+#   scripts     the job body is identical in every cluster/slurm/*.sbatch (no Slurm needed)
+#   completes   single_node.sbatch trains to the end: summary.json, exit 0
+#   requeue     scontrol requeue while training: the job restarts and finishes the full step
+#               count; with --resume in agave_trainer, the restart resumes from a checkpoint
+#   usr1        scancel --signal=USR1 --batch (what --signal=B:USR1@120 sends): the script has
+#               the trainer checkpoint, exit 75 and requeues the job, which resumes and finishes
+# Exit 77 (CTest's skip) with the reason when the case cannot run here.
+# Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
+set -euo pipefail
+
+readonly SKIP=77
+case_name=${1:?usage: $0 scripts|completes|requeue|usr1}
+src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
+trainer=$bin_dir/agave_trainer
+job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-150}
+
+skip() {
+  echo "SKIPPED: $*"
+  exit "$SKIP"
+}
+fail() {
+  echo "FAILED: $*"
+  exit 1
+}
+
+if [ "$case_name" = scripts ]; then
+  # sbatch copies the script it runs, so the scripts cannot share a sourced file; they carry the
+  # same body instead and this keeps the copies from drifting apart.
+  body() { sed -n '/^# ---- agave job body/,/^# ---- end of agave job body/p' "$1"; }
+  ref=$src/cluster/slurm/single_node.sbatch
+  [ -n "$(body "$ref")" ] || fail "no job body markers in $ref"
+  for f in "$src"/cluster/slurm/*.sbatch; do
+    bash -n "$f" || fail "$f: syntax error"
+    grep -q '^#SBATCH --signal=B:USR1@' "$f" || fail "$f: no #SBATCH --signal=B:USR1@..."
+    grep -q '^#SBATCH --requeue' "$f" || fail "$f: no #SBATCH --requeue"
+    grep -q '^#SBATCH --open-mode=append' "$f" || fail "$f: no #SBATCH --open-mode=append"
+    diff <(body "$ref") <(body "$f") >/dev/null || fail "$f: job body differs from $ref"
+  done
+  echo "job scripts: bodies identical, preemption directives present"
+  exit 0
+fi
+
+[ "$(id -u)" -eq 0 ] || skip "needs root to start munged, slurmctld and slurmd"
+for b in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo srun; do
+  command -v "$b" >/dev/null 2>&1 || skip "$b not found (Debian packages slurm-wlm and munge)"
+done
+[ -x "$trainer" ] || skip "$trainer not built"
+fmnist=/usr/share/datasets/fashion-mnist
+[ -f "$fmnist/train-images-idx3-ubyte.gz" ] || skip "Debian's dataset-fashion-mnist is not installed"
+has_resume=0
+if "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
+if [ "$case_name" = usr1 ] && [ "$has_resume" = 0 ]; then
+  skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
+fi
+
+work=$(mktemp -d /tmp/agave-slurm-test.XXXXXX)
+slurm_dir=""
+job=""
+started=$(date +%s)
+cleanup() {
+  local rc=$?
+  if [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP" ]; then
+    for f in "$work"/job-*.out; do
+      [ -f "$f" ] && { echo "===== $f"; cat "$f"; }
+    done
+    if [ -n "$job" ] && [ -n "$slurm_dir" ]; then scontrol show job "$job" 2>/dev/null || true; fi
+    if [ -n "$slurm_dir" ]; then "$src/scripts/slurm-local.sh" logs "$slurm_dir" || true; fi
+  fi
+  if [ -n "$slurm_dir" ]; then "$src/scripts/slurm-local.sh" stop "$slurm_dir" || true; fi
+  rm -rf "$work"
+  echo "($case_name: $(($(date +%s) - started)) s)"
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+slurm_dir=$("$src/scripts/slurm-local.sh" start "$work/slurm" | tail -n1)
+export SLURM_CONF=$slurm_dir/slurm.conf
+# Jobs keep this environment: slurm-local.sh's stop finds any process they leave behind by it.
+eval "$("$src/scripts/slurm-local.sh" env "$slurm_dir")"
+echo "slurm up after $(($(date +%s) - started)) s: $(sinfo -h -N -o '%N %T %C %G')"
+
+# The model of tests/trainer/training_run_test.cpp, one sample per rank and step: seconds a run.
+steps=6
+[ "$case_name" = completes ] || steps=16
+cat >"$work/tiny.yaml" <<EOF
+run: {name: tiny, output_dir: $work/runs, seed: 3}
+data: {dataset: fashion_mnist, shards: $work/fmnist}
+model:
+  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
+aux: {resolution: 7, color_bins: 32}
+train: {batch_size: 2, steps: $steps}
+eval: {importance_samples: 2, subset: 4, batch_size: 4, sample_images: 0}
+checkpoint: {every: 4}
+monitoring: {log_every: 1, progress: plain, prometheus: false}
+EOF
+out=$work/job.out
+submit() {
+  # The script's GPU request as users submit it, sized to the test node (2 CPUs, 2 fake GPUs).
+  (cd "$work" && AGAVE_BIN=$trainer sbatch --parsable --job-name=agave-test \
+    --gpus-per-node=2 --ntasks-per-node=2 --cpus-per-task=1 --output="$out" \
+    "$src/cluster/slurm/single_node.sbatch" tiny.yaml)
+}
+field() { scontrol show job "$job" 2>/dev/null | tr ' ' '\n' | sed -n "s/^$1=//p" | head -n1; }
+elapsed() { echo $(($(date +%s) - started)); }
+
+# wait_until WHAT COMMAND...: polls COMMAND until it succeeds, fails after job_timeout.
+wait_until() {
+  local what=$1
+  shift
+  while ! "$@"; do
+    [ "$(elapsed)" -lt "$job_timeout" ] || fail "timed out after ${job_timeout}s waiting for $what (job state $(field JobState))"
+    sleep 0.5
+  done
+  echo "$(elapsed) s: $what"
+}
+job_state_is() { [ "$(field JobState)" = "$1" ]; }
+job_ended() { case $(field JobState) in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) return 0 ;; esac; return 1; }
+output_has() { [ -f "$out" ] && grep -q -e "$1" "$out"; }
+# A requeued job becomes eligible only after Slurm's fixed delay (about two minutes): start it now.
+start_when_requeued() {
+  wait_until "job requeued (pending)" job_state_is PENDING
+  scontrol update JobId="$job" StartTime=now
+}
+
+check_finished() {
+  wait_until "job ended" job_ended
+  [ "$(field JobState)" = COMPLETED ] || fail "job ended $(field JobState), exit $(field ExitCode)"
+  [ "$(field ExitCode)" = 0:0 ] || fail "job exit code $(field ExitCode)"
+  output_has "agave job $job: training finished" || fail "no 'training finished' in the job output"
+  local summary=$work/runs/tiny/summary.json
+  [ -f "$summary" ] || fail "no $summary"
+  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["steps"]==int(sys.argv[2]) else 1)' \
+    "$summary" "$steps" || fail "summary.json: steps is not $steps: $(cat "$summary")"
+}
+
+job=$(submit)
+echo "submitted job $job"
+case $case_name in
+  completes)
+    check_finished
+    output_has "2 replica(s) in sync after $steps step(s)" || fail "the 2 ranks did not train $steps steps in sync"
+    [ "$(field Restarts)" = 0 ] || fail "job restarted $(field Restarts) times"
+    ;;
+  requeue | usr1)
+    # Mid-training: past the first checkpoint, well before the end.
+    wait_until "training at step 5" output_has "\\[tiny\\] step 5/$steps"
+    if [ "$case_name" = requeue ]; then
+      scontrol requeue "$job"
+    else
+      scancel --signal=USR1 --batch "$job"
+      wait_until "the script forwarded SIGUSR1" output_has "SIGUSR1 received"
+      wait_until "trainer checkpointed, script requeued" output_has "checkpointed; requeued"
+    fi
+    start_when_requeued
+    wait_until "job restarted" output_has "(restart 1)"
+    check_finished
+    [ "$(field Restarts)" = 1 ] || fail "job restarted $(field Restarts) times, expected 1"
+    if [ "$has_resume" = 1 ]; then
+      output_has "resumed from .* at step [1-9]" || fail "the restarted job did not resume from a checkpoint"
+      grep -m1 'resumed from' "$out"
+    else
+      echo "NOTE: agave_trainer has no --resume yet: the requeued job trained again from step 0"
+    fi
+    ;;
+  *) fail "unknown case $case_name" ;;
+esac
+echo "PASSED $case_name after $(elapsed) s"
