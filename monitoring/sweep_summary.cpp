@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <stdexcept>
 #include <tuple>
 
@@ -88,6 +89,80 @@ void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path)
                        r.test_iw_bpd, r.test_kl_bpd, r.steps);
   }
   if (!out) throw std::runtime_error("sweep summary: cannot write " + path);
+}
+
+void plot_sweep(const std::vector<SweepRow>& rows, const std::string& png_path,
+                const std::string& title) {
+  if (rows.empty()) throw std::runtime_error("sweep plot: no runs with a summary.json to plot");
+  std::set<double> lambdas;
+  for (const auto& r : rows) {
+    const double l = number_or_inf(r.lambda);
+    if (std::isfinite(l)) lambdas.insert(l);
+  }
+  const bool by_lambda = lambdas.size() >= 2;
+
+  // gnuplot reads a data file and a script; both sit beside the picture until it is drawn.
+  const std::string data_path = png_path + ".dat";
+  const std::string script_path = png_path + ".gp";
+  {
+    std::ofstream data(data_path);
+    data << "# x elbo iw kl label\n";
+    int i = 0;
+    for (const auto& r : rows) {
+      const double x = by_lambda ? number_or_inf(r.lambda) : i;
+      ++i;
+      if (!std::isfinite(x)) continue;
+      std::string label = by_lambda ? r.lambda : r.run;
+      std::replace(label.begin(), label.end(), '"', '\'');
+      data << fmt::format("{} {} {} {} \"{}\"\n", x, r.test_elbo_bpd, r.test_iw_bpd, r.test_kl_bpd,
+                          label);
+    }
+  }
+  auto quoted = [](std::string s) {
+    std::replace(s.begin(), s.end(), '\'', '"');
+    return "'" + s + "'";
+  };
+  const std::string xlabel = by_lambda ? "{/Symbol l} (KL weight)" : "run";
+  const std::string xtics = by_lambda ? "using 1:2" : "using 1:2:xtic(5)";
+  const std::string xtics3 = by_lambda ? "using 1:3" : "using 1:3:xtic(5)";
+  const std::string xtics4 = by_lambda ? "using 1:4" : "using 1:4:xtic(5)";
+  std::ofstream gp(script_path);
+  gp << "set terminal pngcairo size 1200,500 font 'Sans,11'\n"
+     << "set output " << quoted(png_path) << "\n"
+     << "set multiplot layout 1,2 title " << quoted(title.empty() ? "sweep" : title)
+     << " noenhanced\n"
+     << "set grid\nset key top right\nset xlabel '" << xlabel << "'\n"
+     << (by_lambda ? "set logscale x 2\nset xtics (" : "set xtics rotate by -30\n");
+  if (by_lambda) {
+    bool first = true;
+    for (double l : lambdas) {
+      gp << (first ? "" : ", ") << fmt::format("'{}' {}", l, l);
+      first = false;
+    }
+    gp << ")\n";
+  }
+  gp << "set title 'test bits/dim'\nset ylabel 'bits/dim'\n"
+     << "plot " << quoted(data_path) << " " << xtics
+     << " with linespoints lw 2 pt 7 title 'ELBO bound', '' " << xtics3
+     << " with linespoints lw 2 pt 5 title 'IW bound'\n"
+     << "set title 'KL(q(z|x) || p(z))'\nset ylabel 'KL bits/dim'\n"
+     << "plot " << quoted(data_path) << " " << xtics4
+     << " with linespoints lw 2 pt 9 lc rgb '#d62728' title 'KL'\n"
+     << "unset multiplot\n";
+  gp.close();
+  const std::string err_path = png_path + ".log";
+  const std::string cmd = "gnuplot " + quoted(script_path) + " > " + quoted(err_path) + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  std::ifstream err_in(err_path);
+  const std::string err((std::istreambuf_iterator<char>(err_in)), std::istreambuf_iterator<char>());
+  std::error_code ec;
+  fs::remove(data_path, ec);
+  fs::remove(script_path, ec);
+  fs::remove(err_path, ec);
+  if (rc != 0 || !fs::exists(png_path) || fs::file_size(png_path) == 0) {
+    throw std::runtime_error("sweep plot: gnuplot failed (exit " + std::to_string(rc) +
+                             "; Debian package gnuplot-nox): " + err);
+  }
 }
 
 std::vector<SweepRow> write_sweep_summary(const std::string& sweep_dir) {

@@ -30,4 +30,11 @@ void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path)
 // read_sweep + write_sweep_csv to <sweep_dir>/sweep.csv; returns the rows.
 std::vector<SweepRow> write_sweep_summary(const std::string& sweep_dir);
 
+// Plots test bits/dim (ELBO and IW bound) and KL against lambda as a PNG with gnuplot (two
+// panels side by side). When fewer than two distinct numeric lambdas exist (a sweep over
+// auxiliary resolution or color bins), the x axis lists the runs instead. Throws when there is
+// nothing to plot or gnuplot fails (its message included). `title` heads the picture.
+void plot_sweep(const std::vector<SweepRow>& rows, const std::string& png_path,
+                const std::string& title = "");
+
 }  // namespace agave::monitoring

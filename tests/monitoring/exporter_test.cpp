@@ -1,0 +1,279 @@
+// The exporter over real HTTP: names, labels and values as docs/metrics.md documents them.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "monitoring/metrics_exporter.h"
+#include "tests/monitoring/http_client.h"
+
+namespace agave::monitoring {
+namespace {
+
+using testing::http_get;
+using testing::parse_exposition;
+using testing::Sample;
+
+// Every family docs/metrics.md documents; the exporter must expose exactly these.
+const std::set<std::string> kFamilies = {"agave_train_bits_per_dim",
+                                         "agave_kl_nats",
+                                         "agave_train_step",
+                                         "agave_images_per_second",
+                                         "agave_step_seconds",
+                                         "agave_compute_seconds",
+                                         "agave_allreduce_seconds",
+                                         "agave_data_wait_seconds",
+                                         "agave_steps_total",
+                                         "agave_nonfinite_steps_skipped_total",
+                                         "agave_eval_bits_per_dim",
+                                         "agave_eval_kl_bits_per_dim",
+                                         "agave_eval_step",
+                                         "agave_eval_importance_samples",
+                                         "agave_checkpoint_seconds",
+                                         "agave_checkpoint_bytes",
+                                         "agave_phase",
+                                         "agave_resident_memory_bytes"};
+
+MonitoringOptions loopback(int64_t port = 0) {
+  MonitoringOptions o;
+  o.bind = "127.0.0.1";
+  o.port = port;  // 0: the kernel picks a free port, so parallel tests never collide
+  return o;
+}
+
+RunLabels labels(const std::string& run, const std::string& lambda, int rank = 0) {
+  return {run, lambda, "16", "32", rank};
+}
+
+StepRecord step_record(int64_t step) {
+  StepRecord r;
+  r.step = step;
+  r.phase = "joint";
+  r.loss_bpd = 4.25;
+  r.pixel_bpd = 3.5;
+  r.aux_bpd = 0.5;
+  r.kl_bpd = 0.25;
+  r.kl_nats = 530.0;
+  r.images_per_second = 1234.5;
+  r.step_seconds = 0.2;
+  r.compute_seconds = 0.15;
+  r.allreduce_seconds = 0.03;
+  r.data_wait_seconds = 0.02;
+  r.steps_done = step;
+  r.skipped_steps_total = 1;
+  r.window_steps = 10;
+  return r;
+}
+
+std::vector<Sample> scrape(int port) {
+  const auto r = http_get(port, "/metrics");
+  EXPECT_EQ(r.status, 200) << "GET /metrics on port " << port;
+  return parse_exposition(r.body);
+}
+
+// The value of the one series with `name` whose labels include all of `want`; fails otherwise.
+double value(const std::vector<Sample>& samples, const std::string& name,
+             const std::map<std::string, std::string>& want) {
+  const Sample* found = nullptr;
+  int matches = 0;
+  for (const auto& s : samples) {
+    if (s.name != name) continue;
+    bool ok = true;
+    for (const auto& [k, v] : want) {
+      auto it = s.labels.find(k);
+      ok = ok && it != s.labels.end() && it->second == v;
+    }
+    if (ok) {
+      found = &s;
+      ++matches;
+    }
+  }
+  EXPECT_EQ(matches, 1) << name << " series matching the labels";
+  return found ? found->value : NAN;
+}
+
+std::set<std::string> typed_families(const std::string& text) {
+  std::set<std::string> out;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) {
+    // prometheus-cpp adds its own exposer_* families; ours are the agave_ ones.
+    if (line.rfind("# TYPE agave_", 0) == 0) out.insert(line.substr(7, line.find(' ', 7) - 7));
+  }
+  return out;
+}
+
+TEST(MonitoringExporter, ServesDocumentedNamesLabelsAndValues) {
+  MetricsExporter ex(loopback(), labels("lambda=2", "2"));
+  ASSERT_GT(ex.port(), 0);
+  EXPECT_EQ(ex.url(), "http://127.0.0.1:" + std::to_string(ex.port()) + "/metrics");
+  ex.record_step(step_record(100));
+  ex.record_eval({100, 4.5, 4.4, 0.3, 64});
+  ex.record_checkpoint(1.5, 2.5e6);
+
+  const auto body = http_get(ex.port(), "/metrics").body;
+  EXPECT_EQ(typed_families(body), kFamilies);
+  const auto s = parse_exposition(body);
+  const std::map<std::string, std::string> run = {{"run", "lambda=2"},
+                                                  {"lambda", "2"},
+                                                  {"aux_resolution", "16"},
+                                                  {"color_bins", "32"},
+                                                  {"rank", "0"}};
+  auto with = [&](const std::string& k, const std::string& v) {
+    auto l = run;
+    l[k] = v;
+    return l;
+  };
+  EXPECT_DOUBLE_EQ(value(s, "agave_train_bits_per_dim", with("term", "pixel")), 3.5);
+  EXPECT_DOUBLE_EQ(value(s, "agave_train_bits_per_dim", with("term", "aux")), 0.5);
+  EXPECT_DOUBLE_EQ(value(s, "agave_train_bits_per_dim", with("term", "kl")), 0.25);
+  EXPECT_DOUBLE_EQ(value(s, "agave_train_bits_per_dim", with("term", "total")), 4.25);
+  EXPECT_DOUBLE_EQ(value(s, "agave_kl_nats", run), 530.0);
+  EXPECT_DOUBLE_EQ(value(s, "agave_train_step", run), 100);
+  EXPECT_DOUBLE_EQ(value(s, "agave_images_per_second", run), 1234.5);
+  // A window of 10 steps: count and sum are true per-step totals.
+  EXPECT_DOUBLE_EQ(value(s, "agave_step_seconds_count", run), 10);
+  EXPECT_NEAR(value(s, "agave_step_seconds_sum", run), 2.0, 1e-9);
+  EXPECT_DOUBLE_EQ(value(s, "agave_step_seconds_bucket", with("le", "0.1")), 0);
+  EXPECT_DOUBLE_EQ(value(s, "agave_step_seconds_bucket", with("le", "0.25")), 10);
+  EXPECT_NEAR(value(s, "agave_compute_seconds_sum", run), 1.5, 1e-9);
+  EXPECT_NEAR(value(s, "agave_allreduce_seconds_sum", run), 0.3, 1e-9);
+  EXPECT_NEAR(value(s, "agave_data_wait_seconds_sum", run), 0.2, 1e-9);
+  EXPECT_DOUBLE_EQ(value(s, "agave_steps_total", run), 100);
+  EXPECT_DOUBLE_EQ(value(s, "agave_nonfinite_steps_skipped_total", run), 1);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_bits_per_dim", with("bound", "elbo")), 4.5);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_bits_per_dim", with("bound", "iw")), 4.4);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_kl_bits_per_dim", run), 0.3);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_step", run), 100);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_importance_samples", run), 64);
+  EXPECT_DOUBLE_EQ(value(s, "agave_checkpoint_seconds_count", run), 1);
+  EXPECT_DOUBLE_EQ(value(s, "agave_checkpoint_seconds_sum", run), 1.5);
+  EXPECT_DOUBLE_EQ(value(s, "agave_checkpoint_bytes", run), 2.5e6);
+  EXPECT_DOUBLE_EQ(value(s, "agave_phase", with("phase", "joint")), 1);
+  // Any process linking this test holds well over a megabyte.
+  EXPECT_GT(value(s, "agave_resident_memory_bytes", run), 1e6);
+  EXPECT_NEAR(value(s, "agave_resident_memory_bytes", run), resident_memory_bytes(), 64e6);
+
+  // Only the run's labels (+ term/bound/phase/le): nothing per step or per time.
+  const std::set<std::string> allowed = {"run",  "lambda", "aux_resolution", "color_bins", "rank",
+                                         "term", "bound",  "phase",          "le"};
+  for (const auto& sample : s) {
+    if (sample.name.rfind("agave_", 0) != 0) continue;
+    for (const auto& [k, v] : sample.labels)
+      EXPECT_TRUE(allowed.count(k)) << sample.name << " " << k;
+  }
+}
+
+TEST(MonitoringExporter, CountersFollowTheTrainersTotalsAndPhasesSwitch) {
+  MetricsExporter ex(loopback(), labels("r", "1"));
+  auto r = step_record(10);
+  r.phase = "pretrain_vae";
+  ex.record_step(r);
+  r.steps_done = 30;
+  r.skipped_steps_total = 3;
+  r.phase = "joint";
+  ex.record_step(r);
+  auto s = scrape(ex.port());
+  EXPECT_DOUBLE_EQ(value(s, "agave_steps_total", {{"run", "r"}}), 30);
+  EXPECT_DOUBLE_EQ(value(s, "agave_nonfinite_steps_skipped_total", {{"run", "r"}}), 3);
+  EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "r"}, {"phase", "pretrain_vae"}}), 0);
+  EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "r"}, {"phase", "joint"}}), 1);
+
+  // A total that goes backwards (a resumed run restarting its count) never lowers a counter.
+  r.steps_done = 5;
+  ex.record_step(r);
+  s = scrape(ex.port());
+  EXPECT_DOUBLE_EQ(value(s, "agave_steps_total", {{"run", "r"}}), 30);
+}
+
+TEST(MonitoringExporter, RunsOfOneProcessShareOneExposerWithTheirOwnLabels) {
+  const auto opts = loopback();
+  int port = 0;
+  {
+    MetricsExporter first(opts, labels("lambda=1", "1"));
+    first.record_step(step_record(5));
+    port = first.port();
+  }
+  MetricsExporter second(opts, labels("lambda=4", "4"));
+  second.record_step(step_record(7));
+  EXPECT_EQ(second.port(), port) << "the second run of a sweep group must keep the address";
+  const auto s = scrape(port);
+  EXPECT_DOUBLE_EQ(value(s, "agave_steps_total", {{"run", "lambda=1"}, {"lambda", "1"}}), 5);
+  EXPECT_DOUBLE_EQ(value(s, "agave_steps_total", {{"run", "lambda=4"}, {"lambda", "4"}}), 7);
+  // The finished run says so; its last values stay for the sweep panels.
+  EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "lambda=1"}, {"phase", "done"}}), 1);
+  EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "lambda=1"}, {"phase", "joint"}}), 0);
+  EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "lambda=4"}, {"phase", "joint"}}), 1);
+}
+
+// Holds a listening TCP socket on a kernel-chosen loopback port.
+struct BusyPort {
+  int fd = -1;
+  int port = 0;
+  BusyPort() {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+    listen(fd, 1);
+    socklen_t len = sizeof(a);
+    getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    port = ntohs(a.sin_port);
+  }
+  ~BusyPort() { close(fd); }
+};
+
+TEST(MonitoringExporter, PortInUseIsAClearErrorNamingTheAddress) {
+  BusyPort busy;
+  ASSERT_GT(busy.port, 0);
+  try {
+    MetricsExporter ex(loopback(busy.port), labels("r", "1"));
+    FAIL() << "no error although 127.0.0.1:" << busy.port << " is in use";
+  } catch (const std::runtime_error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("127.0.0.1:" + std::to_string(busy.port)), std::string::npos) << msg;
+    EXPECT_NE(msg.find("in use"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("next_free_port"), std::string::npos) << msg;
+  }
+}
+
+TEST(MonitoringExporter, NextFreePortTakesTheNextFreeOne) {
+  BusyPort busy;
+  auto opts = loopback(busy.port);
+  opts.next_free_port = true;
+  MetricsExporter ex(opts, labels("r", "1"));
+  EXPECT_GT(ex.port(), busy.port);
+  EXPECT_LE(ex.port(), busy.port + 100);
+  ex.record_step(step_record(3));
+  EXPECT_DOUBLE_EQ(value(scrape(ex.port()), "agave_steps_total", {{"run", "r"}}), 3);
+}
+
+TEST(MonitoringExporter, DisabledServesNothingAndIgnoresRecords) {
+  auto opts = loopback();
+  opts.prometheus = false;
+  MetricsExporter ex(opts, labels("r", "1"));
+  EXPECT_FALSE(ex.enabled());
+  EXPECT_EQ(ex.port(), 0);
+  EXPECT_EQ(ex.url(), "");
+  ex.record_step(step_record(1));
+  ex.record_eval({1, 1, 1, 1, 1});
+  ex.record_checkpoint(1, 1);
+  ex.set_phase("joint");
+}
+
+TEST(MonitoringExporter, RejectsAPortOutOfRange) {
+  EXPECT_THROW(MetricsExporter(loopback(70000), labels("r", "1")), std::runtime_error);
+}
+
+TEST(MonitoringExporter, DocsDescribeEveryFamily) {
+  std::ifstream in(std::string(AGAVE_SOURCE_DIR) + "/docs/metrics.md");
+  ASSERT_TRUE(in) << "docs/metrics.md is missing";
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& f : kFamilies) {
+    EXPECT_NE(doc.find("`" + f), std::string::npos) << f << " is not documented in docs/metrics.md";
+  }
+}
+
+}  // namespace
+}  // namespace agave::monitoring

@@ -1,0 +1,106 @@
+// Sweep summaries: summary.json of each run -> sweep.csv, and the sweep plot.
+#include "monitoring/sweep_summary.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+namespace agave::monitoring {
+namespace {
+
+namespace fs = std::filesystem;
+
+class MonitoringSweep : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("agave-sweep-" + std::to_string(getpid()) + "-" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // A run directory as the trainer leaves it (summary.json fields of trainer/trainer.cpp).
+  void run(const std::string& lambda, double elbo, double iw, double kl, int64_t steps) {
+    const std::string name = "lambda=" + lambda + ",aux_resolution=16";
+    fs::create_directories(dir_ / name);
+    nlohmann::json s = {{"run", name},           {"steps", steps},    {"skipped_steps", 0},
+                        {"test_elbo_bpd", elbo}, {"test_iw_bpd", iw}, {"test_kl_bpd", kl},
+                        {"seconds", 12.5},       {"ranks", 1}};
+    s["labels"]["lambda"] = lambda;
+    s["labels"]["aux_resolution"] = "16";
+    std::ofstream(dir_ / name / "summary.json") << s.dump(2);
+  }
+
+  static std::string read(const fs::path& p) {
+    std::ifstream in(p);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(MonitoringSweep, CsvHasOneRowPerFinishedRunSortedByLambda) {
+  run("12", 3.5, 3.4, 0.05, 1000);
+  run("2", 3.25, 3.125, 0.5, 1000);
+  run("4", 3.3, 3.2, 0.2, 999);
+  fs::create_directories(dir_ / "lambda=8,aux_resolution=16");  // still training: no summary
+  std::ofstream(dir_ / "notes.txt") << "not a run\n";
+
+  const auto rows = write_sweep_summary(dir_.string());
+  ASSERT_EQ(rows.size(), 3u);
+  EXPECT_EQ(read(dir_ / "sweep.csv"),
+            "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,steps\n"
+            "\"lambda=2,aux_resolution=16\",2,16,,3.25,3.125,0.5,1000\n"
+            "\"lambda=4,aux_resolution=16\",4,16,,3.3,3.2,0.2,999\n"
+            "\"lambda=12,aux_resolution=16\",12,16,,3.5,3.4,0.05,1000\n");
+}
+
+TEST_F(MonitoringSweep, BrokenSummaryNamesTheFile) {
+  run("2", 3.25, 3.125, 0.5, 1000);
+  fs::create_directories(dir_ / "bad");
+  std::ofstream(dir_ / "bad" / "summary.json") << "{\"run\": \"bad\", \"steps\": 3}";
+  try {
+    read_sweep(dir_.string());
+    FAIL() << "a summary without test_elbo_bpd was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find((dir_ / "bad" / "summary.json").string()),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(read_sweep((dir_ / "missing").string()), std::runtime_error);
+}
+
+TEST_F(MonitoringSweep, PlotIsAPngOfTheSweep) {
+  if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "gnuplot is missing (Debian package gnuplot-nox)";
+  }
+  run("1", 3.6, 3.5, 0.9, 100);
+  run("2", 3.5, 3.42, 0.5, 100);
+  run("4", 3.45, 3.4, 0.25, 100);
+  run("12", 3.5, 3.45, 0.05, 100);
+  const auto png = (dir_ / "sweep.png").string();
+  plot_sweep(read_sweep(dir_.string()), png, "test sweep");
+  const std::string bytes = read(png);
+  ASSERT_GT(bytes.size(), 5000u) << "a 1200x500 plot with two panels is more than a few bytes";
+  EXPECT_EQ(bytes.substr(0, 8), std::string("\x89PNG\r\n\x1a\n", 8));
+  // Width and height from the IHDR chunk.
+  auto be32 = [&](size_t at) {
+    return (uint32_t(uint8_t(bytes[at])) << 24) | (uint32_t(uint8_t(bytes[at + 1])) << 16) |
+           (uint32_t(uint8_t(bytes[at + 2])) << 8) | uint32_t(uint8_t(bytes[at + 3]));
+  };
+  EXPECT_EQ(be32(16), 1200u);
+  EXPECT_EQ(be32(20), 500u);
+  // Nothing of gnuplot's input is left beside the picture.
+  for (const auto& e : fs::directory_iterator(dir_)) {
+    EXPECT_FALSE(e.path().filename().string().rfind("sweep.png.", 0) == 0) << e.path();
+  }
+  EXPECT_THROW(plot_sweep({}, png), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace agave::monitoring
