@@ -7,12 +7,14 @@
 #               count; with --resume in agave_trainer, the restart resumes from a checkpoint
 #   usr1        scancel --signal=USR1 --batch (what --signal=B:USR1@120 sends): the script has
 #               the trainer checkpoint, exit 75 and requeues the job, which resumes and finishes
+#   usr1-stub   the same with a stand-in for agave_trainer that does what the trainer's contract
+#               says (USR1 -> checkpoint, exit 75; resume on restart): tests the job script alone
 # Exit 77 (CTest's skip) with the reason when the case cannot run here.
 # Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
 set -euo pipefail
 
 readonly SKIP=77
-case_name=${1:?usage: $0 scripts|completes|requeue|usr1}
+case_name=${1:?usage: $0 scripts|completes|requeue|usr1|usr1-stub}
 src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
 trainer=$bin_dir/agave_trainer
@@ -48,11 +50,13 @@ fi
 for b in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo srun; do
   command -v "$b" >/dev/null 2>&1 || skip "$b not found (Debian packages slurm-wlm and munge)"
 done
-[ -x "$trainer" ] || skip "$trainer not built"
-fmnist=/usr/share/datasets/fashion-mnist
-[ -f "$fmnist/train-images-idx3-ubyte.gz" ] || skip "Debian's dataset-fashion-mnist is not installed"
+if [ "$case_name" != usr1-stub ]; then
+  [ -x "$trainer" ] || skip "$trainer not built"
+  fmnist=/usr/share/datasets/fashion-mnist
+  [ -f "$fmnist/train-images-idx3-ubyte.gz" ] || skip "Debian's dataset-fashion-mnist is not installed"
+fi
 has_resume=0
-if "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
+if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
 if [ "$case_name" = usr1 ] && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
@@ -64,11 +68,16 @@ started=$(date +%s)
 cleanup() {
   local rc=$?
   if [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP" ]; then
-    for f in "$work"/job-*.out; do
-      [ -f "$f" ] && { echo "===== $f"; cat "$f"; }
-    done
+    if [ -f "$work/job.out" ]; then
+      echo "===== job output"
+      cat "$work/job.out"
+    fi
     if [ -n "$job" ] && [ -n "$slurm_dir" ]; then scontrol show job "$job" 2>/dev/null || true; fi
     if [ -n "$slurm_dir" ]; then "$src/scripts/slurm-local.sh" logs "$slurm_dir" || true; fi
+  fi
+  if [ "$rc" -eq 0 ] && [ -f "$work/job.out" ]; then
+    echo "===== job output"
+    cat "$work/job.out"
   fi
   if [ -n "$slurm_dir" ]; then "$src/scripts/slurm-local.sh" stop "$slurm_dir" || true; fi
   rm -rf "$work"
@@ -99,6 +108,31 @@ eval: {importance_samples: 2, subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 4}
 monitoring: {log_every: 1, progress: plain, prometheus: false}
 EOF
+if [ "$case_name" = usr1-stub ]; then
+  # Each rank: one step per 0.2 s; SIGUSR1 saves the step and exits 75; a restart resumes there.
+  trainer=$work/stub_trainer
+  cat >"$trainer" <<'EOF'
+#!/usr/bin/env bash
+set -euo pipefail
+ckpt=runs/tiny/ckpt.$SLURM_PROCID
+mkdir -p runs/tiny
+step=0
+if [ -f "$ckpt" ]; then
+  step=$(cat "$ckpt")
+  echo "[tiny] resumed from $ckpt at step $step"
+fi
+trap 'echo "$step" >"$ckpt"; echo "[tiny] rank $SLURM_PROCID checkpointed at step $step"; exit 75' USR1
+while [ "$step" -lt "$STEPS" ]; do
+  step=$((step + 1))
+  [ "$SLURM_PROCID" != 0 ] || echo "[tiny] step $step/$STEPS"
+  sleep 0.2
+done
+[ "$SLURM_PROCID" != 0 ] || echo "{\"steps\": $step}" >runs/tiny/summary.json
+EOF
+  chmod +x "$trainer"
+  export STEPS=$steps
+fi
+
 out=$work/job.out
 submit() {
   # The script's GPU request as users submit it, sized to the test node (2 CPUs, 2 fake GPUs).
@@ -122,9 +156,18 @@ wait_until() {
 job_state_is() { [ "$(field JobState)" = "$1" ]; }
 job_ended() { case $(field JobState) in COMPLETED | FAILED | CANCELLED | TIMEOUT | NODE_FAIL | OUT_OF_MEMORY) return 0 ;; esac; return 1; }
 output_has() { [ -f "$out" ] && grep -q -e "$1" "$out"; }
-# A requeued job becomes eligible only after Slurm's fixed delay (about two minutes): start it now.
+# The previous run's step daemons are gone (their sockets in the spool folder with them) and the
+# node is free again; a step started before that fails to bind its PMIx socket.
+previous_run_gone() {
+  compgen -G "$slurm_dir/spool/*_$job.*" >/dev/null && return 1
+  compgen -G "$slurm_dir/spool/stepd.slurm.pmix.$job.*" >/dev/null && return 1
+  [ "$(sinfo -h -N -o '%T' | head -n1)" = idle ]
+}
+# A requeued job becomes eligible only after Slurm's fixed delay (about two minutes), which also
+# lets the previous run clean up: the test waits for the cleanup and then starts it at once.
 start_when_requeued() {
   wait_until "job requeued (pending)" job_state_is PENDING
+  wait_until "previous run cleaned up" previous_run_gone
   scontrol update JobId="$job" StartTime=now
 }
 
@@ -147,9 +190,10 @@ case $case_name in
     output_has "2 replica(s) in sync after $steps step(s)" || fail "the 2 ranks did not train $steps steps in sync"
     [ "$(field Restarts)" = 0 ] || fail "job restarted $(field Restarts) times"
     ;;
-  requeue | usr1)
+  requeue | usr1 | usr1-stub)
     # Mid-training: past the first checkpoint, well before the end.
     wait_until "training at step 5" output_has "\\[tiny\\] step 5/$steps"
+    if [ "$case_name" = usr1-stub ]; then has_resume=1; fi
     if [ "$case_name" = requeue ]; then
       scontrol requeue "$job"
     else
