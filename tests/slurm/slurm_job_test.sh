@@ -176,10 +176,8 @@ check_finished() {
   [ "$(field JobState)" = COMPLETED ] || fail "job ended $(field JobState), exit $(field ExitCode)"
   [ "$(field ExitCode)" = 0:0 ] || fail "job exit code $(field ExitCode)"
   output_has "agave job $job: training finished" || fail "no 'training finished' in the job output"
-  local summary=$work/runs/tiny/summary.json
-  [ -f "$summary" ] || fail "no $summary"
-  python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); sys.exit(0 if s["steps"]==int(sys.argv[2]) else 1)' \
-    "$summary" "$steps" || fail "summary.json: steps is not $steps: $(cat "$summary")"
+  output_has "\\[tiny\\] step $steps/$steps" || fail "the run did not reach step $steps"
+  [ -f "$work/runs/tiny/summary.json" ] || fail "no $work/runs/tiny/summary.json"
 }
 
 job=$(submit)
@@ -188,6 +186,8 @@ case $case_name in
   completes)
     check_finished
     output_has "2 replica(s) in sync after $steps step(s)" || fail "the 2 ranks did not train $steps steps in sync"
+    python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["steps"] != int(sys.argv[2]))' \
+      "$work/runs/tiny/summary.json" "$steps" || fail "summary.json: steps is not $steps"
     [ "$(field Restarts)" = 0 ] || fail "job restarted $(field Restarts) times"
     ;;
   requeue | usr1 | usr1-stub)
@@ -208,6 +208,9 @@ case $case_name in
     if [ "$has_resume" = 1 ]; then
       output_has "resumed from .* at step [1-9]" || fail "the restarted job did not resume from a checkpoint"
       grep -m1 'resumed from' "$out"
+      # The restart's first step follows the checkpoint instead of starting over at step 1.
+      first=$(sed -n '/(restart 1)/,$p' "$out" | grep -m1 -o '\[tiny\] step [0-9]*/' | grep -o '[0-9]*' || true)
+      [ "${first:-1}" -gt 1 ] || fail "the restarted job trained from step ${first:-?}"
     else
       echo "NOTE: agave_trainer has no --resume yet: the requeued job trained again from step 0"
     fi
