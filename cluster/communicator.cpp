@@ -1,5 +1,8 @@
 #include "cluster/communicator.h"
 
+#include <algorithm>
+#include <cstring>
+
 namespace agave::cluster {
 
 std::vector<double> Communicator::all_reduce_sum(std::vector<double> values) {
@@ -21,6 +24,29 @@ std::vector<double> Communicator::all_gather(double value) {
   all_gather_cpu(mine, all);
   const double* p = all.data_ptr<double>();
   return std::vector<double>(p, p + size());
+}
+
+std::vector<std::string> Communicator::all_gather_string(const std::string& value) {
+  int64_t longest = 0;
+  for (double len : all_gather(static_cast<double>(value.size()))) {
+    longest = std::max(longest, static_cast<int64_t>(len));
+  }
+  // Fixed-size slots of the longest length; each string's length travels in its first 8 bytes.
+  const int64_t slot = longest + 8;
+  auto mine = torch::zeros({slot}, torch::kUInt8);
+  const int64_t len = static_cast<int64_t>(value.size());
+  std::memcpy(mine.data_ptr<uint8_t>(), &len, 8);
+  std::memcpy(mine.data_ptr<uint8_t>() + 8, value.data(), value.size());
+  auto all = torch::empty({slot * size()}, torch::kUInt8);
+  all_gather_cpu(mine, all);
+  std::vector<std::string> out;
+  const uint8_t* p = all.data_ptr<uint8_t>();
+  for (int r = 0; r < size(); ++r) {
+    int64_t n = 0;
+    std::memcpy(&n, p + r * slot, 8);
+    out.emplace_back(reinterpret_cast<const char*>(p + r * slot + 8), static_cast<size_t>(n));
+  }
+  return out;
 }
 
 }  // namespace agave::cluster

@@ -47,6 +47,8 @@ class Communicator {
   std::vector<double> all_reduce_sum(std::vector<double> values);
   double all_reduce_max(double value);
   std::vector<double> all_gather(double value);
+  // Every rank's string (checksums, paths), in rank order, on every rank.
+  std::vector<std::string> all_gather_string(const std::string& value);
 
  protected:
   // Backends implement the host helpers on CPU double tensors through their own collectives.

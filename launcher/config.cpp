@@ -178,8 +178,7 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
     op.read("beta1", a.beta1);
     op.read("beta2", a.beta2);
     op.read("eps", a.eps);
-    require(a.name == "adamax" || a.name == "adam", op, "name",
-            "'" + a.name + "' is not allowed; allowed: adamax, adam");
+    require(a.name == "adamax", op, "name", "'" + a.name + "' is not allowed; allowed: adamax");
     require(a.lr > 0, op, "lr", "must be > 0, got " + num(a.lr));
     require(a.beta1 >= 0 && a.beta1 < 1, op, "beta1", "must be in [0, 1), got " + num(a.beta1));
     require(a.beta2 >= 0 && a.beta2 < 1, op, "beta2", "must be in [0, 1), got " + num(a.beta2));

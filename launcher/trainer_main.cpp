@@ -2,6 +2,7 @@
 //   mpirun -np N agave_trainer [--dry-run] [--print-config] [--set key=value]... CONFIG
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -17,6 +18,7 @@
 #include "launcher/config_error.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
+#include "trainer/sharded_checkpoint.h"
 #include "trainer/trainer.h"
 
 namespace {
@@ -48,16 +50,39 @@ void abort_job(int code) {
   if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
 }
 
+// Exit code after a requested stop (SIGTERM, SIGUSR1) with a checkpoint written: the job is
+// incomplete and resumes from that checkpoint when started again (EX_TEMPFAIL).
+constexpr int kStoppedExit = 75;
+
+extern "C" void on_stop_signal(int) {
+  // Only a flag: the ranks agree on it at the next step, checkpoint and exit together.
+  agave::trainer::Trainer::stop_requested().store(true);
+}
+
+void install_stop_signals() {
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGTERM, &sa, nullptr);
+  sigaction(SIGUSR1, &sa, nullptr);
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"agave_trainer: train AGAVE (VAE + conditional PixelCNN++) on an MPI job"};
   std::string config_file;
   std::vector<std::string> overrides;
   bool dry_run = false;
   bool print_config = false;
+  std::string resume = "auto";
   app.add_option("config", config_file, "YAML config (run, data, model, ..., sweep)")->required();
   app.add_option("--set", overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
   app.add_flag("--dry-run", dry_run, "print which ranks train which runs, and train nothing");
   app.add_flag("--print-config", print_config, "print the fully resolved config and exit");
+  app.add_option("--resume", resume,
+                 "auto: continue from the newest complete checkpoint of each run (default); "
+                 "never: start fresh; or a checkpoint folder")
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -84,7 +109,12 @@ int run(int argc, char** argv) {
     return 0;
   }
 
+  if (resume.empty()) {
+    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: --resume: must not be empty\n";
+    return launcher::kConfigErrorExit;
+  }
   cluster::MpiRuntime mpi(&argc, &argv);
+  install_stop_signals();
   const auto& where = mpi.placement();
   launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank,
                                     where.local_size);
@@ -161,7 +191,25 @@ int run(int argc, char** argv) {
                 << "-" << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
                 << spec.output_dir << std::endl;
     }
-    trainer::Trainer(setup, *comm).run();
+    setup.resume = resume;
+    trainer::TrainResult result;
+    try {
+      result = trainer::Trainer(setup, *comm).run();
+    } catch (const trainer::CheckpointError& e) {
+      // Every rank of the run read the same files and failed alike: one line, exit 2.
+      if (group_comm->rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << std::endl;
+      if (plan.groups.size() > 1) abort_job(launcher::kConfigErrorExit);
+      return launcher::kConfigErrorExit;
+    }
+    if (result.stopped) {
+      // Checkpointed on request (preemption, time limit): the job script requeues on this code.
+      if (where.world_rank == 0) {
+        std::cerr << "agave_trainer: stopped on request after a checkpoint; exit "
+                  << kStoppedExit << " (requeue to continue)" << std::endl;
+      }
+      comm.reset();
+      return kStoppedExit;
+    }
   }
   comm.reset();
   mpi.world().barrier();

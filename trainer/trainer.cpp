@@ -1,5 +1,7 @@
 #include "trainer/trainer.h"
 
+#include <ATen/CPUGeneratorImpl.h>
+
 #include <chrono>
 #include <cstdlib>
 #include <cmath>
@@ -22,6 +24,7 @@
 #include "trainer/autocast.h"
 #include "trainer/image_grid.h"
 #include "trainer/phase.h"
+#include "trainer/sharded_checkpoint.h"
 
 namespace agave::trainer {
 namespace {
@@ -30,16 +33,6 @@ using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& o,
-                                                        std::vector<torch::Tensor> params) {
-  if (o.name == "adam") {
-    return std::make_unique<torch::optim::Adam>(
-        params, torch::optim::AdamOptions(o.lr).betas({o.beta1, o.beta2}).eps(o.eps));
-  }
-  return std::make_unique<Adamax>(
-      params, AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
 }
 
 // Trainable parameters of a phase, in registration order (the same on every rank).
@@ -103,7 +96,78 @@ double parameter_checksum(torch::nn::Module& m) {
   return sum;
 }
 
+// The tensors of a checkpoint by name: model parameters and buffers, EMA shadow, and the
+// optimizer's moments and step counts (step counts travel as int64 scalars).
+struct TrainingState {
+  std::map<std::string, torch::Tensor> tensors;
+  std::vector<std::pair<std::string, AdamaxState*>> steps;
+
+  TrainingState(model::Agave& model, model::Ema& ema, Adamax& optimizer) {
+    for (auto& kv : model->named_parameters()) tensors["model/" + kv.key()] = kv.value();
+    for (auto& kv : model->named_buffers()) tensors["model/" + kv.key()] = kv.value();
+    for (auto& kv : ema.shadow()) tensors["ema/" + kv.key()] = kv.value();
+    const auto params = model->named_parameters();
+    auto& states = optimizer.states();
+    for (size_t i = 0; i < params.size(); ++i) {
+      auto& st = states[i];
+      const auto& p = params[i].value();
+      // Never-stepped parameters get explicit zero moments: Adamax's own lazy start.
+      if (!st.exp_avg.defined()) {
+        st.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+        st.exp_inf = torch::zeros_like(p, torch::MemoryFormat::Preserve);
+      }
+      const std::string base = "optim/" + params[i].key();
+      tensors[base + "/exp_avg"] = st.exp_avg;
+      tensors[base + "/exp_inf"] = st.exp_inf;
+      tensors[base + "/step"] = torch::tensor(st.step, torch::kInt64);
+      steps.emplace_back(base + "/step", &st);
+    }
+  }
+  // After a load: the step counts back into the optimizer.
+  void apply_steps() {
+    for (auto& [name, st] : steps) st->step = tensors.at(name).item<int64_t>();
+  }
+};
+
+torch::Tensor cpu_rng_state() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_cpu_rng_state(const torch::Tensor& state) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+uint64_t rank_seed(uint64_t seed, int rank, int64_t step) {
+  return seed * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL + static_cast<uint64_t>(rank) + 1;
+}
+
 }  // namespace
+
+std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
+                                                   const data::DataOptions& data) {
+  const auto& v = o.vae();
+  const auto& p = o.pixelcnn();
+  auto str = [](auto x) {
+    std::ostringstream s;
+    s << x;
+    return s.str();
+  };
+  return {{"data.dataset", data::dataset_name(data.dataset)},
+          {"model.vae.depth", str(v.depth())},
+          {"model.vae.width", str(v.width())},
+          {"model.vae.latent_channels", str(v.latent_channels())},
+          {"model.vae.latent_resolution", str(v.latent_resolution())},
+          {"model.vae.iaf_steps", str(v.iaf_steps())},
+          {"model.pixelcnn.nr_resnet", str(p.nr_resnet())},
+          {"model.pixelcnn.nr_filters", str(p.nr_filters())},
+          {"model.pixelcnn.nr_logistic_mix", str(p.nr_logistic_mix())},
+          {"aux.resolution", str(o.aux().resolution())},
+          {"aux.color_bins", str(o.aux().color_bins())}};
+}
 
 std::atomic<bool>& Trainer::stop_requested() {
   static std::atomic<bool> flag{false};
@@ -148,21 +212,77 @@ TrainResult Trainer::run() {
                              "batch of " + std::to_string(lo.batch_size) + " per rank");
   }
 
-  auto first = loader.next();
-  {
+  // Where this run stands: a fresh start, or the newest complete checkpoint.
+  const std::string ckpt_root =
+      setup_.checkpoint.dir.empty() ? setup_.output_dir + "/checkpoints" : setup_.checkpoint.dir;
+  ShardedCheckpoint checkpoints(ckpt_root, setup_.checkpoint.keep, comm_);
+  std::optional<std::string> resume_dir;
+  if (setup_.resume == "auto") {
+    resume_dir = ShardedCheckpoint::latest(ckpt_root);
+  } else if (setup_.resume != "never") {
+    resume_dir = fs::exists(fs::path(setup_.resume) / "manifest.json")
+                     ? std::optional<std::string>(setup_.resume)
+                     : ShardedCheckpoint::latest(setup_.resume);
+    if (!resume_dir) throw CheckpointError(setup_.resume + ": no complete checkpoint there");
+  } else if (ShardedCheckpoint::latest(ckpt_root)) {
+    throw CheckpointError(ckpt_root + " already holds checkpoints of run " + setup_.run_name +
+                          "; resume them (--resume auto) or choose another run.output_dir");
+  }
+  std::optional<CheckpointMeta> meta;
+  if (resume_dir) {
+    meta = ShardedCheckpoint::read_meta(*resume_dir);
+    const auto want = model_signature(setup_.model, setup_.data);
+    for (const auto& [key, value] : want) {
+      const auto it = meta->model_signature.find(key);
+      const std::string had = it == meta->model_signature.end() ? "(none)" : it->second;
+      if (had != value) {
+        throw CheckpointError(*resume_dir + " was written with " + key + " = " + had +
+                              " but the config has " + value +
+                              "; resume with the original config or start a new run");
+      }
+    }
+  }
+
+  std::optional<data::Batch> first;
+  if (!meta) {
+    first = loader.next();
     torch::NoGradGuard no_grad;
     model->data_init(first->images);
   }
   cluster::broadcast_module_state(*model, comm_);
   model::Ema ema(*model, t.ema_decay);
   // Randomness that should differ per rank (dropout, z ~ q) from here on.
-  torch::manual_seed(setup_.seed * 1000003ULL + static_cast<uint64_t>(rank) + 1);
+  torch::manual_seed(rank_seed(setup_.seed, rank, 0));
 
-  auto optimizer = make_optimizer(t.optimizer, model->parameters());
+  Adamax optimizer(model->parameters(), AdamaxOptions(t.optimizer.lr)
+                                            .beta1(t.optimizer.beta1)
+                                            .beta2(t.optimizer.beta2)
+                                            .eps(t.optimizer.eps));
+  TrainingState state(model, ema, optimizer);
+  int64_t start_step = 0;
+  if (meta) {
+    std::map<std::string, torch::Tensor> rng = {{"rng/cpu", torch::Tensor()}};
+    const bool same_ranks = checkpoints.load(*resume_dir, state.tensors, &rng);
+    state.apply_steps();
+    start_step = meta->step;
+    // Same ranks: each continues its own random stream, so the run is bit-identical to one
+    // never stopped. Other ranks: fresh per-rank streams from (seed, step, rank).
+    if (same_ranks) {
+      set_cpu_rng_state(rng.at("rng/cpu"));
+    } else {
+      torch::manual_seed(rank_seed(setup_.seed, rank, start_step));
+    }
+    loader.restore({meta->loader_epoch, std::min(meta->loader_index, loader.batches_per_epoch())});
+    if (lead) {
+      std::cout << "[" << setup_.run_name << "] resumed from " << *resume_dir << " at step "
+                << start_step << " (written by " << meta->world_size << " rank(s), now " << world
+                << ")" << std::endl;
+    }
+  }
   const PhaseSchedule schedule(t.phases);
+  TrainResult result;
   const bool bf16 = use_bf16(t.precision);
 
-  TrainResult result;
   const Fault fault = fault_from_env();
   std::unique_ptr<cluster::GradientBucketer> bucketer;
   std::vector<torch::Tensor> trainable;
@@ -170,6 +290,16 @@ TrainResult Trainer::run() {
   size_t phase_index = static_cast<size_t>(-1);
   int64_t nonfinite_in_a_row = 0;
   std::optional<data::Batch> pending = std::move(first);
+  result.resumed_from = resume_dir.value_or("");
+  if (start_step >= schedule.total_steps()) {
+    if (lead) {
+      std::cout << "[" << setup_.run_name << "] already complete at step " << start_step
+                << "; nothing to train" << std::endl;
+    }
+    result.already_complete = true;
+    result.steps = start_step;
+    return result;
+  }
   double last_wait = loader.wait_seconds();
 
   // Sums over the current log window.
@@ -202,7 +332,31 @@ TrainResult Trainer::run() {
     return r;
   };
 
-  int64_t step = 0;
+  auto save_checkpoint = [&](int64_t steps_done) {
+    CheckpointMeta m;
+    m.step = steps_done;
+    m.phase = phase_name(schedule.at(std::max<int64_t>(0, steps_done - 1)).kind);
+    m.world_size = world;
+    const auto pos = loader.position();
+    m.loader_epoch = pos.epoch;
+    m.loader_index = pos.index;
+    m.seed = setup_.seed;
+    m.model_signature = model_signature(setup_.model, setup_.data);
+    m.config = setup_.resolved_config;
+    TrainingState current(model, ema, optimizer);
+    const auto saved = checkpoints.save(m, current.tensors, {{"rng/cpu", cpu_rng_state()}});
+    if (lead) {
+      std::cout << "[" << setup_.run_name << "] checkpoint " << saved.dir << " ("
+                << fmt(saved.bytes / 1e6, 1) << " MB in " << fmt(saved.seconds, 2) << " s)"
+                << std::endl;
+      if (log) {
+        log->write({{"event", "checkpoint"}, {"step", steps_done}, {"dir", saved.dir},
+                    {"bytes", saved.bytes}, {"seconds", saved.seconds}});
+      }
+    }
+  };
+
+  int64_t step = start_step;
   for (; step < schedule.total_steps(); ++step) {
     const size_t pi = schedule.index_at(step);
     if (pi != phase_index) {
@@ -244,6 +398,7 @@ TrainResult Trainer::run() {
         std::_Exit(9);
       }
       if (fault.kind == "nan") loss = loss * std::numeric_limits<float>::quiet_NaN();
+      if (fault.kind == "stop") stop_requested() = true;
     }
     loss.backward();
     const double comm_s = bucketer->finish();
@@ -286,7 +441,7 @@ TrainResult Trainer::run() {
         torch::NoGradGuard no_grad;
         for (auto& p : trainable) p.grad().mul_(t.grad_clip / norm);
       }
-      optimizer->step();
+      optimizer.step();
       ema.update();
       ++result.steps;
       w.pixel += agreed[3];
@@ -332,10 +487,18 @@ TrainResult Trainer::run() {
       w = Window{};
     }
     if (setup_.eval.every > 0 && (step + 1) % setup_.eval.every == 0 && !last) run_eval(step + 1);
+    const int64_t done = step + 1;
     if (stop) {
-      ++step;
-      if (lead) std::cout << "[" << setup_.run_name << "] stop requested at step " << step << std::endl;
-      break;
+      if (lead) {
+        std::cout << "[" << setup_.run_name << "] stop requested: checkpointing at step " << done
+                  << std::endl;
+      }
+      save_checkpoint(done);
+      result.stopped = true;
+      return result;
+    }
+    if (last || (setup_.checkpoint.every > 0 && done % setup_.checkpoint.every == 0)) {
+      save_checkpoint(done);
     }
   }
 

@@ -22,6 +22,9 @@ struct TrainerSetup {
   uint64_t seed = 1;
   std::map<std::string, std::string> labels;  // sweep values, e.g. lambda=12
   std::string resolved_config;                // YAML, saved beside the results
+  // "auto": continue from the newest complete checkpoint of the run if there is one;
+  // "never": start fresh (refused when the run already has checkpoints); else a folder.
+  std::string resume = "auto";
   data::DataOptions data;
   model::AgaveOptions model;
   LossOptions loss;
@@ -37,7 +40,14 @@ struct TrainResult {
   int64_t skipped_steps = 0;  // steps dropped because a loss or gradient was not finite
   double last_loss_bpd = 0;   // training loss (phase terms) of the last logged window
   EvalResult eval;
+  bool stopped = false;           // a stop request ended training early, after a checkpoint
+  bool already_complete = false;  // the newest checkpoint was already at the last step
+  std::string resumed_from;       // checkpoint folder, empty for a fresh start
 };
+
+// What must be equal between a checkpoint and the config that resumes it, key by key.
+std::map<std::string, std::string> model_signature(const model::AgaveOptions& options,
+                                                   const data::DataOptions& data);
 
 // A step whose loss or gradients were non-finite on any rank `max_nonfinite_steps` times in a
 // row: training cannot recover from here.

@@ -57,6 +57,9 @@ TEST(MpiCommunicator, BroadcastAndHostHelpers) {
   ASSERT_EQ(all.size(), static_cast<size_t>(comm->size()));
   for (int k = 0; k < comm->size(); ++k) EXPECT_DOUBLE_EQ(all[k], k + 0.5);
   comm->barrier();
+  const auto strings = comm->all_gather_string(std::string(comm->rank() * 3, 'a' + comm->rank()));
+  ASSERT_EQ(strings.size(), static_cast<size_t>(comm->size()));
+  for (int k = 0; k < comm->size(); ++k) EXPECT_EQ(strings[k], std::string(k * 3, 'a' + k));
 }
 
 TEST(MpiCommunicator, RejectsTensorsItCannotReduce) {

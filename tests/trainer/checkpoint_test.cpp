@@ -1,0 +1,232 @@
+// Sharded checkpoints and resume: unit checks of the pieces, then real agave_trainer jobs under
+// mpirun that stop, resume, and must end bit-identical to a run never stopped.
+#include <gtest/gtest.h>
+
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
+#include "trainer/sharded_checkpoint.h"
+#include "trainer/tensor_file.h"
+
+namespace agave::trainer {
+namespace {
+
+using agave::testing::mpirun;
+using agave::testing::sh;
+using agave::testing::TempDir;
+namespace fs = std::filesystem;
+
+const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
+const std::string kCompare =
+    std::string(AGAVE_SOURCE_DIR) + "/tests/trainer/compare_checkpoints.py";
+
+TEST(ShardAssignment, BalancesBytesAndIsDeterministic) {
+  std::map<std::string, torch::Tensor> state;
+  for (int i = 0; i < 20; ++i) state["t" + std::to_string(i)] = torch::zeros({(i % 7 + 1) * 100});
+  state["big"] = torch::zeros({3000});
+  const auto a = assign_shards(state, 3);
+  EXPECT_EQ(a, assign_shards(state, 3));
+  std::vector<int64_t> load(3, 0);
+  for (const auto& [name, r] : a) load[r] += state[name].numel();
+  const auto [lo, hi] = std::minmax_element(load.begin(), load.end());
+  EXPECT_LE(*hi - *lo, 700) << load[0] << " " << load[1] << " " << load[2];
+  EXPECT_EQ(a.at("big"), 0);  // largest first, onto rank 0
+}
+
+TEST(TensorFile, RoundTripsNamesShapesAndDtypesAndH5pyReadsIt) {
+  TempDir dir;
+  const std::string path = (dir.path() / "s.h5").string();
+  const auto w = torch::randn({4, 3, 2, 2}).contiguous(at::MemoryFormat::ChannelsLast);
+  write_tensor_file(path,
+                    {{"model/conv.weight", w},
+                     {"optim/conv.weight/step", torch::tensor(int64_t{17})},
+                     {"rng/cpu", torch::arange(10, torch::kUInt8)}},
+                    {{"step", 5}});
+  TensorFileReader r(path);
+  EXPECT_TRUE(r.contains("model/conv.weight"));
+  EXPECT_FALSE(r.contains("model/other"));
+  EXPECT_FALSE(r.contains("nothing/at/all"));
+  EXPECT_TRUE(torch::equal(r.read("model/conv.weight"), w));
+  EXPECT_EQ(r.read("optim/conv.weight/step").item<int64_t>(), 17);
+  EXPECT_EQ(r.attribute("step"), 5);
+  auto wrong = torch::zeros({4, 3});
+  EXPECT_THROW(r.read_into("model/conv.weight", wrong), std::runtime_error);
+  const auto py = sh("/usr/bin/python3 -c \"import h5py,numpy; f=h5py.File('" + path +
+                     "','r'); print(f['model']['conv.weight'].shape, int(f['optim/conv.weight/step'][()]))\"");
+  ASSERT_EQ(py.code, 0) << py.output;
+  EXPECT_EQ(py.output, "(4, 3, 2, 2) 17\n");
+}
+
+class Resume : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+      GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+    }
+  }
+  // A tiny model with dropout on, so that the random streams matter for bit-identity.
+  std::string config(const std::string& out) {
+    return dir_.write("c.yaml", R"(run: {name: r, output_dir: )" + out + R"(, seed: 5}
+data: {dataset: fashion_mnist, shards: )" + (dir_.path() / "shards").string() + R"(}
+model:
+  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.5}
+aux: {resolution: 7, color_bins: 32}
+train:
+  batch_size: 8
+  phases:
+    - {name: pretrain_vae, steps: 2}
+    - {name: joint, steps: 6}
+eval: {importance_samples: 2, subset: 8, batch_size: 8, sample_images: 0}
+checkpoint: {every: 0, keep: 2}
+monitoring: {log_every: 2, progress: plain}
+)");
+  }
+  std::string train(int np, const std::string& out, const std::string& env = "",
+                    const std::string& args = "") {
+    last_ = sh(env + " " + mpirun(np) + kTrainer + " " + config(out) + " " + args);
+    return last_.output;
+  }
+  static std::string ckpt(const std::string& out, int64_t step) {
+    char buf[32];
+    std::snprintf(buf, sizeof(buf), "/r/checkpoints/step-%08lld", static_cast<long long>(step));
+    return out + buf;
+  }
+  TempDir dir_;
+  agave::testing::Result last_;
+};
+
+TEST_F(Resume, StopAndResumeIsBitIdenticalToAStraightRun) {
+  const std::string straight = (dir_.path() / "straight").string();
+  const std::string stopped = (dir_.path() / "stopped").string();
+  train(2, straight);
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  ASSERT_TRUE(fs::exists(ckpt(straight, 8) + "/manifest.json")) << last_.output;
+
+  train(2, stopped, "AGAVE_FAULT=stop:3:1");  // rank 1 alone asks; both must stop together
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  EXPECT_NE(last_.output.find("stop requested: checkpointing at step 4"), std::string::npos)
+      << last_.output;
+  ASSERT_TRUE(fs::exists(ckpt(stopped, 4) + "/manifest.json"));
+  EXPECT_FALSE(fs::exists(ckpt(stopped, 8)));
+  EXPECT_FALSE(fs::exists(dir_.path() / "stopped/r/summary.json"));
+
+  train(2, stopped);  // --resume auto
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("resumed from " + ckpt(stopped, 4) + " at step 4"),
+            std::string::npos)
+      << last_.output;
+  const auto cmp = sh("/usr/bin/python3 " + kCompare + " " + ckpt(straight, 8) + " " + ckpt(stopped, 8));
+  EXPECT_EQ(cmp.code, 0) << cmp.output;
+  EXPECT_NE(cmp.output.find("0 differ"), std::string::npos) << cmp.output;
+
+  // A finished run started again trains nothing.
+  train(2, stopped);
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("already complete at step 8"), std::string::npos) << last_.output;
+}
+
+TEST_F(Resume, OnADifferentNumberOfRanks) {
+  const std::string out = (dir_.path() / "o").string();
+  train(2, out, "AGAVE_FAULT=stop:1:0");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  train(1, out);
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("at step 2 (written by 2 rank(s), now 1)"), std::string::npos)
+      << last_.output;
+  EXPECT_TRUE(fs::exists(ckpt(out, 8) + "/shard-00000-of-00001.h5"));
+}
+
+TEST_F(Resume, BadCheckpointsAreOneClearErrorAndNothingIsOverwritten) {
+  const std::string out = (dir_.path() / "o").string();
+  train(2, out, "AGAVE_FAULT=stop:1:0");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  const std::string latest = ckpt(out, 2);
+  const auto before = fs::last_write_time(latest + "/manifest.json");
+
+  train(2, out, "", "--set model.pixelcnn.nr_filters=16");
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("was written with model.pixelcnn.nr_filters = 8 but the config has 16"),
+            std::string::npos)
+      << last_.output;
+
+  train(2, out, "", "--resume never");
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("already holds checkpoints of run r"), std::string::npos)
+      << last_.output;
+
+  // Flip one byte in a shard: the checksum catches it.
+  const std::string shard = latest + "/shard-00001-of-00002.h5";
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-100, std::ios::end);
+    char c;
+    f.get(c);
+    f.seekp(-100, std::ios::end);
+    f.put(static_cast<char>(c ^ 0x5a));
+  }
+  train(2, out);
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("shard-00001-of-00002.h5: SHA-256 mismatch"), std::string::npos)
+      << last_.output;
+  EXPECT_EQ(fs::last_write_time(latest + "/manifest.json"), before);
+  EXPECT_FALSE(fs::exists(ckpt(out, 8)));
+}
+
+TEST_F(Resume, KeepsTheNewestAndIgnoresFoldersWithoutManifest) {
+  const std::string out = (dir_.path() / "o").string();
+  // An interrupted save leaves a folder without manifest: it must be ignored and removed.
+  fs::create_directories(ckpt(out, 6));
+  std::ofstream(ckpt(out, 6) + "/shard-00000-of-00002.h5") << "partial";
+  train(2, out, "", "--set checkpoint.every=2");
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  std::vector<std::string> left;
+  for (const auto& e : fs::directory_iterator(out + "/r/checkpoints")) {
+    left.push_back(e.path().filename().string());
+  }
+  std::sort(left.begin(), left.end());
+  EXPECT_EQ(left, (std::vector<std::string>{"latest", "step-00000006", "step-00000008"}));
+  EXPECT_TRUE(fs::exists(ckpt(out, 6) + "/manifest.json"));
+  std::ifstream latest(out + "/r/checkpoints/latest");
+  std::string name;
+  latest >> name;
+  EXPECT_EQ(name, "step-00000008");
+}
+
+TEST_F(Resume, SigusrToMpirunCheckpointsAndExits75) {
+  const std::string out = (dir_.path() / "o").string();
+  // Long enough to be running when the signal arrives.
+  const std::string cfg = config(out);
+  const fs::path d = dir_.path();
+  // mpirun in the background; its pid and, at the end, its exit code land in files.
+  const std::string job = "(" + mpirun(2) + kTrainer + " " + cfg +
+                          " --set 'train.phases=[{name: joint, steps: 100000}]' > " +
+                          (d / "log").string() + " 2>&1 & echo $! > " + (d / "pid").string() +
+                          "; wait $!; echo $? > " + (d / "rc").string() + ") &";
+  ASSERT_EQ(std::system(job.c_str()), 0);
+  auto read_file = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string((std::istreambuf_iterator<char>(in)), {});
+  };
+  // Wait for training to be under way, then preempt.
+  for (int i = 0; i < 1200 && read_file(d / "log").find("step 4/") == std::string::npos; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const int pid = std::stoi(read_file(d / "pid"));
+  ASSERT_EQ(::kill(pid, SIGUSR1), 0);
+  for (int i = 0; i < 1200 && read_file(d / "rc").empty(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  const std::string text = read_file(d / "log");
+  ASSERT_FALSE(read_file(d / "rc").empty()) << text;
+  EXPECT_EQ(std::stoi(read_file(d / "rc")), 75) << text;
+  EXPECT_NE(text.find("stop requested: checkpointing at step"), std::string::npos) << text;
+  EXPECT_TRUE(ShardedCheckpoint::latest(out + "/r/checkpoints").has_value()) << text;
+}
+
+}  // namespace
+}  // namespace agave::trainer

@@ -1,0 +1,241 @@
+#include "trainer/sharded_checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "data/checksum.h"
+#include "trainer/tensor_file.h"
+
+namespace agave::trainer {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr const char* kFormat = "agave-checkpoint-1";
+
+std::string step_dir_name(int64_t step) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "step-%08lld", static_cast<long long>(step));
+  return buf;
+}
+
+std::string shard_name(int rank, int world) {
+  char buf[64];
+  std::snprintf(buf, sizeof(buf), "shard-%05d-of-%05d.h5", rank, world);
+  return buf;
+}
+
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+  if (fd < 0) throw CheckpointError(path + ": cannot open for fsync");
+  const int rc = ::fsync(fd);
+  ::close(fd);
+  if (rc != 0) throw CheckpointError(path + ": fsync failed");
+}
+
+// Writes `text` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
+void write_atomically(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out) throw CheckpointError(tmp + ": cannot write");
+  }
+  fsync_path(tmp, false);
+  fs::rename(tmp, path);
+  fsync_path(fs::path(path).parent_path().string(), true);
+}
+
+bool complete(const fs::path& dir) { return fs::exists(dir / "manifest.json"); }
+
+std::vector<fs::path> step_dirs(const std::string& root) {
+  std::vector<fs::path> out;
+  std::error_code ec;
+  if (!fs::is_directory(root, ec)) return out;
+  for (const auto& e : fs::directory_iterator(root, ec)) {
+    const auto name = e.path().filename().string();
+    if (e.is_directory() && name.rfind("step-", 0) == 0) out.push_back(e.path());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+nlohmann::json read_manifest(const std::string& dir) {
+  const std::string path = dir + "/manifest.json";
+  std::ifstream in(path);
+  if (!in) throw CheckpointError(dir + ": not a complete checkpoint (no manifest.json)");
+  try {
+    auto j = nlohmann::json::parse(in);
+    if (j.value("format", "") != kFormat) {
+      throw CheckpointError(path + ": unknown format '" + j.value("format", "") + "'");
+    }
+    return j;
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(path + ": corrupt manifest: " + e.what());
+  }
+}
+
+}  // namespace
+
+std::map<std::string, int> assign_shards(const std::map<std::string, torch::Tensor>& state,
+                                         int world_size) {
+  std::vector<std::pair<int64_t, std::string>> by_size;
+  for (const auto& [name, t] : state) by_size.emplace_back(t.numel() * t.element_size(), name);
+  std::sort(by_size.begin(), by_size.end(),
+            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::vector<int64_t> load(static_cast<size_t>(world_size), 0);
+  std::map<std::string, int> out;
+  for (const auto& [bytes, name] : by_size) {
+    const int r = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    load[r] += bytes;
+    out[name] = r;
+  }
+  return out;
+}
+
+ShardedCheckpoint::ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm)
+    : root_(std::move(root)), keep_(keep), comm_(comm) {}
+
+SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
+                                   const std::map<std::string, torch::Tensor>& state,
+                                   const std::map<std::string, torch::Tensor>& rank_local) {
+  const auto start = std::chrono::steady_clock::now();
+  const int rank = comm_.rank(), world = comm_.size();
+  const fs::path dir = fs::path(root_) / step_dir_name(meta.step);
+  if (rank == 0) {
+    // A folder of this step without a manifest is the remains of an interrupted save.
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  comm_.barrier();
+
+  const auto owner = assign_shards(state, world);
+  std::map<std::string, torch::Tensor> mine;
+  for (const auto& [name, t] : state)
+    if (owner.at(name) == rank) mine[name] = t;
+  for (const auto& [name, t] : rank_local) mine[name] = t;
+  const std::string shard = (dir / shard_name(rank, world)).string();
+  write_tensor_file(shard, mine, {{"rank", rank}, {"world_size", world}, {"step", meta.step}});
+  const std::string digest = data::file_digest(shard, data::Digest::Algorithm::kSha256);
+  const auto bytes = static_cast<int64_t>(fs::file_size(shard));
+  const auto shards = comm_.all_gather_string(digest + " " + std::to_string(bytes));
+
+  SaveResult result;
+  result.dir = dir.string();
+  if (rank == 0) {
+    nlohmann::json j;
+    j["format"] = kFormat;
+    j["step"] = meta.step;
+    j["phase"] = meta.phase;
+    j["world_size"] = world;
+    j["seed"] = meta.seed;
+    j["loader"] = {{"epoch", meta.loader_epoch}, {"index", meta.loader_index}};
+    j["model_signature"] = meta.model_signature;
+    j["config"] = meta.config;
+    for (int r = 0; r < world; ++r) {
+      std::istringstream s(shards[r]);
+      std::string sha;
+      int64_t b = 0;
+      s >> sha >> b;
+      j["shards"].push_back({{"file", shard_name(r, world)}, {"sha256", sha}, {"bytes", b}});
+    }
+    for (const auto& [name, r] : owner) j["tensors"][name] = r;
+    for (const auto& [name, t] : rank_local) j["rank_local"].push_back(name);
+    fsync_path(dir.string(), true);
+    write_atomically((dir / "manifest.json").string(), j.dump(1) + "\n");
+    write_atomically((fs::path(root_) / "latest").string(), dir.filename().string() + "\n");
+    prune();
+  }
+  for (const auto& s : shards) result.bytes += std::stoll(s.substr(s.find(' ') + 1));
+  // Nobody moves on (or exits) before the checkpoint is complete.
+  comm_.barrier();
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+void ShardedCheckpoint::prune() const {
+  std::vector<fs::path> done;
+  for (const auto& d : step_dirs(root_)) {
+    if (complete(d)) {
+      done.push_back(d);
+    } else {
+      fs::remove_all(d);
+    }
+  }
+  while (static_cast<int64_t>(done.size()) > keep_) {
+    fs::remove_all(done.front());
+    done.erase(done.begin());
+  }
+}
+
+std::optional<std::string> ShardedCheckpoint::latest(const std::string& root) {
+  std::ifstream in(fs::path(root) / "latest");
+  std::string name;
+  if (in >> name && complete(fs::path(root) / name)) return (fs::path(root) / name).string();
+  // No pointer, or it names a folder that is gone: the newest complete folder.
+  auto dirs = step_dirs(root);
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+    if (complete(*it)) return it->string();
+  return std::nullopt;
+}
+
+CheckpointMeta ShardedCheckpoint::read_meta(const std::string& dir) {
+  const auto j = read_manifest(dir);
+  CheckpointMeta m;
+  try {
+    m.step = j.at("step");
+    m.phase = j.at("phase");
+    m.world_size = j.at("world_size");
+    m.seed = j.at("seed");
+    m.loader_epoch = j.at("loader").at("epoch");
+    m.loader_index = j.at("loader").at("index");
+    m.model_signature = j.at("model_signature").get<std::map<std::string, std::string>>();
+    m.config = j.at("config");
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(dir + "/manifest.json: incomplete manifest: " + e.what());
+  }
+  return m;
+}
+
+bool ShardedCheckpoint::load(const std::string& dir, std::map<std::string, torch::Tensor>& state,
+                             std::map<std::string, torch::Tensor>* rank_local) const {
+  const auto j = read_manifest(dir);
+  const int world = j.at("world_size");
+  std::vector<std::unique_ptr<TensorFileReader>> readers;
+  for (const auto& s : j.at("shards")) {
+    const std::string path = dir + "/" + s.at("file").get<std::string>();
+    if (!fs::exists(path)) throw CheckpointError(path + ": shard missing");
+    const std::string sha = data::file_digest(path, data::Digest::Algorithm::kSha256);
+    if (sha != s.at("sha256").get<std::string>()) {
+      throw CheckpointError(path + ": SHA-256 mismatch (corrupt or modified shard): manifest says " +
+                            s.at("sha256").get<std::string>() + ", file has " + sha);
+    }
+    readers.push_back(std::make_unique<TensorFileReader>(path));
+  }
+  const auto& tensors = j.at("tensors");
+  for (auto it = tensors.begin(); it != tensors.end(); ++it) {
+    if (!state.count(it.key())) {
+      throw CheckpointError(dir + ": holds tensor " + it.key() + " that this model does not have");
+    }
+  }
+  for (auto& [name, t] : state) {
+    if (!tensors.contains(name)) {
+      throw CheckpointError(dir + ": lacks tensor " + name + " of this model");
+    }
+    readers.at(tensors.at(name).get<size_t>())->read_into(name, t);
+  }
+  if (!rank_local || world != comm_.size()) return false;
+  for (auto& [name, t] : *rank_local) t = readers.at(comm_.rank())->read(name);
+  return true;
+}
+
+}  // namespace agave::trainer

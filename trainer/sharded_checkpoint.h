@@ -1,0 +1,78 @@
+#pragma once
+// Sharded checkpoints (docs/checkpoints.md): one folder per step; every rank writes its share of
+// the named tensors (balanced by bytes) plus its own RNG state into its own HDF5 shard; rank 0
+// writes manifest.json last (temporary file, fsync, rename), then swaps the `latest` pointer.
+// A folder without a manifest is not a checkpoint: it is ignored and cleaned up.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "cluster/communicator.h"
+
+namespace agave::trainer {
+
+// A checkpoint that cannot be used: missing or corrupt files, checksum mismatch, or a model
+// that does not match the config.
+class CheckpointError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct CheckpointMeta {
+  int64_t step = 0;  // optimizer steps done; training continues at this step
+  std::string phase;
+  int world_size = 1;
+  int64_t loader_epoch = 0;
+  int64_t loader_index = 0;
+  uint64_t seed = 0;
+  std::map<std::string, std::string> model_signature;  // what must match to resume
+  std::string config;                                   // the resolved YAML config
+};
+
+struct SaveResult {
+  std::string dir;
+  double seconds = 0;
+  int64_t bytes = 0;  // all shards
+};
+
+class ShardedCheckpoint {
+ public:
+  // `root` holds step-NNNNNNNN folders and `latest`; keeps the newest `keep` complete ones.
+  ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm);
+
+  // Collective. `state`: the same names and shapes on every rank (each rank writes its share);
+  // `rank_local`: this rank's own tensors (RNG state), written to its shard only.
+  SaveResult save(const CheckpointMeta& meta, const std::map<std::string, torch::Tensor>& state,
+                  const std::map<std::string, torch::Tensor>& rank_local);
+
+  // The newest complete checkpoint folder under `root`, if any.
+  static std::optional<std::string> latest(const std::string& root);
+  // Reads and validates a manifest (no tensors).
+  static CheckpointMeta read_meta(const std::string& dir);
+
+  // Verifies every shard's SHA-256, then copies every tensor of `state` from the checkpoint
+  // (by name; a missing or extra name is an error). `rank_local` is read from this rank's shard
+  // when the checkpoint has this world size and rank, and left alone otherwise (returns false).
+  bool load(const std::string& dir, std::map<std::string, torch::Tensor>& state,
+            std::map<std::string, torch::Tensor>* rank_local) const;
+
+  // Removes folders without a manifest and all but the newest `keep` complete ones (rank 0).
+  void prune() const;
+  const std::string& root() const { return root_; }
+
+ private:
+  std::string root_;
+  int64_t keep_;
+  cluster::Communicator& comm_;
+};
+
+// Which rank stores which tensor: largest first onto the least-loaded rank, ties by name and
+// rank, so every rank computes the same answer.
+std::map<std::string, int> assign_shards(const std::map<std::string, torch::Tensor>& state,
+                                         int world_size);
+
+}  // namespace agave::trainer

@@ -1,0 +1,39 @@
+#pragma once
+// Named tensors in one HDF5 file: one dataset per tensor at its name (groups from '/'), with
+// its real shape and dtype, so h5py users read f["model"]["pixelcnn.out.weight"] directly.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace agave::trainer {
+
+// Writes `tensors` (float32, float64, int64 or uint8; any layout) and integer attributes to
+// `path`, then fsyncs it. Throws naming the file.
+void write_tensor_file(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
+                       const std::map<std::string, int64_t>& attributes);
+
+// Reads one file's tensors by name; errors name the file and the tensor.
+class TensorFileReader {
+ public:
+  explicit TensorFileReader(const std::string& path);
+  ~TensorFileReader();
+  TensorFileReader(const TensorFileReader&) = delete;
+  TensorFileReader& operator=(const TensorFileReader&) = delete;
+
+  bool contains(const std::string& name) const;
+  // A new contiguous CPU tensor with the stored shape and dtype.
+  torch::Tensor read(const std::string& name) const;
+  // Copies into `into` after checking shape and dtype.
+  void read_into(const std::string& name, torch::Tensor into) const;
+  int64_t attribute(const std::string& name) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  int64_t file_ = -1;
+};
+
+}  // namespace agave::trainer
