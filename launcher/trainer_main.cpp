@@ -192,6 +192,7 @@ int run(int argc, char** argv) {
                 << spec.output_dir << std::endl;
     }
     setup.resume = resume;
+    setup.world_rank = where.world_rank;
     trainer::TrainResult result;
     try {
       result = trainer::Trainer(setup, *comm).run();

@@ -18,6 +18,7 @@
 #include "model/agave.h"
 #include "model/ema.h"
 #include "model/sampler.h"
+#include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
 #include "monitoring/png_image.h"
 #include "trainer/adamax.h"
@@ -193,6 +194,21 @@ TrainResult Trainer::run() {
     }
   }
 
+  // Prometheus metrics from the run's rank 0 (or every rank, to compare their step times).
+  std::unique_ptr<monitoring::MetricsExporter> exporter;
+  if (setup_.monitoring.prometheus && (lead || setup_.monitoring.every_rank)) {
+    monitoring::RunLabels labels;
+    labels.run = setup_.run_name;
+    std::ostringstream lambda;
+    lambda << setup_.loss.lambda;
+    labels.lambda = lambda.str();
+    labels.aux_resolution = std::to_string(setup_.model.aux().resolution());
+    labels.color_bins = std::to_string(setup_.model.aux().color_bins());
+    labels.rank = setup_.world_rank;
+    exporter = std::make_unique<monitoring::MetricsExporter>(setup_.monitoring, labels);
+    if (lead) std::cout << "[" << setup_.run_name << "] metrics at " << exporter->url() << std::endl;
+  }
+
   // Identical initial weights everywhere: the same seed, then rank 0's broadcast (which also
   // covers data-dependent init on rank 0's first batch).
   torch::manual_seed(setup_.seed);
@@ -315,6 +331,9 @@ TrainResult Trainer::run() {
     if (setup_.eval.use_ema) ema.swap(*model);
     const auto r = evaluate(model, setup_.data.shards, setup_.eval, comm_, setup_.seed);
     if (setup_.eval.use_ema) ema.swap(*model);
+    if (exporter) {
+      exporter->record_eval({step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.importance_samples});
+    }
     if (lead) {
       std::cout << "[" << setup_.run_name << "] eval step " << step << ": test ELBO "
                 << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr) << " bits/dim, IW(K="
@@ -345,6 +364,7 @@ TrainResult Trainer::run() {
     m.config = setup_.resolved_config;
     TrainingState current(model, ema, optimizer);
     const auto saved = checkpoints.save(m, current.tensors, {{"rng/cpu", cpu_rng_state()}});
+    if (exporter) exporter->record_checkpoint(saved.seconds, static_cast<double>(saved.bytes));
     if (lead) {
       std::cout << "[" << setup_.run_name << "] checkpoint " << saved.dir << " ("
                 << fmt(saved.bytes / 1e6, 1) << " MB in " << fmt(saved.seconds, 2) << " s)"
@@ -364,6 +384,7 @@ TrainResult Trainer::run() {
       spec = phase_spec(schedule.at(step).kind);
       bucketer.reset();
       trainable = set_trainable(model, spec);
+      if (exporter) exporter->set_phase(phase_name(spec.kind));
       bucketer = std::make_unique<cluster::GradientBucketer>(
           trainable, comm_,
           cluster::BucketerOptions{setup_.cluster.bucket_mb,
@@ -463,8 +484,27 @@ TrainResult Trainer::run() {
       const double imgs = std::max(1.0, w.images);
       const double loss_bpd = w.loss / imgs * to_bpd;
       result.last_loss_bpd = loss_bpd;
+      const double ips = w.images / std::max(1e-9, w.step_s);
+      if (exporter) {
+        monitoring::StepRecord rec;
+        rec.step = step + 1;
+        rec.phase = phase_name(spec.kind);
+        rec.loss_bpd = loss_bpd;
+        rec.pixel_bpd = w.pixel / imgs * to_bpd;
+        rec.aux_bpd = w.aux / imgs * to_bpd;
+        rec.kl_bpd = w.kl / imgs * to_bpd;
+        rec.kl_nats = w.kl / imgs;
+        rec.images_per_second = ips;
+        rec.step_seconds = w.step_s / w.steps;
+        rec.compute_seconds = w.compute_s / w.steps;
+        rec.allreduce_seconds = w.comm_s / w.steps;
+        rec.data_wait_seconds = w.data_s / w.steps;
+        rec.steps_done = step + 1 - result.skipped_steps;
+        rec.skipped_steps_total = result.skipped_steps;
+        rec.window_steps = w.steps;
+        exporter->record_step(rec);
+      }
       if (lead) {
-        const double ips = w.images / std::max(1e-9, w.step_s);
         std::cout << "[" << setup_.run_name << "] step " << step + 1 << "/"
                   << schedule.total_steps() << " " << phase_name(spec.kind) << "  loss "
                   << fmt(loss_bpd) << "  pixel " << fmt(w.pixel / imgs * to_bpd) << "  aux "

@@ -25,6 +25,7 @@ struct TrainerSetup {
   // "auto": continue from the newest complete checkpoint of the run if there is one;
   // "never": start fresh (refused when the run already has checkpoints); else a folder.
   std::string resume = "auto";
+  int world_rank = 0;  // this process's rank in the whole job (metrics label)
   data::DataOptions data;
   model::AgaveOptions model;
   LossOptions loss;

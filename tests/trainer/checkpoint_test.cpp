@@ -83,7 +83,7 @@ train:
     - {name: joint, steps: 6}
 eval: {importance_samples: 2, subset: 8, batch_size: 8, sample_images: 0}
 checkpoint: {every: 0, keep: 2}
-monitoring: {log_every: 2, progress: plain}
+monitoring: {log_every: 2, progress: plain, prometheus: false}
 )");
   }
   std::string train(int np, const std::string& out, const std::string& env = "",

@@ -51,7 +51,7 @@ train:
     - {name: pretrain_pixelcnn, steps: 3}
     - {name: joint, steps: 4}
 eval: {importance_samples: 2, subset: 8, batch_size: 8, sample_images: 2}
-monitoring: {log_every: 2, progress: plain}
+monitoring: {log_every: 2, progress: plain, port: 19464, next_free_port: true}
 )" + extra);
   }
   fs::path run_dir(const std::string& name = "tiny") const { return out_.path() / "runs" / name; }
@@ -76,6 +76,7 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_NE(r.output.find("phase joint"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("2 replica(s) in sync after 10 step(s), 0 skipped"), std::string::npos)
       << r.output;
+  EXPECT_NE(r.output.find("[tiny] metrics at http://127.0.0.1:"), std::string::npos) << r.output;
 
   const auto lines = jsonl(run_dir() / "metrics.jsonl");
   int train = 0, eval = 0;
