@@ -114,18 +114,25 @@ if [ "$case_name" = usr1-stub ]; then
   cat >"$trainer" <<'EOF'
 #!/usr/bin/env bash
 set -euo pipefail
+step=0
+stop=0
+trap 'stop=1' USR1
 ckpt=runs/tiny/ckpt.$SLURM_PROCID
 mkdir -p runs/tiny
-step=0
 if [ -f "$ckpt" ]; then
   step=$(cat "$ckpt")
   echo "[tiny] resumed from $ckpt at step $step"
 fi
-trap 'echo "$step" >"$ckpt"; echo "[tiny] rank $SLURM_PROCID checkpointed at step $step"; exit 75' USR1
 while [ "$step" -lt "$STEPS" ]; do
   step=$((step + 1))
   [ "$SLURM_PROCID" != 0 ] || echo "[tiny] step $step/$STEPS"
-  sleep 0.2
+  sleep 0.2 &
+  wait $! || true
+  if [ "$stop" = 1 ]; then
+    echo "$step" >"$ckpt"
+    echo "[tiny] rank $SLURM_PROCID checkpointed at step $step"
+    exit 75
+  fi
 done
 [ "$SLURM_PROCID" != 0 ] || echo "{\"steps\": $step}" >runs/tiny/summary.json
 EOF
