@@ -7,6 +7,7 @@
 #               count; with --resume in agave_trainer, the restart resumes from a checkpoint
 #   usr1        scancel --signal=USR1 --batch (what --signal=B:USR1@120 sends): the script has
 #               the trainer checkpoint, exit 75 and requeues the job, which resumes and finishes
+#   usr1-mpirun the same with AGAVE_LAUNCHER=mpirun (Open MPI's mpirun inside the allocation)
 #   usr1-stub   the same with a stand-in for agave_trainer that does what the trainer's contract
 #               says (USR1 -> checkpoint, exit 75; resume on restart): tests the job script alone
 # Exit 77 (CTest's skip) with the reason when the case cannot run here.
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 readonly SKIP=77
-case_name=${1:?usage: $0 scripts|completes|requeue|usr1|usr1-stub}
+case_name=${1:?usage: $0 scripts|completes|requeue|usr1|usr1-mpirun|usr1-stub}
 src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
 trainer=$bin_dir/agave_trainer
@@ -57,7 +58,7 @@ if [ "$case_name" != usr1-stub ]; then
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
-if [ "$case_name" = usr1 ] && [ "$has_resume" = 0 ]; then
+if [ "${case_name%-mpirun}" = usr1 ] && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
@@ -140,6 +141,11 @@ EOF
   export STEPS=$steps
 fi
 
+if [ "$case_name" = usr1-mpirun ]; then
+  # The job keeps this environment; as root, Open MPI's mpirun wants the confirmation too.
+  export AGAVE_LAUNCHER=mpirun OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+fi
+
 out=$work/job.out
 submit() {
   # The script's GPU request as users submit it, sized to the test node (2 CPUs, 2 fake GPUs).
@@ -197,7 +203,7 @@ case $case_name in
       "$work/runs/tiny/summary.json" "$steps" || fail "summary.json: steps is not $steps"
     [ "$(field Restarts)" = 0 ] || fail "job restarted $(field Restarts) times"
     ;;
-  requeue | usr1 | usr1-stub)
+  requeue | usr1 | usr1-mpirun | usr1-stub)
     # Mid-training: past the first checkpoint, well before the end.
     wait_until "training at step 5" output_has "\\[tiny\\] step 5/$steps"
     if [ "$case_name" = usr1-stub ]; then has_resume=1; fi
