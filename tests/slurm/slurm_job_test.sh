@@ -5,6 +5,7 @@
 #   completes   single_node.sbatch trains to the end: summary.json, exit 0
 #   requeue     scontrol requeue while training: the job restarts and finishes the full step
 #               count; with --resume in agave_trainer, the restart resumes from a checkpoint
+#   scancel     scancel while training: the trainer checkpoints, and the job stays cancelled
 #   usr1        scancel --signal=USR1 --batch (what --signal=B:USR1@120 sends): the script has
 #               the trainer checkpoint, exit 75 and requeues the job, which resumes and finishes
 #   usr1-mpirun the same with AGAVE_LAUNCHER=mpirun (Open MPI's mpirun inside the allocation)
@@ -15,7 +16,7 @@
 set -euo pipefail
 
 readonly SKIP=77
-case_name=${1:?usage: $0 scripts|completes|requeue|usr1|usr1-mpirun|usr1-stub}
+case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|usr1-stub}
 src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
 trainer=$bin_dir/agave_trainer
@@ -58,7 +59,7 @@ if [ "$case_name" != usr1-stub ]; then
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
-if [ "${case_name%-mpirun}" = usr1 ] && [ "$has_resume" = 0 ]; then
+if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ]; } && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
@@ -202,6 +203,15 @@ case $case_name in
     python3 -c 'import json,sys; sys.exit(json.load(open(sys.argv[1]))["steps"] != int(sys.argv[2]))' \
       "$work/runs/tiny/summary.json" "$steps" || fail "summary.json: steps is not $steps"
     [ "$(field Restarts)" = 0 ] || fail "job restarted $(field Restarts) times"
+    ;;
+  scancel)
+    wait_until "training at step 5" output_has "\\[tiny\\] step 5/$steps"
+    scancel "$job"
+    wait_until "job ended" job_ended
+    [ "$(field JobState)" = CANCELLED ] || fail "job ended $(field JobState), expected CANCELLED"
+    [ "$(field Restarts)" = 0 ] || fail "a cancelled job was requeued"
+    output_has "agave job $job: checkpointed; Slurm is ending the job" ||
+      fail "the trainer did not checkpoint and exit 75 on scancel"
     ;;
   requeue | usr1 | usr1-mpirun | usr1-stub)
     # Mid-training: past the first checkpoint, well before the end.
