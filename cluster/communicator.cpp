@@ -6,10 +6,17 @@
 namespace agave::cluster {
 
 std::vector<double> Communicator::all_reduce_sum(std::vector<double> values) {
-  auto t = torch::tensor(values, torch::kFloat64);
-  all_reduce(t);
-  const double* p = t.data_ptr<double>();
-  return std::vector<double>(p, p + values.size());
+  // Gathered and summed on the host in rank order: the same bits on every rank and every
+  // backend (NCCL reduces only device tensors), whatever the reduction tree.
+  const int64_t k = static_cast<int64_t>(values.size());
+  auto mine = torch::tensor(values, torch::kFloat64);
+  auto all = torch::empty({k * size()}, torch::kFloat64);
+  all_gather_cpu(mine, all);
+  const double* p = all.data_ptr<double>();
+  std::vector<double> out(values.size(), 0.0);
+  for (int r = 0; r < size(); ++r)
+    for (int64_t i = 0; i < k; ++i) out[i] += p[r * k + i];
+  return out;
 }
 
 double Communicator::all_reduce_max(double value) {

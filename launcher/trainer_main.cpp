@@ -167,8 +167,36 @@ int run(int argc, char** argv) {
   }
   mpi.world().barrier();
 
-  auto comm = cluster::make_mpi_communicator(group_comm->comm(),
-                                             runs.front().config.cluster.timeout_seconds);
+  // One GPU per node-local rank when there are GPUs; NCCL for CUDA tensors, MPI otherwise.
+  const auto& cluster_options = runs.front().config.cluster;
+  torch::Device device = torch::kCPU;
+  if (cluster_options.backend != cluster::Backend::kMpi && torch::cuda::is_available()) {
+    device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
+                                             where.local_rank % torch::cuda::device_count()));
+  }
+  std::unique_ptr<cluster::Communicator> comm;
+  if (device.is_cuda()) {
+#if defined(AGAVE_WITH_NCCL)
+    comm = cluster::make_nccl_communicator(group_comm->comm(), device.index(),
+                                           cluster_options.timeout_seconds);
+#endif
+  }
+  if (!comm) {
+    if (cluster_options.backend == cluster::Backend::kNccl) {
+      if (where.world_rank == 0) {
+        std::cerr << "agave_trainer: error: " << config_file
+                  << ": cluster.backend: nccl needs a CUDA build with NCCL and a GPU; this "
+                     "build/node has "
+                  << (torch::cuda::is_available() ? "no NCCL" : "no GPU") << "\n";
+      }
+      return launcher::kConfigErrorExit;
+    }
+    if (device.is_cuda()) {
+      // A CUDA LibTorch without NCCL: MPI reduces host tensors only, so train on the host.
+      device = torch::kCPU;
+    }
+    comm = cluster::make_mpi_communicator(group_comm->comm(), cluster_options.timeout_seconds);
+  }
   for (size_t index : plan.groups[group].runs) {
     const auto& spec = runs[index];
     const auto& c = spec.config;
@@ -193,6 +221,7 @@ int run(int argc, char** argv) {
     }
     setup.resume = resume;
     setup.world_rank = where.world_rank;
+    setup.device = device;
     trainer::TrainResult result;
     try {
       result = trainer::Trainer(setup, *comm).run();

@@ -7,7 +7,13 @@
 namespace agave::trainer {
 
 EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
-                    cluster::Communicator& comm, uint64_t seed) {
+                    cluster::Communicator& comm, uint64_t seed, const torch::Device& device) {
+  return evaluate(model, shards, options, comm, seed, device, EvalProgress());
+}
+
+EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
+                    cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
+                    const EvalProgress& progress) {
   data::LoaderOptions lo;
   lo.batch_size = options.batch_size;
   lo.rank = comm.rank();
@@ -32,7 +38,7 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   while (done < mine) {
     auto batch = loader.next();
     if (!batch) break;
-    auto x = batch->images;
+    auto x = batch->images.to(device, /*non_blocking=*/true);
     if (x.size(0) > mine - done) x = x.narrow(0, 0, mine - done);
     const auto terms = model->forward(x, model::LossSelection{true, false, true});
     const auto elbo = ((terms.pixel_nll + terms.kl) * to_bpd).to(torch::kFloat64);
@@ -46,6 +52,7 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
     s_iw += iw.sum().item<double>();
     s2_iw += iw.pow(2).sum().item<double>();
     done += x.size(0);
+    if (progress) progress(done, mine);
   }
   const auto sums =
       comm.all_reduce_sum({s_elbo, s2_elbo, s_kl, s_iw, s2_iw, static_cast<double>(done)});

@@ -2,6 +2,7 @@
 // Test-set evaluation split across the ranks of a run: the single-sample ELBO and the
 // importance-weighted bound on ln p(x), both in bits/dim of x, with standard errors.
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "cluster/communicator.h"
@@ -23,6 +24,15 @@ struct EvalResult {
 // Evaluates `model` (in eval mode, no autograd) on this rank's disjoint share of the first
 // `subset` images (0 = all) of the test split in `shards`; the sums are all-reduced.
 EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
-                    cluster::Communicator& comm, uint64_t seed);
+                    cluster::Communicator& comm, uint64_t seed,
+                    const torch::Device& device = torch::kCPU);
+
+// Called on every rank after each batch with this rank's images done and its share in all.
+using EvalProgress = std::function<void(int64_t done, int64_t share)>;
+
+// The same, reporting progress (e.g. to a progress bar on rank 0); `progress` may be empty.
+EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
+                    cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
+                    const EvalProgress& progress);
 
 }  // namespace agave::trainer

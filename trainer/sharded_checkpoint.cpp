@@ -238,4 +238,45 @@ bool ShardedCheckpoint::load(const std::string& dir, std::map<std::string, torch
   return true;
 }
 
+void ShardedCheckpoint::load_subset(const std::string& dir,
+                                    std::map<std::string, torch::Tensor>& state) {
+  const auto j = read_manifest(dir);
+  try {
+    const auto& tensors = j.at("tensors");
+    const auto& shards = j.at("shards");
+    std::map<size_t, std::vector<std::string>> by_shard;
+    for (const auto& [name, t] : state) {
+      if (!tensors.contains(name)) {
+        throw CheckpointError(dir + ": lacks tensor " + name + " of this model");
+      }
+      by_shard[tensors.at(name).get<size_t>()].push_back(name);
+    }
+    for (const auto& [index, names] : by_shard) {
+      if (index >= shards.size()) {
+        throw CheckpointError(dir + "/manifest.json: tensor " + names.front() +
+                              " is in shard " + std::to_string(index) + ", which is not listed");
+      }
+      const auto& s = shards.at(index);
+      const std::string path = dir + "/" + s.at("file").get<std::string>();
+      if (!fs::exists(path)) throw CheckpointError(path + ": shard missing");
+      const std::string sha = data::file_digest(path, data::Digest::Algorithm::kSha256);
+      if (sha != s.at("sha256").get<std::string>()) {
+        throw CheckpointError(path +
+                              ": SHA-256 mismatch (corrupt or modified shard): manifest says " +
+                              s.at("sha256").get<std::string>() + ", file has " + sha);
+      }
+      try {
+        TensorFileReader reader(path);
+        for (const auto& name : names) reader.read_into(name, state.at(name));
+      } catch (const CheckpointError&) {
+        throw;
+      } catch (const std::runtime_error& e) {
+        throw CheckpointError(e.what());  // unreadable file, or a shape or dtype that differs
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw CheckpointError(dir + "/manifest.json: incomplete manifest: " + e.what());
+  }
+}
+
 }  // namespace agave::trainer

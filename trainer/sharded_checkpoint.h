@@ -60,6 +60,12 @@ class ShardedCheckpoint {
   bool load(const std::string& dir, std::map<std::string, torch::Tensor>& state,
             std::map<std::string, torch::Tensor>* rank_local) const;
 
+  // Reads only the tensors named in `state` (other tensors of the checkpoint are ignored; a
+  // name the checkpoint lacks, or a shape or dtype that differs, is a CheckpointError), after
+  // verifying the SHA-256 of the shards they come from. Needs no communicator: for readers of
+  // a checkpoint such as agave_eval, which want the model and EMA weights only.
+  static void load_subset(const std::string& dir, std::map<std::string, torch::Tensor>& state);
+
   // Removes folders without a manifest and all but the newest `keep` complete ones (rank 0).
   void prune() const;
   const std::string& root() const { return root_; }

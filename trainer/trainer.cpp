@@ -58,9 +58,33 @@ double grad_norm(const std::vector<torch::Tensor>& params) {
   return torch::stack(norms).norm().item<double>();
 }
 
-bool use_bf16(const std::string& precision) {
-  // "auto" stays fp32 until the benchmark shows bf16 autocast pays for this model here.
-  return precision == "bf16";
+// bf16 autocast pays where the hardware has bf16 matrix units: CUDA GPUs, and CPUs with
+// AVX512-BF16 or AMX (docs/model.md: 1.6x the quickstart, 12x the CIFAR model here). Elsewhere
+// "auto" keeps fp32. The likelihood math is fp32 either way.
+bool cpu_has_bf16_units() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("flags", 0) == 0) {
+      return line.find(" amx_bf16") != std::string::npos ||
+             line.find(" avx512_bf16") != std::string::npos;
+    }
+  }
+  return false;
+}
+
+bool use_bf16(const std::string& precision, const torch::Device& device) {
+  if (precision != "auto") return precision == "bf16";
+  return device.is_cuda() || cpu_has_bf16_units();
+}
+
+// Weights in channels_last, so convolutions run on oneDNN's (and cuDNN's) fast NHWC kernels.
+// nn::Module::to has no memory-format overload in LibTorch 1.13.
+void to_channels_last(torch::nn::Module& m) {
+  torch::NoGradGuard no_grad;
+  for (auto& p : m.parameters()) {
+    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+  }
 }
 
 std::string fmt(double v, int digits = 3) {
@@ -213,6 +237,8 @@ TrainResult Trainer::run() {
   // covers data-dependent init on rank 0's first batch).
   torch::manual_seed(setup_.seed);
   model::Agave model(setup_.model);
+  const torch::Device device = setup_.device;
+  model->to(device);
 
   data::LoaderOptions lo;
   lo.batch_size = t.batch_size / world;
@@ -263,9 +289,10 @@ TrainResult Trainer::run() {
   if (!meta) {
     first = loader.next();
     torch::NoGradGuard no_grad;
-    model->data_init(first->images);
+    model->data_init(first->images.to(device));
   }
   cluster::broadcast_module_state(*model, comm_);
+  if (use_bf16(t.precision, device)) to_channels_last(*model);
   model::Ema ema(*model, t.ema_decay);
   // Randomness that should differ per rank (dropout, z ~ q) from here on.
   torch::manual_seed(rank_seed(setup_.seed, rank, 0));
@@ -297,7 +324,7 @@ TrainResult Trainer::run() {
   }
   const PhaseSchedule schedule(t.phases);
   TrainResult result;
-  const bool bf16 = use_bf16(t.precision);
+  const bool bf16 = use_bf16(t.precision, device);
 
   const Fault fault = fault_from_env();
   std::unique_ptr<cluster::GradientBucketer> bucketer;
@@ -329,7 +356,7 @@ TrainResult Trainer::run() {
 
   auto run_eval = [&](int64_t step) {
     if (setup_.eval.use_ema) ema.swap(*model);
-    const auto r = evaluate(model, setup_.data.shards, setup_.eval, comm_, setup_.seed);
+    const auto r = evaluate(model, setup_.data.shards, setup_.eval, comm_, setup_.seed, device);
     if (setup_.eval.use_ema) ema.swap(*model);
     if (exporter) {
       exporter->record_eval({step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.importance_samples});
@@ -402,7 +429,8 @@ TrainResult Trainer::run() {
     const double wait_now = loader.wait_seconds();
     const double data_s = wait_now - last_wait;
     last_wait = wait_now;
-    const auto x = pending->images;
+    // Pinned host batches copy without blocking the host (CUDA); a no-op on CPU.
+    const auto x = pending->images.to(device, /*non_blocking=*/true);
     pending.reset();
 
     const auto compute_start = Clock::now();
@@ -570,14 +598,15 @@ TrainResult Trainer::run() {
       tl.shuffle = false;
       tl.drop_last = false;
       data::ShardLoader test(setup_.data.shards, "test", tl);
-      const auto xb = test.next()->images;
+      const auto xb = test.next()->images.to(device);
       const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
       const auto xs = model::sample_pixels(model, fz);
-      const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8);
+      const auto fz_u8 =
+          model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
       monitoring::write_png(setup_.output_dir + "/samples.png",
-                            image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n)}));
+                            image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n).cpu()}));
       monitoring::write_png(setup_.output_dir + "/reconstructions.png",
-                            image_grid({xb, fz_u8.narrow(0, n, n), xs.narrow(0, n, n)}));
+                            image_grid({xb.cpu(), fz_u8.narrow(0, n, n), xs.narrow(0, n, n).cpu()}));
     }
     if (setup_.eval.use_ema) ema.swap(*model);
   }

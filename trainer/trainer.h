@@ -1,6 +1,8 @@
 #pragma once
 // One training run on the ranks of one communicator: phases, data-parallel steps with
 // bucketed gradient all-reduce, Adamax, EMA, metrics, evaluation and picture grids.
+#include <torch/torch.h>
+
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -26,6 +28,7 @@ struct TrainerSetup {
   // "never": start fresh (refused when the run already has checkpoints); else a folder.
   std::string resume = "auto";
   int world_rank = 0;  // this process's rank in the whole job (metrics label)
+  torch::Device device = torch::kCPU;  // cuda:<local rank> on GPU nodes
   data::DataOptions data;
   model::AgaveOptions model;
   LossOptions loss;

@@ -122,7 +122,8 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
 }
 
 TEST_F(TrainingRun, NonFiniteLossOnOneRankSkipsTheStepOnAll) {
-  const auto r = sh("AGAVE_FAULT=nan:4:1 " + mpirun(2) + kTrainer + " " + config());
+  const auto r = sh("AGAVE_FAULT=nan:4:1 " + mpirun(2) + kTrainer + " " + config() +
+                    " --set eval.sample_images=0");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("step 4: non-finite loss on 1 rank(s), skipped"),
             std::string::npos)
@@ -133,7 +134,7 @@ TEST_F(TrainingRun, NonFiniteLossOnOneRankSkipsTheStepOnAll) {
 
 TEST_F(TrainingRun, NonFiniteStepsInARowAbortWithAClearError) {
   const auto r = sh("AGAVE_FAULT=nan:2:0 " + mpirun(2) + kTrainer + " " +
-                    config() + " --set train.max_nonfinite_steps=1");
+                    config() + " --set train.max_nonfinite_steps=1 --set eval.sample_images=0");
   EXPECT_NE(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("1 steps in a row had a non-finite loss or gradient (last at step 2: non-finite loss on 1 rank(s))"),
             std::string::npos)
@@ -143,7 +144,7 @@ TEST_F(TrainingRun, NonFiniteStepsInARowAbortWithAClearError) {
 TEST_F(TrainingRun, ADeadRankFailsTheJobInBoundedTime) {
   const auto start = std::chrono::steady_clock::now();
   const auto r = sh("AGAVE_FAULT=exit:3:1 " + mpirun(2) + kTrainer + " " + config() +
-                    " --set cluster.timeout_seconds=20");
+                    " --set cluster.timeout_seconds=20 --set eval.sample_images=0");
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_NE(r.code, 0) << r.output;
