@@ -20,7 +20,8 @@ case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|usr1
 src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
 trainer=$bin_dir/agave_trainer
-job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-150}
+# Under CTest's TIMEOUT, so that the test fails (and cleans up) on its own first.
+job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-240}
 
 skip() {
   echo "SKIPPED: $*"
@@ -63,7 +64,18 @@ if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ]; } && [ "$h
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
+# A run killed outright (SIGKILL, e.g. a CTest timeout) cannot stop its cluster: the next run does.
+for owner in /tmp/agave-slurm-test.*/owner.pid; do
+  [ -f "$owner" ] || continue
+  if ! kill -0 "$(cat "$owner")" 2>/dev/null; then
+    echo "stopping the Slurm of a test that was killed: ${owner%/owner.pid}"
+    "$src/scripts/slurm-local.sh" stop "${owner%/owner.pid}/slurm" || true
+    rm -rf "${owner%/owner.pid}"
+  fi
+done
+
 work=$(mktemp -d /tmp/agave-slurm-test.XXXXXX)
+echo $$ >"$work/owner.pid"
 slurm_dir=""
 job=""
 started=$(date +%s)
