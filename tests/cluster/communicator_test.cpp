@@ -108,5 +108,27 @@ TEST(MpiCommunicator, SplitGroupsReduceSeparately) {
   EXPECT_EQ(comm->size(), expected);
 }
 
+#if defined(AGAVE_WITH_NCCL)
+// NCCL on the GPU: one device per rank, so on a one-GPU machine this runs at world size 1 (the
+// reduce is then an identity, but the communicator, streams, events and waits are exercised).
+TEST(NcclCommunicator, AllReduceBroadcastAndHostHelpersOnCuda) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device";
+  const int devices = static_cast<int>(torch::cuda::device_count());
+  if (g_mpi->placement().world_size > devices) GTEST_SKIP() << "fewer GPUs than ranks";
+  const int dev = g_mpi->placement().local_rank % devices;
+  auto comm = make_nccl_communicator(g_mpi->world().comm(), dev, 60);
+  const int n = comm->size();
+  auto opts = torch::TensorOptions().device(torch::kCUDA, dev);
+  auto t = torch::full({1 << 20}, static_cast<float>(comm->rank() + 1), opts);
+  comm->all_reduce_async(t)->wait();
+  EXPECT_TRUE(torch::allclose(t.cpu(), torch::full({1 << 20}, n * (n + 1) / 2.0f)));
+  auto b = torch::full({7}, static_cast<float>(comm->rank() + 5), opts);
+  comm->broadcast(b, 0);
+  EXPECT_TRUE(torch::equal(b.cpu(), torch::full({7}, 5.0f)));
+  EXPECT_DOUBLE_EQ(comm->all_reduce_sum({1.0})[0], n);
+  comm->barrier();
+}
+#endif
+
 }  // namespace
 }  // namespace agave::cluster
