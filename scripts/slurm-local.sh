@@ -219,15 +219,13 @@ stop() {
     fi
   fi
 
-  local daemons=()
-  for p in "$slurmd" "$ctld"; do
+  # All at once: with the jobs gone, none of them needs the others to shut down.
+  local daemons=() p
+  for p in "$slurmd" "$ctld" "$munged"; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then daemons+=("$p"); fi
   done
   if [ ${#daemons[@]} -gt 0 ] && ! kill_and_wait TERM 10 "${daemons[@]}"; then
     kill_and_wait KILL 5 "${daemons[@]}" || true
-  fi
-  if [ -n "$munged" ] && kill -0 "$munged" 2>/dev/null; then
-    kill_and_wait TERM 5 "$munged" || kill_and_wait KILL 5 "$munged" || true
   fi
 
   # Whatever is left of jobs (slurmstepd, tasks): ours by the marker, by id.
