@@ -1,0 +1,240 @@
+// agave_eval: test-set bits/dim of a checkpoint (the single-sample ELBO and the
+// importance-weighted bound with K samples), split across the ranks of an MPI job.
+//   mpirun -np N agave_eval --checkpoint DIR --samples K [--limit N] [--batch B] [--no-ema]
+// DIR is a checkpoint folder (with manifest.json), or a folder holding checkpoints (a run's
+// checkpoints/ or the run folder itself): then its newest complete checkpoint is used.
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+#include <string>
+
+#include "cluster/communicator.h"
+#include "cluster/mpi_runtime.h"
+#include "launcher/config.h"
+#include "launcher/config_error.h"
+#include "launcher/torch_threads.h"
+#include "model/agave.h"
+#include "monitoring/progress_bar.h"
+#include "trainer/evaluator.h"
+#include "trainer/sharded_checkpoint.h"
+
+namespace {
+
+using namespace agave;
+namespace fs = std::filesystem;
+
+// The launcher's rank, known before MPI_Init so argument errors print once, not once per rank.
+int launcher_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    if (const char* s = std::getenv(v)) return std::atoi(s);
+  }
+  return 0;
+}
+
+void abort_job(int code) {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
+// A problem with the arguments or the checkpoint: one line, exit code 2.
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+std::string fmt(double v, int digits = 4) {
+  std::ostringstream s;
+  s << std::fixed << std::setprecision(digits) << v;
+  return s.str();
+}
+
+// The checkpoint folder DIR names: itself, or the newest complete one under DIR or DIR/checkpoints.
+std::string resolve_checkpoint(const std::string& dir) {
+  if (!fs::exists(dir)) throw UsageError("--checkpoint " + dir + ": no such folder");
+  if (fs::exists(fs::path(dir) / "manifest.json")) return dir;
+  for (const auto& root : {fs::path(dir), fs::path(dir) / "checkpoints"}) {
+    if (auto latest = trainer::ShardedCheckpoint::latest(root.string())) return *latest;
+  }
+  throw UsageError("--checkpoint " + dir +
+                   ": not a complete checkpoint (no manifest.json) and holds none");
+}
+
+struct Plan {
+  std::string dir;
+  trainer::CheckpointMeta meta;
+  launcher::Config config;
+  trainer::EvalOptions eval;
+  std::string shards;
+};
+
+// Everything that can be wrong before MPI starts: the checkpoint, its config, the data.
+Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, int64_t batch,
+               bool no_ema, const std::string& shards) {
+  Plan p;
+  p.dir = resolve_checkpoint(checkpoint);
+  p.meta = trainer::ShardedCheckpoint::read_meta(p.dir);
+  if (p.meta.config.empty()) throw UsageError(p.dir + "/manifest.json: holds no config");
+  try {
+    p.config = launcher::parse_config(YAML::Load(p.meta.config), p.dir + "/manifest.json:config");
+  } catch (const YAML::Exception& e) {
+    throw UsageError(p.dir + "/manifest.json: its config is not valid YAML: " + e.msg);
+  }
+  p.eval = p.config.eval;
+  p.eval.importance_samples = samples;
+  p.eval.subset = limit;
+  if (batch > 0) p.eval.batch_size = batch;
+  p.eval.use_ema = !no_ema;
+  p.shards = shards.empty() ? p.config.data.shards : shards;
+  if (!fs::exists(fs::path(p.shards) / "test.manifest.json")) {
+    throw UsageError(p.shards + ": no test split here (test.manifest.json); convert the data " +
+                     "with agave_data or agave_trainer, or pass --shards DIR");
+  }
+  return p;
+}
+
+// Copies the checkpoint's weights into `model` by name: the EMA shadow (or the trained
+// weights with --no-ema) for parameters, the model's own values for buffers.
+void load_weights(model::Agave& model, const std::string& dir, bool use_ema) {
+  std::map<std::string, torch::Tensor> state;
+  for (auto& kv : model->named_parameters()) {
+    state[(use_ema ? "ema/" : "model/") + kv.key()] = kv.value();
+  }
+  for (auto& kv : model->named_buffers()) state["model/" + kv.key()] = kv.value();
+  torch::NoGradGuard no_grad;
+  trainer::ShardedCheckpoint::load_subset(dir, state);
+}
+
+int run(int argc, char** argv) {
+  CLI::App app{
+      "agave_eval: test-set bits/dim (ELBO and importance-weighted bound) of a "
+      "checkpoint, split across the ranks of an MPI job"};
+  std::string checkpoint, shards, json_out;
+  int64_t samples = 0, limit = 0, batch = 0, threads = 0;
+  bool no_ema = false;
+  app.add_option("--checkpoint", checkpoint,
+                 "checkpoint folder, or a folder holding checkpoints (the newest is used)")
+      ->required();
+  app.add_option("--samples", samples, "K, importance samples per test image")
+      ->required()
+      ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
+  app.add_option("--limit", limit, "evaluate the first N test images (0 = all)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--batch", batch,
+                 "images per forward pass; the IW bound runs B rows of "
+                 "image x sample per pass (default: the config's eval.batch_size)")
+      ->check(CLI::PositiveNumber);
+  app.add_flag("--no-ema", no_ema, "use the trained weights instead of the EMA (Polyak) weights");
+  app.add_option("--shards", shards, "data shards folder (default: the config's data.shards)");
+  app.add_option("--threads", threads, "LibTorch threads per rank (default: cores / local ranks)")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--json", json_out, "also write the results to this JSON file (rank 0)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (launcher_rank() == 0) app.exit(e);
+    return e.get_exit_code() == 0 ? 0 : launcher::kConfigErrorExit;
+  }
+
+  Plan plan;
+  try {
+    plan = make_plan(checkpoint, samples, limit, batch, no_ema, shards);
+  } catch (const std::exception& e) {  // UsageError, CheckpointError, ConfigError
+    if (launcher_rank() == 0) std::cerr << "agave_eval: error: " << e.what() << std::endl;
+    return launcher::kConfigErrorExit;
+  }
+
+  cluster::MpiRuntime mpi(&argc, &argv);
+  const auto& where = mpi.placement();
+  const bool lead = where.world_rank == 0;
+  launcher::configure_torch_threads(threads > 0 ? threads : plan.config.cluster.threads_per_rank,
+                                    where.local_size);
+  auto comm = cluster::make_mpi_communicator(MPI_COMM_WORLD, plan.config.cluster.timeout_seconds);
+
+  torch::manual_seed(plan.meta.seed);
+  model::Agave model(plan.config.model);
+  try {
+    load_weights(model, plan.dir, plan.eval.use_ema);
+  } catch (const trainer::CheckpointError& e) {
+    // Every rank read the same files and failed alike: one line, exit 2.
+    if (lead) std::cerr << "agave_eval: error: " << e.what() << std::endl;
+    comm.reset();
+    return launcher::kConfigErrorExit;
+  }
+  // z ~ q differs per rank, as in training; the test images are disjoint per rank anyway.
+  torch::manual_seed(plan.meta.seed * 1000003ULL + static_cast<uint64_t>(where.world_rank) + 1);
+
+  if (lead) {
+    std::cout << "agave_eval: " << plan.dir << " (step " << plan.meta.step << ", "
+              << (plan.eval.use_ema ? "EMA" : "trained") << " weights), test split of "
+              << plan.shards << ", K=" << plan.eval.importance_samples << ", batch "
+              << plan.eval.batch_size << ", " << where.world_size << " rank(s), "
+              << torch::get_num_threads() << " thread(s) each" << std::endl;
+  }
+  std::unique_ptr<monitoring::ProgressBar> bar;
+  const int world = where.world_size;
+  auto progress = [&](int64_t done, int64_t share) {
+    if (!lead) return;
+    // Rank 0's share is the largest, so its progress times the ranks bounds the whole.
+    if (!bar) bar = std::make_unique<monitoring::ProgressBar>("eval", share * world);
+    bar->update(done * world);
+  };
+  const auto start = std::chrono::steady_clock::now();
+  const auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed,
+                                   torch::kCPU, progress);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (bar) bar->finish();
+  bar.reset();
+  if (lead) {
+    const int64_t k = r.importance_samples;
+    std::cout << "test ELBO          " << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr)
+              << " bits/dim (KL " << fmt(r.kl_bpd) << ")\n"
+              << "test IW bound K=" << std::left << std::setw(4) << k << fmt(r.iw_bpd) << " ± "
+              << fmt(r.iw_bpd_stderr) << " bits/dim\n"
+              << r.images << " images in " << fmt(seconds, 2)
+              << " s: " << fmt(r.images / seconds, 2) << " images/s, "
+              << fmt(static_cast<double>(r.images * k) / seconds, 1) << " image·samples/s (IW)"
+              << std::endl;
+    if (!json_out.empty()) {
+      nlohmann::json j = {{"checkpoint", plan.dir},
+                          {"step", plan.meta.step},
+                          {"ema", plan.eval.use_ema},
+                          {"ranks", world},
+                          {"images", r.images},
+                          {"importance_samples", k},
+                          {"elbo_bpd", r.elbo_bpd},
+                          {"elbo_bpd_stderr", r.elbo_bpd_stderr},
+                          {"kl_bpd", r.kl_bpd},
+                          {"iw_bpd", r.iw_bpd},
+                          {"iw_bpd_stderr", r.iw_bpd_stderr},
+                          {"seconds", seconds}};
+      std::ofstream(json_out) << j.dump(2) << "\n";
+    }
+  }
+  comm.reset();
+  mpi.world().barrier();
+  return r.images > 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "agave_eval: error: " << e.what() << std::endl;
+    // Other ranks may be waiting in a collective for this one: end the whole job now.
+    abort_job(1);
+    return 1;
+  }
+}

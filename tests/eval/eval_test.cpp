@@ -1,0 +1,174 @@
+// agave_eval as users run it: a tiny model trained by agave_trainer, then evaluated from its
+// checkpoint on one and two ranks (the numbers must agree), with K = 1 (the IW bound is then
+// the ELBO), and with unusable arguments or checkpoints (one line, exit code 2).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
+
+namespace {
+
+using agave::testing::count_of;
+using agave::testing::mpirun;
+using agave::testing::sh;
+using agave::testing::TempDir;
+namespace fs = std::filesystem;
+
+const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
+const std::string kEval = std::string(AGAVE_BIN_DIR) + "/agave_eval";
+
+class Eval : public ::testing::Test {
+ protected:
+  // One tiny model for every test: trained once, its checkpoint only read afterwards.
+  static void SetUpTestSuite() {
+    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) return;
+    dir_ = new TempDir();
+    const auto cfg = dir_->write("tiny.yaml", R"(run: {name: tiny, output_dir: )" +
+                                                  dir_->path().string() + R"(/runs, seed: 3}
+data: {dataset: fashion_mnist, shards: )" + dir_->path().string() +
+                                                  R"(/fmnist}
+model:
+  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
+aux: {resolution: 7, color_bins: 32}
+train:
+  batch_size: 16
+  phases:
+    - {name: pretrain_vae, steps: 4}
+    - {name: joint, steps: 6}
+  ema_decay: 0.5
+eval: {importance_samples: 1, subset: 4, batch_size: 8, sample_images: 0}
+checkpoint: {every: 0, keep: 1}
+monitoring: {log_every: 5, progress: plain, prometheus: false}
+cluster: {threads_per_rank: 1}
+)");
+    const auto r = sh(mpirun(1) + kTrainer + " " + cfg);
+    trained_ = new agave::testing::Result(r);
+  }
+  static void TearDownTestSuite() {
+    delete trained_;
+    delete dir_;
+    trained_ = nullptr;
+    dir_ = nullptr;
+  }
+  void SetUp() override {
+    if (!dir_) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+    ASSERT_EQ(trained_->code, 0) << trained_->output;
+  }
+  static std::string run_dir() { return (dir_->path() / "runs/tiny").string(); }
+  static std::string checkpoint() { return run_dir() + "/checkpoints/step-00000010"; }
+
+  // Runs agave_eval on `np` ranks; returns its JSON results (empty on failure).
+  nlohmann::json eval(int np, const std::string& args) {
+    const std::string out = (out_.path() / ("r" + std::to_string(runs_++) + ".json")).string();
+    last_ = sh(mpirun(np) + kEval + " --threads 1 --json " + out + " " + args);
+    if (last_.code != 0 || !fs::exists(out)) return {};
+    std::ifstream in(out);
+    return nlohmann::json::parse(in);
+  }
+
+  static TempDir* dir_;
+  static agave::testing::Result* trained_;
+  TempDir out_;
+  agave::testing::Result last_;
+  int runs_ = 0;
+};
+TempDir* Eval::dir_ = nullptr;
+agave::testing::Result* Eval::trained_ = nullptr;
+
+TEST_F(Eval, OneAndTwoRanksAgreeOnTheSameImages) {
+  const std::string args = "--checkpoint " + run_dir() + " --samples 8 --limit 61 --batch 16";
+  const auto one = eval(1, args);
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("test ELBO"), std::string::npos) << last_.output;
+  EXPECT_NE(last_.output.find("test IW bound K=8"), std::string::npos) << last_.output;
+  EXPECT_NE(last_.output.find(checkpoint()), std::string::npos) << last_.output;  // the newest
+  const auto two = eval(2, args);
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_EQ(count_of(last_.output, "test ELBO"), 1u) << last_.output;  // rank 0 prints
+  for (const auto* r : {&one, &two}) {
+    EXPECT_EQ((*r)["images"], 61);  // 31 + 30 on two ranks: every image once
+    EXPECT_EQ((*r)["importance_samples"], 8);
+    EXPECT_EQ((*r)["step"], 10);
+    EXPECT_TRUE((*r)["ema"].get<bool>());
+    const double elbo = (*r)["elbo_bpd"], iw = (*r)["iw_bpd"], kl = (*r)["kl_bpd"];
+    EXPECT_GT(elbo, 0.5);
+    EXPECT_LT(elbo, 9.0);  // a trained-for-10-steps model, far below 8 bits/dim's uniform+KL
+    EXPECT_GT((*r)["elbo_bpd_stderr"].get<double>(), 0.0);
+    EXPECT_GT((*r)["iw_bpd_stderr"].get<double>(), 0.0);
+    EXPECT_GT(kl, -0.05);
+    EXPECT_LE(iw, elbo + 0.01);  // K = 8 is a tighter bound than K = 1
+  }
+  // The same images: only z ~ q differs between the runs, far less than the spread of images.
+  const double tol_elbo =
+      0.5 * std::max(one["elbo_bpd_stderr"].get<double>(), two["elbo_bpd_stderr"].get<double>());
+  const double tol_iw =
+      0.5 * std::max(one["iw_bpd_stderr"].get<double>(), two["iw_bpd_stderr"].get<double>());
+  EXPECT_NEAR(one["elbo_bpd"].get<double>(), two["elbo_bpd"].get<double>(), tol_elbo);
+  EXPECT_NEAR(one["iw_bpd"].get<double>(), two["iw_bpd"].get<double>(), tol_iw);
+}
+
+TEST_F(Eval, OneSampleIsTheElbo) {
+  const auto r = eval(2, "--checkpoint " + checkpoint() + " --samples 1 --limit 32");
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  ASSERT_EQ(r["images"], 32);
+  // Two independent single-sample estimates of the same images' ELBO.
+  EXPECT_NEAR(r["iw_bpd"].get<double>(), r["elbo_bpd"].get<double>(),
+              0.5 * r["elbo_bpd_stderr"].get<double>());
+}
+
+TEST_F(Eval, EmaIsTheDefaultAndNoEmaUsesTheTrainedWeights) {
+  const std::string args = "--checkpoint " + checkpoint() + " --samples 1 --limit 16";
+  const auto ema = eval(1, args);
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("EMA weights"), std::string::npos) << last_.output;
+  const auto trained = eval(1, args + " --no-ema");
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("trained weights"), std::string::npos) << last_.output;
+  EXPECT_FALSE(trained["ema"].get<bool>());
+  EXPECT_NE(ema["elbo_bpd"].get<double>(), trained["elbo_bpd"].get<double>());
+}
+
+TEST_F(Eval, UnusableArgumentsOrCheckpointsExitTwoWithOneLine) {
+  const std::string missing = (out_.path() / "nowhere").string();
+  auto r = sh(mpirun(2) + kEval + " --checkpoint " + missing + " --samples 4");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count_of(r.output, "agave_eval: error: --checkpoint " + missing + ": no such folder"),
+            1u)
+      << r.output;
+
+  r = sh(kEval + " --checkpoint " + out_.path().string() + " --samples 4");  // empty folder
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("not a complete checkpoint"), std::string::npos) << r.output;
+
+  r = sh(kEval + " --checkpoint " + checkpoint() + " --samples 0");
+  EXPECT_EQ(r.code, 2) << r.output;
+  r = sh(kEval + " --samples 4");
+  EXPECT_EQ(r.code, 2) << r.output;
+
+  r = sh(kEval + " --checkpoint " + checkpoint() + " --samples 4 --shards " + missing);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("no test split"), std::string::npos) << r.output;
+
+  // A corrupt shard: found by its checksum before any number is printed.
+  const fs::path copy = out_.path() / "copy";
+  fs::copy(checkpoint(), copy);
+  const auto shard = copy / "shard-00000-of-00001.h5";
+  {
+    std::fstream f(shard, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(fs::file_size(shard) / 2));
+    f.put('\x5a').put('\xa5');
+  }
+  r = sh(mpirun(2) + kEval + " --threads 1 --checkpoint " + copy.string() + " --samples 4 " +
+         "--shards " + dir_->path().string() + "/fmnist");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count_of(r.output, "SHA-256 mismatch"), 1u) << r.output;
+  EXPECT_EQ(r.output.find("test ELBO"), std::string::npos) << r.output;
+}
+
+}  // namespace
