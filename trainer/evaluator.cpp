@@ -1,6 +1,7 @@
 #include "trainer/evaluator.h"
 
 #include <cmath>
+#include <memory>
 
 #include "data/loader.h"
 
@@ -22,12 +23,22 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   lo.shuffle = false;
   lo.drop_last = false;  // every test image once
   lo.prefetch = 2;
-  data::ShardLoader loader(shards, "test", lo);
-  // This rank's share of the subset: the loader gives rank r a contiguous slice, so taking the
-  // first subset/n (+1 for the first subset mod n ranks) of it keeps the shares disjoint.
-  const int64_t total = options.subset > 0 ? std::min(options.subset, loader.split_size())
-                                           : loader.split_size();
-  const int64_t mine = total / comm.size() + (comm.rank() < total % comm.size() ? 1 : 0);
+  auto loader = std::make_unique<data::ShardLoader>(shards, "test", lo);
+  // This rank's share: images [first, first + mine) of the first `total` of the split (the first
+  // total mod n ranks hold one more). The whole split is the loader's own per-rank slicing; a
+  // subset is read in split order by every rank, each keeping its own range, so a subset is the
+  // same images at any rank count (the loader's slices of the whole split would not be).
+  const int64_t split = loader->split_size();
+  const int64_t total = options.subset > 0 ? std::min(options.subset, split) : split;
+  const int64_t world = comm.size(), rank = comm.rank();
+  const int64_t mine = total / world + (rank < total % world ? 1 : 0);
+  const int64_t first = rank * (total / world) + std::min(rank, total % world);
+  const bool by_index = total < split && world > 1;
+  if (by_index) {
+    lo.rank = 0;
+    lo.world = 1;
+    loader = std::make_unique<data::ShardLoader>(shards, "test", lo);
+  }
 
   model::ScopedEval eval_mode(*model);
   torch::NoGradGuard no_grad;
@@ -36,9 +47,15 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   double s_elbo = 0, s2_elbo = 0, s_kl = 0, s_iw = 0, s2_iw = 0;
   int64_t done = 0;
   while (done < mine) {
-    auto batch = loader.next();
+    auto batch = loader->next();
     if (!batch) break;
-    auto x = batch->images.to(device, /*non_blocking=*/true);
+    auto images = batch->images;
+    if (by_index) {
+      const auto keep = (batch->indices >= first).logical_and(batch->indices < first + mine);
+      if (!keep.any().item<bool>()) continue;
+      images = images.index({keep});
+    }
+    auto x = images.to(device, /*non_blocking=*/true);
     if (x.size(0) > mine - done) x = x.narrow(0, 0, mine - done);
     const auto terms = model->forward(x, model::LossSelection{true, false, true});
     const auto elbo = ((terms.pixel_nll + terms.kl) * to_bpd).to(torch::kFloat64);

@@ -104,11 +104,13 @@ TEST_F(Eval, OneAndTwoRanksAgreeOnTheSameImages) {
     EXPECT_GT(kl, -0.05);
     EXPECT_LE(iw, elbo + 0.01);  // K = 8 is a tighter bound than K = 1
   }
-  // The same images: only z ~ q differs between the runs, far less than the spread of images.
+  // The same images: only z ~ q differs between the runs (~0.001 bits/dim here), far less than
+  // the spread over images that the standard errors measure. Other images (e.g. rank 1 taking
+  // its share from the second half of the split) move the means by ~0.07 = 0.45 stderr.
   const double tol_elbo =
-      0.5 * std::max(one["elbo_bpd_stderr"].get<double>(), two["elbo_bpd_stderr"].get<double>());
+      0.1 * std::max(one["elbo_bpd_stderr"].get<double>(), two["elbo_bpd_stderr"].get<double>());
   const double tol_iw =
-      0.5 * std::max(one["iw_bpd_stderr"].get<double>(), two["iw_bpd_stderr"].get<double>());
+      0.1 * std::max(one["iw_bpd_stderr"].get<double>(), two["iw_bpd_stderr"].get<double>());
   EXPECT_NEAR(one["elbo_bpd"].get<double>(), two["elbo_bpd"].get<double>(), tol_elbo);
   EXPECT_NEAR(one["iw_bpd"].get<double>(), two["iw_bpd"].get<double>(), tol_iw);
 }
@@ -117,9 +119,10 @@ TEST_F(Eval, OneSampleIsTheElbo) {
   const auto r = eval(2, "--checkpoint " + checkpoint() + " --samples 1 --limit 32");
   ASSERT_EQ(last_.code, 0) << last_.output;
   ASSERT_EQ(r["images"], 32);
-  // Two independent single-sample estimates of the same images' ELBO.
+  // Two independent single-sample estimates of the same images' ELBO (they differ by ~0.002
+  // bits/dim here, the images' spread is ~0.2).
   EXPECT_NEAR(r["iw_bpd"].get<double>(), r["elbo_bpd"].get<double>(),
-              0.5 * r["elbo_bpd_stderr"].get<double>());
+              0.05 * r["elbo_bpd_stderr"].get<double>());
 }
 
 TEST_F(Eval, EmaIsTheDefaultAndNoEmaUsesTheTrainedWeights) {
