@@ -194,6 +194,9 @@ previous_run_gone() {
 start_when_requeued() {
   wait_until "job requeued (pending)" job_state_is PENDING
   wait_until "previous run cleaned up" previous_run_gone
+  # slurmd refuses a job credential issued in the same second as the kill of the previous run
+  # ("Job credential revoked"), and the job then fails instead of starting.
+  sleep 2
   scontrol update JobId="$job" StartTime=now
 }
 
