@@ -17,7 +17,7 @@
 #include "data/loader.h"
 #include "model/agave.h"
 #include "model/ema.h"
-#include "model/sampler.h"
+#include "model/fast_sampler.h"
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
 #include "monitoring/png_image.h"
@@ -590,8 +590,8 @@ TrainResult Trainer::run() {
     {
       model::ScopedEval eval_mode(*model);
       torch::NoGradGuard no_grad;
-      // One sampling pass for both sheets: sampling costs one PixelCNN pass per pixel, so
-      // the prior samples and the reconstructions share a batch.
+      // One sampling pass for both sheets (the prior samples and the reconstructions share a
+      // batch), with the cached sampler: each raster step computes only what its pixel changes.
       const int64_t n = setup_.eval.sample_images;
       data::LoaderOptions tl;
       tl.batch_size = n;
@@ -600,7 +600,7 @@ TrainResult Trainer::run() {
       data::ShardLoader test(setup_.data.shards, "test", tl);
       const auto xb = test.next()->images.to(device);
       const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
-      const auto xs = model::sample_pixels(model, fz);
+      const auto xs = model::sample_pixels_cached(model, fz);
       const auto fz_u8 =
           model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
       monitoring::write_png(setup_.output_dir + "/samples.png",
