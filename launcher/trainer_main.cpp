@@ -75,6 +75,7 @@ int run(int argc, char** argv) {
   bool dry_run = false;
   bool print_config = false;
   std::string resume = "auto";
+  int64_t sweep_point = -1;
   app.add_option("config", config_file, "YAML config (run, data, model, ..., sweep)")->required();
   app.add_option("--set", overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
   app.add_flag("--dry-run", dry_run, "print which ranks train which runs, and train nothing");
@@ -83,6 +84,11 @@ int run(int argc, char** argv) {
                  "auto: continue from the newest complete checkpoint of each run (default); "
                  "never: start fresh; or a checkpoint folder")
       ->capture_default_str();
+  app.add_option("--sweep-point", sweep_point,
+                 "train only sweep point I (run I of --dry-run) on all ranks of the job; for "
+                 "Slurm job arrays");
+  // Before anything slow: a preemption signal that arrives early must not kill the rank.
+  install_stop_signals();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -99,6 +105,18 @@ int run(int argc, char** argv) {
     if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
   }
+  if (sweep_point >= 0) {
+    if (sweep_point >= static_cast<int64_t>(runs.size())) {
+      if (launcher_rank() == 0) {
+        std::cerr << "agave_trainer: error: --sweep-point " << sweep_point << ": " << config_file
+                  << " has " << runs.size() << " sweep point(s) (0-" << runs.size() - 1 << ")\n";
+      }
+      return launcher::kConfigErrorExit;
+    }
+    launcher::RunSpec only = runs[static_cast<size_t>(sweep_point)];
+    only.config.sweep.ranks_per_run = 0;  // every rank of this job trains the one point
+    runs = {only};
+  }
   if (print_config) {
     if (launcher_rank() == 0) {
       for (size_t i = 0; i < runs.size(); ++i) {
@@ -114,7 +132,6 @@ int run(int argc, char** argv) {
     return launcher::kConfigErrorExit;
   }
   cluster::MpiRuntime mpi(&argc, &argv);
-  install_stop_signals();
   const auto& where = mpi.placement();
   launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank,
                                     where.local_size);

@@ -334,6 +334,7 @@ TrainResult Trainer::run() {
   int64_t nonfinite_in_a_row = 0;
   std::optional<data::Batch> pending = std::move(first);
   result.resumed_from = resume_dir.value_or("");
+  result.steps = start_step;  // steps of the whole run, also across resumes
   if (start_step >= schedule.total_steps()) {
     if (lead) {
       std::cout << "[" << setup_.run_name << "] already complete at step " << start_step

@@ -80,6 +80,16 @@ TEST(TrainerCli, PrintConfigShowsResolvedValuesWithOverrides) {
   EXPECT_EQ(again.output, r.output);
 }
 
+TEST(TrainerCli, SweepPointTrainsOnePointOnAllRanks) {
+  auto r = sh(mpirun(2) + kTrainer + " --dry-run --sweep-point 3 " + kConfigs + "sweep_lambda.yaml");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("run 0: lambda=8  ranks 0-1 (group 0)"), std::string::npos) << r.output;
+  r = sh(kTrainer + " --dry-run --sweep-point 5 " + kConfigs + "sweep_lambda.yaml");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("--sweep-point 5: "), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("has 5 sweep point(s) (0-4)"), std::string::npos) << r.output;
+}
+
 TEST(TrainerCli, EveryShippedConfigIsValid) {
   for (const auto& entry : std::filesystem::directory_iterator(kConfigs)) {
     if (entry.path().extension() != ".yaml") continue;
