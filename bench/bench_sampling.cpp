@@ -97,13 +97,14 @@ void run(const char* name, const AgaveOptions& options, const Args& args) {
   } else {
     const double per_step = naive_seconds_per_step(model, fz, args.naive_steps);
     naive_ips = args.batch / (per_step * pixels);
-    how = std::to_string(args.naive_steps) + " of " + std::to_string(s * s) +
-          " steps, scaled (" + std::to_string(per_step) + " s/step)";
+    how = std::to_string(args.naive_steps) + " of " + std::to_string(s * s) + " steps, scaled (" +
+          std::to_string(per_step) + " s/step)";
   }
-  std::printf("%-34s batch %3lld | naive %10.5f img/s (%s) | cached %8.4f img/s (%.1f s) | "
-              "ratio %7.1fx | identical samples: %s\n",
-              name, static_cast<long long>(args.batch), naive_ips, how.c_str(), cached_ips,
-              cached_s, cached_ips / naive_ips, equal.c_str());
+  std::printf(
+      "%-34s batch %3lld | naive %10.5f img/s (%s) | cached %8.4f img/s (%.1f s) | "
+      "ratio %7.1fx | identical samples: %s\n",
+      name, static_cast<long long>(args.batch), naive_ips, how.c_str(), cached_ips, cached_s,
+      cached_ips / naive_ips, equal.c_str());
   std::fflush(stdout);
 }
 
@@ -145,17 +146,13 @@ int main(int argc, char** argv) {
               args.threads);
 
   using namespace agave::model;
-  run("quickstart 28x28x1 1/32/5", AgaveOptions()
-                                       .image_channels(1)
-                                       .image_size(28)
-                                       .vae(VaeOptions().depth(2).width(32).latent_channels(8)
-                                                .latent_resolution(7))
-                                       .pixelcnn(PixelCnnOptions()
-                                                     .nr_resnet(1)
-                                                     .nr_filters(32)
-                                                     .nr_logistic_mix(5)
-                                                     .dropout(0.0))
-                                       .aux(AuxOptions().resolution(14).color_bins(32)),
+  run("quickstart 28x28x1 1/32/5",
+      AgaveOptions()
+          .image_channels(1)
+          .image_size(28)
+          .vae(VaeOptions().depth(2).width(32).latent_channels(8).latent_resolution(7))
+          .pixelcnn(PixelCnnOptions().nr_resnet(1).nr_filters(32).nr_logistic_mix(5).dropout(0.0))
+          .aux(AuxOptions().resolution(14).color_bins(32)),
       args);
   if (!args.quick_only) {
     // configs/cifar10_agave.yaml: PixelCNN++ 5/160/10 (dropout off when sampling), aux 32×32.

@@ -14,8 +14,8 @@ constexpr int64_t kScales = 3;
 // A WeightNormConv2d with its effective kernel formed once (the module recomputes g·V/‖V‖ on
 // every call, which would cost more than the one-position convolutions themselves).
 struct Conv {
-  torch::Tensor w;   // conv: out×in×kh×kw; transposed: in×out×kh×kw
-  torch::Tensor wt;  // conv: (in·kh·kw)×out; transposed: in×(out·kh·kw) — one-position matmuls
+  torch::Tensor w;     // conv: out×in×kh×kw; transposed: in×out×kh×kw
+  torch::Tensor w1x1;  // transposed: (out·kh·kw)×in×1×1, one input position → its output block
   torch::Tensor b;
   int64_t kh = 1, kw = 1, stride = 1, pad_left = 0, pad_top = 0;
   int64_t crop_left = 0, crop_right = 0;  // transposed only
@@ -42,12 +42,11 @@ Conv freeze(const WeightNormConv2dImpl& m) {
                 "CachedPixelCnn: transposed conv must have kernel height = stride, no row crop");
     c.crop_left = crop[0];
     c.crop_right = crop[1];
-    c.wt = c.w.reshape({c.w.size(0), -1});
+    c.w1x1 = c.w.permute({1, 2, 3, 0}).reshape({-1, c.w.size(0), 1, 1}).contiguous();
   } else {
     const auto pad = *o.pad();
     c.pad_left = pad[0];
     c.pad_top = pad[2];
-    c.wt = c.w.reshape({c.w.size(0), -1}).t();
   }
   return c;
 }
@@ -95,15 +94,13 @@ torch::Tensor gather(const std::vector<const torch::Tensor*>& maps, int64_t r0, 
 }
 
 // Output rows [r0, r1) × columns [c0, c1) of a (non-transposed) conv of the concatenated maps.
+// Always a conv2d, even for one position: Debian's LibTorch calls the reference BLAS for fp32
+// matmuls (~2 GFLOP/s here), while conv2d goes to oneDNN.
 torch::Tensor conv_window(const Conv& c, const std::vector<const torch::Tensor*>& maps, Pre pre,
                           int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   const int64_t s = c.stride;
   auto x = gather(maps, r0 * s - c.pad_top, (r1 - 1) * s - c.pad_top + c.kh, c0 * s - c.pad_left,
                   (c1 - 1) * s - c.pad_left + c.kw, pre);
-  if (r1 - r0 == 1 && c1 - c0 == 1) {
-    // One output position: a plain matmul, far cheaper than a conv2d dispatch at this size.
-    return torch::addmm(c.b, x.reshape({x.size(0), -1}), c.wt).view({x.size(0), -1, 1, 1});
-  }
   return torch::conv2d(x, c.w, c.b, s);
 }
 
@@ -127,6 +124,17 @@ struct Node {
   torch::Tensor cond;          // kBlock: cond_conv(elu(h)) for the whole image, or undefined
 };
 
+// Every cache is channels_last: reading or writing one position then touches C contiguous
+// floats per image instead of C cache lines, and oneDNN convolves NHWC without reordering.
+torch::Tensor zeros(int64_t n, int64_t c, int64_t h, int64_t w) {
+  return torch::zeros({n, c, h, w},
+                      torch::TensorOptions().memory_format(at::MemoryFormat::ChannelsLast));
+}
+
+torch::Tensor channels_last(const torch::Tensor& x) {
+  return x.contiguous(at::MemoryFormat::ChannelsLast);
+}
+
 }  // namespace
 
 struct CachedPixelCnn::State {
@@ -137,7 +145,7 @@ struct CachedPixelCnn::State {
   int64_t u_row = -1;              // last image row whose u stream is computed
 
   int64_t new_map(int64_t channels_, int64_t scale) {
-    maps.push_back(torch::zeros({n, channels_, height >> scale, width >> scale}));
+    maps.push_back(zeros(n, channels_, height >> scale, width >> scale));
     return static_cast<int64_t>(maps.size()) - 1;
   }
 
@@ -146,8 +154,7 @@ struct CachedPixelCnn::State {
   void run_block(Node& node, int64_t r0, int64_t r1, int64_t c0, int64_t c1);
 };
 
-void CachedPixelCnn::State::run_block(Node& node, int64_t r0, int64_t r1, int64_t c0,
-                                      int64_t c1) {
+void CachedPixelCnn::State::run_block(Node& node, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
   const auto& x = maps[node.in];
   auto c = conv_window(node.conv1, {&x}, Pre::kConcatElu, r0, r1, c0, c1);
   if (!node.skips.empty()) {
@@ -182,8 +189,8 @@ void CachedPixelCnn::State::run_u(Node& node, int64_t r) {
       // Input row r/2 fills output rows r and r + 1; the odd row was written with the even one.
       if (r % 2 != 0) break;
       const auto& c = node.conv1;
-      auto y = torch::conv_transpose2d(maps[node.in].slice(2, r / 2, r / 2 + 1), c.w, c.b,
-                                       c.stride);
+      auto y =
+          torch::conv_transpose2d(maps[node.in].slice(2, r / 2, r / 2 + 1), c.w, c.b, c.stride);
       write(out, r, 0, y.slice(3, c.crop_left, y.size(3) - c.crop_right));
       break;
     }
@@ -220,8 +227,8 @@ torch::Tensor CachedPixelCnn::State::run_ul(Node& node, int64_t r, int64_t c) {
       const auto& k = node.conv1;
       TORCH_CHECK(k.kw == k.stride && k.crop_left == 0 && k.crop_right == 0,
                   "CachedPixelCnn: ul upsampling must have kernel = stride, no crop");
-      auto x = maps[node.in].select(3, c / 2).select(2, r / 2);  // N×in
-      auto y = torch::mm(x, k.wt).view({x.size(0), -1, k.kh, k.kw}) + k.b.view({1, -1, 1, 1});
+      auto x = maps[node.in].slice(2, r / 2, r / 2 + 1).slice(3, c / 2, c / 2 + 1);
+      auto y = torch::conv2d(x, k.w1x1).view({x.size(0), -1, k.kh, k.kw}) + k.b.view({1, -1, 1, 1});
       write(maps[node.out], r, c, y);
       return {};
     }
@@ -254,11 +261,11 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
   const int64_t f = net.options.nr_filters(), nr = net.options.nr_resnet();
 
   // The canvas with the ones channel that marks where the zero padding is.
-  st.maps.push_back(torch::cat(
-      {torch::zeros({n, st.channels, height, width}), torch::ones({n, 1, height, width})}, 1));
+  st.maps.push_back(channels_last(torch::cat(
+      {torch::zeros({n, st.channels, height, width}), torch::ones({n, 1, height, width})}, 1)));
 
-  auto block = [&](torch::nn::ModuleList& list, int64_t i, Stream stream, int64_t scale,
-                   int64_t in, std::vector<int64_t> skips) {
+  auto block = [&](torch::nn::ModuleList& list, int64_t i, Stream stream, int64_t scale, int64_t in,
+                   std::vector<int64_t> skips) {
     auto& m = *list[i]->as<GatedResnet>();
     Node node(Kind::kBlock, stream, scale);
     node.in = in;
@@ -267,9 +274,10 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
     node.conv2 = freeze(*m.conv2);
     if (!m.nin_skip.is_empty()) node.nin = freeze(*m.nin_skip);
     TORCH_CHECK(node.skips.empty() == m.nin_skip.is_empty(), "CachedPixelCnn: skip mismatch");
-    node.c1 = torch::zeros({n, 2 * f, height >> scale, width >> scale});
+    node.c1 = zeros(n, 2 * f, height >> scale, width >> scale);
     if (!m.cond_conv.is_empty()) {
-      node.cond = m.cond_conv->forward(torch::elu(features[scale])).to(torch::kFloat);
+      node.cond =
+          channels_last(m.cond_conv->forward(torch::elu(features[scale])).to(torch::kFloat));
     }
     node.out = st.new_map(f, scale);
     st.nodes.push_back(std::move(node));
@@ -303,8 +311,8 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
       uls.push_back(block(net.up_ul, s * nr + r, Stream::kUl, s, uls.back(), {us.back()}));
     }
     if (s + 1 < kScales) {
-      us.push_back(resample(Kind::kDownsample, freeze(net.u_downsample, s), Stream::kU, s + 1,
-                            us.back()));
+      us.push_back(
+          resample(Kind::kDownsample, freeze(net.u_downsample, s), Stream::kU, s + 1, us.back()));
       uls.push_back(resample(Kind::kDownsample, freeze(net.ul_downsample, s), Stream::kUl, s + 1,
                              uls.back()));
     }

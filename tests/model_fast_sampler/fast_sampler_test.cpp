@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 
@@ -83,9 +84,10 @@ void expect_teacher_forced_match(const Shape& sh, bool conditional) {
   EXPECT_LT(worst, 1e-4 * std::max(1.0, scale))
       << "C=" << c << " size=" << s << " nr_resnet=" << sh.nr_resnet << " scale=" << scale;
   ::testing::Test::RecordProperty("max_abs_diff", std::to_string(worst));
-  std::printf("  C=%lld %lldx%lld nr_resnet=%lld cond=%d: max |cached - full| = %.3g (max |param| %.3g)\n",
-              static_cast<long long>(c), static_cast<long long>(s), static_cast<long long>(s),
-              static_cast<long long>(sh.nr_resnet), conditional ? 1 : 0, worst, scale);
+  std::printf(
+      "  C=%lld %lldx%lld nr_resnet=%lld cond=%d: max |cached - full| = %.3g (max |param| %.3g)\n",
+      static_cast<long long>(c), static_cast<long long>(s), static_cast<long long>(s),
+      static_cast<long long>(sh.nr_resnet), conditional ? 1 : 0, worst, scale);
 }
 
 TEST_F(FastSampler, TeacherForcedParamsMatchFullForward28x28Gray) {
@@ -111,10 +113,20 @@ void expect_same_samples(const Shape& sh) {
     ScopedEval eval(*model);
     fz = model->vae->sample_prior(2).fz;
   }
+  using Clock = std::chrono::steady_clock;
+  auto seconds = [](Clock::time_point t0) {
+    return std::chrono::duration<double>(Clock::now() - t0).count();
+  };
   torch::manual_seed(123);
+  auto t0 = Clock::now();
   auto naive = sample_pixels(model, fz);
+  const double naive_s = seconds(t0);
   torch::manual_seed(123);
+  t0 = Clock::now();
   auto cached = sample_pixels_cached(model, fz);
+  std::printf("  C=%lld %lldx%lld: naive %.2f s, cached %.2f s\n",
+              static_cast<long long>(sh.channels), static_cast<long long>(sh.size),
+              static_cast<long long>(sh.size), naive_s, seconds(t0));
   EXPECT_TRUE(model->is_training());
   ASSERT_EQ(cached.sizes(), naive.sizes());
   EXPECT_EQ(cached.scalar_type(), torch::kByte);
@@ -124,9 +136,9 @@ void expect_same_samples(const Shape& sh) {
   EXPECT_GT(torch::bincount(cached.flatten().to(torch::kLong)).gt(0).sum().item<int64_t>(), 20);
 }
 
-TEST_F(FastSampler, SameSamplesAsNaive28x28Gray) { expect_same_samples({1, 28, 1, 16, 3}); }
+TEST_F(FastSampler, SameSamplesAsNaive28x28Gray) { expect_same_samples({1, 28, 1, 8, 3}); }
 
-TEST_F(FastSampler, SameSamplesAsNaive32x32Rgb) { expect_same_samples({3, 32, 2, 8, 2}); }
+TEST_F(FastSampler, SameSamplesAsNaive32x32Rgb) { expect_same_samples({3, 32, 1, 8, 2}); }
 
 TEST_F(FastSampler, SampleAndReconstructMatchNaive) {
   const Shape sh{3, 8, 1, 8, 2};
@@ -150,8 +162,7 @@ TEST_F(FastSampler, SampleAndReconstructMatchNaive) {
 
 TEST_F(FastSampler, RejectsPixelsOutOfRasterOrder) {
   torch::manual_seed(0);
-  PixelCnn net(PixelCnnOptions().nr_resnet(1).nr_filters(4).nr_logistic_mix(1).dropout(0.0), 1,
-               0);
+  PixelCnn net(PixelCnnOptions().nr_resnet(1).nr_filters(4).nr_logistic_mix(1).dropout(0.0), 1, 0);
   CachedPixelCnn cached(*net, {}, 1, 4, 4);
   EXPECT_THROW(cached.params_at(0, 1), c10::Error);
   auto p = cached.params_at(0, 0);
