@@ -45,12 +45,14 @@ echo "gpu-check: CUDA tests (NCCL, world size 1)"
 mpirun -np 1 build-gpu/bin/agave_cluster_tests --gtest_filter='Nccl*:MpiCommunicator.*:GradientBucketer.*'
 
 echo "gpu-check: CIFAR-default model, $steps steps on cuda:0"
-build-gpu/bin/bench_train_step --model cifar --device cuda --steps "$steps" | tee "$out/agave.txt"
+build-gpu/bin/bench_train_step --config configs/cifar10_agave.yaml --device cuda --batch 64 \
+  --steps "$steps" | tee "$out/agave.txt"
 python3 bench/torch_reference.py --steps "$steps" | tee "$out/torch.txt"
 python3 - "$out/agave.txt" "$out/torch.txt" <<'PY'
 import re, sys
 def ips(path):
-    m = re.findall(r"images/s[:=]\s*([0-9.]+)", open(path).read())
+    m = re.findall(r"([0-9.]+) images/s|images/s: ([0-9.]+)", open(path).read())
+    m = [a or b for a, b in m]
     return float(m[-1]) if m else float("nan")
 a, t = ips(sys.argv[1]), ips(sys.argv[2])
 print(f"gpu-check: agave {a:.1f} images/s, PyTorch Python {t:.1f} images/s, ratio {a / t:.2f}")

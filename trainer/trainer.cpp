@@ -25,6 +25,7 @@
 #include "trainer/autocast.h"
 #include "trainer/image_grid.h"
 #include "trainer/phase.h"
+#include "trainer/precision.h"
 #include "trainer/sharded_checkpoint.h"
 
 namespace agave::trainer {
@@ -56,35 +57,6 @@ double grad_norm(const std::vector<torch::Tensor>& params) {
     if (p.grad().defined()) norms.push_back(p.grad().norm());
   if (norms.empty()) return 0.0;
   return torch::stack(norms).norm().item<double>();
-}
-
-// bf16 autocast pays where the hardware has bf16 matrix units: CUDA GPUs, and CPUs with
-// AVX512-BF16 or AMX (docs/model.md: 1.6x the quickstart, 12x the CIFAR model here). Elsewhere
-// "auto" keeps fp32. The likelihood math is fp32 either way.
-bool cpu_has_bf16_units() {
-  std::ifstream in("/proc/cpuinfo");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("flags", 0) == 0) {
-      return line.find(" amx_bf16") != std::string::npos ||
-             line.find(" avx512_bf16") != std::string::npos;
-    }
-  }
-  return false;
-}
-
-bool use_bf16(const std::string& precision, const torch::Device& device) {
-  if (precision != "auto") return precision == "bf16";
-  return device.is_cuda() || cpu_has_bf16_units();
-}
-
-// Weights in channels_last, so convolutions run on oneDNN's (and cuDNN's) fast NHWC kernels.
-// nn::Module::to has no memory-format overload in LibTorch 1.13.
-void to_channels_last(torch::nn::Module& m) {
-  torch::NoGradGuard no_grad;
-  for (auto& p : m.parameters()) {
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  }
 }
 
 std::string fmt(double v, int digits = 3) {
