@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <csignal>
+#include <cstdio>
 #include <cstdlib>
 #include <iostream>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "cluster/mpi_runtime.h"
 #include "data/convert.h"
 #include "monitoring/progress_bar.h"
+#include "monitoring/sweep_summary.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
 #include "launcher/sweep_plan.h"
@@ -260,6 +262,20 @@ int run(int argc, char** argv) {
   }
   comm.reset();
   mpi.world().barrier();
+  if (where.world_rank == 0 && runs.size() > 1) {
+    // The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
+    const std::string sweep_dir = runs.front().config.run.output_dir + "/" +
+                                  runs.front().config.run.name;
+    const auto rows = monitoring::write_sweep_summary(sweep_dir);
+    std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins",
+                "elbo bpd", "iw bpd", "kl bpd");
+    for (const auto& r : rows) {
+      std::printf("%-44s %8s %6s %6s %10.4f %10.4f %10.4f\n", r.run.c_str(), r.lambda.c_str(),
+                  r.aux_resolution.c_str(), r.color_bins.c_str(), r.test_elbo_bpd, r.test_iw_bpd,
+                  r.test_kl_bpd);
+    }
+    std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
+  }
   return 0;
 }
 }  // namespace

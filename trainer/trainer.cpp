@@ -1,6 +1,7 @@
 #include "trainer/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
 #include "monitoring/png_image.h"
+#include "monitoring/progress_bar.h"
 #include "trainer/adamax.h"
 #include "trainer/autocast.h"
 #include "trainer/image_grid.h"
@@ -376,6 +378,17 @@ TrainResult Trainer::run() {
     }
   };
 
+  // A bar with ETA on a terminal; logs and CI get the plain step lines only.
+  std::unique_ptr<monitoring::ProgressBar> bar;
+  const auto& progress = setup_.monitoring.progress;
+  if (lead && (progress == "bar" || (progress == "auto" && ::isatty(STDERR_FILENO) &&
+                                     std::getenv("CI") == nullptr))) {
+    bar = std::make_unique<monitoring::ProgressBar>("train " + setup_.run_name,
+                                                    schedule.total_steps(), stderr,
+                                                    monitoring::ProgressBar::Mode::kBar);
+    bar->update(start_step);
+  }
+
   int64_t step = start_step;
   for (; step < schedule.total_steps(); ++step) {
     const size_t pi = schedule.index_at(step);
@@ -529,6 +542,7 @@ TrainResult Trainer::run() {
     }
     if (setup_.eval.every > 0 && (step + 1) % setup_.eval.every == 0 && !last) run_eval(step + 1);
     const int64_t done = step + 1;
+    if (bar) bar->update(done);
     if (stop) {
       if (lead) {
         std::cout << "[" << setup_.run_name << "] stop requested: checkpointing at step " << done
@@ -543,6 +557,7 @@ TrainResult Trainer::run() {
     }
   }
 
+  bar.reset();
   // Replicas must still agree: a silent divergence would make every later number meaningless.
   const auto sums = comm_.all_gather(parameter_checksum(*model));
   for (size_t r = 1; r < sums.size(); ++r) {

@@ -161,6 +161,19 @@ TEST_F(TrainingRun, SweepTrainsEveryPointOnItsGroup) {
                     " --set eval.sample_images=0");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(count_of(r.output, "1 replica(s) in sync after 10 step(s)"), 2u) << r.output;
+  // The sweep's table at the end, and its CSV.
+  EXPECT_NE(r.output.find("sweep summary: " + (out_.path() / "runs/tiny").string() + "/sweep.csv"),
+            std::string::npos)
+      << r.output;
+  std::ifstream csv(run_dir() / "sweep.csv");
+  std::string header, row1, row2, extra;
+  std::getline(csv, header);
+  std::getline(csv, row1);
+  std::getline(csv, row2);
+  EXPECT_NE(header.find("lambda"), std::string::npos) << header;
+  EXPECT_NE(row1.find("lambda=1"), std::string::npos) << row1;
+  EXPECT_NE(row2.find("lambda=4"), std::string::npos) << row2;
+  EXPECT_FALSE(std::getline(csv, extra)) << extra;
   for (const std::string point : {"lambda=1", "lambda=4"}) {
     std::ifstream in(run_dir() / point / "summary.json");
     ASSERT_TRUE(in) << point;
