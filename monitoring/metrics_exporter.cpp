@@ -199,6 +199,12 @@ struct MetricsExporter::Impl {
                               "Bytes this rank wrote for the last checkpoint", labels);
     memory = &gauge(r, "agave_resident_memory_bytes", "Resident set size of the process", labels);
     memory->Set(resident_memory_bytes());
+    // Every phase series exists (at 0) from the start, so dashboards and alerts see the run
+    // before its first phase is set.
+    for (const char* phase : {"pretrain_vae", "pretrain_pixelcnn", "joint", "no_aux", "done"}) {
+      phases[phase] = &gauge(r, "agave_phase", "1 for the training phase the run is in, else 0",
+                             with(labels, "phase", phase));
+    }
   }
 
   // Called with mutex held.
