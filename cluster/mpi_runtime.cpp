@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <exception>
 #include <stdexcept>
 
 namespace agave::cluster {
@@ -117,6 +118,9 @@ MpiRuntime::MpiRuntime(int* argc, char*** argv) {
 }
 
 MpiRuntime::~MpiRuntime() {
+  // Unwinding an exception: other ranks may be waiting in a collective for this one, and
+  // MPI_Finalize would wait for them in turn. Leave MPI up so the handler can MPI_Abort the job.
+  if (std::uncaught_exceptions() > 0) return;
   world_.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);

@@ -33,11 +33,12 @@ void read_run(YamlReader r, RunOptions& o) {
 }
 
 void read_data(YamlReader r, data::DataOptions& o) {
-  r.read_enum("dataset", o.dataset,
-              {{"fashion_mnist", data::Dataset::kFashionMnist}, {"cifar10", data::Dataset::kCifar10}});
+  r.read_enum(
+      "dataset", o.dataset,
+      {{"fashion_mnist", data::Dataset::kFashionMnist}, {"cifar10", data::Dataset::kCifar10}});
   // Sources and shard folders default per data set, so `dataset: cifar10` alone is enough.
   o.source = o.dataset == data::Dataset::kCifar10 ? "../shared/data/cifar10"
-                                                   : "/usr/share/datasets/fashion-mnist";
+                                                  : "/usr/share/datasets/fashion-mnist";
   o.shards = std::string("data-cache/") + data::dataset_name(o.dataset);
   r.read("source", o.source);
   r.read("shards", o.shards);
@@ -137,8 +138,7 @@ const std::vector<std::pair<std::string, trainer::PhaseKind>> kPhases = {
 
 void read_train(YamlReader r, trainer::TrainOptions& o) {
   r.read("batch_size", o.batch_size);
-  require(o.batch_size >= 1, r, "batch_size",
-          "must be >= 1, got " + std::to_string(o.batch_size));
+  require(o.batch_size >= 1, r, "batch_size", "must be >= 1, got " + std::to_string(o.batch_size));
   const bool has_steps = r.has("steps");
   r.read("steps", o.steps);
   YAML::Node phases = r.raw("phases");
@@ -151,7 +151,8 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
     for (size_t i = 0; i < phases.size(); ++i) {
       YamlReader p(phases[i], r.key_path("phases") + "[" + std::to_string(i) + "]", r.origins());
       trainer::PhaseOptions ph;
-      if (!p.has("name")) p.fail("name", "required: one of pretrain_vae, pretrain_pixelcnn, joint, no_aux");
+      if (!p.has("name"))
+        p.fail("name", "required: one of pretrain_vae, pretrain_pixelcnn, joint, no_aux");
       if (!p.has("steps")) p.fail("steps", "required: the number of steps of this phase");
       p.read_enum("name", ph.kind, kPhases);
       p.read("steps", ph.steps);
@@ -192,8 +193,8 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
   require(o.grad_clip >= 0, r, "grad_clip", "must be >= 0 (0 = off), got " + num(o.grad_clip));
   require(o.ema_decay >= 0 && o.ema_decay < 1, r, "ema_decay",
           "must be in [0, 1), got " + num(o.ema_decay));
-  require(o.precision == "auto" || o.precision == "fp32" || o.precision == "bf16", r,
-          "precision", "'" + o.precision + "' is not allowed; allowed: auto, fp32, bf16");
+  require(o.precision == "auto" || o.precision == "fp32" || o.precision == "bf16", r, "precision",
+          "'" + o.precision + "' is not allowed; allowed: auto, fp32, bf16");
   require(o.max_nonfinite_steps >= 1, r, "max_nonfinite_steps",
           "must be >= 1, got " + std::to_string(o.max_nonfinite_steps));
   r.finish();
@@ -201,6 +202,7 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
 
 void read_eval(YamlReader r, trainer::EvalOptions& o) {
   r.read("every", o.every);
+  r.read("at_start", o.at_start);
   r.read("importance_samples", o.importance_samples);
   r.read("subset", o.subset);
   r.read("batch_size", o.batch_size);
@@ -208,7 +210,8 @@ void read_eval(YamlReader r, trainer::EvalOptions& o) {
   r.read("sample_images", o.sample_images);
   require(o.sample_images >= 0 && o.sample_images <= 64, r, "sample_images",
           "must be in [0, 64], got " + std::to_string(o.sample_images));
-  require(o.every >= 0, r, "every", "must be >= 0 (0 = at the end), got " + std::to_string(o.every));
+  require(o.every >= 0, r, "every",
+          "must be >= 0 (0 = at the end), got " + std::to_string(o.every));
   require(o.importance_samples >= 1, r, "importance_samples",
           "must be >= 1, got " + std::to_string(o.importance_samples));
   require(o.subset >= 0, r, "subset", "must be >= 0 (0 = all), got " + std::to_string(o.subset));
@@ -220,7 +223,8 @@ void read_checkpoint(YamlReader r, trainer::CheckpointOptions& o) {
   r.read("dir", o.dir);
   r.read("every", o.every);
   r.read("keep", o.keep);
-  require(o.every >= 0, r, "every", "must be >= 0 (0 = at the end), got " + std::to_string(o.every));
+  require(o.every >= 0, r, "every",
+          "must be >= 0 (0 = at the end), got " + std::to_string(o.every));
   require(o.keep >= 1, r, "keep", "must be >= 1, got " + std::to_string(o.keep));
   r.finish();
 }
@@ -238,9 +242,9 @@ void read_monitoring(YamlReader r, monitoring::MonitoringOptions& o) {
   require(o.port >= 1 && o.port <= 65535, r, "port",
           "must be in [1, 65535], got " + std::to_string(o.port));
   require(o.log_every >= 1, r, "log_every", "must be >= 1, got " + std::to_string(o.log_every));
-  require(o.progress == "auto" || o.progress == "bar" || o.progress == "plain" ||
-              o.progress == "off",
-          r, "progress", "'" + o.progress + "' is not allowed; allowed: auto, bar, plain, off");
+  require(
+      o.progress == "auto" || o.progress == "bar" || o.progress == "plain" || o.progress == "off",
+      r, "progress", "'" + o.progress + "' is not allowed; allowed: auto, bar, plain, off");
   r.finish();
 }
 
@@ -422,8 +426,8 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
   for (const auto& axis : grid) {
     for (const auto& o : overridden) {
       if (o == axis.key || axis.key.rfind(o + ".", 0) == 0 || o.rfind(axis.key + ".", 0) == 0) {
-        throw ConfigError("--set " + o + ": conflicts with the sweep over " + axis.key +
-                          " (" + origins.describe("sweep.grid", axis.values.front()) +
+        throw ConfigError("--set " + o + ": conflicts with the sweep over " + axis.key + " (" +
+                          origins.describe("sweep.grid", axis.values.front()) +
                           "); change sweep.grid." + axis.key + " instead");
       }
     }
@@ -519,6 +523,7 @@ YAML::Node to_yaml(const Config& c) {
   t["max_nonfinite_steps"] = c.train.max_nonfinite_steps;
 
   n["eval"]["every"] = c.eval.every;
+  n["eval"]["at_start"] = c.eval.at_start;
   n["eval"]["importance_samples"] = c.eval.importance_samples;
   n["eval"]["subset"] = c.eval.subset;
   n["eval"]["batch_size"] = c.eval.batch_size;

@@ -2,24 +2,29 @@
 //   mpirun -np N agave_trainer [--dry-run] [--print-config] [--set key=value]... CONFIG
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <set>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
 #include "data/convert.h"
-#include "monitoring/progress_bar.h"
-#include "monitoring/sweep_summary.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
+#include "monitoring/progress_bar.h"
+#include "monitoring/sweep_summary.h"
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/trainer.h"
 
@@ -135,8 +140,7 @@ int run(int argc, char** argv) {
   }
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
-  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank,
-                                    where.local_size);
+  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank, where.local_size);
   launcher::SweepPlan plan;
   try {
     plan = launcher::plan_sweep(runs, where.world_size);
@@ -216,6 +220,7 @@ int run(int argc, char** argv) {
     }
     comm = cluster::make_mpi_communicator(group_comm->comm(), cluster_options.timeout_seconds);
   }
+  int exit_code = 0;
   for (size_t index : plan.groups[group].runs) {
     const auto& spec = runs[index];
     const auto& c = spec.config;
@@ -234,27 +239,49 @@ int run(int argc, char** argv) {
     setup.monitoring = c.monitoring;
     setup.cluster = c.cluster;
     if (group_comm->rank() == 0) {
-      std::cout << "agave_trainer: run " << spec.name << " on ranks " << plan.groups[group].first_rank
-                << "-" << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
+      std::cout << "agave_trainer: run " << spec.name << " on ranks "
+                << plan.groups[group].first_rank << "-"
+                << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
                 << spec.output_dir << std::endl;
     }
     setup.resume = resume;
     setup.world_rank = where.world_rank;
     setup.device = device;
     trainer::TrainResult result;
+    const std::string failed_file = spec.output_dir + "/failed.json";
+    if (group_comm->rank() == 0) std::filesystem::remove(failed_file);
+    // Failures that every rank of the run meets alike (the same checkpoint files, the same
+    // agreed non-finite decision) end this run only: a sweep reports it and goes on. Anything
+    // else may have left a rank behind in a collective and ends the job (main).
+    std::string failure;
+    int failure_exit = 1;
     try {
       result = trainer::Trainer(setup, *comm).run();
     } catch (const trainer::CheckpointError& e) {
-      // Every rank of the run read the same files and failed alike: one line, exit 2.
-      if (group_comm->rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << std::endl;
-      if (plan.groups.size() > 1) abort_job(launcher::kConfigErrorExit);
-      return launcher::kConfigErrorExit;
+      failure = e.what();
+      failure_exit = launcher::kConfigErrorExit;
+    } catch (const trainer::NonFiniteError& e) {
+      failure = e.what();
+    }
+    if (!failure.empty()) {
+      if (group_comm->rank() == 0) {
+        std::cerr << "agave_trainer: error: " << failure << std::endl;
+        if (runs.size() > 1) {
+          std::filesystem::create_directories(spec.output_dir);
+          std::ofstream(failed_file)
+              << nlohmann::json{{"run", spec.name}, {"error", failure}}.dump() << "\n";
+          std::cerr << "agave_trainer: run " << spec.name
+                    << " failed; the sweep goes on with the next run" << std::endl;
+        }
+      }
+      exit_code = std::max(exit_code, failure_exit);
+      continue;
     }
     if (result.stopped) {
       // Checkpointed on request (preemption, time limit): the job script requeues on this code.
       if (where.world_rank == 0) {
-        std::cerr << "agave_trainer: stopped on request after a checkpoint; exit "
-                  << kStoppedExit << " (requeue to continue)" << std::endl;
+        std::cerr << "agave_trainer: stopped on request after a checkpoint; exit " << kStoppedExit
+                  << " (requeue to continue)" << std::endl;
       }
       comm.reset();
       return kStoppedExit;
@@ -264,19 +291,22 @@ int run(int argc, char** argv) {
   mpi.world().barrier();
   if (where.world_rank == 0 && runs.size() > 1) {
     // The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
-    const std::string sweep_dir = runs.front().config.run.output_dir + "/" +
-                                  runs.front().config.run.name;
+    const std::string sweep_dir =
+        runs.front().config.run.output_dir + "/" + runs.front().config.run.name;
     const auto rows = monitoring::write_sweep_summary(sweep_dir);
-    std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins",
-                "elbo bpd", "iw bpd", "kl bpd");
+    std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
+                "iw bpd", "kl bpd");
     for (const auto& r : rows) {
       std::printf("%-44s %8s %6s %6s %10.4f %10.4f %10.4f\n", r.run.c_str(), r.lambda.c_str(),
                   r.aux_resolution.c_str(), r.color_bins.c_str(), r.test_elbo_bpd, r.test_iw_bpd,
                   r.test_kl_bpd);
     }
+    for (const auto& [run_name, error] : monitoring::read_failed_runs(sweep_dir)) {
+      std::printf("%-44s FAILED: %s\n", run_name.c_str(), error.c_str());
+    }
     std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
   }
-  return 0;
+  return exit_code;
 }
 }  // namespace
 

@@ -4,6 +4,8 @@
 // and bf16 would swamp them with rounding noise.
 #include <torch/torch.h>
 
+#include "model/example_random.h"
+
 namespace agave::model {
 
 struct DiagonalGaussian {
@@ -13,8 +15,9 @@ struct DiagonalGaussian {
   DiagonalGaussian(torch::Tensor mean_, torch::Tensor logsd_)
       : mean(std::move(mean_).to(torch::kFloat)), logsd(std::move(logsd_).to(torch::kFloat)) {}
 
-  // Reparameterised draw, so gradients reach mean and logsd.
-  torch::Tensor sample() const { return mean + torch::exp(logsd) * torch::randn_like(mean); }
+  // Reparameterised draw, so gradients reach mean and logsd. Per-example noise inside an
+  // ExampleRandomScope (training steps), torch's generator elsewhere.
+  torch::Tensor sample() const { return mean + torch::exp(logsd) * example_normal_like(mean); }
 
   // Elementwise ln N(z; mean, exp(logsd)^2); the caller sums over the axes it needs.
   torch::Tensor log_prob(const torch::Tensor& z) const {

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <limits>
 
+#include "model/example_random.h"
+
 namespace agave::model {
 
 WeightNormConv2dOptions down_shifted_conv(int64_t in, int64_t out, torch::ExpandingArray<2> kernel,
@@ -74,8 +76,14 @@ torch::Tensor concat_elu(const torch::Tensor& x) { return torch::elu(torch::cat(
 
 torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1)");
+  if (!training || p == 0.0) return x;
+  if (auto* scope = ExampleRandomScope::current()) {
+    // Training steps: masks per example from (seed, step, example), whatever the rank split.
+    const double keep = 1.0 - static_cast<double>(std::llround(p * 16777216.0)) / 16777216.0;
+    return x * scope->keep_mask_like(x, p).to(x.scalar_type()).mul_(1.0 / keep);
+  }
   const int64_t threshold = std::llround(p * 256.0);
-  if (!training || threshold == 0) return x;
+  if (threshold == 0) return x;
   const int64_t n = x.numel();
   auto words =
       torch::randint(std::numeric_limits<int32_t>::min(), std::numeric_limits<int32_t>::max(),

@@ -136,7 +136,17 @@ VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<La
       // Free bits (IAF-VAE): a channel whose batch-average KL is below kl_min costs kl_min
       // and gets no gradient. Per image the active channels keep their own KL, so the batch
       // mean equals Σ_c max(mean_n KL_nc, kl_min) as in the original.
-      auto active = kl_channel.detach().mean(0, /*keepdim=*/true) > kl_min;
+      torch::Tensor mean_kl;
+      if (batch_sum_) {
+        // [Σ_n KL_nc..., N] summed over replicas, in one reduction.
+        auto local = torch::cat({kl_channel.detach().sum(0),
+                                 torch::full({1}, static_cast<double>(n), kl_channel.options())});
+        auto global = batch_sum_(local);
+        mean_kl = (global.slice(0, 0, -1) / global.slice(0, -1)).unsqueeze(0);
+      } else {
+        mean_kl = kl_channel.detach().mean(0, /*keepdim=*/true);
+      }
+      auto active = mean_kl > kl_min;
       kl_channel = torch::where(active, kl_channel, torch::full_like(kl_channel, kl_min));
     }
     out.kl_train = out.kl_train + kl_channel.sum(1);

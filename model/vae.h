@@ -13,6 +13,8 @@
 // units is μ = 127.5·(f(z) + 1) (see VaeImpl::y_mean).
 #include <torch/torch.h>
 
+#include <functional>
+
 #include <cstdint>
 #include <vector>
 
@@ -49,6 +51,12 @@ class VaeImpl : public torch::nn::Module {
 
   const VaeOptions& options() const { return options_; }
 
+  // Sums a tensor over every replica's batch (data-parallel training: an all-reduce). Free bits
+  // decide on the batch-average KL per channel; averaging over the global batch instead of one
+  // rank's share keeps a step independent of how its batch is split. Unset: this batch alone.
+  using BatchSum = std::function<torch::Tensor(torch::Tensor)>;
+  void set_batch_sum(BatchSum f) { batch_sum_ = std::move(f); }
+
  private:
   VaeOutput top_down(int64_t n, LatentSource source, const std::vector<LadderUp>* ups,
                      const std::vector<torch::Tensor>* given);
@@ -59,6 +67,7 @@ class VaeImpl : public torch::nn::Module {
   torch::nn::ModuleList layers_{nullptr};
   torch::nn::Sequential decoder_{nullptr};
   torch::Tensor h_top_, log_scale_;
+  BatchSum batch_sum_;
 };
 TORCH_MODULE(Vae);
 

@@ -43,6 +43,22 @@ std::string csv_field(const std::string& s) {
 
 }  // namespace
 
+std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::string& sweep_dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  if (!fs::is_directory(sweep_dir)) return out;
+  for (const auto& entry : fs::directory_iterator(sweep_dir)) {
+    const fs::path file = entry.path() / "failed.json";
+    if (!entry.is_directory() || !fs::exists(file)) continue;
+    std::ifstream in(file);
+    const auto j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const std::string run = entry.path().filename().string();
+    out.emplace_back(run, j.is_object() ? j.value("error", std::string("(no reason recorded)"))
+                                        : std::string("(unreadable ") + file.string() + ")");
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<SweepRow> read_sweep(const std::string& sweep_dir) {
   if (!fs::is_directory(sweep_dir)) {
     throw std::runtime_error("sweep summary: " + sweep_dir + " is not a directory");

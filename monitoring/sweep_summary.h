@@ -3,6 +3,7 @@
 // (and plotted by agave_sweep_plot).
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace agave::monitoring {
@@ -22,6 +23,10 @@ struct SweepRow {
 // are left out), sorted by lambda, aux_resolution, color_bins (numerically), then run name.
 // Throws naming the file when a summary.json is unreadable or lacks a field.
 std::vector<SweepRow> read_sweep(const std::string& sweep_dir);
+
+// (run, error) of every <sweep_dir>/<run>/failed.json: runs of a sweep that failed (the
+// trainer writes it and goes on with the next run), sorted by run name.
+std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::string& sweep_dir);
 
 // Writes the rows as CSV with the header
 // run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,steps.

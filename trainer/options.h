@@ -16,10 +16,14 @@ enum class PhaseKind {
 
 inline const char* phase_name(PhaseKind k) {
   switch (k) {
-    case PhaseKind::kPretrainVae: return "pretrain_vae";
-    case PhaseKind::kPretrainPixelCnn: return "pretrain_pixelcnn";
-    case PhaseKind::kNoAux: return "no_aux";
-    default: return "joint";
+    case PhaseKind::kPretrainVae:
+      return "pretrain_vae";
+    case PhaseKind::kPretrainPixelCnn:
+      return "pretrain_pixelcnn";
+    case PhaseKind::kNoAux:
+      return "no_aux";
+    default:
+      return "joint";
   }
 }
 
@@ -45,25 +49,26 @@ struct TrainOptions {
   int64_t steps = 0;        // total; the sum of the phases
   std::vector<PhaseOptions> phases;
   OptimizerOptions optimizer;
-  double grad_clip = 0.0;         // max global gradient norm; 0 = off
-  double ema_decay = 0.9995;      // Polyak averaging of the weights used for eval and sampling
-  std::string precision = "auto"; // auto (bf16 autocast where supported) | fp32 | bf16
+  double grad_clip = 0.0;            // max global gradient norm; 0 = off
+  double ema_decay = 0.9995;         // Polyak averaging of the weights used for eval and sampling
+  std::string precision = "auto";    // auto (bf16 autocast where supported) | fp32 | bf16
   int64_t max_nonfinite_steps = 20;  // consecutive skipped steps before aborting
 };
 
 struct EvalOptions {
-  int64_t every = 0;                // steps between evaluations; 0 = only at the end
-  int64_t importance_samples = 150; // K of the importance-weighted bound
-  int64_t subset = 1000;            // test images for the IW bound; 0 = the whole test split
+  int64_t every = 0;                 // steps between evaluations; 0 = only at the end
+  bool at_start = false;             // also evaluate the initial model (fresh runs): a baseline
+  int64_t importance_samples = 150;  // K of the importance-weighted bound
+  int64_t subset = 1000;             // test images for the IW bound; 0 = the whole test split
   int64_t batch_size = 64;
   bool use_ema = true;
-  int64_t sample_images = 8;        // images per picture sheet at the end of a run; 0 = none
+  int64_t sample_images = 8;  // images per picture sheet at the end of a run; 0 = none
 };
 
 struct CheckpointOptions {
-  std::string dir;       // empty: <run output>/checkpoints
-  int64_t every = 500;   // steps between checkpoints; 0 = only at the end
-  int64_t keep = 3;      // newest complete checkpoints kept
+  std::string dir;      // empty: <run output>/checkpoints
+  int64_t every = 500;  // steps between checkpoints; 0 = only at the end
+  int64_t keep = 3;     // newest complete checkpoints kept
 };
 
 }  // namespace agave::trainer

@@ -4,8 +4,8 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -18,6 +18,7 @@
 #include "data/loader.h"
 #include "model/agave.h"
 #include "model/ema.h"
+#include "model/example_random.h"
 #include "model/fast_sampler.h"
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
@@ -68,7 +69,8 @@ std::string fmt(double v, int digits = 3) {
 }
 
 // Fault injection for the tests of failure handling (a rank whose loss turns non-finite, a
-// rank that dies): AGAVE_FAULT="<kind>:<step>:<rank>", kind = nan | exit. Unset in real runs.
+// rank that dies or fails alone, a stop request): AGAVE_FAULT="<kind>:<step>:<rank>",
+// kind = nan | exit | throw | stop. Unset in real runs.
 struct Fault {
   std::string kind;
   int64_t step = -1;
@@ -141,7 +143,8 @@ void set_cpu_rng_state(const torch::Tensor& state) {
 }
 
 uint64_t rank_seed(uint64_t seed, int rank, int64_t step) {
-  return seed * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL + static_cast<uint64_t>(rank) + 1;
+  return seed * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL + static_cast<uint64_t>(rank) +
+         1;
 }
 
 }  // namespace
@@ -204,11 +207,12 @@ TrainResult Trainer::run() {
     labels.color_bins = std::to_string(setup_.model.aux().color_bins());
     labels.rank = setup_.world_rank;
     exporter = std::make_unique<monitoring::MetricsExporter>(setup_.monitoring, labels);
-    if (lead) std::cout << "[" << setup_.run_name << "] metrics at " << exporter->url() << std::endl;
+    if (lead)
+      std::cout << "[" << setup_.run_name << "] metrics at " << exporter->url() << std::endl;
   }
 
   // Identical initial weights everywhere: the same seed, then rank 0's broadcast (which also
-  // covers data-dependent init on rank 0's first batch).
+  // covers data-dependent init on the first global batch).
   torch::manual_seed(setup_.seed);
   model::Agave model(setup_.model);
   const torch::Device device = setup_.device;
@@ -224,8 +228,10 @@ TrainResult Trainer::run() {
   lo.drop_last = true;  // lock-step ranks need equal batch counts
   data::ShardLoader loader(setup_.data.shards, "train", lo);
   if (loader.batches_per_epoch() < 1) {
-    throw std::runtime_error(setup_.data.shards + ": the train split has too few images for a "
-                             "batch of " + std::to_string(lo.batch_size) + " per rank");
+    throw std::runtime_error(setup_.data.shards +
+                             ": the train split has too few images for a "
+                             "batch of " +
+                             std::to_string(lo.batch_size) + " per rank");
   }
 
   // Where this run stands: a fresh start, or the newest complete checkpoint.
@@ -259,16 +265,25 @@ TrainResult Trainer::run() {
     }
   }
 
-  std::optional<data::Batch> first;
-  if (!meta) {
-    first = loader.next();
+  if (!meta && lead) {
+    // Data-dependent init on the first global batch (what one rank holding the whole batch
+    // reads), so the initial weights are the same for any number of ranks.
+    data::LoaderOptions first_lo = lo;
+    first_lo.world = 1;
+    first_lo.rank = 0;
+    first_lo.batch_size = lo.batch_size * world;
+    first_lo.prefetch = 1;
+    data::ShardLoader first_loader(setup_.data.shards, "train", first_lo);
+    const auto first = first_loader.next();
     torch::NoGradGuard no_grad;
+    model::ExampleRandomScope rng(model::example_keys(setup_.seed, -1, first->indices).to(device));
     model->data_init(first->images.to(device));
   }
   cluster::broadcast_module_state(*model, comm_);
   if (use_bf16(t.precision, device)) to_channels_last(*model);
   model::Ema ema(*model, t.ema_decay);
-  // Randomness that should differ per rank (dropout, z ~ q) from here on.
+  // The model's draws in training steps (z ~ q, dropout) come from per-example streams
+  // (ExampleRandomScope below); anything else random differs per rank from here on.
   torch::manual_seed(rank_seed(setup_.seed, rank, 0));
 
   Adamax optimizer(model->parameters(), AdamaxOptions(t.optimizer.lr)
@@ -306,7 +321,7 @@ TrainResult Trainer::run() {
   PhaseSpec spec;
   size_t phase_index = static_cast<size_t>(-1);
   int64_t nonfinite_in_a_row = 0;
-  std::optional<data::Batch> pending = std::move(first);
+  std::optional<data::Batch> pending;
   result.resumed_from = resume_dir.value_or("");
   result.steps = start_step;  // steps of the whole run, also across resumes
   if (start_step >= schedule.total_steps()) {
@@ -338,15 +353,20 @@ TrainResult Trainer::run() {
     }
     if (lead) {
       std::cout << "[" << setup_.run_name << "] eval step " << step << ": test ELBO "
-                << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr) << " bits/dim, IW(K="
-                << r.importance_samples << ") " << fmt(r.iw_bpd) << " ± "
+                << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr)
+                << " bits/dim, IW(K=" << r.importance_samples << ") " << fmt(r.iw_bpd) << " ± "
                 << fmt(r.iw_bpd_stderr) << ", KL " << fmt(r.kl_bpd) << " (" << r.images
                 << " images)" << std::endl;
       if (log) {
-        log->write({{"event", "eval"}, {"run", setup_.run_name}, {"step", step},
-                    {"elbo_bpd", r.elbo_bpd}, {"elbo_bpd_stderr", r.elbo_bpd_stderr},
-                    {"iw_bpd", r.iw_bpd}, {"iw_bpd_stderr", r.iw_bpd_stderr},
-                    {"kl_bpd", r.kl_bpd}, {"images", r.images},
+        log->write({{"event", "eval"},
+                    {"run", setup_.run_name},
+                    {"step", step},
+                    {"elbo_bpd", r.elbo_bpd},
+                    {"elbo_bpd_stderr", r.elbo_bpd_stderr},
+                    {"iw_bpd", r.iw_bpd},
+                    {"iw_bpd_stderr", r.iw_bpd_stderr},
+                    {"kl_bpd", r.kl_bpd},
+                    {"images", r.images},
                     {"importance_samples", r.importance_samples}});
       }
     }
@@ -372,8 +392,11 @@ TrainResult Trainer::run() {
                 << fmt(saved.bytes / 1e6, 1) << " MB in " << fmt(saved.seconds, 2) << " s)"
                 << std::endl;
       if (log) {
-        log->write({{"event", "checkpoint"}, {"step", steps_done}, {"dir", saved.dir},
-                    {"bytes", saved.bytes}, {"seconds", saved.seconds}});
+        log->write({{"event", "checkpoint"},
+                    {"step", steps_done},
+                    {"dir", saved.dir},
+                    {"bytes", saved.bytes},
+                    {"seconds", saved.seconds}});
       }
     }
   };
@@ -381,13 +404,15 @@ TrainResult Trainer::run() {
   // A bar with ETA on a terminal; logs and CI get the plain step lines only.
   std::unique_ptr<monitoring::ProgressBar> bar;
   const auto& progress = setup_.monitoring.progress;
-  if (lead && (progress == "bar" || (progress == "auto" && ::isatty(STDERR_FILENO) &&
-                                     std::getenv("CI") == nullptr))) {
+  if (lead && (progress == "bar" ||
+               (progress == "auto" && ::isatty(STDERR_FILENO) && std::getenv("CI") == nullptr))) {
     bar = std::make_unique<monitoring::ProgressBar>("train " + setup_.run_name,
                                                     schedule.total_steps(), stderr,
                                                     monitoring::ProgressBar::Mode::kBar);
     bar->update(start_step);
   }
+
+  if (setup_.eval.at_start && start_step == 0) run_eval(0);
 
   int64_t step = start_step;
   for (; step < schedule.total_steps(); ++step) {
@@ -417,6 +442,7 @@ TrainResult Trainer::run() {
     last_wait = wait_now;
     // Pinned host batches copy without blocking the host (CUDA); a no-op on CPU.
     const auto x = pending->images.to(device, /*non_blocking=*/true);
+    const auto keys = model::example_keys(setup_.seed, step, pending->indices).to(device, true);
     pending.reset();
 
     const auto compute_start = Clock::now();
@@ -424,13 +450,26 @@ TrainResult Trainer::run() {
     model::LossTerms terms;
     {
       AutocastGuard autocast(bf16, x.is_cuda());
+      model::ExampleRandomScope rng(keys);
+      // Free bits look at the global batch's KL per channel (see VaeImpl::set_batch_sum).
+      if (world > 1 && setup_.model.vae().free_bits() > 0) {
+        model->vae->set_batch_sum([this](torch::Tensor t) {
+          comm_.all_reduce(t);
+          return t;
+        });
+      }
       terms = model->forward(x, spec.terms);
+      model->vae->set_batch_sum(nullptr);
     }
     auto loss = model::AgaveImpl::loss(terms, setup_.loss.lambda, spec.terms);
     if (fault.step == step && fault.rank == rank) {
       if (fault.kind == "exit") {
         std::cerr << "rank " << rank << ": AGAVE_FAULT: exiting at step " << step << std::endl;
         std::_Exit(9);
+      }
+      if (fault.kind == "throw") {
+        throw std::runtime_error("AGAVE_FAULT: an error on this rank alone at step " +
+                                 std::to_string(step));
       }
       if (fault.kind == "nan") loss = loss * std::numeric_limits<float>::quiet_NaN();
       if (fault.kind == "stop") stop_requested() = true;
@@ -444,21 +483,19 @@ TrainResult Trainer::run() {
     const double norm = grad_norm(trainable);
     const double loss_v = loss.item<double>();
     const double n = static_cast<double>(x.size(0));
-    auto sum_of = [](const torch::Tensor& v) {
-      return v.defined() ? v.sum().item<double>() : 0.0;
-    };
-    const auto agreed = comm_.all_reduce_sum(
-        {std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(norm) ? 0.0 : 1.0,
-         stop_requested().load() ? 1.0 : 0.0, sum_of(terms.pixel_nll), sum_of(terms.aux_nll),
-         sum_of(terms.kl), loss_v * n, n});
+    auto sum_of = [](const torch::Tensor& v) { return v.defined() ? v.sum().item<double>() : 0.0; };
+    const auto agreed =
+        comm_.all_reduce_sum({std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(norm) ? 0.0 : 1.0,
+                              stop_requested().load() ? 1.0 : 0.0, sum_of(terms.pixel_nll),
+                              sum_of(terms.aux_nll), sum_of(terms.kl), loss_v * n, n});
     const bool stop = agreed[2] > 0;
     if (agreed[0] > 0 || agreed[1] > 0) {
       // Skip on every rank alike; the gradients are dropped, weights and EMA untouched.
       ++result.skipped_steps;
       const std::string what =
-          agreed[0] > 0 ? "non-finite loss on " + std::to_string(static_cast<int>(agreed[0])) +
-                              " rank(s)"
-                        : std::string("non-finite gradient");
+          agreed[0] > 0
+              ? "non-finite loss on " + std::to_string(static_cast<int>(agreed[0])) + " rank(s)"
+              : std::string("non-finite gradient");
       if (++nonfinite_in_a_row >= t.max_nonfinite_steps) {
         throw NonFiniteError("run " + setup_.run_name + ": " + std::to_string(nonfinite_in_a_row) +
                              " steps in a row had a non-finite loss or gradient (last at step " +
@@ -527,15 +564,22 @@ TrainResult Trainer::run() {
                   << fmt(100 * w.comm_s / std::max(1e-9, w.step_s), 1) << "%  data "
                   << fmt(100 * w.data_s / std::max(1e-9, w.step_s), 1) << "%" << std::endl;
         if (log) {
-          log->write({{"event", "train"}, {"run", setup_.run_name}, {"step", step + 1},
-                      {"phase", phase_name(spec.kind)}, {"loss_bpd", loss_bpd},
-                      {"pixel_bpd", w.pixel / imgs * to_bpd}, {"aux_bpd", w.aux / imgs * to_bpd},
-                      {"kl_bpd", w.kl / imgs * to_bpd}, {"kl_nats", w.kl / imgs},
-                      {"images_per_second", ips}, {"step_seconds", w.step_s / w.steps},
+          log->write({{"event", "train"},
+                      {"run", setup_.run_name},
+                      {"step", step + 1},
+                      {"phase", phase_name(spec.kind)},
+                      {"loss_bpd", loss_bpd},
+                      {"pixel_bpd", w.pixel / imgs * to_bpd},
+                      {"aux_bpd", w.aux / imgs * to_bpd},
+                      {"kl_bpd", w.kl / imgs * to_bpd},
+                      {"kl_nats", w.kl / imgs},
+                      {"images_per_second", ips},
+                      {"step_seconds", w.step_s / w.steps},
                       {"compute_seconds", w.compute_s / w.steps},
                       {"allreduce_seconds", w.comm_s / w.steps},
                       {"data_wait_seconds", w.data_s / w.steps},
-                      {"skipped_steps_total", result.skipped_steps}, {"ranks", world}});
+                      {"skipped_steps_total", result.skipped_steps},
+                      {"ranks", world}});
         }
       }
       w = Window{};
@@ -589,23 +633,28 @@ TrainResult Trainer::run() {
       const auto xb = test.next()->images.to(device);
       const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
       const auto xs = model::sample_pixels_cached(model, fz);
-      const auto fz_u8 =
-          model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
+      const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
       monitoring::write_png(setup_.output_dir + "/samples.png",
                             image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n).cpu()}));
-      monitoring::write_png(setup_.output_dir + "/reconstructions.png",
-                            image_grid({xb.cpu(), fz_u8.narrow(0, n, n), xs.narrow(0, n, n).cpu()}));
+      monitoring::write_png(
+          setup_.output_dir + "/reconstructions.png",
+          image_grid({xb.cpu(), fz_u8.narrow(0, n, n), xs.narrow(0, n, n).cpu()}));
     }
     if (setup_.eval.use_ema) ema.swap(*model);
   }
   if (lead) {
-    nlohmann::json summary = {
-        {"run", setup_.run_name}, {"steps", result.steps}, {"skipped_steps", result.skipped_steps},
-        {"ranks", world}, {"train_loss_bpd", result.last_loss_bpd},
-        {"test_elbo_bpd", result.eval.elbo_bpd}, {"test_elbo_bpd_stderr", result.eval.elbo_bpd_stderr},
-        {"test_iw_bpd", result.eval.iw_bpd}, {"test_iw_bpd_stderr", result.eval.iw_bpd_stderr},
-        {"test_kl_bpd", result.eval.kl_bpd}, {"importance_samples", result.eval.importance_samples},
-        {"seconds", seconds_since(run_start)}};
+    nlohmann::json summary = {{"run", setup_.run_name},
+                              {"steps", result.steps},
+                              {"skipped_steps", result.skipped_steps},
+                              {"ranks", world},
+                              {"train_loss_bpd", result.last_loss_bpd},
+                              {"test_elbo_bpd", result.eval.elbo_bpd},
+                              {"test_elbo_bpd_stderr", result.eval.elbo_bpd_stderr},
+                              {"test_iw_bpd", result.eval.iw_bpd},
+                              {"test_iw_bpd_stderr", result.eval.iw_bpd_stderr},
+                              {"test_kl_bpd", result.eval.kl_bpd},
+                              {"importance_samples", result.eval.importance_samples},
+                              {"seconds", seconds_since(run_start)}};
     for (const auto& [k, v] : setup_.labels) summary["labels"][k] = v;
     std::ofstream(setup_.output_dir + "/summary.json") << summary.dump(2) << "\n";
   }
