@@ -6,7 +6,7 @@ namespace agave::cluster {
 
 GradientBucketer::GradientBucketer(std::vector<torch::Tensor> params, Communicator& comm,
                                    BucketerOptions options)
-    : params_(std::move(params)), comm_(comm) {
+    : params_(std::move(params)), comm_(comm), overlap_(options.overlap) {
   bucket_of_.resize(params_.size());
   offset_of_.resize(params_.size());
   got_grad_.assign(params_.size(), false);
@@ -44,9 +44,8 @@ GradientBucketer::GradientBucketer(std::vector<torch::Tensor> params, Communicat
   }
   if (comm_.size() > 1) {
     for (size_t k = 0; k < params_.size(); ++k) {
-      hook_ids_.push_back(params_[k].register_hook([this, k](torch::Tensor grad) {
-        on_grad(k, grad);
-      }));
+      hook_ids_.push_back(
+          params_[k].register_hook([this, k](torch::Tensor grad) { on_grad(k, grad); }));
     }
   }
 }
@@ -91,7 +90,7 @@ void GradientBucketer::on_grad(size_t k, const torch::Tensor& grad) {
     got_grad_[k] = true;
     --b.pending;
   }
-  launch_ready_in_order(true);
+  if (overlap_) launch_ready_in_order(true);
 }
 
 void GradientBucketer::launch_ready_in_order(bool from_hook) {

@@ -19,6 +19,9 @@ namespace agave::cluster {
 struct BucketerOptions {
   double bucket_mb = 25.0;
   double first_bucket_mb = 1.0;
+  // Start each bucket's all-reduce from the autograd hooks as soon as it is full (true), or
+  // all of them after backward (false: the baseline that shows what overlapping saves).
+  bool overlap = true;
 };
 
 class GradientBucketer {
@@ -44,8 +47,8 @@ class GradientBucketer {
 
  private:
   struct Bucket {
-    torch::Tensor flat;                  // fp32/native dtype, on the parameters' device
-    std::vector<size_t> params;          // indices into params_
+    torch::Tensor flat;          // fp32/native dtype, on the parameters' device
+    std::vector<size_t> params;  // indices into params_
     std::vector<int64_t> offsets;
     size_t pending = 0;
     bool launched = false;
@@ -65,6 +68,7 @@ class GradientBucketer {
   std::mutex mu_;
   size_t next_launch_ = 0;
   int64_t launched_in_hooks_ = 0;
+  bool overlap_ = true;
 };
 
 // Copies rank `root`'s parameters and buffers into every rank's, so all ranks start identical

@@ -9,9 +9,12 @@ enum class Backend { kAuto, kMpi, kNccl };
 
 inline const char* backend_name(Backend b) {
   switch (b) {
-    case Backend::kMpi: return "mpi";
-    case Backend::kNccl: return "nccl";
-    default: return "auto";
+    case Backend::kMpi:
+      return "mpi";
+    case Backend::kNccl:
+      return "nccl";
+    default:
+      return "auto";
   }
 }
 
@@ -21,6 +24,7 @@ struct ClusterOptions {
   int64_t threads_per_rank = 0;
   double timeout_seconds = 300.0;  // a collective that waits longer fails the job
   double bucket_mb = 25.0;         // gradient bucket size for the all-reduce
+  bool overlap = true;             // all-reduce buckets during backward (false: after it)
 };
 
 }  // namespace agave::cluster

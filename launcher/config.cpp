@@ -256,6 +256,7 @@ void read_cluster(YamlReader r, cluster::ClusterOptions& o) {
   r.read("threads_per_rank", o.threads_per_rank);
   r.read("timeout_seconds", o.timeout_seconds);
   r.read("bucket_mb", o.bucket_mb);
+  r.read("overlap", o.overlap);
   require(o.threads_per_rank >= 0, r, "threads_per_rank",
           "must be >= 0 (0 = cores / local ranks), got " + std::to_string(o.threads_per_rank));
   require(o.timeout_seconds > 0, r, "timeout_seconds",
@@ -548,6 +549,7 @@ YAML::Node to_yaml(const Config& c) {
   n["cluster"]["threads_per_rank"] = c.cluster.threads_per_rank;
   n["cluster"]["timeout_seconds"] = c.cluster.timeout_seconds;
   n["cluster"]["bucket_mb"] = c.cluster.bucket_mb;
+  n["cluster"]["overlap"] = c.cluster.overlap;
 
   n["sweep"]["ranks_per_run"] = c.sweep.ranks_per_run;
   if (!c.sweep.grid.empty()) {

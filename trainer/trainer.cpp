@@ -426,7 +426,8 @@ TrainResult Trainer::run() {
       bucketer = std::make_unique<cluster::GradientBucketer>(
           trainable, comm_,
           cluster::BucketerOptions{setup_.cluster.bucket_mb,
-                                   std::min(1.0, setup_.cluster.bucket_mb)});
+                                   std::min(1.0, setup_.cluster.bucket_mb),
+                                   setup_.cluster.overlap});
       if (lead) {
         std::cout << "[" << setup_.run_name << "] phase " << phase_name(spec.kind) << ": steps "
                   << schedule.phase_start(pi) << "-"

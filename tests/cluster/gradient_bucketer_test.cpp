@@ -14,7 +14,8 @@ struct NetImpl : torch::nn::Module {
     // Registered first, so it lands in the last bucket (buckets fill in reverse order): a
     // parameter outside the graph must not hold back the buckets before it.
     unused = register_module("unused", torch::nn::Linear(4, 4));
-    conv = register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 16, 3).padding(1)));
+    conv =
+        register_module("conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(3, 16, 3).padding(1)));
     fc1 = register_module("fc1", torch::nn::Linear(16 * 8 * 8, 256));
     fc2 = register_module("fc2", torch::nn::Linear(256, 10));
   }
@@ -33,7 +34,10 @@ torch::Tensor loss_of(Net& net, int rank) {
   return net->forward(x).pow(2).mean();
 }
 
-TEST(GradientBucketer, AveragesGradientsOverRanks) {
+class GradientBucketerOverlap : public ::testing::TestWithParam<bool> {};
+
+TEST_P(GradientBucketerOverlap, AveragesGradientsOverRanks) {
+  const bool overlap = GetParam();
   auto comm = make_mpi_communicator(g_mpi->world().comm(), 60);
   torch::manual_seed(comm->rank());  // different init everywhere...
   Net net;
@@ -51,7 +55,8 @@ TEST(GradientBucketer, AveragesGradientsOverRanks) {
     expected.push_back(g / comm->size());
   }
 
-  GradientBucketer bucketer(net->parameters(), *comm, {/*bucket_mb=*/0.05, /*first=*/0.01});
+  GradientBucketer bucketer(net->parameters(), *comm,
+                            {/*bucket_mb=*/0.05, /*first=*/0.01, overlap});
   EXPECT_GE(bucketer.bucket_count(), 3u);
   for (int step = 0; step < 2; ++step) {  // twice: state must reset between steps
     bucketer.prepare();
@@ -63,12 +68,17 @@ TEST(GradientBucketer, AveragesGradientsOverRanks) {
       EXPECT_TRUE(torch::allclose(params[k].grad(), expected[k], 1e-5, 1e-6)) << "param " << k;
     }
   }
-  if (comm->size() > 1) {
+  if (comm->size() > 1 && overlap) {
     // Every bucket but the one holding the unused layer started while backward was running.
     EXPECT_EQ(bucketer.launched_during_backward(),
               static_cast<int64_t>(bucketer.bucket_count()) - 1);
   }
+  if (!overlap) {
+    EXPECT_EQ(bucketer.launched_during_backward(), 0);
+  }
 }
+
+INSTANTIATE_TEST_SUITE_P(DuringAndAfterBackward, GradientBucketerOverlap, ::testing::Bool());
 
 TEST(GradientBucketer, FirstBucketIsSmallAndBucketsCoverAllParameters) {
   auto comm = make_mpi_communicator(g_mpi->world().comm(), 60);
