@@ -238,6 +238,9 @@ void read_monitoring(YamlReader r, monitoring::MonitoringOptions& o) {
   r.read("log_every", o.log_every);
   r.read("jsonl", o.jsonl);
   r.read("progress", o.progress);
+  r.read("linger_seconds", o.linger_seconds);
+  require(o.linger_seconds >= 0 && o.linger_seconds <= 3600, r, "linger_seconds",
+          "must be in [0, 3600], got " + num(o.linger_seconds));
   require(!o.bind.empty(), r, "bind", "must be an address such as 127.0.0.1 or 0.0.0.0");
   require(o.port >= 1 && o.port <= 65535, r, "port",
           "must be in [1, 65535], got " + std::to_string(o.port));
@@ -544,6 +547,7 @@ YAML::Node to_yaml(const Config& c) {
   n["monitoring"]["log_every"] = m.log_every;
   n["monitoring"]["jsonl"] = m.jsonl;
   n["monitoring"]["progress"] = m.progress;
+  n["monitoring"]["linger_seconds"] = m.linger_seconds;
 
   n["cluster"]["backend"] = cluster::backend_name(c.cluster.backend);
   n["cluster"]["threads_per_rank"] = c.cluster.threads_per_rank;

@@ -6,14 +6,15 @@
 namespace agave::monitoring {
 
 struct MonitoringOptions {
-  bool prometheus = true;            // expose /metrics for Prometheus
-  std::string bind = "127.0.0.1";    // 0.0.0.0 on clusters where Prometheus runs elsewhere
+  bool prometheus = true;          // expose /metrics for Prometheus
+  std::string bind = "127.0.0.1";  // 0.0.0.0 on clusters where Prometheus runs elsewhere
   int64_t port = 9464;
-  bool next_free_port = false;       // take the next free port when `port` is in use
-  bool every_rank = false;           // one exporter per rank instead of one per node
-  int64_t log_every = 10;            // steps between metric log lines
-  bool jsonl = true;                 // per-run metrics.jsonl
-  std::string progress = "auto";     // auto (bar on a terminal) | bar | plain | off
+  bool next_free_port = false;    // take the next free port when `port` is in use
+  bool every_rank = false;        // one exporter per rank instead of one per node
+  int64_t log_every = 10;         // steps between metric log lines
+  bool jsonl = true;              // per-run metrics.jsonl
+  std::string progress = "auto";  // auto (bar on a terminal) | bar | plain | off
+  double linger_seconds = 0;      // keep /metrics up this long after a run (final scrape)
 };
 
 }  // namespace agave::monitoring

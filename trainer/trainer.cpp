@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <sstream>
+#include <thread>
 
 #include "cluster/gradient_bucketer.h"
 #include "data/loader.h"
@@ -658,6 +659,16 @@ TrainResult Trainer::run() {
                               {"seconds", seconds_since(run_start)}};
     for (const auto& [k, v] : setup_.labels) summary["labels"][k] = v;
     std::ofstream(setup_.output_dir + "/summary.json") << summary.dump(2) << "\n";
+  }
+  if (setup_.monitoring.prometheus && setup_.monitoring.linger_seconds > 0) {
+    // A run shorter than a few scrape intervals would otherwise vanish before Prometheus sees
+    // its final eval and checkpoint; a stop request ends the wait. Every rank waits alike, so
+    // the barrier below does not run into the collective timeout.
+    const auto until =
+        Clock::now() + std::chrono::duration<double>(setup_.monitoring.linger_seconds);
+    while (Clock::now() < until && !stop_requested().load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
   }
   comm_.barrier();
   return result;

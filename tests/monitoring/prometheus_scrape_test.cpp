@@ -1,6 +1,7 @@
-// A real Prometheus (Debian's /usr/bin/prometheus) scrapes an exporter fed with synthetic
-// training records; every PromQL expression of the Grafana dashboard must then return data, and
-// every metric name it uses must be one the exporter really exposes.
+// A real Prometheus (Debian's /usr/bin/prometheus) scrapes (1) an exporter fed with synthetic
+// training records and (2) a real two-run sweep of agave_trainer under mpirun; every PromQL
+// expression of the Grafana dashboard must then return data, and every metric name it uses
+// must be one the exporter really exposes.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -11,12 +12,16 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <set>
 #include <thread>
 
 #include "monitoring/metrics_exporter.h"
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
 #include "tests/monitoring/http_client.h"
 
 namespace agave::monitoring {
@@ -45,7 +50,8 @@ int free_port() {
 // server's); stopped in the destructor whatever the test's outcome.
 class PrometheusServer {
  public:
-  PrometheusServer(const fs::path& dir, int exporter_port) : port_(free_port()) {
+  PrometheusServer(const fs::path& dir, int exporter_port, const std::vector<int>& more = {})
+      : port_(free_port()) {
     const std::string script = std::string(AGAVE_SOURCE_DIR) + "/scripts/start-prometheus.sh";
     const std::string listen = "127.0.0.1:" + std::to_string(port_);
     const std::string target = "127.0.0.1:" + std::to_string(exporter_port);
@@ -55,9 +61,17 @@ class PrometheusServer {
       // Dies with the test process even if the test crashes before the destructor runs.
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (!freopen(log.c_str(), "w", stderr) || !freopen(log.c_str(), "a", stdout)) _exit(126);
-      execl("/bin/bash", "bash", script.c_str(), "--listen", listen.c_str(), "--storage",
-            dir.c_str(), "--scrape-interval", "1s", "--target", target.c_str(),
-            static_cast<char*>(nullptr));
+      std::vector<std::string> args = {"bash",      script,       "--listen",          listen,
+                                       "--storage", dir.string(), "--scrape-interval", "1s",
+                                       "--target",  target};
+      for (int p : more) {
+        args.push_back("--target");
+        args.push_back("127.0.0.1:" + std::to_string(p));
+      }
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv("/bin/bash", argv.data());
       _exit(127);
     }
   }
@@ -257,6 +271,112 @@ TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealScrape) {
   EXPECT_EQ(
       check_query(prom.port(), {"ranks", R"(count(agave_steps_total{run=~"scrape .*"}) == 4)", ""}),
       "");
+}
+
+// Waits until every dashboard query has data (or the deadline); returns the failures.
+std::map<std::string, std::string> wait_for_queries(const PrometheusServer& prom,
+                                                    const std::vector<DashboardQuery>& queries,
+                                                    std::chrono::seconds budget,
+                                                    const std::function<bool()>& keep_going) {
+  const auto deadline = Clock::now() + budget;
+  std::map<std::string, std::string> failures{{"prometheus", "never became ready"}};
+  bool ready = false;
+  while (Clock::now() < deadline && prom.running() && keep_going()) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (!ready) {
+      ready = http_get(prom.port(), "/-/ready").status == 200;
+      continue;
+    }
+    failures.clear();
+    for (const auto& q : queries) {
+      const auto why = check_query(prom.port(), q);
+      if (!why.empty()) failures[q.where + ": " + q.promql] = why;
+    }
+    if (failures.empty()) break;
+  }
+  return failures;
+}
+
+TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
+  if (!fs::exists(kPrometheus)) {
+    GTEST_SKIP() << kPrometheus << " is missing (Debian package prometheus)";
+  }
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  }
+  std::ifstream dash_in(std::string(AGAVE_SOURCE_DIR) +
+                        "/monitoring/grafana/dashboards/agave.json");
+  const auto queries = dashboard_queries(nlohmann::json::parse(dash_in));
+  agave::testing::TempDir dir;
+
+  // Two runs (λ 1 and 4) trained at once by two rank groups; each group's rank 0 exports on the
+  // first free port from `base`, then keeps /metrics up until Prometheus has scraped the end.
+  const int base = free_port();
+  const std::string config = dir.write(
+      "sweep.yaml", R"(run: {name: prom, output_dir: )" + dir.path().string() + R"(/runs, seed: 2}
+data: {dataset: fashion_mnist, shards: )" +
+                        dir.path().string() + R"(/shards}
+model:
+  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
+aux: {resolution: 7, color_bins: 32}
+train:
+  batch_size: 8
+  phases:
+    - {name: pretrain_vae, steps: 6}
+    - {name: pretrain_pixelcnn, steps: 6}
+    - {name: joint, steps: 12}
+eval: {every: 12, importance_samples: 2, subset: 8, batch_size: 8, sample_images: 0}
+checkpoint: {every: 12, keep: 2}
+monitoring: {log_every: 2, progress: plain, port: )" +
+                        std::to_string(base) +
+                        R"(, next_free_port: true, linger_seconds: 60}
+sweep:
+  ranks_per_run: 1
+  grid: {loss.lambda: [1, 4]}
+)");
+  const fs::path log = dir.path() / "trainer.log";
+  const pid_t trainer = fork();
+  if (trainer == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    setpgid(0, 0);
+    const std::string cmd = "exec " + agave::testing::mpirun(2) + AGAVE_BIN_DIR +
+                            "/agave_trainer " + config + " > " + log.string() + " 2>&1";
+    execl("/bin/bash", "bash", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = -1;
+  bool exited = false;
+  auto alive = [&] {
+    if (!exited && waitpid(trainer, &status, WNOHANG) == trainer) exited = true;
+    return !exited;
+  };
+
+  fs::create_directories(dir.path() / "prom");
+  std::unique_ptr<PrometheusServer> prom;
+  // The generated config scrapes both possible exporter ports.
+  prom = std::make_unique<PrometheusServer>(dir.path() / "prom", base, std::vector<int>{base + 1});
+  // Also: both runs were scraped, with their λ as a label, up to the end of training.
+  auto all = queries;
+  all.push_back({"runs", "count(count by (lambda) (agave_steps_total)) == 2", ""});
+  all.push_back({"end of training", "min(agave_steps_total) >= 24", ""});
+  const auto failures = wait_for_queries(*prom, all, std::chrono::seconds(150), alive);
+  for (const auto& [query, why] : failures) ADD_FAILURE() << query << "\n  -> " << why;
+
+  // Done: end the linger (SIGUSR1 to mpirun, which forwards it to the ranks: a stop request)
+  // and require a clean exit.
+  if (alive()) kill(trainer, SIGUSR1);
+  for (int i = 0; i < 600 && alive(); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  if (alive()) {
+    kill(-trainer, SIGKILL);
+    waitpid(trainer, &status, 0);
+    ADD_FAILURE() << "agave_trainer did not end after SIGUSR1";
+  }
+  std::ifstream in(log);
+  const std::string output((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << output;
+  EXPECT_NE(output.find("sweep summary:"), std::string::npos) << output;
 }
 
 }  // namespace
