@@ -239,6 +239,9 @@ void read_monitoring(YamlReader r, monitoring::MonitoringOptions& o) {
   r.read("jsonl", o.jsonl);
   r.read("progress", o.progress);
   r.read("linger_seconds", o.linger_seconds);
+  r.read("profile_steps", o.profile_steps);
+  require(o.profile_steps >= 0 && o.profile_steps <= 1000, r, "profile_steps",
+          "must be in [0, 1000], got " + std::to_string(o.profile_steps));
   require(o.linger_seconds >= 0 && o.linger_seconds <= 3600, r, "linger_seconds",
           "must be in [0, 3600], got " + num(o.linger_seconds));
   require(!o.bind.empty(), r, "bind", "must be an address such as 127.0.0.1 or 0.0.0.0");
@@ -548,6 +551,7 @@ YAML::Node to_yaml(const Config& c) {
   n["monitoring"]["jsonl"] = m.jsonl;
   n["monitoring"]["progress"] = m.progress;
   n["monitoring"]["linger_seconds"] = m.linger_seconds;
+  n["monitoring"]["profile_steps"] = m.profile_steps;
 
   n["cluster"]["backend"] = cluster::backend_name(c.cluster.backend);
   n["cluster"]["threads_per_rank"] = c.cluster.threads_per_rank;

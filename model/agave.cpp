@@ -100,7 +100,9 @@ torch::Tensor AgaveImpl::importance_weighted_bound(const torch::Tensor& x, int64
   const int64_t n = x.size(0), rows = n * k;
   // Row r holds image r / K: the K draws of one image are adjacent.
   auto index = torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(x.device()))
-                   .repeat_interleave(k);
+                   .unsqueeze(1)
+                   .expand({n, k})
+                   .reshape({-1});
   std::vector<torch::Tensor> log_w;
   for (int64_t start = 0; start < rows; start += chunk) {
     auto xb = x.index_select(0, index.slice(0, start, std::min(rows, start + chunk)));

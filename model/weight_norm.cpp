@@ -47,7 +47,8 @@ torch::Tensor transposed_conv_by_phases(const torch::Tensor& x, const torch::Ten
   if (x.suggest_memory_format() == at::MemoryFormat::ChannelsLast) {
     k = k.contiguous(at::MemoryFormat::ChannelsLast);
   }
-  auto b = bias.defined() ? bias.repeat_interleave(s * s) : bias;
+  // Each bias repeated s² times, without repeat_interleave (its output size costs a host sync).
+  auto b = bias.defined() ? bias.unsqueeze(1).expand({out, s * s}).reshape({-1}) : bias;
   auto phases = torch::conv2d(x, k, b, 1, {qh - 1, qw - 1});
   // Trim the shuffled result to conv_transpose2d's size, (H − 1)·s + kh by (W − 1)·s + kw.
   return torch::pixel_shuffle(phases, s)

@@ -14,6 +14,7 @@ struct MonitoringOptions {
   int64_t log_every = 10;         // steps between metric log lines
   bool jsonl = true;              // per-run metrics.jsonl
   std::string progress = "auto";  // auto (bar on a terminal) | bar | plain | off
+  int64_t profile_steps = 0;      // profile this many steps on rank 0 (chrome trace); 0 = off
   double linger_seconds = 0;      // keep /metrics up this long after a run (final scrape)
 };
 

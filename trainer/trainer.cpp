@@ -1,6 +1,7 @@
 #include "trainer/trainer.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -54,13 +55,14 @@ std::vector<torch::Tensor> set_trainable(model::Agave& model, const PhaseSpec& s
   return out;
 }
 
-// Global L2 norm of the gradients (identical on every rank after the all-reduce).
-double grad_norm(const std::vector<torch::Tensor>& params) {
+// Global L2 norm of the gradients (identical on every rank after the all-reduce), as a device
+// scalar: the host reads it together with the step's other numbers.
+torch::Tensor grad_norm(const std::vector<torch::Tensor>& params, const torch::Tensor& zero) {
   std::vector<torch::Tensor> norms;
   for (const auto& p : params)
     if (p.grad().defined()) norms.push_back(p.grad().norm());
-  if (norms.empty()) return 0.0;
-  return torch::stack(norms).norm().item<double>();
+  if (norms.empty()) return zero;
+  return torch::stack(norms).norm().to(torch::kFloat64);
 }
 
 std::string fmt(double v, int digits = 3) {
@@ -93,9 +95,9 @@ Fault fault_from_env() {
 
 // Sum of every parameter in double precision: equal on all ranks while replicas agree.
 double parameter_checksum(torch::nn::Module& m) {
-  double sum = 0;
-  for (const auto& p : m.parameters()) sum += p.detach().to(torch::kFloat64).sum().item<double>();
-  return sum;
+  std::vector<torch::Tensor> sums;
+  for (const auto& p : m.parameters()) sums.push_back(p.detach().to(torch::kFloat64).sum());
+  return torch::stack(sums).sum().item<double>();  // one host sync, not one per tensor
 }
 
 // The tensors of a checkpoint by name: model parameters and buffers, EMA shadow, and the
@@ -415,8 +417,17 @@ TrainResult Trainer::run() {
 
   if (setup_.eval.at_start && start_step == 0) run_eval(0);
 
+  // A chrome://tracing profile of a few steady-state steps (after two warm-up steps) on rank 0.
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  const int64_t profile_from = start_step + 2;
+  const int64_t profile_to = profile_from + setup_.monitoring.profile_steps;
+  const std::string profile_file = setup_.output_dir + "/profile-rank0.json";
+
   int64_t step = start_step;
   for (; step < schedule.total_steps(); ++step) {
+    if (lead && step == profile_from && profile_to > profile_from) {
+      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_file);
+    }
     const size_t pi = schedule.index_at(step);
     if (pi != phase_index) {
       phase_index = pi;
@@ -482,14 +493,23 @@ TrainResult Trainer::run() {
 
     // Gradients are already averaged (equal on every rank); the loss is still per rank. One
     // all-reduce carries every decision and the metrics of this step.
-    const double norm = grad_norm(trainable);
-    const double loss_v = loss.item<double>();
+    // Everything the host needs from this step leaves the device in one copy (one sync on a
+    // GPU instead of one per number).
+    const auto zero =
+        torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
+    auto sum_of = [&](const torch::Tensor& v) {
+      return v.defined() ? v.detach().sum().to(torch::kFloat64) : zero;
+    };
+    const auto host =
+        torch::stack({loss.detach().to(torch::kFloat64), grad_norm(trainable, zero),
+                      sum_of(terms.pixel_nll), sum_of(terms.aux_nll), sum_of(terms.kl)})
+            .cpu();
+    const double* h = host.data_ptr<double>();
+    const double loss_v = h[0], norm = h[1];
     const double n = static_cast<double>(x.size(0));
-    auto sum_of = [](const torch::Tensor& v) { return v.defined() ? v.sum().item<double>() : 0.0; };
-    const auto agreed =
-        comm_.all_reduce_sum({std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(norm) ? 0.0 : 1.0,
-                              stop_requested().load() ? 1.0 : 0.0, sum_of(terms.pixel_nll),
-                              sum_of(terms.aux_nll), sum_of(terms.kl), loss_v * n, n});
+    const auto agreed = comm_.all_reduce_sum(
+        {std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(norm) ? 0.0 : 1.0,
+         stop_requested().load() ? 1.0 : 0.0, h[2], h[3], h[4], loss_v * n, n});
     const bool stop = agreed[2] > 0;
     if (agreed[0] > 0 || agreed[1] > 0) {
       // Skip on every rank alike; the gradients are dropped, weights and EMA untouched.
@@ -588,6 +608,11 @@ TrainResult Trainer::run() {
     }
     if (setup_.eval.every > 0 && (step + 1) % setup_.eval.every == 0 && !last) run_eval(step + 1);
     const int64_t done = step + 1;
+    if (profile && done == profile_to) {
+      profile.reset();  // writes the file
+      std::cout << "[" << setup_.run_name << "] profile of steps " << profile_from + 1 << "-"
+                << profile_to << ": " << profile_file << std::endl;
+    }
     if (bar) bar->update(done);
     if (stop) {
       if (lead) {

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -302,6 +303,28 @@ TEST_F(TrainingRun, QuickstartImprovesTheTestBitsPerDim) {
   // The data-initialised model starts at ≈ 5.5 bits/dim; 70 steps take it below 4.5.
   EXPECT_GT(before, 5.0) << r.output;
   EXPECT_LT(after, before - 1.0) << "test IW bits/dim " << before << " -> " << after;
+}
+
+TEST_F(TrainingRun, AProfiledStepHasNoHostSyncs) {
+  // Steps 3-6 cross from VAE pretraining into the PixelCNN phase; the trace must show real work
+  // and no aten::item (a device->host sync on a GPU): the host reads each step's numbers in one
+  // copy. (A repeat_interleave in the transposed conv once cost 8 syncs per step.)
+  const auto r = sh(mpirun(2) + kTrainer + " " + config() +
+                    " --set monitoring.profile_steps=4 --set eval.sample_images=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("profile of steps 3-6: " + (run_dir() / "profile-rank0.json").string()),
+            std::string::npos)
+      << r.output;
+  std::ifstream in(run_dir() / "profile-rank0.json");
+  ASSERT_TRUE(in);
+  const auto trace = nlohmann::json::parse(in);
+  const auto& events = trace.is_array() ? trace : trace.at("traceEvents");
+  std::map<std::string, int> count;
+  for (const auto& e : events) count[e.value("name", "")] += 1;
+  EXPECT_GT(count["aten::convolution"], 20);
+  EXPECT_GT(count["autograd::engine::evaluate_function: ConvolutionBackward0"], 20);
+  EXPECT_EQ(count["aten::item"], 0);
+  EXPECT_EQ(count["aten::_local_scalar_dense"], 0);
 }
 
 }  // namespace
