@@ -1,20 +1,26 @@
 #include "data/loader.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <exception>
 #include <mutex>
+#include <new>
+#include <stdexcept>
 #include <thread>
-#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "data/errors.h"
@@ -53,27 +59,88 @@ struct Block {
   int64_t count = 0;         // images
   int64_t global_first = 0;  // within the split
   ChunkLocation loc;
-  bool direct = false;
+  bool direct = false;  // read from the mapping; otherwise through HDF5
 };
 
 struct ShardFile {
   ShardReader reader;
   int fd = -1;
+  const uint8_t* map = nullptr;  // the whole file, read-only; null: read through HDF5
+  size_t map_bytes = 0;
   int64_t first_block = 0;
   int64_t block_images = 0;
 };
 
-// This rank's images of one epoch, in the order they are yielded, and the positions where a
-// new window (a new set of chunks) starts.
+// One epoch's order of the whole split, the same on every rank. Window w holds the chunks
+// perm[w·k, (w+1)·k) (k = window_blocks) and the order positions [starts[w], starts[w+1]);
+// offset[p] is the image at position p counted within its window's chunks laid end to end, so
+// the reader can place each image without searching.
 struct EpochPlan {
-  std::vector<int64_t> order;
-  std::vector<int64_t> window_starts;
+  std::vector<int64_t> perm;    // chunk ids
+  std::vector<int64_t> starts;  // each window's first position, then N
+  std::vector<int64_t> order;   // image index in the split, per position
+  std::vector<uint32_t> offset;
 };
 
 struct Item {
   std::optional<Batch> batch;
   std::exception_ptr error;  // set: the thread stopped on this error
   // Neither: the end of an epoch.
+};
+
+// A batch being filled: its tensors and the order positions [begin, end) it holds.
+struct Pending {
+  Batch batch;
+  int64_t begin = 0, end = 0;
+};
+
+// Batch buffers of one size, recycled: a batch's memory comes back here when the last tensor
+// using it is freed (on any thread) and a later batch reuses it, already mapped: fresh
+// allocations of batch size would come from mmap() in malloc and page-fault and zero on every
+// window. Buffers are carved from slabs that the kernel may back with 2 MiB pages
+// (MADV_HUGEPAGE: fewer TLB misses while a window's images are scattered over its batches).
+// The pool keeps its peak size until the loader and its last batch are gone.
+class BufferPool {
+ public:
+  BufferPool(size_t bytes, bool huge) : bytes_((bytes + 63) / 64 * 64), huge_(huge) {}
+  ~BufferPool() {
+    for (void* p : slabs_) std::free(p);
+  }
+  BufferPool(const BufferPool&) = delete;
+  BufferPool& operator=(const BufferPool&) = delete;
+
+  void* get() {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (free_.empty()) grow();
+    void* p = free_.back();
+    free_.pop_back();
+    return p;
+  }
+  void put(void* p) {
+    std::lock_guard<std::mutex> lock(mu_);
+    free_.push_back(p);
+  }
+
+ private:
+  void grow() {
+    constexpr size_t kHuge = size_t{2} << 20;
+    const size_t align = huge_ ? kHuge : 64;
+    const size_t want = std::max(8 * bytes_, huge_ ? kHuge : size_t{64} << 10);
+    const size_t slab = (want + align - 1) / align * align;
+    void* p = std::aligned_alloc(align, slab);
+    if (p == nullptr) throw std::bad_alloc();
+    if (huge_) ::madvise(p, slab, MADV_HUGEPAGE);
+    slabs_.push_back(p);
+    for (size_t at = 0; at + bytes_ <= slab; at += bytes_) {
+      free_.push_back(static_cast<uint8_t*>(p) + at);
+    }
+  }
+
+  const size_t bytes_;
+  const bool huge_;
+  std::mutex mu_;
+  std::vector<void*> slabs_;
+  std::vector<void*> free_;
 };
 
 }  // namespace
@@ -88,9 +155,13 @@ struct ShardLoader::Impl {
   std::vector<Block> blocks;
   std::vector<uint8_t> labels;  // the whole split's labels: one byte per image
   int64_t window_blocks = 1;
-  int64_t lo = 0, hi = 0;  // this rank's slice of the epoch order
-  int64_t use = 0;         // images of the slice yielded per epoch
+  int64_t global_batch = 0;  // world × batch_size
+  int64_t full = 0;          // full global batches per epoch
+  int64_t batches = 0;       // this rank's batches per epoch
+  int64_t use = 0;           // this rank's images per epoch
   bool pinned = false;
+  // Batch buffers (images; labels and indices) unless pinned: CUDA's host allocator caches.
+  std::shared_ptr<BufferPool> images_pool, index_pool;
 
   // Consumer side.
   LoaderPosition pos;
@@ -107,6 +178,7 @@ struct ShardLoader::Impl {
   ~Impl() {
     halt();
     for (auto& s : shards) {
+      if (s.map != nullptr) ::munmap(const_cast<uint8_t*>(s.map), s.map_bytes);
       if (s.fd >= 0) ::close(s.fd);
     }
   }
@@ -127,157 +199,278 @@ struct ShardLoader::Impl {
     worker = std::thread([this, from] { run(from); });
   }
 
-  bool push(Item item) {
+  // Blocks until fewer than `prefetch` batches are queued; false once halted.
+  bool wait_for_room() {
     std::unique_lock<std::mutex> lock(mu);
     not_full.wait(lock, [&] {
       return stop || static_cast<int64_t>(queue.size()) < std::max<int64_t>(1, opt.prefetch);
     });
-    if (stop) return false;
-    queue.push_back(std::move(item));
+    return !stop;
+  }
+
+  // Queues `items` (the batches a window completed) under one lock with one wake-up: a hand-over
+  // per batch would cost a context switch per batch. False once halted.
+  bool hand_out(std::vector<Item>& items) {
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      if (stop) return false;
+      for (Item& item : items) queue.push_back(std::move(item));
+    }
+    items.clear();
     not_empty.notify_one();
     return true;
   }
 
-  int64_t block_of(int64_t g) const {
-    // Shards are few; a linear scan from the back beats a map for them.
-    int s = static_cast<int>(shards.size()) - 1;
-    while (s > 0 && manifest.shards[s].first_index > g) --s;
-    const ShardFile& f = shards[s];
-    return f.first_block + (g - manifest.shards[s].first_index) / f.block_images;
+  // This rank's batch j: order positions [first, first + count). Global batch j is positions
+  // [j·G, (j+1)·G) and rank r takes the r-th b of it; the final partial global batch (kept only
+  // without drop_last) is cut into `world` contiguous pieces, the first (rest mod world) ones
+  // an image longer.
+  std::pair<int64_t, int64_t> range(int64_t j) const {
+    const int64_t b = opt.batch_size, r = opt.rank, n = opt.world;
+    if (j < full) return {j * global_batch + r * b, b};
+    const int64_t rest = total - full * global_batch, q = rest / n, m = rest % n;
+    return {full * global_batch + r * q + std::min(r, m), q + (r < m ? 1 : 0)};
   }
 
   EpochPlan plan(int64_t epoch) const {
     EpochPlan p;
     const int64_t nblocks = static_cast<int64_t>(blocks.size());
-    std::vector<int64_t> perm(nblocks);
-    for (int64_t i = 0; i < nblocks; ++i) perm[i] = i;
+    p.perm.resize(static_cast<size_t>(nblocks));
+    for (int64_t i = 0; i < nblocks; ++i) p.perm[i] = i;
     const uint64_t epoch_seed = mix(opt.seed, static_cast<uint64_t>(epoch));
-    if (opt.shuffle) shuffle(perm, 0, perm.size(), epoch_seed);
-    // This rank's slice [lo, hi) of the chunk-permuted order, as pieces of chunks.
-    struct Piece {
-      int64_t global_first, count;
-    };
-    std::vector<Piece> pieces;
-    int64_t at = 0;
-    for (int64_t i = 0; i < nblocks && at < hi; ++i) {
-      const Block& blk = blocks[perm[i]];
-      const int64_t from = std::max(lo - at, int64_t{0});
-      const int64_t to = std::min(blk.count, hi - at);
-      if (from < to) pieces.push_back({blk.global_first + from, to - from});
-      at += blk.count;
-    }
-    // Windows are formed within the slice, so a rank touches each of its chunks in one window
-    // only and never reads a chunk for another rank's images.
-    const size_t k = opt.shuffle ? static_cast<size_t>(window_blocks) : 1;
-    const uint64_t rank_seed = mix(epoch_seed, static_cast<uint64_t>(lo) + 1);
-    p.order.reserve(static_cast<size_t>(hi - lo));
-    for (size_t w = 0; w * k < pieces.size(); ++w) {
+    if (opt.shuffle) shuffle(p.perm, 0, p.perm.size(), epoch_seed);
+    // These window seeds are the ones rank 0 of 1 used when ranks took slices of the order, so
+    // a 1-rank run keeps the order it had then.
+    const uint64_t window_seed = mix(epoch_seed, 1);
+    const size_t k = static_cast<size_t>(window_blocks);
+    p.order.reserve(static_cast<size_t>(total));
+    p.offset.reserve(static_cast<size_t>(total));
+    std::vector<int64_t> images;  // the window's chunks' images end to end
+    for (size_t w = 0; w * k < p.perm.size(); ++w) {
       const size_t begin = p.order.size();
-      p.window_starts.push_back(static_cast<int64_t>(begin));
-      for (size_t i = w * k; i < std::min(pieces.size(), (w + 1) * k); ++i) {
-        for (int64_t j = 0; j < pieces[i].count; ++j) p.order.push_back(pieces[i].global_first + j);
+      p.starts.push_back(static_cast<int64_t>(begin));
+      images.clear();
+      for (size_t i = w * k; i < std::min(p.perm.size(), (w + 1) * k); ++i) {
+        const Block& blk = blocks[static_cast<size_t>(p.perm[i])];
+        for (int64_t j = 0; j < blk.count; ++j) images.push_back(blk.global_first + j);
       }
-      if (opt.shuffle) shuffle(p.order, begin, p.order.size(), mix(rank_seed, w));
+      for (size_t i = 0; i < images.size(); ++i) p.offset.push_back(static_cast<uint32_t>(i));
+      if (opt.shuffle) shuffle(p.offset, begin, p.offset.size(), mix(window_seed, w));
+      for (size_t i = begin; i < p.offset.size(); ++i) p.order.push_back(images[p.offset[i]]);
     }
+    p.starts.push_back(total);
     return p;
   }
 
-  void read_block(const Block& b, std::vector<uint8_t>& out, std::vector<uint8_t>& scratch) {
-    const ShardFile& f = shards[b.shard];
-    const std::string& path = f.reader.info().path;
-    const size_t full = static_cast<size_t>(f.block_images * image_bytes);
-    out.resize(std::max(full, static_cast<size_t>(b.count * image_bytes)));
-    if (!b.direct) {
-      f.reader.read_images(b.first, b.count, out.data());
-      return;
-    }
-    uint8_t* dst = out.data();
-    if (b.loc.deflated) {
-      scratch.resize(b.loc.stored_bytes);
-      dst = scratch.data();
-    } else if (b.loc.stored_bytes != full) {
-      throw DataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
-                                std::to_string(b.loc.stored_bytes) + " bytes, " +
-                                std::to_string(full) + " expected");
-    }
-    size_t done = 0;
-    while (done < b.loc.stored_bytes) {
-      const ssize_t r = ::pread(f.fd, dst + done, b.loc.stored_bytes - done,
-                                static_cast<off_t>(b.loc.offset + done));
-      if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) {
-        throw DataError(path, "cannot read chunk at image " + std::to_string(b.first) + ": " +
-                                  (r == 0 ? std::string("file ends early (truncated?)")
-                                          : std::string(std::strerror(errno))));
+  // Window w's chunks: [first, last) of p.perm.
+  std::pair<size_t, size_t> window_chunks(const EpochPlan& p, size_t w) const {
+    const size_t k = static_cast<size_t>(window_blocks);
+    return {w * k, std::min(p.perm.size(), (w + 1) * k)};
+  }
+
+  // A shard cut short after it was opened would make the mapping raise SIGBUS: check the size
+  // of every shard the window reads (one fstat each) before touching it.
+  void check_sizes(const EpochPlan& p, size_t w, std::vector<int64_t>& size_of) const {
+    std::fill(size_of.begin(), size_of.end(), -1);
+    const auto [c0, c1] = window_chunks(p, w);
+    for (size_t c = c0; c < c1; ++c) {
+      const Block& b = blocks[static_cast<size_t>(p.perm[c])];
+      const ShardFile& f = shards[b.shard];
+      if (!b.direct) continue;
+      int64_t& size = size_of[b.shard];
+      if (size < 0) {
+        struct stat st {};
+        if (::fstat(f.fd, &st) != 0) {
+          throw DataError(f.reader.info().path,
+                          std::string("cannot stat: ") + std::strerror(errno));
+        }
+        size = std::min<int64_t>(st.st_size, static_cast<int64_t>(f.map_bytes));
       }
-      done += static_cast<size_t>(r);
-    }
-    if (b.loc.deflated) {
-      uLongf len = static_cast<uLongf>(full);
-      const int rc = ::uncompress(out.data(), &len, scratch.data(), static_cast<uLong>(done));
-      if (rc != Z_OK || len != full) {
-        throw DataError(path, "chunk at image " + std::to_string(b.first) +
-                                  " does not inflate to " + std::to_string(full) +
-                                  " bytes (corrupt gzip data)");
+      if (static_cast<int64_t>(b.loc.offset + b.loc.stored_bytes) > size) {
+        throw DataError(f.reader.info().path, "cannot read chunk at image " +
+                                                  std::to_string(b.first) +
+                                                  ": file ends early (truncated?)");
       }
     }
   }
 
+  // Page faults of this thread that read from the disk.
+  static long major_faults() {
+    rusage u{};
+    ::getrusage(RUSAGE_THREAD, &u);
+    return u.ru_majflt;
+  }
+
+  // Asks the kernel to start reading window w's chunks, so that a cold page cache fills while
+  // the previous window is copied.
+  void advise(const EpochPlan& p, size_t w) const {
+    static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const auto [c0, c1] = window_chunks(p, w);
+    for (size_t c = c0; c < c1; ++c) {
+      const Block& b = blocks[static_cast<size_t>(p.perm[c])];
+      if (!b.direct) continue;
+      const size_t from = b.loc.offset / page * page;
+      ::madvise(const_cast<uint8_t*>(shards[b.shard].map) + from,
+                b.loc.offset + b.loc.stored_bytes - from, MADV_WILLNEED);
+    }
+  }
+
+  // Copies the images of chunk `b` whose destination slot[i] (image i of the chunk) is set:
+  // straight from the mapped file for raw chunks, through `chunk` for deflated ones (inflated
+  // from the mapping) and for shards read through HDF5.
+  void read_block(const Block& b, uint8_t* const* slot, std::vector<uint8_t>& chunk) const {
+    const ShardFile& f = shards[b.shard];
+    const std::string& path = f.reader.info().path;
+    const size_t ib = static_cast<size_t>(image_bytes);
+    const size_t full_bytes = static_cast<size_t>(f.block_images) * ib;
+    int64_t lo = 0, hi = b.count;  // the wanted images lie in [lo, hi)
+    while (lo < hi && slot[lo] == nullptr) ++lo;
+    while (hi > lo && slot[hi - 1] == nullptr) --hi;
+    if (lo == hi) return;
+    const uint8_t* src = nullptr;
+    if (b.direct && !b.loc.deflated) {
+      if (b.loc.stored_bytes != full_bytes) {
+        throw DataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
+                                  std::to_string(b.loc.stored_bytes) + " bytes, " +
+                                  std::to_string(full_bytes) + " expected");
+      }
+      src = f.map + b.loc.offset;
+    } else if (b.direct) {
+      chunk.resize(full_bytes);
+      uLongf len = static_cast<uLongf>(full_bytes);
+      const int rc = ::uncompress(chunk.data(), &len, f.map + b.loc.offset,
+                                  static_cast<uLong>(b.loc.stored_bytes));
+      if (rc != Z_OK || len != full_bytes) {
+        throw DataError(path, "chunk at image " + std::to_string(b.first) +
+                                  " does not inflate to " + std::to_string(full_bytes) +
+                                  " bytes (corrupt gzip data)");
+      }
+      src = chunk.data();
+    } else {
+      chunk.resize(std::max(full_bytes, static_cast<size_t>(b.count) * ib));
+      f.reader.read_images(b.first + lo, hi - lo, chunk.data() + lo * ib);
+      src = chunk.data();
+    }
+    for (int64_t i = lo; i < hi; ++i) {
+      if (slot[i] != nullptr) std::memcpy(slot[i], src + i * ib, ib);
+    }
+  }
+
+  Pending make_batch(int64_t epoch, int64_t j) const {
+    const auto [first, n] = range(j);
+    Pending p;
+    if (pinned) {
+      p.batch.images =
+          torch::empty({n, shape.channels, shape.height, shape.width},
+                       torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(true));
+      p.batch.labels = torch::empty({n}, torch::kInt64);
+      p.batch.indices = torch::empty({n}, torch::kInt64);
+    } else {
+      // at::from_blob on recycled buffers: a third of the cost of torch::empty.
+      p.batch.images = at::from_blob(
+          images_pool->get(), {n, shape.channels, shape.height, shape.width},
+          [pool = images_pool](void* d) { pool->put(d); }, at::kByte);
+      p.batch.labels = at::from_blob(
+          index_pool->get(), {n}, [pool = index_pool](void* d) { pool->put(d); }, at::kLong);
+      p.batch.indices = at::from_blob(
+          index_pool->get(), {n}, [pool = index_pool](void* d) { pool->put(d); }, at::kLong);
+    }
+    p.batch.epoch = epoch;
+    p.batch.index = j;
+    p.begin = first;
+    p.end = first + n;
+    return p;
+  }
+
+  // Window by window: allocate the batches that hold positions of the window, point every such
+  // position's image at its slot in them, copy each wanted image of the window's chunks once,
+  // and hand out the batches that are complete.
   void run(LoaderPosition from) {
     try {
-      const int64_t b = opt.batch_size;
-      std::unordered_map<int64_t, std::vector<uint8_t>> cache;
-      std::vector<std::vector<uint8_t>> spare;  // buffers reused across windows
-      std::vector<uint8_t> scratch;
+      std::deque<Pending> open;
+      std::vector<Item> done;
+      std::vector<uint8_t*> slot;
+      std::vector<uint8_t> chunk;
+      std::vector<int64_t> size_of(shards.size());
+      std::vector<std::pair<const Block*, int64_t>> reads;  // chunk, its first slot
+      bool advising = false;
+      int probe = 0;
       for (int64_t epoch = from.epoch;; ++epoch) {
         const EpochPlan p = plan(epoch);
-        int64_t index = epoch == from.epoch ? from.index : 0;
-        size_t next_window = 0;
-        for (int64_t start = index * b; start < use; start += b, ++index) {
-          const int64_t n = std::min(b, use - start);
-          auto opts = torch::TensorOptions().dtype(torch::kUInt8).pinned_memory(pinned);
-          Batch batch;
-          batch.images = torch::empty({n, shape.channels, shape.height, shape.width}, opts);
-          batch.labels = torch::empty({n}, torch::kInt64);
-          batch.indices = torch::empty({n}, torch::kInt64);
-          batch.epoch = epoch;
-          batch.index = index;
-          uint8_t* img = batch.images.data_ptr<uint8_t>();
-          int64_t* lab = batch.labels.data_ptr<int64_t>();
-          int64_t* idx = batch.indices.data_ptr<int64_t>();
-          for (int64_t i = 0; i < n; ++i) {
-            const int64_t at = start + i;
-            // Entering a new window: the previous window's chunks are never needed again.
-            while (next_window < p.window_starts.size() && p.window_starts[next_window] <= at) {
-              for (auto& [id, buf] : cache) spare.push_back(std::move(buf));
-              cache.clear();
-              ++next_window;
-            }
-            const int64_t g = p.order[static_cast<size_t>(at)];
-            const int64_t bi = block_of(g);
-            auto it = cache.find(bi);
-            if (it == cache.end()) {
-              std::vector<uint8_t> buf;
-              if (!spare.empty()) {
-                buf = std::move(spare.back());
-                spare.pop_back();
-              }
-              read_block(blocks[bi], buf, scratch);
-              it = cache.emplace(bi, std::move(buf)).first;
-            }
-            const Block& blk = blocks[bi];
-            std::memcpy(img + i * image_bytes,
-                        it->second.data() + (g - blk.global_first) * image_bytes,
-                        static_cast<size_t>(image_bytes));
-            lab[i] = labels[static_cast<size_t>(g)];
-            idx[i] = g;
+        int64_t next_batch = epoch == from.epoch ? from.index : 0;
+        open.clear();
+        bool started = false;
+        for (size_t w = 0; w + 1 < p.starts.size() && (next_batch < batches || !open.empty());
+             ++w) {
+          const int64_t ws = p.starts[w], we = p.starts[w + 1];
+          const bool starts_batch = next_batch < batches && range(next_batch).first < we;
+          if (open.empty() && !starts_batch) continue;  // before the position restored to
+          // Read ahead only while the queue runs short: at most `prefetch` batches plus those
+          // of one window are ever waiting.
+          if (!wait_for_room()) return;
+          while (next_batch < batches && range(next_batch).first < we) {
+            open.push_back(make_batch(epoch, next_batch++));
           }
-          if (!push(Item{std::move(batch), nullptr})) return;
+          if (advising) {
+            if (!started) advise(p, w);
+            if (w + 2 < p.starts.size()) advise(p, w + 1);
+          }
+          started = true;
+          slot.assign(static_cast<size_t>(we - ws), nullptr);
+          for (Pending& pb : open) {
+            const int64_t lo = std::max(pb.begin, ws), hi = std::min(pb.end, we);
+            if (lo >= hi) continue;
+            uint8_t* img = static_cast<uint8_t*>(pb.batch.images.data_ptr());
+            int64_t* lab = pb.batch.labels.data_ptr<int64_t>();
+            int64_t* idx = pb.batch.indices.data_ptr<int64_t>();
+            for (int64_t at = lo; at < hi; ++at) {
+              const int64_t g = p.order[static_cast<size_t>(at)];
+              const int64_t i = at - pb.begin;
+              lab[i] = labels[static_cast<size_t>(g)];
+              idx[i] = g;
+              slot[p.offset[static_cast<size_t>(at)]] = img + i * image_bytes;
+            }
+          }
+          check_sizes(p, w, size_of);
+          // The window's chunks in file order, for a disk's sake.
+          reads.clear();
+          const auto [c0, c1] = window_chunks(p, w);
+          int64_t base = 0;
+          for (size_t c = c0; c < c1; ++c) {
+            const Block& blk = blocks[static_cast<size_t>(p.perm[c])];
+            reads.emplace_back(&blk, base);
+            base += blk.count;
+          }
+          std::sort(reads.begin(), reads.end(),
+                    [](const auto& a, const auto& b) { return a.first < b.first; });
+          const long faults = major_faults();
+          for (const auto& [blk, first_slot] : reads) {
+            read_block(*blk, slot.data() + first_slot, chunk);
+          }
+          // Pages that had to come from the disk: the files are not (all) in the page cache,
+          // so ask for each next window ahead of time (madvise costs several per cent of the
+          // loader's time when they are).
+          // Now and then a window goes unadvised to see whether that is still so.
+          if (major_faults() > faults) {
+            advising = true;
+            probe = 16;
+          } else if (advising && --probe <= 0) {
+            advising = false;
+          }
+          while (!open.empty() && open.front().end <= we) {
+            done.push_back(Item{std::move(open.front().batch), nullptr});
+            open.pop_front();
+          }
+          if (!done.empty() && open.empty() && next_batch == batches) break;
+          if (!done.empty() && !hand_out(done)) return;
         }
-        if (!push(Item{})) return;
+        done.push_back(Item{});  // the end of the epoch, with its last batches
+        if (!hand_out(done)) return;
       }
     } catch (...) {
-      push(Item{std::nullopt, std::current_exception()});
+      std::vector<Item> error;
+      error.push_back(Item{std::nullopt, std::current_exception()});
+      hand_out(error);
     }
   }
 };
@@ -324,12 +517,26 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     const auto lab = reader.read_labels();
     std::copy(lab.begin(), lab.end(), m.labels.begin() + ms.first_index);
     const auto locs = reader.chunk_locations();
-    ShardFile f{std::move(reader), -1, static_cast<int64_t>(m.blocks.size()), 0};
+    ShardFile f{std::move(reader)};
+    f.first_block = static_cast<int64_t>(m.blocks.size());
     f.block_images = f.reader.block_images();
     max_block = std::max(max_block, f.block_images);
     if (locs) {
       f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (f.fd < 0) throw DataError(path, std::string("cannot open: ") + std::strerror(errno));
+      struct stat st {};
+      if (::fstat(f.fd, &st) != 0 || st.st_size <= 0) {
+        ::close(f.fd);
+        throw DataError(path, std::string("cannot stat: ") + std::strerror(errno));
+      }
+      void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, f.fd, 0);
+      if (map == MAP_FAILED) {
+        // Read through HDF5 instead (slower, but correct).
+        f.map = nullptr;
+      } else {
+        f.map = static_cast<const uint8_t*>(map);
+        f.map_bytes = static_cast<size_t>(st.st_size);
+      }
     }
     for (int64_t first = 0, c = 0; first < ms.count; first += f.block_images, ++c) {
       Block b;
@@ -337,7 +544,7 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
       b.first = first;
       b.count = std::min(f.block_images, ms.count - first);
       b.global_first = ms.first_index + first;
-      if (locs) {
+      if (f.map != nullptr) {
         b.loc = (*locs)[static_cast<size_t>(c)];
         b.direct = true;
       }
@@ -346,17 +553,32 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     m.shards.push_back(std::move(f));
   }
   m.window_blocks = std::max<int64_t>(1, (o.shuffle_window + max_block - 1) / max_block);
+  if (m.window_blocks * max_block > int64_t{UINT32_MAX}) {
+    throw DataError(man.path, "a shuffle window of " + std::to_string(o.shuffle_window) +
+                                  " images is too large");
+  }
 
-  const int64_t q = m.total / o.world, rem = m.total % o.world;
-  m.lo = o.rank * q + std::min(o.rank, rem);
-  m.hi = m.lo + q + (o.rank < rem ? 1 : 0);
-  m.use = o.drop_last ? q / o.batch_size * o.batch_size : m.hi - m.lo;
+  m.global_batch = o.world * o.batch_size;
+  m.full = m.total / m.global_batch;
+  m.batches = m.full;
+  m.use = m.full * o.batch_size;
+  if (!o.drop_last) {
+    const int64_t last = m.range(m.full).second;
+    m.batches += last > 0 ? 1 : 0;
+    m.use += last;
+  }
   if (m.use == 0) {
     throw DataError(man.path, "split '" + man.split + "' has " + std::to_string(m.total) +
                                   " images: too few for " + std::to_string(o.world) +
                                   " ranks with batches of " + std::to_string(o.batch_size));
   }
   m.pinned = o.pin_memory && torch::cuda::is_available();
+  if (!m.pinned) {
+    m.images_pool =
+        std::make_shared<BufferPool>(static_cast<size_t>(o.batch_size * m.image_bytes), true);
+    m.index_pool =
+        std::make_shared<BufferPool>(static_cast<size_t>(o.batch_size) * sizeof(int64_t), false);
+  }
   m.start(m.pos);
 }
 
@@ -403,10 +625,22 @@ void ShardLoader::restore(const LoaderPosition& p) {
   m.start(p);
 }
 
-int64_t ShardLoader::batches_per_epoch() const {
-  return (impl_->use + impl_->opt.batch_size - 1) / impl_->opt.batch_size;
+LoaderPosition ShardLoader::map_position(const LoaderPosition& p, int64_t old_global_batch,
+                                         int64_t new_global_batch) {
+  if (old_global_batch < 1 || new_global_batch < 1 || p.epoch < 0 || p.index < 0) {
+    throw std::invalid_argument("map_position: cannot map position (epoch " +
+                                std::to_string(p.epoch) + ", batch " + std::to_string(p.index) +
+                                ") from global batches of " + std::to_string(old_global_batch) +
+                                " to " + std::to_string(new_global_batch) +
+                                " (positions must not be negative, sizes must be positive)");
+  }
+  // The first image not yet consumed is at position p.index · old; its new batch, rounded down.
+  return {p.epoch, p.index * old_global_batch / new_global_batch};
 }
+
+int64_t ShardLoader::batches_per_epoch() const { return impl_->batches; }
 int64_t ShardLoader::images_per_epoch() const { return impl_->use; }
+int64_t ShardLoader::global_batch_size() const { return impl_->global_batch; }
 int64_t ShardLoader::split_size() const { return impl_->total; }
 ImageShape ShardLoader::image_shape() const { return impl_->shape; }
 const Manifest& ShardLoader::manifest() const { return impl_->manifest; }

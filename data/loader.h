@@ -1,16 +1,21 @@
 #pragma once
-// Per-rank streaming loader over the HDF5 shards of one split.
+// Streaming loader over the HDF5 shards of one split, one instance per rank.
 //
-// Epoch order: the split's storage chunks are permuted with a seed derived from (seed, epoch);
-// rank r of n takes the contiguous slice [r·N/n, (r+1)·N/n) of that chunk order (the first
-// N mod n ranks hold one image more), so ranks read disjoint chunks (only the two chunks at a
-// slice's ends are shared). Within its slice a rank groups consecutive chunks into windows of
-// about `shuffle_window` images and permutes the images of each window. docs/data-format.md
-// states the coverage and drop_last rules.
+// Epoch order: ONE permutation of the split per epoch, defined by (seed, epoch, shuffle,
+// shuffle_window) alone and the same on every rank and at every world size: the split's storage
+// chunks are permuted, grouped into windows of about `shuffle_window` images, and the images of
+// each window are permuted. Global batch j is order positions [j·G, (j+1)·G), G = world ×
+// batch_size; rank r's batch j is the r-th piece of it, [j·G + r·b, j·G + (r+1)·b). So n ranks
+// with batches of b see exactly the global batches of one rank with batches of n·b, and every
+// image is read by one rank once per epoch. docs/data-format.md states the drop_last rules, the
+// split of a final partial batch and resuming at another world size.
 //
-// A background thread reads whole chunks with pread() (inflating gzip chunks with zlib) and
-// fills a bounded queue of `prefetch` batches; no HDF5 call happens on that thread for shards
-// written by agave, so it never contends with HDF5 use elsewhere in the process.
+// A background thread works window by window: it allocates the batches the window's positions
+// fall into and copies each image this rank needs straight from the memory-mapped shard file
+// into its batch slot (a gzip chunk is inflated into a buffer first), then queues the finished
+// batches; it reads ahead while fewer than `prefetch` batches are queued. No HDF5 call happens
+// on that thread for shards written by agave, so it never contends with HDF5 use elsewhere in
+// the process.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -26,13 +31,14 @@ namespace agave::data {
 struct Batch {
   torch::Tensor images;   // uint8 N×C×H×W, page-locked when CUDA is available
   torch::Tensor labels;   // int64 N
-  torch::Tensor indices;  // int64 N: each image's position in its split
+  torch::Tensor indices;  // int64 N: each image's index in its split (not its epoch position)
   int64_t epoch = 0;
   int64_t index = 0;  // batch number within the epoch, from 0
 };
 
 // The next batch a loader will return: batch `index` of `epoch`. Every rank of a lock-step run
-// holds the same position, so a checkpoint stores one.
+// holds the same position, so a checkpoint stores one (with the global batch size it was taken
+// at, for map_position).
 struct LoaderPosition {
   int64_t epoch = 0;
   int64_t index = 0;
@@ -55,12 +61,23 @@ class ShardLoader {
   std::optional<Batch> next();
 
   LoaderPosition position() const;
-  // Continues from `p` exactly as an uninterrupted loader with the same split, options and world
-  // size would: same images, same order, same batches.
+  // Continues from `p` exactly as an uninterrupted loader with the same split, seed, shuffle
+  // options and global batch size (world × batch_size) would: same images, same order, same
+  // batches. Throws DataError when p.index > batches_per_epoch().
   void restore(const LoaderPosition& p);
+
+  // A position taken at global batch size `old_global_batch`, as a position at
+  // `new_global_batch` (a resume on another world size or batch size): the new batch holding the
+  // first image not yet consumed, rounded down, so the resumed run re-sees at most the images of
+  // that one partial batch (fewer than new_global_batch) and skips none. Same sizes: `p` itself.
+  // With drop_last the result never exceeds the new batches_per_epoch() when `p` was valid.
+  // Throws std::invalid_argument for negative positions or sizes below 1.
+  static LoaderPosition map_position(const LoaderPosition& p, int64_t old_global_batch,
+                                     int64_t new_global_batch);
 
   int64_t batches_per_epoch() const;  // this rank's; equal on all ranks when drop_last
   int64_t images_per_epoch() const;   // this rank's
+  int64_t global_batch_size() const;  // world × batch_size
   int64_t split_size() const;         // images in the split
   ImageShape image_shape() const;
   const Manifest& manifest() const;

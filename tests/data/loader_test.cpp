@@ -1,8 +1,12 @@
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <map>
+#include <memory>
 #include <set>
+#include <stdexcept>
+#include <tuple>
 
 #include "data/errors.h"
 #include "data/loader.h"
@@ -82,10 +86,17 @@ TEST(data_loader, RanksCoverEveryImageExactlyOncePerEpoch) {
       for (int64_t r = 0; r < world; ++r) {
         ShardLoader l(f.path(), "train", opts(48, r, world));
         l.restore({e, 0});
-        const auto mine = flat(epoch(l));
-        // 1000 = world·q + rem: the first rem ranks hold one image more.
+        const auto batches = epoch(l);
+        const auto mine = flat(batches);
+        // 1000 = K·G + rest, G = 48·world: K full batches of 48, then the rest cut into
+        // contiguous pieces, the first (rest mod world) ranks one image more. So rank r holds
+        // 1000 / world images, one more for the first 1000 mod world ranks.
         EXPECT_EQ(static_cast<int64_t>(mine.size()), 1000 / world + (r < 1000 % world ? 1 : 0));
         EXPECT_EQ(l.images_per_epoch(), static_cast<int64_t>(mine.size()));
+        EXPECT_EQ(l.batches_per_epoch(), static_cast<int64_t>(batches.size()));
+        const int64_t full = 1000 / (48 * world);
+        EXPECT_EQ(static_cast<int64_t>(batches.size()), full + 1) << "world " << world;
+        for (int64_t j = 0; j < full; ++j) EXPECT_EQ(batches[j].size(), 48u);
         all.insert(all.end(), mine.begin(), mine.end());
       }
       std::sort(all.begin(), all.end());
@@ -102,32 +113,77 @@ TEST(data_loader, DropLastGivesEqualFullBatchesOnDisjointRanks) {
     for (int64_t r = 0; r < world; ++r) {
       ShardLoader l(f.path(), "train", opts(64, r, world, true));
       const auto batches = epoch(l);
-      EXPECT_EQ(static_cast<int64_t>(batches.size()), 1000 / world / 64);
+      EXPECT_EQ(static_cast<int64_t>(batches.size()), 1000 / (world * 64));
       EXPECT_EQ(l.batches_per_epoch(), static_cast<int64_t>(batches.size()));
+      EXPECT_EQ(l.global_batch_size(), world * 64);
       for (const auto& b : batches) {
         EXPECT_EQ(b.size(), 64u);
         for (int64_t g : b) EXPECT_TRUE(seen.insert(g).second) << "image " << g << " twice";
       }
     }
+    EXPECT_EQ(static_cast<int64_t>(seen.size()), 1000 / (world * 64) * world * 64);
   }
 }
 
-TEST(data_loader, RanksReadOnlyTheirOwnChunks) {
-  Fixture f;
-  auto chunk_of = [](int64_t g) {
-    const int64_t first = g < 400 ? 0 : g < 790 ? 400 : 790;
-    return first * 1000 + (g - first) / 32;
-  };
-  for (int64_t world = 2; world <= 4; ++world) {
-    std::map<int64_t, std::set<int64_t>> readers;  // chunk -> ranks that need it
-    for (int64_t r = 0; r < world; ++r) {
-      ShardLoader l(f.path(), "train", opts(50, r, world));
-      for (int64_t g : flat(epoch(l))) readers[chunk_of(g)].insert(r);
+// Global batch j of n ranks with batches of b (rank 0's batch j, then rank 1's, ...) against
+// batch j of one rank with batches of n·b.
+void expect_same_global_batches(const Fixture& f, int64_t world, int64_t b, bool drop_last) {
+  ShardLoader one(f.path(), "train", opts(world * b, 0, 1, drop_last));
+  std::vector<std::unique_ptr<ShardLoader>> ranks;
+  for (int64_t r = 0; r < world; ++r) {
+    ranks.push_back(std::make_unique<ShardLoader>(f.path(), "train", opts(b, r, world, drop_last)));
+  }
+  for (int64_t e = 0; e < 2; ++e) {
+    const auto reference = epoch(one);
+    std::vector<std::vector<std::vector<int64_t>>> per_rank;
+    for (auto& l : ranks) per_rank.push_back(epoch(*l));
+    for (size_t j = 0; j < reference.size(); ++j) {
+      std::vector<int64_t> joined;
+      for (const auto& batches : per_rank) {
+        // A rank may have no piece of a short final batch (not with 1000 images here).
+        if (j < batches.size()) joined.insert(joined.end(), batches[j].begin(), batches[j].end());
+      }
+      auto want = reference[j];
+      EXPECT_EQ(joined, want) << "world " << world << " epoch " << e << " batch " << j
+                              << ": rank pieces in rank order make up the 1-rank batch";
+      std::sort(joined.begin(), joined.end());
+      std::sort(want.begin(), want.end());
+      ASSERT_EQ(joined, want) << "world " << world << " epoch " << e << " batch " << j;
     }
-    int64_t shared = 0;
-    for (const auto& [chunk, ranks] : readers) shared += ranks.size() > 1;
-    // Only a chunk that straddles the boundary between two neighbouring slices is shared.
-    EXPECT_LE(shared, world - 1) << "world " << world;
+    for (const auto& batches : per_rank) EXPECT_LE(batches.size(), reference.size());
+  }
+}
+
+TEST(data_loader, GlobalBatchesDoNotDependOnWorldSize) {
+  Fixture f;
+  for (bool drop_last : {true, false}) {
+    expect_same_global_batches(f, 2, 24, drop_last);  // 2 × 24 against 1 × 48
+    expect_same_global_batches(f, 4, 24, drop_last);  // 4 × 24 against 1 × 96
+    expect_same_global_batches(f, 3, 7, drop_last);   // 21 does not divide 1000 or a chunk
+  }
+  // The epoch order itself does not depend on the batch size either.
+  ShardLoader small(f.path(), "train", opts(7)), large(f.path(), "train", opts(300));
+  EXPECT_EQ(flat(epoch(small)), flat(epoch(large)));
+}
+
+TEST(data_loader, ShortFinalBatchIsCutIntoContiguousPieces) {
+  // 1000 = 2·(4·100) + 200 with 4 ranks of 100: the last global batch's 200 images go 50 per
+  // rank; with 3 ranks of 110 (G 330): 10 left, pieces 4, 3, 3.
+  Fixture f;
+  for (auto [world, b, last] : std::vector<std::tuple<int64_t, int64_t, std::vector<size_t>>>{
+           {4, 100, {50, 50, 50, 50}}, {3, 110, {4, 3, 3}}}) {
+    for (int64_t r = 0; r < world; ++r) {
+      ShardLoader l(f.path(), "train", opts(b, r, world));
+      const auto batches = epoch(l);
+      ASSERT_FALSE(batches.empty());
+      EXPECT_EQ(batches.back().size(), last[r]) << "world " << world << " rank " << r;
+    }
+  }
+  // 6 ranks of 166 (G 996): 4 left, so ranks 4 and 5 have no final batch.
+  for (int64_t r = 0; r < 6; ++r) {
+    ShardLoader l(f.path(), "train", opts(166, r, 6));
+    EXPECT_EQ(l.batches_per_epoch(), r < 4 ? 2 : 1) << "rank " << r;
+    EXPECT_EQ(static_cast<int64_t>(epoch(l).size()), l.batches_per_epoch());
   }
 }
 
@@ -208,6 +264,181 @@ TEST(data_loader, RestoreContinuesExactly) {
   }
   ShardLoader l(f.path(), "train", opts(40));
   EXPECT_THROW(l.restore({0, 1000}), DataError);
+}
+
+TEST(data_loader, MapPositionRoundsDownToTheFirstUnseenImage) {
+  using P = LoaderPosition;
+  EXPECT_EQ(ShardLoader::map_position({3, 7}, 64, 64), (P{3, 7}));
+  EXPECT_EQ(ShardLoader::map_position({3, 7}, 64, 128), (P{3, 3}));  // image 448 is in batch 3
+  EXPECT_EQ(ShardLoader::map_position({3, 8}, 64, 128), (P{3, 4}));  // 512: a batch boundary
+  EXPECT_EQ(ShardLoader::map_position({3, 7}, 128, 64), (P{3, 14}));
+  EXPECT_EQ(ShardLoader::map_position({1, 5}, 48, 72), (P{1, 3}));  // 240 = 3·72 + 24
+  EXPECT_EQ(ShardLoader::map_position({2, 0}, 48, 72), (P{2, 0}));
+  EXPECT_THROW(ShardLoader::map_position({0, 1}, 0, 64), std::invalid_argument);
+  EXPECT_THROW(ShardLoader::map_position({0, 1}, 64, 0), std::invalid_argument);
+  EXPECT_THROW(ShardLoader::map_position({-1, 1}, 64, 64), std::invalid_argument);
+  EXPECT_THROW(ShardLoader::map_position({0, -1}, 64, 64), std::invalid_argument);
+}
+
+// A run on 2 ranks × 20 stops after `cut` batches and resumes on `world` ranks × `b`: the
+// resumed epoch, added to what the first run consumed, covers the epoch, re-seeing fewer than
+// one new global batch of images.
+TEST(data_loader, ResumeOnAnotherWorldSizeSkipsNothing) {
+  Fixture f;
+  for (bool drop_last : {true, false}) {
+    for (auto [world, b] : std::vector<std::pair<int64_t, int64_t>>{{3, 20}, {1, 40}, {4, 9}}) {
+      for (int64_t cut : {0, 1, 7, 12}) {
+        std::multiset<int64_t> seen;
+        for (int64_t r = 0; r < 2; ++r) {
+          ShardLoader l(f.path(), "train", opts(20, r, 2, drop_last));
+          for (int64_t i = 0; i < cut; ++i) {
+            const auto batch = l.next();
+            ASSERT_TRUE(batch);
+            for (int64_t k = 0; k < batch->indices.numel(); ++k) {
+              seen.insert(batch->indices[k].item<int64_t>());
+            }
+          }
+          EXPECT_EQ(l.position(), (LoaderPosition{0, cut}));
+        }
+        const LoaderPosition p = ShardLoader::map_position({0, cut}, 40, world * b);
+        std::multiset<int64_t> again;
+        for (int64_t r = 0; r < world; ++r) {
+          ShardLoader l(f.path(), "train", opts(b, r, world, drop_last));
+          l.restore(p);
+          for (int64_t g : flat(epoch(l))) {
+            if (seen.count(g) > 0) again.insert(g);
+            seen.insert(g);
+          }
+        }
+        const std::string what = "resume on " + std::to_string(world) + " x " + std::to_string(b) +
+                                 " after " + std::to_string(cut) +
+                                 (drop_last ? " (drop_last)" : "");
+        EXPECT_LT(static_cast<int64_t>(again.size()), world * b) << what;
+        if (cut * 40 % (world * b) == 0) {
+          EXPECT_TRUE(again.empty()) << what;
+        }
+        if (!drop_last) {
+          std::set<int64_t> distinct(seen.begin(), seen.end());
+          EXPECT_EQ(distinct.size(), 1000u) << what;
+        } else {
+          // Only images past the last full batch of the new size may be left out.
+          std::set<int64_t> distinct(seen.begin(), seen.end());
+          EXPECT_GE(static_cast<int64_t>(distinct.size()), 1000 / (world * b) * world * b) << what;
+        }
+      }
+    }
+  }
+}
+
+TEST(data_loader, ChunksLargerThanBatches) {
+  // Chunks of 1500 images, windows of two chunks, batches of 100: batches straddle windows and
+  // every rank takes images from every chunk.
+  TempDir dir;
+  test::write_synthetic_split(dir.path().string(), "train", {2600, 1400}, kShape, 1500);
+  for (int64_t world : {1, 2, 5}) {
+    size_t images = 0;
+    for (int64_t r = 0; r < world; ++r) {
+      auto o = opts(100, r, world);
+      o.shuffle_window = 3000;
+      ShardLoader l(dir.path().string(), "train", o);
+      images += flat(epoch(l)).size();  // epoch() checks every image's bytes
+    }
+    EXPECT_EQ(images, 4000u) << "world " << world;
+  }
+}
+
+// Shards that other writers store in ways the loader cannot read straight from the file go
+// through HDF5 instead: chunked with the shuffle filter before deflate (same chunks, so the same
+// batches), and contiguous (other blocks, so another order, but every image once).
+TEST(data_loader, ShardsWithoutDirectAccessAreReadThroughHdf5) {
+  if (!test::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py/numpy (python3-h5py)";
+  Fixture direct, other;
+  const std::string script =
+      "import h5py, sys\n"
+      "for path, how in zip(sys.argv[1::2], sys.argv[2::2]):\n"
+      "    with h5py.File(path, 'r') as f:\n"
+      "        x, y, attrs = f['images'][()], f['labels'][()], dict(f.attrs)\n"
+      "    with h5py.File(path, 'w') as f:\n"
+      "        if how == 'contiguous':\n"
+      "            f.create_dataset('images', data=x)\n"
+      "        else:\n"
+      "            f.create_dataset('images', data=x, chunks=(32,) + x.shape[1:],\n"
+      "                             shuffle=True, compression='gzip')\n"
+      "        f.create_dataset('labels', data=y)\n"
+      "        for k, v in attrs.items():\n"
+      "            f.attrs[k] = v\n";
+  test::write_file(other.dir / "rewrite.py", std::vector<uint8_t>(script.begin(), script.end()));
+  const Manifest& m = other.manifest;
+  auto rewrite = [&](size_t shard, const std::string& how) {
+    std::string out;
+    ASSERT_EQ(test::run_command("/usr/bin/python3 " + (other.dir / "rewrite.py") + " " +
+                                    m.shard_path(m.shards[shard]) + " " + how,
+                                &out),
+              0)
+        << out;
+    ASSERT_FALSE(ShardReader(m.shard_path(m.shards[shard])).chunk_locations()) << how;
+  };
+  rewrite(0, "shuffle");
+  rewrite(1, "shuffle");
+  for (int64_t r = 0; r < 2; ++r) {
+    ShardLoader a(direct.path(), "train", opts(50, r, 2)), b(other.path(), "train", opts(50, r, 2));
+    for (int e = 0; e < 2; ++e) EXPECT_EQ(epoch(a), epoch(b)) << "rank " << r << " epoch " << e;
+  }
+  rewrite(2, "contiguous");
+  std::vector<int64_t> all;
+  for (int64_t r = 0; r < 2; ++r) {
+    ShardLoader l(other.path(), "train", opts(50, r, 2));
+    const auto mine = flat(epoch(l));  // epoch() checks every image's bytes
+    all.insert(all.end(), mine.begin(), mine.end());
+  }
+  std::sort(all.begin(), all.end());
+  ASSERT_EQ(all.size(), 1000u);
+  for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(all[i], i);
+}
+
+// Shards evicted from the page cache: the loader's copies fault pages in from the disk, which
+// turns on its read-ahead of the next window (madvise); the batches stay the same.
+TEST(data_loader, ColdPageCacheGivesTheSameBatches) {
+  TempDir dir;
+  const Manifest m =
+      test::write_synthetic_split(dir.path().string(), "train", {30000, 30000}, kShape, 256);
+  auto o = opts(500, 1, 2);
+  o.shuffle_window = 4096;
+  std::vector<std::vector<int64_t>> e0;
+  {
+    ShardLoader warm(dir.path().string(), "train", o);
+    e0 = epoch(warm);
+  }
+  ShardLoader cold(dir.path().string(), "train", o);
+  // Opening a shard reads much of a small file into the cache: evict it after that (pages the
+  // loader has mapped already stay), then start over.
+  cold.next();
+  for (const auto& s : m.shards) {
+    const int fd = ::open(m.shard_path(s).c_str(), O_RDONLY);
+    ASSERT_GE(fd, 0);
+    ::fdatasync(fd);  // dirty pages cannot be dropped
+    ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    ::close(fd);
+  }
+  cold.restore({0, 0});
+  EXPECT_EQ(epoch(cold), e0);
+}
+
+TEST(data_loader, TruncatedShardSurfacesAsErrorFromNext) {
+  Fixture f;
+  const std::string shard = f.manifest.shard_path(f.manifest.shards[1]);
+  auto o = opts(100, 1, 2);
+  ShardLoader l(f.path(), "train", o);
+  fs::resize_file(shard, fs::file_size(shard) / 2);
+  l.restore({0, 0});  // drop whatever was read before the file was cut
+  try {
+    while (l.next()) {
+    }
+    FAIL() << "a truncated shard must not go unnoticed";
+  } catch (const DataError& e) {
+    EXPECT_NE(std::string(e.what()).find(shard), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("file ends early"), std::string::npos) << e.what();
+  }
 }
 
 TEST(data_loader, GzipShardsYieldTheSameBatches) {
