@@ -160,14 +160,19 @@ __attribute__((target("avx512f"))) void copy_streaming(uint8_t* dst, const uint8
   }
   if (i < n) std::memcpy(dst + i, src + i, n - i);
 }
-const bool kStreaming = __builtin_cpu_supports("avx512f");
+// (__builtin_cpu_init: this initialiser may run before libgcc's own.)
+const bool kStreaming = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
 #endif
 
-// One image into its batch slot.
-inline void copy_image(uint8_t* dst, const uint8_t* src, size_t n) {
+// One image into its batch slot; `whole_lines`: images (and so slots, in 64-byte aligned
+// buffers) are whole cache lines.
+inline void copy_image(uint8_t* dst, const uint8_t* src, size_t n, bool whole_lines) {
 #if defined(__x86_64__)
-  if (kStreaming && reinterpret_cast<uintptr_t>(dst) % 64 == 0) return copy_streaming(dst, src, n);
+  if (whole_lines && kStreaming && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
+    return copy_streaming(dst, src, n);
+  }
 #endif
+  (void)whole_lines;
   std::memcpy(dst, src, n);
 }
 
@@ -391,8 +396,17 @@ struct ShardLoader::Impl {
       f.reader.read_images(b.first + lo, hi - lo, chunk.data() + lo * ib);
       src = chunk.data();
     }
-    for (int64_t i = lo; i < hi; ++i) {
-      if (slot[i] != nullptr) copy_image(slot[i], src + i * ib, ib);
+    const bool whole_lines = ib % 64 == 0;
+    for (int64_t i = lo; i < hi;) {
+      int64_t next = i + 1;
+      while (next < hi && slot[next] == nullptr) ++next;
+      // The first lines of the next wanted image: when a rank takes only some images of a
+      // chunk, the hardware prefetcher does not see them coming (about 10% for a rank of 4).
+      if (next < hi) {
+        for (size_t k = 0; k < 8 && k * 64 < ib; ++k) __builtin_prefetch(src + next * ib + k * 64);
+      }
+      copy_image(slot[i], src + i * ib, ib, whole_lines);
+      i = next;
     }
   }
 
