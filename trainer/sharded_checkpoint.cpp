@@ -4,8 +4,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -34,10 +38,25 @@ std::string shard_name(int rank, int world) {
 
 void fsync_path(const std::string& path, bool directory) {
   const int fd = ::open(path.c_str(), directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-  if (fd < 0) throw CheckpointError(path + ": cannot open for fsync");
+  if (fd < 0) throw CheckpointWriteError(path + ": cannot open for fsync: " + std::strerror(errno));
   const int rc = ::fsync(fd);
+  const int err = errno;
   ::close(fd);
-  if (rc != 0) throw CheckpointError(path + ": fsync failed");
+  if (rc != 0) throw CheckpointWriteError(path + ": fsync failed: " + std::strerror(err));
+}
+
+// The cause in an error message from writing `path`, on one line: the system's words when the
+// message carries them (HDF5's "error message = '...'", e.g. "No space left on device").
+std::string cause_of(const std::string& what, const std::string& path) {
+  const std::string tag = "error message = '";
+  const auto at = what.find(tag);
+  if (at != std::string::npos) {
+    const auto end = what.find('\'', at + tag.size());
+    if (end != std::string::npos) return what.substr(at + tag.size(), end - at - tag.size());
+  }
+  std::string line = what.substr(0, what.find('\n'));
+  if (!path.empty() && line.rfind(path + ": ", 0) == 0) line = line.substr(path.size() + 2);
+  return line;
 }
 
 // Writes `text` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
@@ -47,7 +66,7 @@ void write_atomically(const std::string& path, const std::string& text) {
     std::ofstream out(tmp, std::ios::trunc);
     out << text;
     out.flush();
-    if (!out) throw CheckpointError(tmp + ": cannot write");
+    if (!out) throw CheckpointWriteError(tmp + ": cannot write: " + std::strerror(errno));
   }
   fsync_path(tmp, false);
   fs::rename(tmp, path);
@@ -83,14 +102,51 @@ nlohmann::json read_manifest(const std::string& dir) {
   }
 }
 
+// For an error about checkpoint `dir`: where the newest complete checkpoint older than it is,
+// the one to resume from instead (--resume PATH), if there is one.
+std::string previous_hint(const std::string& dir) {
+  fs::path d = fs::path(dir).lexically_normal();
+  if (d.filename().empty()) d = d.parent_path();
+  std::string best;
+  for (const auto& p : step_dirs(d.parent_path().string())) {
+    if (p.filename() < d.filename() && complete(p)) best = p.string();
+  }
+  return best.empty() ? "" : "; previous complete checkpoint: " + best;
+}
+
+// Checks shard `s` of the manifest of `dir` against its SHA-256; throws a CheckpointError
+// naming the file (and the checkpoint to fall back to) when it is missing or differs.
+void verify_shard(const std::string& dir, const nlohmann::json& s) {
+  const std::string path = dir + "/" + s.at("file").get<std::string>();
+  if (!fs::exists(path)) throw CheckpointError(path + ": shard missing" + previous_hint(dir));
+  const std::string sha = data::file_digest(path, data::Digest::Algorithm::kSha256);
+  if (sha != s.at("sha256").get<std::string>()) {
+    throw CheckpointError(path + ": SHA-256 mismatch (corrupt or modified shard): manifest says " +
+                          s.at("sha256").get<std::string>() + ", file has " + sha +
+                          previous_hint(dir));
+  }
+}
+
+// Fault injection for the crash tests (tests/faults): AGAVE_FAULT_CHECKPOINT=
+// "kill-after-shards:<step>" makes every rank SIGKILL itself while saving step <step>, after
+// all shards are written, fsynced and hashed and before rank 0 writes the manifest: the state a
+// node or job dying mid-save leaves behind. Unset in real runs.
+bool kill_after_shards(int64_t step) {
+  const char* v = std::getenv("AGAVE_FAULT_CHECKPOINT");
+  if (!v) return false;
+  const std::string s(v), kind = "kill-after-shards:";
+  return s.rfind(kind, 0) == 0 && std::atoll(s.c_str() + kind.size()) == step;
+}
+
 }  // namespace
 
 std::map<std::string, int> assign_shards(const std::map<std::string, torch::Tensor>& state,
                                          int world_size) {
   std::vector<std::pair<int64_t, std::string>> by_size;
   for (const auto& [name, t] : state) by_size.emplace_back(t.numel() * t.element_size(), name);
-  std::sort(by_size.begin(), by_size.end(),
-            [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::sort(by_size.begin(), by_size.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
   std::vector<int64_t> load(static_cast<size_t>(world_size), 0);
   std::map<std::string, int> out;
   for (const auto& [bytes, name] : by_size) {
@@ -110,10 +166,14 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
   const auto start = std::chrono::steady_clock::now();
   const int rank = comm_.rank(), world = comm_.size();
   const fs::path dir = fs::path(root_) / step_dir_name(meta.step);
+  // Why this rank's part of the save failed (disk full, I/O error); empty when it did not.
+  std::string failure;
   if (rank == 0) {
     // A folder of this step without a manifest is the remains of an interrupted save.
-    fs::remove_all(dir);
-    fs::create_directories(dir);
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+    if (!ec) fs::create_directories(dir, ec);
+    if (ec) failure = dir.string() + ": cannot create the checkpoint folder: " + ec.message();
   }
   comm_.barrier();
 
@@ -123,43 +183,86 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
     if (owner.at(name) == rank) mine[name] = t;
   for (const auto& [name, t] : rank_local) mine[name] = t;
   const std::string shard = (dir / shard_name(rank, world)).string();
-  write_tensor_file(shard, mine, {{"rank", rank}, {"world_size", world}, {"step", meta.step}});
-  const std::string digest = data::file_digest(shard, data::Digest::Algorithm::kSha256);
-  const auto bytes = static_cast<int64_t>(fs::file_size(shard));
-  const auto shards = comm_.all_gather_string(digest + " " + std::to_string(bytes));
+  std::string digest;
+  int64_t bytes = 0;
+  if (failure.empty()) {
+    try {
+      write_tensor_file(shard, mine, {{"rank", rank}, {"world_size", world}, {"step", meta.step}});
+      digest = data::file_digest(shard, data::Digest::Algorithm::kSha256);
+      bytes = static_cast<int64_t>(fs::file_size(shard));
+    } catch (const std::exception& e) {
+      failure = shard + ": cannot write checkpoint shard: " + cause_of(e.what(), shard);
+    }
+  }
+  // Every rank learns every rank's outcome, so a failure anywhere fails the save everywhere at
+  // once instead of leaving the others waiting for a manifest.
+  const auto shards = comm_.all_gather_string(
+      failure.empty() ? "ok " + digest + " " + std::to_string(bytes) : "failed " + failure);
+  if (kill_after_shards(meta.step)) std::raise(SIGKILL);
+  for (const auto& s : shards) {
+    if (s.rfind("failed ", 0) == 0) fail_save(dir.string(), s.substr(7));
+  }
 
   SaveResult result;
   result.dir = dir.string();
   if (rank == 0) {
-    nlohmann::json j;
-    j["format"] = kFormat;
-    j["step"] = meta.step;
-    j["phase"] = meta.phase;
-    j["world_size"] = world;
-    j["seed"] = meta.seed;
-    j["loader"] = {{"epoch", meta.loader_epoch}, {"index", meta.loader_index}};
-    j["model_signature"] = meta.model_signature;
-    j["config"] = meta.config;
-    for (int r = 0; r < world; ++r) {
-      std::istringstream s(shards[r]);
-      std::string sha;
-      int64_t b = 0;
-      s >> sha >> b;
-      j["shards"].push_back({{"file", shard_name(r, world)}, {"sha256", sha}, {"bytes", b}});
+    try {
+      nlohmann::json j;
+      j["format"] = kFormat;
+      j["step"] = meta.step;
+      j["phase"] = meta.phase;
+      j["world_size"] = world;
+      j["seed"] = meta.seed;
+      j["loader"] = {{"epoch", meta.loader_epoch}, {"index", meta.loader_index}};
+      j["model_signature"] = meta.model_signature;
+      j["config"] = meta.config;
+      for (int r = 0; r < world; ++r) {
+        std::istringstream s(shards[r]);
+        std::string ok, sha;
+        int64_t b = 0;
+        s >> ok >> sha >> b;
+        j["shards"].push_back({{"file", shard_name(r, world)}, {"sha256", sha}, {"bytes", b}});
+      }
+      for (const auto& [name, r] : owner) j["tensors"][name] = r;
+      for (const auto& [name, t] : rank_local) j["rank_local"].push_back(name);
+      fsync_path(dir.string(), true);
+      write_atomically((dir / "manifest.json").string(), j.dump(1) + "\n");
+      write_atomically((fs::path(root_) / "latest").string(), dir.filename().string() + "\n");
+    } catch (const std::exception& e) {
+      // The other ranks wait in the barrier below; this one ends the job.
+      fail_save(dir.string(), cause_of(e.what(), ""));
     }
-    for (const auto& [name, r] : owner) j["tensors"][name] = r;
-    for (const auto& [name, t] : rank_local) j["rank_local"].push_back(name);
-    fsync_path(dir.string(), true);
-    write_atomically((dir / "manifest.json").string(), j.dump(1) + "\n");
-    write_atomically((fs::path(root_) / "latest").string(), dir.filename().string() + "\n");
     prune();
   }
-  for (const auto& s : shards) result.bytes += std::stoll(s.substr(s.find(' ') + 1));
+  for (const auto& s : shards) result.bytes += std::stoll(s.substr(s.rfind(' ') + 1));
   // Nobody moves on (or exits) before the checkpoint is complete.
   comm_.barrier();
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
+}
+
+void ShardedCheckpoint::fail_save(const std::string& dir, const std::string& why) const {
+  std::string what = why;
+  if (comm_.rank() == 0) {
+    // A folder without a manifest is no checkpoint: free its space now (a full disk) rather
+    // than at the next save. A complete one (only `latest` failed) stays.
+    std::error_code ec;
+    if (!complete(dir)) fs::remove_all(dir, ec);
+  }
+  const auto newest = latest(root_);
+  what += "; checkpoint " + fs::path(dir).filename().string() +
+          (complete(dir) ? " written but `latest` not updated; " : " not saved; ") +
+          (newest ? "newest complete checkpoint: " + *newest : "no complete checkpoint yet");
+  if (comm_.rank() != 0) {
+    // Rank 0 throws the same error and its handler ends the job (MPI_Abort); waiting for that
+    // here makes the job print the error once instead of once per rank. The barrier's timeout
+    // bounds the wait should rank 0 not end the job.
+    try {
+      comm_.barrier();
+    } catch (const std::exception&) {
+    }
+  }
+  throw CheckpointWriteError(what);
 }
 
 void ShardedCheckpoint::prune() const {
@@ -210,16 +313,25 @@ bool ShardedCheckpoint::load(const std::string& dir, std::map<std::string, torch
                              std::map<std::string, torch::Tensor>* rank_local) const {
   const auto j = read_manifest(dir);
   const int world = j.at("world_size");
-  std::vector<std::unique_ptr<TensorFileReader>> readers;
-  for (const auto& s : j.at("shards")) {
-    const std::string path = dir + "/" + s.at("file").get<std::string>();
-    if (!fs::exists(path)) throw CheckpointError(path + ": shard missing");
-    const std::string sha = data::file_digest(path, data::Digest::Algorithm::kSha256);
-    if (sha != s.at("sha256").get<std::string>()) {
-      throw CheckpointError(path + ": SHA-256 mismatch (corrupt or modified shard): manifest says " +
-                            s.at("sha256").get<std::string>() + ", file has " + sha);
+  // Every shard is hashed once, not once per rank: rank r checks shards r, r + size, ... and
+  // the ranks share their verdicts (all ranks read every shard below, from a shared folder).
+  const auto& shards = j.at("shards");
+  std::string problem;
+  for (size_t i = static_cast<size_t>(comm_.rank()); i < shards.size() && problem.empty();
+       i += static_cast<size_t>(comm_.size())) {
+    try {
+      verify_shard(dir, shards[i]);
+    } catch (const std::exception& e) {
+      problem = e.what();
     }
-    readers.push_back(std::make_unique<TensorFileReader>(path));
+  }
+  for (const auto& p : comm_.all_gather_string(problem)) {
+    if (!p.empty()) throw CheckpointError(p);  // the same error on every rank
+  }
+  std::vector<std::unique_ptr<TensorFileReader>> readers;
+  for (const auto& s : shards) {
+    readers.push_back(
+        std::make_unique<TensorFileReader>(dir + "/" + s.at("file").get<std::string>()));
   }
   const auto& tensors = j.at("tensors");
   for (auto it = tensors.begin(); it != tensors.end(); ++it) {
@@ -253,18 +365,12 @@ void ShardedCheckpoint::load_subset(const std::string& dir,
     }
     for (const auto& [index, names] : by_shard) {
       if (index >= shards.size()) {
-        throw CheckpointError(dir + "/manifest.json: tensor " + names.front() +
-                              " is in shard " + std::to_string(index) + ", which is not listed");
+        throw CheckpointError(dir + "/manifest.json: tensor " + names.front() + " is in shard " +
+                              std::to_string(index) + ", which is not listed");
       }
       const auto& s = shards.at(index);
       const std::string path = dir + "/" + s.at("file").get<std::string>();
-      if (!fs::exists(path)) throw CheckpointError(path + ": shard missing");
-      const std::string sha = data::file_digest(path, data::Digest::Algorithm::kSha256);
-      if (sha != s.at("sha256").get<std::string>()) {
-        throw CheckpointError(path +
-                              ": SHA-256 mismatch (corrupt or modified shard): manifest says " +
-                              s.at("sha256").get<std::string>() + ", file has " + sha);
-      }
+      verify_shard(dir, s);
       try {
         TensorFileReader reader(path);
         for (const auto& name : names) reader.read_into(name, state.at(name));

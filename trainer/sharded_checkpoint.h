@@ -22,6 +22,13 @@ class CheckpointError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A checkpoint that could not be written (disk full, I/O error). Not a CheckpointError: the
+// run failed, its checkpoints did not; the newest complete one is intact.
+class CheckpointWriteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
 struct CheckpointMeta {
   int64_t step = 0;  // optimizer steps done; training continues at this step
   std::string phase;
@@ -30,7 +37,7 @@ struct CheckpointMeta {
   int64_t loader_index = 0;
   uint64_t seed = 0;
   std::map<std::string, std::string> model_signature;  // what must match to resume
-  std::string config;                                   // the resolved YAML config
+  std::string config;                                  // the resolved YAML config
 };
 
 struct SaveResult {
@@ -46,6 +53,10 @@ class ShardedCheckpoint {
 
   // Collective. `state`: the same names and shapes on every rank (each rank writes its share);
   // `rank_local`: this rank's own tensors (RNG state), written to its shard only.
+  // A write that fails on any rank fails the save on all: rank 0 removes the partial folder and
+  // throws CheckpointWriteError (the first failing file, the cause, the newest complete
+  // checkpoint); the other ranks first wait, up to the communicator's timeout, for rank 0's
+  // handler to end the job, so that the error is printed once, then throw the same.
   SaveResult save(const CheckpointMeta& meta, const std::map<std::string, torch::Tensor>& state,
                   const std::map<std::string, torch::Tensor>& rank_local);
 
@@ -54,7 +65,8 @@ class ShardedCheckpoint {
   // Reads and validates a manifest (no tensors).
   static CheckpointMeta read_meta(const std::string& dir);
 
-  // Verifies every shard's SHA-256, then copies every tensor of `state` from the checkpoint
+  // Collective. Verifies every shard's SHA-256 (each shard on one rank; a mismatch is the same
+  // CheckpointError on every rank), then copies every tensor of `state` from the checkpoint
   // (by name; a missing or extra name is an error). `rank_local` is read from this rank's shard
   // when the checkpoint has this world size and rank, and left alone otherwise (returns false).
   bool load(const std::string& dir, std::map<std::string, torch::Tensor>& state,
@@ -71,6 +83,8 @@ class ShardedCheckpoint {
   const std::string& root() const { return root_; }
 
  private:
+  [[noreturn]] void fail_save(const std::string& dir, const std::string& why) const;
+
   std::string root_;
   int64_t keep_;
   cluster::Communicator& comm_;
