@@ -51,7 +51,9 @@ struct LoaderOptions {
   int64_t rank = 0;
   int64_t world = 1;
   uint64_t seed = 0;
-  int64_t prefetch = 4;  // batches queued ahead by the background thread
+  // The background thread reads the next shuffle window while fewer than this many batches are
+  // queued, so up to this many plus one window's batches wait.
+  int64_t prefetch = 4;
   bool shuffle = true;
   // true: every rank yields the same number of full batches (what lock-step training needs);
   // false: every image exactly once per epoch, the last batch of a rank may be short.
