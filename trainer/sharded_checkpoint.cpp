@@ -213,7 +213,9 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
       j["phase"] = meta.phase;
       j["world_size"] = world;
       j["seed"] = meta.seed;
-      j["loader"] = {{"epoch", meta.loader_epoch}, {"index", meta.loader_index}};
+      j["loader"] = {{"epoch", meta.loader_epoch},
+                     {"index", meta.loader_index},
+                     {"global_batch", meta.loader_global_batch}};
       j["model_signature"] = meta.model_signature;
       j["config"] = meta.config;
       for (int r = 0; r < world; ++r) {
@@ -301,6 +303,7 @@ CheckpointMeta ShardedCheckpoint::read_meta(const std::string& dir) {
     m.seed = j.at("seed");
     m.loader_epoch = j.at("loader").at("epoch");
     m.loader_index = j.at("loader").at("index");
+    m.loader_global_batch = j.at("loader").value("global_batch", int64_t{0});
     m.model_signature = j.at("model_signature").get<std::map<std::string, std::string>>();
     m.config = j.at("config");
   } catch (const nlohmann::json::exception& e) {

@@ -35,6 +35,7 @@ struct CheckpointMeta {
   int world_size = 1;
   int64_t loader_epoch = 0;
   int64_t loader_index = 0;
+  int64_t loader_global_batch = 0;  // images per global batch the position counts in; 0: unknown
   uint64_t seed = 0;
   std::map<std::string, std::string> model_signature;  // what must match to resume
   std::string config;                                  // the resolved YAML config

@@ -307,7 +307,20 @@ TrainResult Trainer::run() {
     } else {
       torch::manual_seed(rank_seed(setup_.seed, rank, start_step));
     }
-    loader.restore({meta->loader_epoch, std::min(meta->loader_index, loader.batches_per_epoch())});
+    // The epoch order is the same for any world size; a changed global batch (train.batch_size)
+    // maps the position to the batch holding the first image not yet trained on.
+    data::LoaderPosition pos{meta->loader_epoch, meta->loader_index};
+    if (meta->loader_global_batch > 0 && meta->loader_global_batch != loader.global_batch_size()) {
+      pos = data::ShardLoader::map_position(pos, meta->loader_global_batch,
+                                            loader.global_batch_size());
+      if (lead) {
+        std::cout << "[" << setup_.run_name << "] global batch " << meta->loader_global_batch
+                  << " -> " << loader.global_batch_size() << ": data position epoch "
+                  << meta->loader_epoch << " batch " << meta->loader_index << " -> batch "
+                  << pos.index << std::endl;
+      }
+    }
+    loader.restore({pos.epoch, std::min(pos.index, loader.batches_per_epoch())});
     if (lead) {
       std::cout << "[" << setup_.run_name << "] resumed from " << *resume_dir << " at step "
                 << start_step << " (written by " << meta->world_size << " rank(s), now " << world
@@ -384,6 +397,7 @@ TrainResult Trainer::run() {
     const auto pos = loader.position();
     m.loader_epoch = pos.epoch;
     m.loader_index = pos.index;
+    m.loader_global_batch = loader.global_batch_size();
     m.seed = setup_.seed;
     m.model_signature = model_signature(setup_.model, setup_.data);
     m.config = setup_.resolved_config;

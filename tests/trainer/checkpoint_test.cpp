@@ -143,6 +143,18 @@ TEST_F(Resume, OnADifferentNumberOfRanks) {
   EXPECT_TRUE(fs::exists(ckpt(out, 8) + "/shard-00000-of-00001.h5"));
 }
 
+TEST_F(Resume, WithAnotherGlobalBatchTheDataPositionIsMapped) {
+  const std::string out = (dir_.path() / "o").string();
+  train(2, out, "AGAVE_FAULT=stop:2:0");  // 3 steps of 8 images done
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  train(1, out, "", "--set train.batch_size=4");
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  // 24 images consumed = batch 6 of 4 images: nothing skipped, nothing seen twice.
+  EXPECT_NE(last_.output.find("global batch 8 -> 4: data position epoch 0 batch 3 -> batch 6"),
+            std::string::npos)
+      << last_.output;
+}
+
 TEST_F(Resume, BadCheckpointsAreOneClearErrorAndNothingIsOverwritten) {
   const std::string out = (dir_.path() / "o").string();
   train(2, out, "AGAVE_FAULT=stop:1:0");
