@@ -24,7 +24,10 @@ struct ClusterOptions {
   int64_t threads_per_rank = 0;
   double timeout_seconds = 300.0;  // a collective that waits longer fails the job
   double bucket_mb = 25.0;         // gradient bucket size for the all-reduce
-  bool overlap = true;             // all-reduce buckets during backward (false: after it)
+  // All-reduce gradient buckets during backward ("true") or all after it ("false"). "auto":
+  // during backward with NCCL (its own stream); after it with MPI on CPUs, where the MPI
+  // progress thread would take cores from backward (measured: docs/performance.md).
+  std::string overlap = "auto";
 };
 
 }  // namespace agave::cluster

@@ -263,6 +263,8 @@ void read_cluster(YamlReader r, cluster::ClusterOptions& o) {
   r.read("timeout_seconds", o.timeout_seconds);
   r.read("bucket_mb", o.bucket_mb);
   r.read("overlap", o.overlap);
+  require(o.overlap == "auto" || o.overlap == "true" || o.overlap == "false", r, "overlap",
+          "'" + o.overlap + "' is not allowed; allowed: auto, true, false");
   require(o.threads_per_rank >= 0, r, "threads_per_rank",
           "must be >= 0 (0 = cores / local ranks), got " + std::to_string(o.threads_per_rank));
   require(o.timeout_seconds > 0, r, "timeout_seconds",

@@ -451,9 +451,10 @@ TrainResult Trainer::run() {
       if (exporter) exporter->set_phase(phase_name(spec.kind));
       bucketer = std::make_unique<cluster::GradientBucketer>(
           trainable, comm_,
-          cluster::BucketerOptions{setup_.cluster.bucket_mb,
-                                   std::min(1.0, setup_.cluster.bucket_mb),
-                                   setup_.cluster.overlap});
+          cluster::BucketerOptions{
+              setup_.cluster.bucket_mb, std::min(1.0, setup_.cluster.bucket_mb),
+              setup_.cluster.overlap == "true" ||
+                  (setup_.cluster.overlap == "auto" && comm_.backend() == "nccl")});
       if (lead) {
         std::cout << "[" << setup_.run_name << "] phase " << phase_name(spec.kind) << ": steps "
                   << schedule.phase_start(pi) << "-"
