@@ -39,6 +39,7 @@
 #include "trainer/adamax.h"
 #include "trainer/precision.h"
 #include "trainer/sharded_checkpoint.h"
+#include "trainer/training_state.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -73,7 +74,8 @@ struct State {
   agave::model::Agave model{nullptr};
   std::unique_ptr<agave::model::Ema> ema;
   std::unique_ptr<agave::trainer::Adamax> optimizer;
-  std::map<std::string, torch::Tensor> tensors;
+  std::unique_ptr<agave::trainer::TrainingState> training_state;
+  std::map<std::string, torch::Tensor>& tensors() { return training_state->tensors(); }
 };
 
 std::unique_ptr<State> build_state(const agave::launcher::Config& c) {
@@ -86,23 +88,18 @@ std::unique_ptr<State> build_state(const agave::launcher::Config& c) {
   s->ema = std::make_unique<agave::model::Ema>(*s->model, c.train.ema_decay);
   s->optimizer = std::make_unique<agave::trainer::Adamax>(
       s->model->parameters(), agave::trainer::AdamaxOptions(c.train.optimizer.lr));
-  for (auto& kv : s->model->named_parameters()) s->tensors["model/" + kv.key()] = kv.value();
-  for (auto& kv : s->model->named_buffers()) s->tensors["model/" + kv.key()] = kv.value();
-  for (auto& kv : s->ema->shadow()) s->tensors["ema/" + kv.key()] = kv.value();
-  const auto params = s->model->named_parameters();
+  const auto params = s->model->parameters();
   auto& states = s->optimizer->states();
   torch::NoGradGuard no_grad;
   for (size_t i = 0; i < params.size(); ++i) {
     auto& st = states[i];
-    const auto& p = params[i].value();
-    st.exp_avg = torch::randn_like(p, torch::MemoryFormat::Preserve).mul_(1e-3);
-    st.exp_inf = torch::rand_like(p, torch::MemoryFormat::Preserve).mul_(1e-2);
+    st.exp_avg = torch::randn_like(params[i], torch::MemoryFormat::Preserve).mul_(1e-3);
+    st.exp_inf = torch::rand_like(params[i], torch::MemoryFormat::Preserve).mul_(1e-2);
     st.step = 1000;
-    const std::string base = "optim/" + params[i].key();
-    s->tensors[base + "/exp_avg"] = st.exp_avg;
-    s->tensors[base + "/exp_inf"] = st.exp_inf;
-    s->tensors[base + "/step"] = torch::tensor(st.step, torch::kInt64);
   }
+  // The trainer's own key scheme over these tensors.
+  s->training_state =
+      std::make_unique<agave::trainer::TrainingState>(*s->model, *s->ema, *s->optimizer);
   return s;
 }
 
@@ -126,13 +123,15 @@ int worker(int argc, char** argv, const Args& a) {
     comm->barrier();
     const auto t0 = Clock::now();
     const double c0 = thread_cpu_seconds();
-    const auto saved = ckpt.save(meta, state->tensors, {{"rng/cpu", rng}});
+    const auto saved =
+        ckpt.save(meta, state->tensors(), {{agave::trainer::checkpoint_keys::kCpuRng, rng}});
     const double save_cpu = comm->all_reduce_max(thread_cpu_seconds() - c0);
     const double save_s = comm->all_reduce_max(seconds_since(t0));
 
     std::map<std::string, torch::Tensor> into;
-    for (const auto& [name, t] : state->tensors) into[name] = torch::empty_like(t);
-    std::map<std::string, torch::Tensor> rank_local = {{"rng/cpu", torch::Tensor()}};
+    for (const auto& [name, t] : state->tensors()) into[name] = torch::empty_like(t);
+    std::map<std::string, torch::Tensor> rank_local = {
+        {agave::trainer::checkpoint_keys::kCpuRng, torch::Tensor()}};
     comm->barrier();
     const auto t1 = Clock::now();
     const double c1 = thread_cpu_seconds();
@@ -140,7 +139,7 @@ int worker(int argc, char** argv, const Args& a) {
     const double load_cpu = comm->all_reduce_max(thread_cpu_seconds() - c1);
     const double load_s = comm->all_reduce_max(seconds_since(t1));
     if (r == 0) {
-      for (const auto& [name, t] : state->tensors) {
+      for (const auto& [name, t] : state->tensors()) {
         if (!torch::equal(into.at(name), t)) {
           throw std::runtime_error("loaded tensor " + name + " differs from the saved one");
         }

@@ -1,26 +1,32 @@
-// The bare training step of a config's model in one process: forward (joint phase: pixel, aux
-// and KL terms), loss, backward, Adamax step, EMA update, on random images already in memory.
-// No loader, no MPI, no metrics: the baseline agave_trainer's images/s per rank is compared
-// with (bench/run), so the ratio is the trainer's own overhead.
+// The training step of a config's model, timed: trainer::TrainStep, the very step agave_trainer
+// runs (per-example randomness, bucketed gradient all-reduce, the agreed skip/stop decision,
+// Adamax, EMA), in one process (an MPI singleton: the all-reduces run, over one rank), in the
+// joint phase, on random images already in memory. No loader, no metrics: the baseline
+// agave_trainer's images/s per rank is compared with (bench/run), so the ratio is the trainer's
+// own overhead.
 //
 //   bench_train_step [--config FILE] [--batch B] [--steps N] [--threads T]
 //                    [--precision auto|fp32|bf16] [--device cpu|cuda|cuda:K]
 // Precision follows the trainer: auto = bf16 autocast + channels_last weights where the CPU has
 // bf16 matrix units (AMX or AVX512-BF16), fp32 otherwise.
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
+#include <memory>
 #include <string>
 
+#include "cluster/communicator.h"
+#include "cluster/mpi_runtime.h"
 #include "launcher/config.h"
 #include "model/agave.h"
 #include "model/ema.h"
+#include "model/example_random.h"
 #include "trainer/adamax.h"
-#include "trainer/autocast.h"
+#include "trainer/phase.h"
 #include "trainer/precision.h"
+#include "trainer/train_step.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -28,80 +34,101 @@ using Clock = std::chrono::steady_clock;
 #include <cuda_runtime_api.h>
 #endif
 
+namespace {
+
+using namespace agave;
+
+std::unique_ptr<cluster::Communicator> communicator(const cluster::MpiRuntime& mpi,
+                                                    const torch::Device& device) {
+#if defined(AGAVE_WITH_NCCL)
+  if (device.is_cuda())
+    return cluster::make_nccl_communicator(mpi.world().comm(), device.index(), 600);
+#endif
+  if (device.is_cuda()) throw std::runtime_error("--device cuda needs a build with NCCL");
+  return cluster::make_mpi_communicator(mpi.world().comm(), 600);
+}
+
+void print_gpu_memory(const torch::Device& device) {
+#if defined(AGAVE_WITH_CUDA)
+  if (device.is_cuda()) {
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    std::printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_b - free_b) / 1073741824.0,
+                total_b / 1073741824.0);
+  }
+#else
+  (void)device;
+#endif
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  CLI::App app{"bench_train_step: time agave's training step (trainer::TrainStep) on one rank"};
   std::string config = "configs/quickstart.yaml", precision, device_name = "cpu";
   int64_t batch = 16, steps = 5, threads = 1;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--config") {
-      config = argv[i + 1];
-    } else if (a == "--batch") {
-      batch = std::atoll(argv[i + 1]);
-    } else if (a == "--steps") {
-      steps = std::atoll(argv[i + 1]);
-    } else if (a == "--threads") {
-      threads = std::atoll(argv[i + 1]);
-    } else if (a == "--device") {
-      device_name = argv[i + 1];
-    } else if (a == "--precision") {
-      precision = argv[i + 1];
-    } else {
-      std::fprintf(stderr, "bench_train_step: unknown argument %s\n", a.c_str());
-      return 2;
-    }
-  }
+  app.add_option("--config", config, "YAML config whose model is timed")->capture_default_str();
+  app.add_option("--batch", batch, "images per step")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--steps", steps, "timed steps (after one warm-up step)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--threads", threads, "LibTorch threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--precision", precision, "auto | fp32 | bf16 (default: the config's)")
+      ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
+  app.add_option("--device", device_name, "cpu, cuda or cuda:K")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   try {
+    cluster::MpiRuntime mpi(&argc, &argv);
     torch::set_num_threads(static_cast<int>(threads));
-    const auto runs = agave::launcher::load_runs(config, {});
+    const auto runs = launcher::load_runs(config, {});
     const auto& c = runs.front().config;
-    if (precision.empty()) precision = c.train.precision;
+    auto mode = c.train.precision;
+    if (precision == "fp32") mode = trainer::Precision::kFp32;
+    if (precision == "bf16") mode = trainer::Precision::kBf16;
+    if (precision == "auto") mode = trainer::Precision::kAuto;
     const torch::Device device(device_name);
-    const bool bf16 = agave::trainer::use_bf16(precision, device);
+    const bool bf16 = trainer::use_bf16(mode, device);
     const auto& o = c.model;
+    auto comm = communicator(mpi, device);
+
     torch::manual_seed(1);
-    agave::model::Agave model(o);
+    model::Agave model(o);
     model->to(device);
-    const auto x = torch::randint(
-        0, 256, {batch, o.image_channels(), o.image_size(), o.image_size()},
-        torch::TensorOptions().dtype(torch::kUInt8).device(device));
+    const auto x =
+        torch::randint(0, 256, {batch, o.image_channels(), o.image_size(), o.image_size()},
+                       torch::TensorOptions().dtype(torch::kUInt8));
+    const auto indices = torch::arange(batch, torch::kInt64);
     {
       torch::NoGradGuard no_grad;
-      model->data_init(x);
-      if (bf16) agave::trainer::to_channels_last(*model);
+      model::ExampleRandomScope rng(model::example_keys(1, -1, indices).to(device));
+      model->data_init(x.to(device));
     }
-    agave::model::Ema ema(*model, c.train.ema_decay);
-    agave::trainer::Adamax optimizer(model->parameters(),
-                                     agave::trainer::AdamaxOptions(c.train.optimizer.lr));
-    const agave::model::LossSelection all{true, true, true};
-    auto step = [&] {
-      optimizer.zero_grad();
-      agave::model::LossTerms terms;
-      {
-        agave::trainer::AutocastGuard autocast(bf16, device.is_cuda());
-        terms = model->forward(x, all);
-      }
-      auto loss = agave::model::AgaveImpl::loss(terms, c.loss.lambda, all);
-      loss.backward();
-      optimizer.step();
-      ema.update();
-      return loss.item<double>();
-    };
-    step();  // warm-up: first-call allocations and oneDNN primitive creation
+    if (bf16) trainer::to_channels_last(*model);
+    model::Ema ema(*model, c.train.ema_decay);
+    trainer::Adamax optimizer(model->parameters(), trainer::AdamaxOptions(c.train.optimizer.lr));
+    trainer::TrainStepOptions so;
+    so.lambda = c.loss.lambda;
+    so.grad_clip = c.train.grad_clip;
+    so.bf16 = bf16;
+    so.buckets = {c.cluster.bucket_mb, std::min(1.0, c.cluster.bucket_mb),
+                  cluster::overlaps_backward(c.cluster.overlap, comm->backend())};
+    trainer::TrainStep step(model, optimizer, ema, *comm, so);
+    step.set_phase(trainer::phase_spec(trainer::PhaseKind::kJoint));
+
+    step.run(x, indices, 0);  // warm-up: first-call allocations and oneDNN primitive creation
     const auto t0 = Clock::now();
-    for (int64_t s = 0; s < steps; ++s) step();  // loss.item() syncs each step on CUDA too
+    // Each step reads its numbers back to the host once (a sync on CUDA too).
+    for (int64_t s = 1; s <= steps; ++s) step.run(x, indices, s);
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::printf("model %s, batch %lld, %lld step(s), %s, %lld thread(s)\n", config.c_str(),
                 static_cast<long long>(batch), static_cast<long long>(steps),
                 bf16 ? "bf16 autocast + channels_last" : "fp32", static_cast<long long>(threads));
     std::printf("step %.4f s, %.3f images/s\n", secs / steps, batch * steps / secs);
-#if defined(AGAVE_WITH_CUDA)
-    if (device.is_cuda()) {
-      size_t free_b = 0, total_b = 0;
-      cudaMemGetInfo(&free_b, &total_b);
-      std::printf("GPU memory in use: %.2f GiB of %.2f GiB\n", (total_b - free_b) / 1073741824.0,
-                  total_b / 1073741824.0);
-    }
-#endif
+    print_gpu_memory(device);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

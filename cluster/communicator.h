@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "cluster/options.h"
+
 namespace agave::cluster {
 
 // A collective that did not finish in time: a peer died, hangs, or never reached it.
@@ -34,7 +36,7 @@ class Communicator {
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;
-  virtual std::string backend() const = 0;
+  virtual Backend backend() const = 0;
 
   // Starts an in-place sum over all ranks of a contiguous tensor.
   virtual std::unique_ptr<Work> all_reduce_async(torch::Tensor tensor) = 0;
@@ -64,7 +66,7 @@ std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm, double timeou
 // NCCL communicator for CUDA tensors on `device`; the unique id is broadcast over `mpi_comm`.
 // Collectives run on a side stream ordered after the current stream with CUDA events.
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device,
-                                                      double timeout_seconds);
+                                                     double timeout_seconds);
 #endif
 
 }  // namespace agave::cluster

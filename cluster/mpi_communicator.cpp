@@ -14,11 +14,16 @@ namespace {
 
 MPI_Datatype mpi_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return MPI_FLOAT;
-    case torch::kFloat64: return MPI_DOUBLE;
-    case torch::kInt32: return MPI_INT32_T;
-    case torch::kInt64: return MPI_INT64_T;
-    case torch::kUInt8: return MPI_UINT8_T;
+    case torch::kFloat32:
+      return MPI_FLOAT;
+    case torch::kFloat64:
+      return MPI_DOUBLE;
+    case torch::kInt32:
+      return MPI_INT32_T;
+    case torch::kInt64:
+      return MPI_INT64_T;
+    case torch::kUInt8:
+      return MPI_UINT8_T;
     default:
       throw std::invalid_argument(std::string("MPI collectives: unsupported dtype ") +
                                   std::string(c10::toString(t.scalar_type())));
@@ -86,7 +91,7 @@ class MpiCommunicator : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::string backend() const override { return "mpi"; }
+  Backend backend() const override { return Backend::kMpi; }
 
   std::unique_ptr<Work> all_reduce_async(torch::Tensor t) override {
     require_cpu_contiguous(t, "all_reduce");
@@ -129,9 +134,9 @@ class MpiCommunicator : public Communicator {
       queue_.push_back([task] { (*task)(); });
     }
     cv_.notify_one();
-    return std::make_unique<MpiWork>(f, "MPI " + what + " (rank " + std::to_string(rank_) +
-                                            " of " + std::to_string(size_) + ")",
-                                     timeout_);
+    return std::make_unique<MpiWork>(
+        f, "MPI " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ")",
+        timeout_);
   }
 
   void run() {

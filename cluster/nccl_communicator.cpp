@@ -22,14 +22,22 @@ void check_nccl(ncclResult_t rc, const char* what) {
 
 ncclDataType_t nccl_type(const torch::Tensor& t) {
   switch (t.scalar_type()) {
-    case torch::kFloat32: return ncclFloat32;
-    case torch::kFloat64: return ncclFloat64;
-    case torch::kBFloat16: return ncclBfloat16;
-    case torch::kHalf: return ncclFloat16;
-    case torch::kInt32: return ncclInt32;
-    case torch::kInt64: return ncclInt64;
-    case torch::kUInt8: return ncclUint8;
-    default: throw std::invalid_argument("NCCL collectives: unsupported dtype");
+    case torch::kFloat32:
+      return ncclFloat32;
+    case torch::kFloat64:
+      return ncclFloat64;
+    case torch::kBFloat16:
+      return ncclBfloat16;
+    case torch::kHalf:
+      return ncclFloat16;
+    case torch::kInt32:
+      return ncclInt32;
+    case torch::kInt64:
+      return ncclInt64;
+    case torch::kUInt8:
+      return ncclUint8;
+    default:
+      throw std::invalid_argument("NCCL collectives: unsupported dtype");
   }
 }
 
@@ -42,7 +50,8 @@ class NcclWork : public Work {
   void wait() override {
     // Order the caller's current stream after the collective: the usual, sync-free wait.
     event_->block(c10::cuda::getCurrentCUDAStream());
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
+    const auto deadline =
+        std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
     while (!event_->query()) {
       ncclResult_t async_err = ncclSuccess;
       ncclCommGetAsyncError(comm_, &async_err);
@@ -71,7 +80,8 @@ class NcclWork : public Work {
 class NcclCommunicator : public Communicator {
  public:
   NcclCommunicator(MPI_Comm comm, int device, double timeout)
-      : device_(device), timeout_(timeout),
+      : device_(device),
+        timeout_(timeout),
         side_stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &size_);
@@ -85,15 +95,16 @@ class NcclCommunicator : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
-  std::string backend() const override { return "nccl"; }
+  Backend backend() const override { return Backend::kNccl; }
 
   std::unique_ptr<Work> all_reduce_async(torch::Tensor t) override {
     if (!t.is_cuda() || !t.is_contiguous()) {
       throw std::invalid_argument("NCCL all_reduce: needs a contiguous CUDA tensor");
     }
     return launch(t, [&](cudaStream_t s) {
-      check_nccl(ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t), ncclSum, comm_, s),
-                 "ncclAllReduce");
+      check_nccl(
+          ncclAllReduce(t.data_ptr(), t.data_ptr(), t.numel(), nccl_type(t), ncclSum, comm_, s),
+          "ncclAllReduce");
     });
   }
 
@@ -115,8 +126,9 @@ class NcclCommunicator : public Communicator {
     auto dev = mine.to(torch::Device(torch::kCUDA, device_));
     auto out = torch::empty({all.numel()}, dev.options());
     launch(dev, [&](cudaStream_t s) {
-      check_nccl(ncclAllGather(dev.data_ptr(), out.data_ptr(), dev.numel(), nccl_type(dev), comm_, s),
-                 "ncclAllGather");
+      check_nccl(
+          ncclAllGather(dev.data_ptr(), out.data_ptr(), dev.numel(), nccl_type(dev), comm_, s),
+          "ncclAllGather");
     })->wait();
     all.copy_(out.cpu());
   }
@@ -150,7 +162,7 @@ class NcclCommunicator : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> make_nccl_communicator(MPI_Comm comm, int device,
-                                                      double timeout_seconds) {
+                                                     double timeout_seconds) {
   return std::make_unique<NcclCommunicator>(comm, device, timeout_seconds);
 }
 

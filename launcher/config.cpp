@@ -15,6 +15,16 @@ void require(bool ok, YamlReader& r, const char* key, const std::string& message
   if (!ok) r.fail(key, message);
 }
 
+// The allowed (name, value) pairs of a closed set, from the name function beside its enum, so
+// each name is spelled once.
+template <class E>
+std::vector<std::pair<std::string, E>> named(std::initializer_list<E> values,
+                                             const char* (*name)(E)) {
+  std::vector<std::pair<std::string, E>> out;
+  for (E v : values) out.emplace_back(name(v), v);
+  return out;
+}
+
 std::string num(double v) {
   std::ostringstream s;
   s << v;
@@ -33,9 +43,8 @@ void read_run(YamlReader r, RunOptions& o) {
 }
 
 void read_data(YamlReader r, data::DataOptions& o) {
-  r.read_enum(
-      "dataset", o.dataset,
-      {{"fashion_mnist", data::Dataset::kFashionMnist}, {"cifar10", data::Dataset::kCifar10}});
+  r.read_enum("dataset", o.dataset,
+              named({data::Dataset::kFashionMnist, data::Dataset::kCifar10}, data::dataset_name));
   // Sources and shard folders default per data set, so `dataset: cifar10` alone is enough.
   o.source = o.dataset == data::Dataset::kCifar10 ? "../shared/data/cifar10"
                                                   : "/usr/share/datasets/fashion-mnist";
@@ -174,12 +183,11 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
   {
     YamlReader op = r.child("optimizer");
     auto& a = o.optimizer;
-    op.read("name", a.name);
+    op.read_enum("name", a.kind, named({trainer::OptimizerKind::kAdamax}, trainer::optimizer_name));
     op.read("lr", a.lr);
     op.read("beta1", a.beta1);
     op.read("beta2", a.beta2);
     op.read("eps", a.eps);
-    require(a.name == "adamax", op, "name", "'" + a.name + "' is not allowed; allowed: adamax");
     require(a.lr > 0, op, "lr", "must be > 0, got " + num(a.lr));
     require(a.beta1 >= 0 && a.beta1 < 1, op, "beta1", "must be in [0, 1), got " + num(a.beta1));
     require(a.beta2 >= 0 && a.beta2 < 1, op, "beta2", "must be in [0, 1), got " + num(a.beta2));
@@ -188,13 +196,14 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
   }
   r.read("grad_clip", o.grad_clip);
   r.read("ema_decay", o.ema_decay);
-  r.read("precision", o.precision);
+  r.read_enum(
+      "precision", o.precision,
+      named({trainer::Precision::kAuto, trainer::Precision::kFp32, trainer::Precision::kBf16},
+            trainer::precision_name));
   r.read("max_nonfinite_steps", o.max_nonfinite_steps);
   require(o.grad_clip >= 0, r, "grad_clip", "must be >= 0 (0 = off), got " + num(o.grad_clip));
   require(o.ema_decay >= 0 && o.ema_decay < 1, r, "ema_decay",
           "must be in [0, 1), got " + num(o.ema_decay));
-  require(o.precision == "auto" || o.precision == "fp32" || o.precision == "bf16", r, "precision",
-          "'" + o.precision + "' is not allowed; allowed: auto, fp32, bf16");
   require(o.max_nonfinite_steps >= 1, r, "max_nonfinite_steps",
           "must be >= 1, got " + std::to_string(o.max_nonfinite_steps));
   r.finish();
@@ -237,7 +246,10 @@ void read_monitoring(YamlReader r, monitoring::MonitoringOptions& o) {
   r.read("every_rank", o.every_rank);
   r.read("log_every", o.log_every);
   r.read("jsonl", o.jsonl);
-  r.read("progress", o.progress);
+  r.read_enum("progress", o.progress,
+              named({monitoring::ProgressMode::kAuto, monitoring::ProgressMode::kBar,
+                     monitoring::ProgressMode::kPlain, monitoring::ProgressMode::kOff},
+                    monitoring::progress_mode_name));
   r.read("linger_seconds", o.linger_seconds);
   r.read("profile_steps", o.profile_steps);
   require(o.profile_steps >= 0 && o.profile_steps <= 1000, r, "profile_steps",
@@ -248,23 +260,19 @@ void read_monitoring(YamlReader r, monitoring::MonitoringOptions& o) {
   require(o.port >= 1 && o.port <= 65535, r, "port",
           "must be in [1, 65535], got " + std::to_string(o.port));
   require(o.log_every >= 1, r, "log_every", "must be >= 1, got " + std::to_string(o.log_every));
-  require(
-      o.progress == "auto" || o.progress == "bar" || o.progress == "plain" || o.progress == "off",
-      r, "progress", "'" + o.progress + "' is not allowed; allowed: auto, bar, plain, off");
   r.finish();
 }
 
 void read_cluster(YamlReader r, cluster::ClusterOptions& o) {
   r.read_enum("backend", o.backend,
-              {{"auto", cluster::Backend::kAuto},
-               {"mpi", cluster::Backend::kMpi},
-               {"nccl", cluster::Backend::kNccl}});
+              named({cluster::Backend::kAuto, cluster::Backend::kMpi, cluster::Backend::kNccl},
+                    cluster::backend_name));
   r.read("threads_per_rank", o.threads_per_rank);
   r.read("timeout_seconds", o.timeout_seconds);
   r.read("bucket_mb", o.bucket_mb);
-  r.read("overlap", o.overlap);
-  require(o.overlap == "auto" || o.overlap == "true" || o.overlap == "false", r, "overlap",
-          "'" + o.overlap + "' is not allowed; allowed: auto, true, false");
+  r.read_enum("overlap", o.overlap,
+              named({cluster::Overlap::kAuto, cluster::Overlap::kOn, cluster::Overlap::kOff},
+                    cluster::overlap_name));
   require(o.threads_per_rank >= 0, r, "threads_per_rank",
           "must be >= 0 (0 = cores / local ranks), got " + std::to_string(o.threads_per_rank));
   require(o.timeout_seconds > 0, r, "timeout_seconds",
@@ -521,14 +529,14 @@ YAML::Node to_yaml(const Config& c) {
     ph.SetStyle(YAML::EmitterStyle::Flow);
     t["phases"].push_back(ph);
   }
-  t["optimizer"]["name"] = c.train.optimizer.name;
+  t["optimizer"]["name"] = trainer::optimizer_name(c.train.optimizer.kind);
   t["optimizer"]["lr"] = c.train.optimizer.lr;
   t["optimizer"]["beta1"] = c.train.optimizer.beta1;
   t["optimizer"]["beta2"] = c.train.optimizer.beta2;
   t["optimizer"]["eps"] = c.train.optimizer.eps;
   t["grad_clip"] = c.train.grad_clip;
   t["ema_decay"] = c.train.ema_decay;
-  t["precision"] = c.train.precision;
+  t["precision"] = trainer::precision_name(c.train.precision);
   t["max_nonfinite_steps"] = c.train.max_nonfinite_steps;
 
   n["eval"]["every"] = c.eval.every;
@@ -551,7 +559,7 @@ YAML::Node to_yaml(const Config& c) {
   n["monitoring"]["every_rank"] = m.every_rank;
   n["monitoring"]["log_every"] = m.log_every;
   n["monitoring"]["jsonl"] = m.jsonl;
-  n["monitoring"]["progress"] = m.progress;
+  n["monitoring"]["progress"] = monitoring::progress_mode_name(m.progress);
   n["monitoring"]["linger_seconds"] = m.linger_seconds;
   n["monitoring"]["profile_steps"] = m.profile_steps;
 
@@ -559,7 +567,7 @@ YAML::Node to_yaml(const Config& c) {
   n["cluster"]["threads_per_rank"] = c.cluster.threads_per_rank;
   n["cluster"]["timeout_seconds"] = c.cluster.timeout_seconds;
   n["cluster"]["bucket_mb"] = c.cluster.bucket_mb;
-  n["cluster"]["overlap"] = c.cluster.overlap;
+  n["cluster"]["overlap"] = cluster::overlap_name(c.cluster.overlap);
 
   n["sweep"]["ranks_per_run"] = c.sweep.ranks_per_run;
   if (!c.sweep.grid.empty()) {

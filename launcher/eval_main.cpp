@@ -25,7 +25,9 @@
 #include "model/agave.h"
 #include "monitoring/progress_bar.h"
 #include "trainer/evaluator.h"
+#include "trainer/seed.h"
 #include "trainer/sharded_checkpoint.h"
+#include "trainer/training_state.h"
 
 namespace {
 
@@ -105,11 +107,7 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
 // Copies the checkpoint's weights into `model` by name: the EMA shadow (or the trained
 // weights with --no-ema) for parameters, the model's own values for buffers.
 void load_weights(model::Agave& model, const std::string& dir, bool use_ema) {
-  std::map<std::string, torch::Tensor> state;
-  for (auto& kv : model->named_parameters()) {
-    state[(use_ema ? "ema/" : "model/") + kv.key()] = kv.value();
-  }
-  for (auto& kv : model->named_buffers()) state["model/" + kv.key()] = kv.value();
+  auto state = trainer::evaluation_weights(*model, use_ema);
   torch::NoGradGuard no_grad;
   trainer::ShardedCheckpoint::load_subset(dir, state);
 }
@@ -171,7 +169,7 @@ int run(int argc, char** argv) {
     return launcher::kConfigErrorExit;
   }
   // z ~ q differs per rank, as in training; the test images are disjoint per rank anyway.
-  torch::manual_seed(plan.meta.seed * 1000003ULL + static_cast<uint64_t>(where.world_rank) + 1);
+  torch::manual_seed(trainer::rank_seed(plan.meta.seed, where.world_rank));
 
   if (lead) {
     std::cout << "agave_eval: " << plan.dir << " (step " << plan.meta.step << ", "
@@ -206,18 +204,12 @@ int run(int argc, char** argv) {
               << fmt(static_cast<double>(r.images * k) / seconds, 1) << " image·samples/s (IW)"
               << std::endl;
     if (!json_out.empty()) {
-      nlohmann::json j = {{"checkpoint", plan.dir},
-                          {"step", plan.meta.step},
-                          {"ema", plan.eval.use_ema},
-                          {"ranks", world},
-                          {"images", r.images},
-                          {"importance_samples", k},
-                          {"elbo_bpd", r.elbo_bpd},
-                          {"elbo_bpd_stderr", r.elbo_bpd_stderr},
-                          {"kl_bpd", r.kl_bpd},
-                          {"iw_bpd", r.iw_bpd},
-                          {"iw_bpd_stderr", r.iw_bpd_stderr},
-                          {"seconds", seconds}};
+      nlohmann::json j = trainer::to_json(r);
+      j["checkpoint"] = plan.dir;
+      j["step"] = plan.meta.step;
+      j["ema"] = plan.eval.use_ema;
+      j["ranks"] = world;
+      j["seconds"] = seconds;
       std::ofstream(json_out) << j.dump(2) << "\n";
     }
   }

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -25,7 +26,9 @@
 #include "launcher/torch_threads.h"
 #include "monitoring/progress_bar.h"
 #include "monitoring/sweep_summary.h"
+#include "trainer/fault_hooks.h"
 #include "trainer/sharded_checkpoint.h"
+#include "trainer/stop_request.h"
 #include "trainer/trainer.h"
 
 namespace {
@@ -63,7 +66,7 @@ constexpr int kStoppedExit = 75;
 
 extern "C" void on_stop_signal(int) {
   // Only a flag: the ranks agree on it at the next step, checkpoint and exit together.
-  agave::trainer::Trainer::stop_requested().store(true);
+  agave::trainer::stop_requested().store(true);
 }
 
 void install_stop_signals() {
@@ -75,103 +78,76 @@ void install_stop_signals() {
   sigaction(SIGUSR1, &sa, nullptr);
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{"agave_trainer: train AGAVE (VAE + conditional PixelCNN++) on an MPI job"};
+struct Arguments {
   std::string config_file;
   std::vector<std::string> overrides;
   bool dry_run = false;
   bool print_config = false;
   std::string resume = "auto";
   int64_t sweep_point = -1;
-  app.add_option("config", config_file, "YAML config (run, data, model, ..., sweep)")->required();
-  app.add_option("--set", overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
-  app.add_flag("--dry-run", dry_run, "print which ranks train which runs, and train nothing");
-  app.add_flag("--print-config", print_config, "print the fully resolved config and exit");
-  app.add_option("--resume", resume,
+};
+
+// Parses the command line; returns an exit code when there is nothing more to do (--help, an
+// argument error).
+std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
+  CLI::App app{"agave_trainer: train AGAVE (VAE + conditional PixelCNN++) on an MPI job"};
+  app.add_option("config", a.config_file, "YAML config (run, data, model, ..., sweep)")->required();
+  app.add_option("--set", a.overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
+  app.add_flag("--dry-run", a.dry_run, "print which ranks train which runs, and train nothing");
+  app.add_flag("--print-config", a.print_config, "print the fully resolved config and exit");
+  app.add_option("--resume", a.resume,
                  "auto: continue from the newest complete checkpoint of each run (default); "
                  "never: start fresh; or a checkpoint folder")
       ->capture_default_str();
-  app.add_option("--sweep-point", sweep_point,
+  app.add_option("--sweep-point", a.sweep_point,
                  "train only sweep point I (run I of --dry-run) on all ranks of the job; for "
                  "Slurm job arrays");
-  // Before anything slow: a preemption signal that arrives early must not kill the rank.
-  install_stop_signals();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (launcher_rank() == 0) app.exit(e);
     return e.get_exit_code() == 0 ? 0 : launcher::kConfigErrorExit;
   }
+  return std::nullopt;
+}
 
-  // Everything that can be wrong with the config is found here, before MPI starts or any
-  // file is written.
-  std::vector<launcher::RunSpec> runs;
-  try {
-    runs = launcher::load_runs(config_file, overrides);
-  } catch (const launcher::ConfigError& e) {
-    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
-    return launcher::kConfigErrorExit;
+// --sweep-point I: only run I, trained by every rank of the job.
+void keep_only_point(std::vector<launcher::RunSpec>& runs, int64_t point,
+                     const std::string& config_file) {
+  if (point >= static_cast<int64_t>(runs.size())) {
+    throw launcher::ConfigError("--sweep-point " + std::to_string(point) + ": " + config_file +
+                                " has " + std::to_string(runs.size()) + " sweep point(s) (0-" +
+                                std::to_string(runs.size() - 1) + ")");
   }
-  if (sweep_point >= 0) {
-    if (sweep_point >= static_cast<int64_t>(runs.size())) {
-      if (launcher_rank() == 0) {
-        std::cerr << "agave_trainer: error: --sweep-point " << sweep_point << ": " << config_file
-                  << " has " << runs.size() << " sweep point(s) (0-" << runs.size() - 1 << ")\n";
-      }
-      return launcher::kConfigErrorExit;
-    }
-    launcher::RunSpec only = runs[static_cast<size_t>(sweep_point)];
-    only.config.sweep.ranks_per_run = 0;  // every rank of this job trains the one point
-    runs = {only};
-  }
-  if (print_config) {
-    if (launcher_rank() == 0) {
-      for (size_t i = 0; i < runs.size(); ++i) {
-        if (runs.size() > 1) std::cout << "--- # run " << runs[i].name << "\n";
-        std::cout << launcher::to_yaml_string(runs[i].config);
-      }
-    }
-    return 0;
-  }
+  launcher::RunSpec only = runs[static_cast<size_t>(point)];
+  only.config.sweep.ranks_per_run = 0;
+  runs = {only};
+}
 
-  if (resume.empty()) {
-    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: --resume: must not be empty\n";
-    return launcher::kConfigErrorExit;
-  }
-  cluster::MpiRuntime mpi(&argc, &argv);
+// Each rank reports what it will do from its own split communicator, so the printed plan is
+// what the ranks really decided, not what rank 0 assumes.
+void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& plan, int group,
+                   const cluster::MpiGroup& group_comm,
+                   const std::vector<launcher::RunSpec>& runs) {
   const auto& where = mpi.placement();
-  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank, where.local_size);
-  launcher::SweepPlan plan;
-  try {
-    plan = launcher::plan_sweep(runs, where.world_size);
-  } catch (const launcher::ConfigError& e) {
-    if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
-    return launcher::kConfigErrorExit;
-  }
-  const int group = plan.group_of(where.world_rank);
-  const auto group_comm = mpi.world().split(group, where.world_rank);
-
-  if (dry_run) {
-    // Each rank reports what it will do from its own split communicator, so the printed plan
-    // is what the ranks really decided, not what rank 0 assumes.
-    std::string mine = "rank " + std::to_string(where.world_rank) + " (" + where.hostname +
-                       ", local " + std::to_string(where.local_rank) + "/" +
-                       std::to_string(where.local_size) + "): group " + std::to_string(group) +
-                       " rank " + std::to_string(group_comm->rank()) + "/" +
-                       std::to_string(group_comm->size()) + ", runs:";
-    for (size_t r : plan.groups[group].runs) mine += " " + runs[r].name;
-    const auto lines = mpi.world().gather(mine);
-    if (where.world_rank == 0) {
-      std::cout << launcher::describe_plan(plan, runs);
-      for (const auto& l : lines) std::cout << l << "\n";
-      std::cout << "dry run: nothing trained, nothing written\n";
-    }
-    return 0;
-  }
-
-  // Data shards are shared by every run: world rank 0 converts what is missing (under a file
-  // lock, so jobs sharing a file system convert once) while the others wait.
+  std::string mine = "rank " + std::to_string(where.world_rank) + " (" + where.hostname +
+                     ", local " + std::to_string(where.local_rank) + "/" +
+                     std::to_string(where.local_size) + "): group " + std::to_string(group) +
+                     " rank " + std::to_string(group_comm.rank()) + "/" +
+                     std::to_string(group_comm.size()) + ", runs:";
+  for (size_t r : plan.groups[group].runs) mine += " " + runs[r].name;
+  const auto lines = mpi.world().gather(mine);
   if (where.world_rank == 0) {
+    std::cout << launcher::describe_plan(plan, runs);
+    for (const auto& l : lines) std::cout << l << "\n";
+    std::cout << "dry run: nothing trained, nothing written\n";
+  }
+}
+
+// Data shards are shared by every run: world rank 0 converts what is missing (under a file
+// lock, so jobs sharing a file system convert once) while the others wait.
+void ensure_data(const cluster::MpiRuntime& mpi, const std::vector<launcher::RunSpec>& runs) {
+  if (mpi.placement().world_rank == 0) {
     std::set<std::string> done;
     for (const auto& r : runs) {
       if (!done.insert(r.config.data.shards).second) continue;
@@ -189,95 +165,177 @@ int run(int argc, char** argv) {
     }
   }
   mpi.world().barrier();
+}
 
-  // One GPU per node-local rank when there are GPUs; NCCL for CUDA tensors, MPI otherwise.
-  const auto& cluster_options = runs.front().config.cluster;
-  torch::Device device = torch::kCPU;
-  if (cluster_options.backend != cluster::Backend::kMpi && torch::cuda::is_available()) {
+// One GPU per node-local rank when there are GPUs; NCCL for CUDA tensors, MPI otherwise.
+// Throws ConfigError when cluster.backend asks for NCCL that this build or node lacks.
+std::unique_ptr<cluster::Communicator> make_communicator(const cluster::MpiRuntime& mpi,
+                                                         const cluster::MpiGroup& group_comm,
+                                                         const cluster::ClusterOptions& options,
+                                                         const std::string& config_file,
+                                                         torch::Device& device) {
+  const auto& where = mpi.placement();
+  device = torch::kCPU;
+  if (options.backend != cluster::Backend::kMpi && torch::cuda::is_available()) {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
                                              where.local_rank % torch::cuda::device_count()));
   }
-  std::unique_ptr<cluster::Communicator> comm;
-  if (device.is_cuda()) {
 #if defined(AGAVE_WITH_NCCL)
-    comm = cluster::make_nccl_communicator(group_comm->comm(), device.index(),
-                                           cluster_options.timeout_seconds);
-#endif
+  if (device.is_cuda()) {
+    return cluster::make_nccl_communicator(group_comm.comm(), device.index(),
+                                           options.timeout_seconds);
   }
-  if (!comm) {
-    if (cluster_options.backend == cluster::Backend::kNccl) {
-      if (where.world_rank == 0) {
-        std::cerr << "agave_trainer: error: " << config_file
-                  << ": cluster.backend: nccl needs a CUDA build with NCCL and a GPU; this "
-                     "build/node has "
-                  << (torch::cuda::is_available() ? "no NCCL" : "no GPU") << "\n";
+#endif
+  if (options.backend == cluster::Backend::kNccl) {
+    throw launcher::ConfigError(
+        config_file + ": cluster.backend: nccl needs a CUDA build with NCCL and a GPU; this " +
+        "build/node has " + (torch::cuda::is_available() ? "no NCCL" : "no GPU"));
+  }
+  // A CUDA LibTorch without NCCL: MPI reduces host tensors only, so train on the host.
+  device = torch::kCPU;
+  return cluster::make_mpi_communicator(group_comm.comm(), options.timeout_seconds);
+}
+
+trainer::TrainerSetup setup_for(const launcher::RunSpec& spec) {
+  const auto& c = spec.config;
+  trainer::TrainerSetup setup;
+  setup.run_name = spec.name;
+  setup.output_dir = spec.output_dir;
+  setup.seed = static_cast<uint64_t>(c.run.seed);
+  setup.labels = spec.labels;
+  setup.resolved_config = launcher::to_yaml_string(c);
+  setup.data = c.data;
+  setup.model = c.model;
+  setup.loss = c.loss;
+  setup.train = c.train;
+  setup.eval = c.eval;
+  setup.checkpoint = c.checkpoint;
+  setup.monitoring = c.monitoring;
+  setup.cluster = c.cluster;
+  return setup;
+}
+
+enum class RunEnd { kDone, kFailed, kConfigFailed, kStopped };
+
+// Trains one run on this group. Failures that every rank of the run meets alike (the same
+// checkpoint files, the same agreed non-finite decision) end this run only: a sweep reports it
+// in <run>/failed.json and goes on. Anything else may have left a rank behind in a collective
+// and ends the job (main).
+RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool in_sweep) {
+  const std::string run_name = setup.run_name, output_dir = setup.output_dir;
+  const std::string failed_file = output_dir + "/failed.json";
+  const bool lead = comm.rank() == 0;
+  if (lead) std::filesystem::remove(failed_file);
+  std::string failure;
+  RunEnd end = RunEnd::kFailed;
+  try {
+    const auto result = trainer::Trainer(std::move(setup), comm).run();
+    return result.stopped ? RunEnd::kStopped : RunEnd::kDone;
+  } catch (const trainer::CheckpointError& e) {
+    failure = e.what();
+    end = RunEnd::kConfigFailed;
+  } catch (const trainer::NonFiniteError& e) {
+    failure = e.what();
+  }
+  if (lead) {
+    std::cerr << "agave_trainer: error: " << failure << std::endl;
+    if (in_sweep) {
+      std::filesystem::create_directories(output_dir);
+      std::ofstream(failed_file) << nlohmann::json{{"run", run_name}, {"error", failure}}.dump()
+                                 << "\n";
+      std::cerr << "agave_trainer: run " << run_name
+                << " failed; the sweep goes on with the next run" << std::endl;
+    }
+  }
+  return end;
+}
+
+// The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
+void print_sweep_table(const std::vector<launcher::RunSpec>& runs) {
+  const std::string sweep_dir =
+      runs.front().config.run.output_dir + "/" + runs.front().config.run.name;
+  const auto rows = monitoring::write_sweep_summary(sweep_dir);
+  std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
+              "iw bpd", "kl bpd");
+  for (const auto& r : rows) {
+    std::printf("%-44s %8s %6s %6s %10.4f %10.4f %10.4f\n", r.run.c_str(), r.lambda.c_str(),
+                r.aux_resolution.c_str(), r.color_bins.c_str(), r.test_elbo_bpd, r.test_iw_bpd,
+                r.test_kl_bpd);
+  }
+  for (const auto& [run_name, error] : monitoring::read_failed_runs(sweep_dir)) {
+    std::printf("%-44s FAILED: %s\n", run_name.c_str(), error.c_str());
+  }
+  std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
+}
+
+// Everything that can be wrong with the config and the arguments is found before MPI starts or
+// any file is written; one line on the launcher's rank 0, exit code 2.
+int run(int argc, char** argv) {
+  // Before anything slow: a preemption signal that arrives early must not kill the rank.
+  install_stop_signals();
+  Arguments args;
+  if (const auto code = parse_arguments(argc, argv, args)) return *code;
+  std::vector<launcher::RunSpec> runs;
+  trainer::ResumeRequest resume;
+  std::shared_ptr<trainer::FaultHooks> faults;
+  try {
+    runs = launcher::load_runs(args.config_file, args.overrides);
+    if (args.sweep_point >= 0) keep_only_point(runs, args.sweep_point, args.config_file);
+    resume = trainer::ResumeRequest::parse(args.resume);
+    faults = trainer::fault_hooks_from_environment();
+  } catch (const std::exception& e) {  // ConfigError, invalid_argument
+    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    return launcher::kConfigErrorExit;
+  }
+  if (args.print_config) {
+    if (launcher_rank() == 0) {
+      for (const auto& r : runs) {
+        if (runs.size() > 1) std::cout << "--- # run " << r.name << "\n";
+        std::cout << launcher::to_yaml_string(r.config);
       }
-      return launcher::kConfigErrorExit;
     }
-    if (device.is_cuda()) {
-      // A CUDA LibTorch without NCCL: MPI reduces host tensors only, so train on the host.
-      device = torch::kCPU;
+    return 0;
+  }
+
+  cluster::MpiRuntime mpi(&argc, &argv);
+  const auto& where = mpi.placement();
+  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank, where.local_size);
+  launcher::SweepPlan plan;
+  std::unique_ptr<cluster::Communicator> comm;
+  torch::Device device = torch::kCPU;
+  int group = 0;
+  std::unique_ptr<cluster::MpiGroup> group_comm;
+  try {
+    plan = launcher::plan_sweep(runs, where.world_size);
+    group = plan.group_of(where.world_rank);
+    group_comm = mpi.world().split(group, where.world_rank);
+    if (args.dry_run) {
+      print_dry_run(mpi, plan, group, *group_comm, runs);
+      return 0;
     }
-    comm = cluster::make_mpi_communicator(group_comm->comm(), cluster_options.timeout_seconds);
+    ensure_data(mpi, runs);
+    comm =
+        make_communicator(mpi, *group_comm, runs.front().config.cluster, args.config_file, device);
+  } catch (const launcher::ConfigError& e) {
+    if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    return launcher::kConfigErrorExit;
   }
   int exit_code = 0;
   for (size_t index : plan.groups[group].runs) {
     const auto& spec = runs[index];
-    const auto& c = spec.config;
-    trainer::TrainerSetup setup;
-    setup.run_name = spec.name;
-    setup.output_dir = spec.output_dir;
-    setup.seed = static_cast<uint64_t>(c.run.seed);
-    setup.labels = spec.labels;
-    setup.resolved_config = launcher::to_yaml_string(c);
-    setup.data = c.data;
-    setup.model = c.model;
-    setup.loss = c.loss;
-    setup.train = c.train;
-    setup.eval = c.eval;
-    setup.checkpoint = c.checkpoint;
-    setup.monitoring = c.monitoring;
-    setup.cluster = c.cluster;
     if (group_comm->rank() == 0) {
       std::cout << "agave_trainer: run " << spec.name << " on ranks "
                 << plan.groups[group].first_rank << "-"
                 << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
                 << spec.output_dir << std::endl;
     }
+    auto setup = setup_for(spec);
     setup.resume = resume;
+    setup.faults = faults;
     setup.world_rank = where.world_rank;
     setup.device = device;
-    trainer::TrainResult result;
-    const std::string failed_file = spec.output_dir + "/failed.json";
-    if (group_comm->rank() == 0) std::filesystem::remove(failed_file);
-    // Failures that every rank of the run meets alike (the same checkpoint files, the same
-    // agreed non-finite decision) end this run only: a sweep reports it and goes on. Anything
-    // else may have left a rank behind in a collective and ends the job (main).
-    std::string failure;
-    int failure_exit = 1;
-    try {
-      result = trainer::Trainer(setup, *comm).run();
-    } catch (const trainer::CheckpointError& e) {
-      failure = e.what();
-      failure_exit = launcher::kConfigErrorExit;
-    } catch (const trainer::NonFiniteError& e) {
-      failure = e.what();
-    }
-    if (!failure.empty()) {
-      if (group_comm->rank() == 0) {
-        std::cerr << "agave_trainer: error: " << failure << std::endl;
-        if (runs.size() > 1) {
-          std::filesystem::create_directories(spec.output_dir);
-          std::ofstream(failed_file)
-              << nlohmann::json{{"run", spec.name}, {"error", failure}}.dump() << "\n";
-          std::cerr << "agave_trainer: run " << spec.name
-                    << " failed; the sweep goes on with the next run" << std::endl;
-        }
-      }
-      exit_code = std::max(exit_code, failure_exit);
-      continue;
-    }
-    if (result.stopped) {
+    const auto end = train_run(std::move(setup), *comm, runs.size() > 1);
+    if (end == RunEnd::kStopped) {
       // Checkpointed on request (preemption, time limit): the job script requeues on this code.
       if (where.world_rank == 0) {
         std::cerr << "agave_trainer: stopped on request after a checkpoint; exit " << kStoppedExit
@@ -286,26 +344,12 @@ int run(int argc, char** argv) {
       comm.reset();
       return kStoppedExit;
     }
+    if (end == RunEnd::kFailed) exit_code = std::max(exit_code, 1);
+    if (end == RunEnd::kConfigFailed) exit_code = std::max(exit_code, launcher::kConfigErrorExit);
   }
   comm.reset();
   mpi.world().barrier();
-  if (where.world_rank == 0 && runs.size() > 1) {
-    // The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
-    const std::string sweep_dir =
-        runs.front().config.run.output_dir + "/" + runs.front().config.run.name;
-    const auto rows = monitoring::write_sweep_summary(sweep_dir);
-    std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
-                "iw bpd", "kl bpd");
-    for (const auto& r : rows) {
-      std::printf("%-44s %8s %6s %6s %10.4f %10.4f %10.4f\n", r.run.c_str(), r.lambda.c_str(),
-                  r.aux_resolution.c_str(), r.color_bins.c_str(), r.test_elbo_bpd, r.test_iw_bpd,
-                  r.test_kl_bpd);
-    }
-    for (const auto& [run_name, error] : monitoring::read_failed_runs(sweep_dir)) {
-      std::printf("%-44s FAILED: %s\n", run_name.c_str(), error.c_str());
-    }
-    std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
-  }
+  if (where.world_rank == 0 && runs.size() > 1) print_sweep_table(runs);
   return exit_code;
 }
 }  // namespace

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "monitoring/options.h"
+#include "monitoring/step_record.h"
 
 namespace agave::monitoring {
 
@@ -19,25 +20,6 @@ struct RunLabels {
   std::string aux_resolution;
   std::string color_bins;
   int rank = 0;  // world rank of the exporting process
-};
-
-// One logged training step, or a window of `window_steps` steps whose values are means.
-struct StepRecord {
-  int64_t step = 0;     // global step after this window (1-based)
-  std::string phase;    // pretrain_vae | pretrain_pixelcnn | joint | no_aux
-  double loss_bpd = 0;  // the phase's training loss
-  double pixel_bpd = 0;
-  double aux_bpd = 0;
-  double kl_bpd = 0;
-  double kl_nats = 0;  // KL(q(z|x)||p(z)) per image
-  double images_per_second = 0;
-  double step_seconds = 0;          // mean wall time of one step in the window
-  double compute_seconds = 0;       // mean forward + backward + optimizer time
-  double allreduce_seconds = 0;     // mean time spent waiting on gradient all-reduce
-  double data_wait_seconds = 0;     // mean time spent waiting for the next batch
-  int64_t steps_done = 0;           // optimizer steps taken by this run so far (absolute)
-  int64_t skipped_steps_total = 0;  // non-finite steps skipped by this run so far (absolute)
-  int64_t window_steps = 1;         // steps the means cover; histograms observe the mean that often
 };
 
 struct EvalRecord {

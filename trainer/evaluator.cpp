@@ -3,9 +3,28 @@
 #include <cmath>
 #include <memory>
 
+#include <fmt/format.h>
+
 #include "data/loader.h"
 
 namespace agave::trainer {
+
+nlohmann::json to_json(const EvalResult& r, const std::string& prefix) {
+  return {{prefix + "elbo_bpd", r.elbo_bpd},
+          {prefix + "elbo_bpd_stderr", r.elbo_bpd_stderr},
+          {prefix + "iw_bpd", r.iw_bpd},
+          {prefix + "iw_bpd_stderr", r.iw_bpd_stderr},
+          {prefix + "kl_bpd", r.kl_bpd},
+          {prefix + "images", r.images},
+          {"importance_samples", r.importance_samples}};
+}
+
+std::string describe(const EvalResult& r) {
+  return fmt::format(
+      "test ELBO {:.3f} ± {:.3f} bits/dim, IW(K={}) {:.3f} ± {:.3f}, KL {:.3f} ({} images)",
+      r.elbo_bpd, r.elbo_bpd_stderr, r.importance_samples, r.iw_bpd, r.iw_bpd_stderr, r.kl_bpd,
+      r.images);
+}
 
 EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
                     cluster::Communicator& comm, uint64_t seed, const torch::Device& device) {
@@ -62,10 +81,10 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
     s_elbo += elbo.sum().item<double>();
     s2_elbo += elbo.pow(2).sum().item<double>();
     s_kl += (terms.kl * to_bpd).sum().item<double>();
-    const auto iw = (-model->importance_weighted_bound(x, options.importance_samples,
-                                                        options.batch_size) *
-                     to_bpd)
-                        .to(torch::kFloat64);
+    const auto iw =
+        (-model->importance_weighted_bound(x, options.importance_samples, options.batch_size) *
+         to_bpd)
+            .to(torch::kFloat64);
     s_iw += iw.sum().item<double>();
     s2_iw += iw.pow(2).sum().item<double>();
     done += x.size(0);

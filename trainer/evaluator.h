@@ -3,6 +3,7 @@
 // importance-weighted bound on ln p(x), both in bits/dim of x, with standard errors.
 #include <cstdint>
 #include <functional>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cluster/communicator.h"
@@ -12,14 +13,21 @@
 namespace agave::trainer {
 
 struct EvalResult {
-  int64_t images = 0;          // images evaluated, all ranks
-  double elbo_bpd = 0;         // −ELBO (pixel + KL) in bits/dim
+  int64_t images = 0;   // images evaluated, all ranks
+  double elbo_bpd = 0;  // −ELBO (pixel + KL) in bits/dim
   double elbo_bpd_stderr = 0;
   double kl_bpd = 0;
-  double iw_bpd = 0;           // −IW bound with K samples, bits/dim
+  double iw_bpd = 0;  // −IW bound with K samples, bits/dim
   double iw_bpd_stderr = 0;
   int64_t importance_samples = 0;
 };
+
+// The result's numbers under their names, for every JSON that reports an evaluation (the
+// JSONL eval event, summary.json with `prefix` "test_", agave_eval --json).
+nlohmann::json to_json(const EvalResult& r, const std::string& prefix = "");
+
+// "test ELBO 3.412 ± 0.010 bits/dim, IW(K=150) 3.401 ± 0.010, KL 0.012 (1000 images)".
+std::string describe(const EvalResult& r);
 
 // Evaluates `model` (in eval mode, no autograd) on this rank's disjoint share of the first
 // `subset` images (0 = all) of the test split in `shards`; the sums are all-reduced.

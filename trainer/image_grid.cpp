@@ -1,5 +1,8 @@
 #include "trainer/image_grid.h"
 
+#include "data/loader.h"
+#include "model/fast_sampler.h"
+
 #include <stdexcept>
 
 namespace agave::trainer {
@@ -36,6 +39,29 @@ monitoring::Image image_grid(const std::vector<torch::Tensor>& rows, int64_t pad
   img.channels = channels;
   img.pixels.assign(canvas.data_ptr<uint8_t>(), canvas.data_ptr<uint8_t>() + canvas.numel());
   return img;
+}
+
+}  // namespace agave::trainer
+
+namespace agave::trainer {
+
+void write_picture_sheets(model::Agave& model, const std::string& shards, int64_t n,
+                          const torch::Device& device, const std::string& output_dir) {
+  model::ScopedEval eval_mode(*model);
+  torch::NoGradGuard no_grad;
+  data::LoaderOptions tl;
+  tl.batch_size = n;
+  tl.shuffle = false;
+  tl.drop_last = false;
+  data::ShardLoader test(shards, "test", tl);
+  const auto xb = test.next()->images.to(device);
+  const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
+  const auto xs = model::sample_pixels_cached(model, fz);
+  const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
+  monitoring::write_png(output_dir + "/samples.png",
+                        image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n).cpu()}));
+  monitoring::write_png(output_dir + "/reconstructions.png",
+                        image_grid({xb.cpu(), fz_u8.narrow(0, n, n), xs.narrow(0, n, n).cpu()}));
 }
 
 }  // namespace agave::trainer

@@ -36,8 +36,27 @@ struct LossOptions {
   double lambda = 2.0;  // weight of KL(q(z|x) || p(z)) in the training loss
 };
 
+// How a run's forward pass computes: "auto" is bf16 autocast on CUDA and on CPUs with bf16
+// matrix units (trainer/precision.h), fp32 elsewhere.
+enum class Precision { kAuto, kFp32, kBf16 };
+
+inline const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::kFp32:
+      return "fp32";
+    case Precision::kBf16:
+      return "bf16";
+    default:
+      return "auto";
+  }
+}
+
+enum class OptimizerKind { kAdamax };
+
+inline const char* optimizer_name(OptimizerKind) { return "adamax"; }
+
 struct OptimizerOptions {
-  std::string name = "adamax";
+  OptimizerKind kind = OptimizerKind::kAdamax;
   double lr = 0.002;
   double beta1 = 0.9;
   double beta2 = 0.999;
@@ -49,9 +68,9 @@ struct TrainOptions {
   int64_t steps = 0;        // total; the sum of the phases
   std::vector<PhaseOptions> phases;
   OptimizerOptions optimizer;
-  double grad_clip = 0.0;            // max global gradient norm; 0 = off
-  double ema_decay = 0.9995;         // Polyak averaging of the weights used for eval and sampling
-  std::string precision = "auto";    // auto (bf16 autocast where supported) | fp32 | bf16
+  double grad_clip = 0.0;     // max global gradient norm; 0 = off
+  double ema_decay = 0.9995;  // Polyak averaging of the weights used for eval and sampling
+  Precision precision = Precision::kAuto;
   int64_t max_nonfinite_steps = 20;  // consecutive skipped steps before aborting
 };
 

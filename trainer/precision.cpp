@@ -16,8 +16,8 @@ bool cpu_has_bf16_units() {
   return false;
 }
 
-bool use_bf16(const std::string& precision, const torch::Device& device) {
-  if (precision != "auto") return precision == "bf16";
+bool use_bf16(Precision precision, const torch::Device& device) {
+  if (precision != Precision::kAuto) return precision == Precision::kBf16;
   return device.is_cuda() || cpu_has_bf16_units();
 }
 

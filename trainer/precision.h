@@ -2,7 +2,7 @@
 // Which precision a run's forward pass uses: train.precision, resolved for a device.
 #include <torch/torch.h>
 
-#include <string>
+#include "trainer/options.h"
 
 namespace agave::trainer {
 
@@ -11,7 +11,7 @@ bool cpu_has_bf16_units();
 
 // "bf16" / "fp32" as asked; "auto": bf16 on CUDA and on CPUs with bf16 units, fp32 elsewhere
 // (docs/model.md: 1.6x the quickstart, 12x the CIFAR model on this AMX CPU).
-bool use_bf16(const std::string& precision, const torch::Device& device);
+bool use_bf16(Precision precision, const torch::Device& device);
 
 // Weights in channels_last, so convolutions run on oneDNN's (and cuDNN's) fast NHWC kernels.
 // nn::Module::to has no memory-format overload in LibTorch 1.13.

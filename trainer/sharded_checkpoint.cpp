@@ -6,14 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "data/checksum.h"
 #include "trainer/tensor_file.h"
@@ -127,15 +124,22 @@ void verify_shard(const std::string& dir, const nlohmann::json& s) {
   }
 }
 
-// Fault injection for the crash tests (tests/faults): AGAVE_FAULT_CHECKPOINT=
-// "kill-after-shards:<step>" makes every rank SIGKILL itself while saving step <step>, after
-// all shards are written, fsynced and hashed and before rank 0 writes the manifest: the state a
-// node or job dying mid-save leaves behind. Unset in real runs.
-bool kill_after_shards(int64_t step) {
-  const char* v = std::getenv("AGAVE_FAULT_CHECKPOINT");
-  if (!v) return false;
-  const std::string s(v), kind = "kill-after-shards:";
-  return s.rfind(kind, 0) == 0 && std::atoll(s.c_str() + kind.size()) == step;
+// One rank's outcome of writing its shard, as every rank learns it (all_gather_string of the
+// JSON form): a failure anywhere fails the save everywhere at once instead of leaving the others
+// waiting for a manifest.
+struct ShardVote {
+  std::string failure;  // empty: written
+  std::string sha256;
+  int64_t bytes = 0;
+};
+
+std::string encode(const ShardVote& v) {
+  return nlohmann::json{{"failure", v.failure}, {"sha256", v.sha256}, {"bytes", v.bytes}}.dump();
+}
+
+ShardVote decode(const std::string& text) {
+  const auto j = nlohmann::json::parse(text);
+  return {j.at("failure"), j.at("sha256"), j.at("bytes")};
 }
 
 }  // namespace
@@ -157,8 +161,9 @@ std::map<std::string, int> assign_shards(const std::map<std::string, torch::Tens
   return out;
 }
 
-ShardedCheckpoint::ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm)
-    : root_(std::move(root)), keep_(keep), comm_(comm) {}
+ShardedCheckpoint::ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm,
+                                     std::shared_ptr<FaultHooks> faults)
+    : root_(std::move(root)), keep_(keep), comm_(comm), faults_(std::move(faults)) {}
 
 SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
                                    const std::map<std::string, torch::Tensor>& state,
@@ -183,24 +188,21 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
     if (owner.at(name) == rank) mine[name] = t;
   for (const auto& [name, t] : rank_local) mine[name] = t;
   const std::string shard = (dir / shard_name(rank, world)).string();
-  std::string digest;
-  int64_t bytes = 0;
+  ShardVote vote{failure, "", 0};
   if (failure.empty()) {
     try {
       write_tensor_file(shard, mine, {{"rank", rank}, {"world_size", world}, {"step", meta.step}});
-      digest = data::file_digest(shard, data::Digest::Algorithm::kSha256);
-      bytes = static_cast<int64_t>(fs::file_size(shard));
+      vote.sha256 = data::file_digest(shard, data::Digest::Algorithm::kSha256);
+      vote.bytes = static_cast<int64_t>(fs::file_size(shard));
     } catch (const std::exception& e) {
-      failure = shard + ": cannot write checkpoint shard: " + cause_of(e.what(), shard);
+      vote.failure = shard + ": cannot write checkpoint shard: " + cause_of(e.what(), shard);
     }
   }
-  // Every rank learns every rank's outcome, so a failure anywhere fails the save everywhere at
-  // once instead of leaving the others waiting for a manifest.
-  const auto shards = comm_.all_gather_string(
-      failure.empty() ? "ok " + digest + " " + std::to_string(bytes) : "failed " + failure);
-  if (kill_after_shards(meta.step)) std::raise(SIGKILL);
-  for (const auto& s : shards) {
-    if (s.rfind("failed ", 0) == 0) fail_save(dir.string(), s.substr(7));
+  std::vector<ShardVote> shards;
+  for (const auto& v : comm_.all_gather_string(encode(vote))) shards.push_back(decode(v));
+  if (faults_) faults_->after_checkpoint_shards(meta.step);
+  for (const auto& v : shards) {
+    if (!v.failure.empty()) fail_save(dir.string(), v.failure);
   }
 
   SaveResult result;
@@ -219,11 +221,9 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
       j["model_signature"] = meta.model_signature;
       j["config"] = meta.config;
       for (int r = 0; r < world; ++r) {
-        std::istringstream s(shards[r]);
-        std::string ok, sha;
-        int64_t b = 0;
-        s >> ok >> sha >> b;
-        j["shards"].push_back({{"file", shard_name(r, world)}, {"sha256", sha}, {"bytes", b}});
+        const auto& v = shards[static_cast<size_t>(r)];
+        j["shards"].push_back(
+            {{"file", shard_name(r, world)}, {"sha256", v.sha256}, {"bytes", v.bytes}});
       }
       for (const auto& [name, r] : owner) j["tensors"][name] = r;
       for (const auto& [name, t] : rank_local) j["rank_local"].push_back(name);
@@ -236,7 +236,7 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
     }
     prune();
   }
-  for (const auto& s : shards) result.bytes += std::stoll(s.substr(s.rfind(' ') + 1));
+  for (const auto& v : shards) result.bytes += v.bytes;
   // Nobody moves on (or exits) before the checkpoint is complete.
   comm_.barrier();
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

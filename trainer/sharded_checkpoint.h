@@ -7,11 +7,13 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "cluster/communicator.h"
+#include "trainer/fault_hooks.h"
 
 namespace agave::trainer {
 
@@ -50,7 +52,9 @@ struct SaveResult {
 class ShardedCheckpoint {
  public:
   // `root` holds step-NNNNNNNN folders and `latest`; keeps the newest `keep` complete ones.
-  ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm);
+  // `faults`: the tests' injection points (nullptr in real runs).
+  ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm,
+                    std::shared_ptr<FaultHooks> faults = nullptr);
 
   // Collective. `state`: the same names and shapes on every rank (each rank writes its share);
   // `rank_local`: this rank's own tensors (RNG state), written to its shard only.
@@ -89,6 +93,7 @@ class ShardedCheckpoint {
   std::string root_;
   int64_t keep_;
   cluster::Communicator& comm_;
+  std::shared_ptr<FaultHooks> faults_;
 };
 
 // Which rank stores which tensor: largest first onto the least-loaded rank, ties by name and

@@ -14,10 +14,14 @@ namespace {
 
 hid_t h5_type(torch::ScalarType t, const std::string& path, const std::string& name) {
   switch (t) {
-    case torch::kFloat32: return H5T_IEEE_F32LE;
-    case torch::kFloat64: return H5T_IEEE_F64LE;
-    case torch::kInt64: return H5T_STD_I64LE;
-    case torch::kUInt8: return H5T_STD_U8LE;
+    case torch::kFloat32:
+      return H5T_IEEE_F32LE;
+    case torch::kFloat64:
+      return H5T_IEEE_F64LE;
+    case torch::kInt64:
+      return H5T_STD_I64LE;
+    case torch::kUInt8:
+      return H5T_STD_U8LE;
     default:
       throw std::runtime_error(path + ": tensor " + name + " has dtype " +
                                std::string(c10::toString(t)) + ", which checkpoints do not store");
@@ -39,10 +43,10 @@ void make_parents(hid_t file, const std::string& name, const std::string& path) 
   for (size_t p = name.find('/'); p != std::string::npos; p = name.find('/', p + 1)) {
     const std::string group = name.substr(0, p);
     if (H5Lexists(file, group.c_str(), H5P_DEFAULT) > 0) continue;
-    data::h5::Handle g(data::h5::check_id(H5Gcreate2(file, group.c_str(), H5P_DEFAULT,
-                                                     H5P_DEFAULT, H5P_DEFAULT),
-                                          path, "cannot create group " + group),
-                       H5Gclose);
+    data::h5::Handle g(
+        data::h5::check_id(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                           path, "cannot create group " + group),
+        H5Gclose);
   }
 }
 
@@ -62,9 +66,9 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
       const auto t = tensor.detach().to(torch::kCPU).contiguous();
       const hid_t type = h5_type(t.scalar_type(), path, name);
       std::vector<hsize_t> dims(t.sizes().begin(), t.sizes().end());
-      Handle space(t.dim() == 0 ? H5Screate(H5S_SCALAR)
-                                : H5Screate_simple(static_cast<int>(dims.size()), dims.data(),
-                                                   nullptr),
+      Handle space(t.dim() == 0
+                       ? H5Screate(H5S_SCALAR)
+                       : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                    H5Sclose);
       make_parents(file.get(), name, path);
       Handle ds(check_id(H5Dcreate2(file.get(), name.c_str(), type, space.get(), H5P_DEFAULT,
@@ -89,25 +93,16 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
   ::close(fd);
 }
 
-TensorFileReader::TensorFileReader(const std::string& path) : path_(path) {
-  data::h5::QuietErrors quiet;
-  // Validates first, for its clear errors on missing, truncated or non-HDF5 files.
-  data::h5::open_file_readonly(path);
-  file_ = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-  if (file_ < 0) throw std::runtime_error(path + ": cannot open checkpoint shard");
-}
-
-TensorFileReader::~TensorFileReader() {
-  if (file_ >= 0) H5Fclose(file_);
-}
+TensorFileReader::TensorFileReader(const std::string& path)
+    : path_(path), file_(data::h5::open_file_readonly(path)) {}
 
 bool TensorFileReader::contains(const std::string& name) const {
   data::h5::QuietErrors quiet;
   // Every parent group must exist before H5Lexists may be asked about the child.
   for (size_t p = name.find('/'); p != std::string::npos; p = name.find('/', p + 1)) {
-    if (H5Lexists(file_, name.substr(0, p).c_str(), H5P_DEFAULT) <= 0) return false;
+    if (H5Lexists(file_.get(), name.substr(0, p).c_str(), H5P_DEFAULT) <= 0) return false;
   }
-  return H5Lexists(file_, name.c_str(), H5P_DEFAULT) > 0;
+  return H5Lexists(file_.get(), name.c_str(), H5P_DEFAULT) > 0;
 }
 
 torch::Tensor TensorFileReader::read(const std::string& name) const {
@@ -115,7 +110,7 @@ torch::Tensor TensorFileReader::read(const std::string& name) const {
   data::h5::QuietErrors quiet;
   const std::string what = path_ + ": tensor " + name;
   if (!contains(name)) throw std::runtime_error(what + " is missing");
-  Handle ds(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
+  Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) throw std::runtime_error(what + ": cannot open");
   Handle type(H5Dget_type(ds.get()), H5Tclose);
   Handle space(H5Dget_space(ds.get()), H5Sclose);
@@ -124,8 +119,8 @@ torch::Tensor TensorFileReader::read(const std::string& name) const {
   if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
   const auto dtype = torch_type(type.get(), what);
   auto t = torch::empty(std::vector<int64_t>(dims.begin(), dims.end()), dtype);
-  if (H5Dread(ds.get(), h5_type(dtype, path_, name), H5S_ALL, H5S_ALL, H5P_DEFAULT,
-              t.data_ptr()) < 0) {
+  if (H5Dread(ds.get(), h5_type(dtype, path_, name), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) <
+      0) {
     throw std::runtime_error(what + ": cannot read (" + data::h5::last_error() + ")");
   }
   return t;
@@ -145,7 +140,7 @@ void TensorFileReader::read_into(const std::string& name, torch::Tensor into) co
 }
 
 int64_t TensorFileReader::attribute(const std::string& name) const {
-  data::h5::Handle attr(H5Aopen(file_, name.c_str(), H5P_DEFAULT), H5Aclose);
+  data::h5::Handle attr(H5Aopen(file_.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
   if (!attr.valid()) throw std::runtime_error(path_ + ": attribute " + name + " is missing");
   int64_t v = 0;
   if (H5Aread(attr.get(), H5T_NATIVE_INT64, &v) < 0) {

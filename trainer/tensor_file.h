@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "hdf5/handle.h"
+
 namespace agave::trainer {
 
 // Writes `tensors` (float32, float64, int64 or uint8; any layout) and integer attributes to
@@ -18,8 +20,8 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
 // Reads one file's tensors by name; errors name the file and the tensor.
 class TensorFileReader {
  public:
+  // Opens once; a missing, truncated or non-HDF5 file is an error naming it.
   explicit TensorFileReader(const std::string& path);
-  ~TensorFileReader();
   TensorFileReader(const TensorFileReader&) = delete;
   TensorFileReader& operator=(const TensorFileReader&) = delete;
 
@@ -33,7 +35,7 @@ class TensorFileReader {
 
  private:
   std::string path_;
-  int64_t file_ = -1;
+  hdf5::Handle file_;
 };
 
 }  // namespace agave::trainer

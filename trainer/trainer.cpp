@@ -9,88 +9,37 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <iostream>
-#include <limits>
-#include <memory>
-#include <sstream>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
-#include "cluster/gradient_bucketer.h"
 #include "data/loader.h"
 #include "model/agave.h"
 #include "model/ema.h"
 #include "model/example_random.h"
-#include "model/fast_sampler.h"
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
-#include "monitoring/png_image.h"
 #include "monitoring/progress_bar.h"
 #include "trainer/adamax.h"
-#include "trainer/autocast.h"
 #include "trainer/image_grid.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
+#include "trainer/seed.h"
 #include "trainer/sharded_checkpoint.h"
+#include "trainer/step_report.h"
+#include "trainer/stop_request.h"
+#include "trainer/train_step.h"
+#include "trainer/training_state.h"
 
 namespace agave::trainer {
 namespace {
 
+namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 double seconds_since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
-}
-
-// Trainable parameters of a phase, in registration order (the same on every rank).
-std::vector<torch::Tensor> set_trainable(model::Agave& model, const PhaseSpec& spec) {
-  const auto groups = model->parameter_groups();
-  std::vector<torch::Tensor> out;
-  for (auto p : groups.vae) p.set_requires_grad(spec.train_vae);
-  for (auto p : groups.pixelcnn) p.set_requires_grad(spec.train_pixelcnn);
-  for (auto& p : model->parameters()) {
-    p.mutable_grad() = torch::Tensor();
-    if (p.requires_grad()) out.push_back(p);
-  }
-  return out;
-}
-
-// Global L2 norm of the gradients (identical on every rank after the all-reduce), as a device
-// scalar: the host reads it together with the step's other numbers.
-torch::Tensor grad_norm(const std::vector<torch::Tensor>& params, const torch::Tensor& zero) {
-  std::vector<torch::Tensor> norms;
-  for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().norm());
-  if (norms.empty()) return zero;
-  return torch::stack(norms).norm().to(torch::kFloat64);
-}
-
-std::string fmt(double v, int digits = 3) {
-  std::ostringstream s;
-  s << std::fixed << std::setprecision(digits) << v;
-  return s.str();
-}
-
-// Fault injection for the tests of failure handling (a rank whose loss turns non-finite, a
-// rank that dies or fails alone, a stop request): AGAVE_FAULT="<kind>:<step>:<rank>",
-// kind = nan | exit | throw | stop. Unset in real runs.
-struct Fault {
-  std::string kind;
-  int64_t step = -1;
-  int rank = -1;
-};
-
-Fault fault_from_env() {
-  Fault f;
-  const char* v = std::getenv("AGAVE_FAULT");
-  if (!v) return f;
-  std::string s(v);
-  const auto a = s.find(':'), b = s.rfind(':');
-  if (a == std::string::npos || a == b) return f;
-  f.kind = s.substr(0, a);
-  f.step = std::stoll(s.substr(a + 1, b - a - 1));
-  f.rank = std::stoi(s.substr(b + 1));
-  return f;
 }
 
 // Sum of every parameter in double precision: equal on all ranks while replicas agree.
@@ -99,39 +48,6 @@ double parameter_checksum(torch::nn::Module& m) {
   for (const auto& p : m.parameters()) sums.push_back(p.detach().to(torch::kFloat64).sum());
   return torch::stack(sums).sum().item<double>();  // one host sync, not one per tensor
 }
-
-// The tensors of a checkpoint by name: model parameters and buffers, EMA shadow, and the
-// optimizer's moments and step counts (step counts travel as int64 scalars).
-struct TrainingState {
-  std::map<std::string, torch::Tensor> tensors;
-  std::vector<std::pair<std::string, AdamaxState*>> steps;
-
-  TrainingState(model::Agave& model, model::Ema& ema, Adamax& optimizer) {
-    for (auto& kv : model->named_parameters()) tensors["model/" + kv.key()] = kv.value();
-    for (auto& kv : model->named_buffers()) tensors["model/" + kv.key()] = kv.value();
-    for (auto& kv : ema.shadow()) tensors["ema/" + kv.key()] = kv.value();
-    const auto params = model->named_parameters();
-    auto& states = optimizer.states();
-    for (size_t i = 0; i < params.size(); ++i) {
-      auto& st = states[i];
-      const auto& p = params[i].value();
-      // Never-stepped parameters get explicit zero moments: Adamax's own lazy start.
-      if (!st.exp_avg.defined()) {
-        st.exp_avg = torch::zeros_like(p, torch::MemoryFormat::Preserve);
-        st.exp_inf = torch::zeros_like(p, torch::MemoryFormat::Preserve);
-      }
-      const std::string base = "optim/" + params[i].key();
-      tensors[base + "/exp_avg"] = st.exp_avg;
-      tensors[base + "/exp_inf"] = st.exp_inf;
-      tensors[base + "/step"] = torch::tensor(st.step, torch::kInt64);
-      steps.emplace_back(base + "/step", &st);
-    }
-  }
-  // After a load: the step counts back into the optimizer.
-  void apply_steps() {
-    for (auto& [name, st] : steps) st->step = tensors.at(name).item<int64_t>();
-  }
-};
 
 torch::Tensor cpu_rng_state() {
   auto gen = at::detail::getDefaultCPUGenerator();
@@ -145,573 +61,380 @@ void set_cpu_rng_state(const torch::Tensor& state) {
   gen.set_state(state);
 }
 
-uint64_t rank_seed(uint64_t seed, int rank, int64_t step) {
-  return seed * 1000003ULL + static_cast<uint64_t>(step) * 7919ULL + static_cast<uint64_t>(rank) +
-         1;
+data::LoaderOptions train_loader_options(const TrainerSetup& s, int rank, int world) {
+  data::LoaderOptions lo;
+  lo.batch_size = s.train.batch_size / world;
+  lo.rank = rank;
+  lo.world = world;
+  lo.seed = s.seed;
+  lo.prefetch = s.data.prefetch_batches;
+  lo.shuffle = s.data.shuffle;
+  lo.drop_last = true;  // lock-step ranks need equal batch counts
+  return lo;
 }
 
-}  // namespace
-
-std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
-                                                   const data::DataOptions& data) {
-  const auto& v = o.vae();
-  const auto& p = o.pixelcnn();
-  auto str = [](auto x) {
-    std::ostringstream s;
-    s << x;
-    return s.str();
-  };
-  return {{"data.dataset", data::dataset_name(data.dataset)},
-          {"model.vae.depth", str(v.depth())},
-          {"model.vae.width", str(v.width())},
-          {"model.vae.latent_channels", str(v.latent_channels())},
-          {"model.vae.latent_resolution", str(v.latent_resolution())},
-          {"model.vae.iaf_steps", str(v.iaf_steps())},
-          {"model.pixelcnn.nr_resnet", str(p.nr_resnet())},
-          {"model.pixelcnn.nr_filters", str(p.nr_filters())},
-          {"model.pixelcnn.nr_logistic_mix", str(p.nr_logistic_mix())},
-          {"aux.resolution", str(o.aux().resolution())},
-          {"aux.color_bins", str(o.aux().color_bins())}};
+bool wants_bar(monitoring::ProgressMode mode) {
+  return mode == monitoring::ProgressMode::kBar ||
+         (mode == monitoring::ProgressMode::kAuto && ::isatty(STDERR_FILENO) &&
+          std::getenv("CI") == nullptr);
 }
 
-std::atomic<bool>& Trainer::stop_requested() {
-  static std::atomic<bool> flag{false};
-  return flag;
-}
+// One run from its first to its last step: the parts below, in the order run() calls them.
+class TrainingRun {
+ public:
+  TrainingRun(const TrainerSetup& setup, cluster::Communicator& comm)
+      : s_(setup),
+        comm_(comm),
+        rank_(comm.rank()),
+        world_(comm.size()),
+        lead_(rank_ == 0),
+        schedule_(setup.train.phases),
+        bf16_(use_bf16(setup.train.precision, setup.device)) {}
 
-Trainer::Trainer(TrainerSetup setup, cluster::Communicator& comm)
-    : setup_(std::move(setup)), comm_(comm) {}
-
-TrainResult Trainer::run() {
-  const int rank = comm_.rank();
-  const int world = comm_.size();
-  const bool lead = rank == 0;
-  const auto& t = setup_.train;
-  namespace fs = std::filesystem;
-
-  std::unique_ptr<monitoring::MetricsLog> log;
-  if (lead) {
-    fs::create_directories(setup_.output_dir);
-    std::ofstream(setup_.output_dir + "/config.yaml") << setup_.resolved_config;
-    if (setup_.monitoring.jsonl) {
-      log = std::make_unique<monitoring::MetricsLog>(setup_.output_dir + "/metrics.jsonl");
+  TrainResult run() {
+    open_outputs();
+    open_loader();
+    const auto start = decide_resume(s_.resume, checkpoint_root(), s_.run_name,
+                                     model_signature(s_.model, s_.data), comm_);
+    build_model(start.fresh());
+    const int64_t first_step = start.fresh() ? 0 : restore(start);
+    result_.resumed_from = start.dir;
+    result_.steps = first_step;  // steps of the whole run, also across resumes
+    if (first_step >= schedule_.total_steps()) {
+      report_->say("already complete at step " + std::to_string(first_step) + "; nothing to train");
+      result_.already_complete = true;
+      return result_;
     }
+    if (lead_ && wants_bar(s_.monitoring.progress)) {
+      bar_ =
+          std::make_unique<monitoring::ProgressBar>("train " + s_.run_name, schedule_.total_steps(),
+                                                    stderr, monitoring::ProgressBar::Mode::kBar);
+      bar_->update(first_step);
+    }
+    if (s_.eval.at_start && first_step == 0) evaluate_and_report(0);
+    for (int64_t step = first_step; step < schedule_.total_steps(); ++step) {
+      if (!train_one(step)) return result_;  // stopped on request, after a checkpoint
+    }
+    finish();
+    return result_;
   }
 
-  // Prometheus metrics from the run's rank 0 (or every rank, to compare their step times).
-  std::unique_ptr<monitoring::MetricsExporter> exporter;
-  if (setup_.monitoring.prometheus && (lead || setup_.monitoring.every_rank)) {
-    monitoring::RunLabels labels;
-    labels.run = setup_.run_name;
-    std::ostringstream lambda;
-    lambda << setup_.loss.lambda;
-    labels.lambda = lambda.str();
-    labels.aux_resolution = std::to_string(setup_.model.aux().resolution());
-    labels.color_bins = std::to_string(setup_.model.aux().color_bins());
-    labels.rank = setup_.world_rank;
-    exporter = std::make_unique<monitoring::MetricsExporter>(setup_.monitoring, labels);
-    if (lead)
-      std::cout << "[" << setup_.run_name << "] metrics at " << exporter->url() << std::endl;
+ private:
+  // ---- set-up -------------------------------------------------------------------------------
+
+  std::string checkpoint_root() const {
+    return s_.checkpoint.dir.empty() ? s_.output_dir + "/checkpoints" : s_.checkpoint.dir;
+  }
+
+  void open_outputs() {
+    if (lead_) {
+      fs::create_directories(s_.output_dir);
+      std::ofstream(s_.output_dir + "/config.yaml") << s_.resolved_config;
+      if (s_.monitoring.jsonl) {
+        log_ = std::make_unique<monitoring::MetricsLog>(s_.output_dir + "/metrics.jsonl");
+      }
+    }
+    // Prometheus metrics from the run's rank 0 (or every rank, to compare their step times).
+    if (s_.monitoring.prometheus && (lead_ || s_.monitoring.every_rank)) {
+      monitoring::RunLabels labels;
+      labels.run = s_.run_name;
+      std::ostringstream lambda;
+      lambda << s_.loss.lambda;
+      labels.lambda = lambda.str();
+      labels.aux_resolution = std::to_string(s_.model.aux().resolution());
+      labels.color_bins = std::to_string(s_.model.aux().color_bins());
+      labels.rank = s_.world_rank;
+      exporter_ = std::make_unique<monitoring::MetricsExporter>(s_.monitoring, labels);
+    }
+    const double to_bpd =
+        1.0 / (static_cast<double>(s_.model.image_channels() * s_.model.image_size() *
+                                   s_.model.image_size()) *
+               std::log(2.0));
+    report_ = std::make_unique<StepReport>(s_.run_name, world_, schedule_.total_steps(), to_bpd,
+                                           ReportSinks{exporter_.get(), log_.get(), lead_});
+    if (exporter_) report_->say("metrics at " + exporter_->url());
+  }
+
+  void open_loader() {
+    const auto lo = train_loader_options(s_, rank_, world_);
+    loader_ = std::make_unique<data::ShardLoader>(s_.data.shards, "train", lo);
+    if (loader_->batches_per_epoch() < 1) {
+      throw std::runtime_error(s_.data.shards + ": the train split has too few images for a " +
+                               "batch of " + std::to_string(lo.batch_size) + " per rank");
+    }
+    checkpoints_ = std::make_unique<ShardedCheckpoint>(checkpoint_root(), s_.checkpoint.keep, comm_,
+                                                       s_.faults);
   }
 
   // Identical initial weights everywhere: the same seed, then rank 0's broadcast (which also
-  // covers data-dependent init on the first global batch).
-  torch::manual_seed(setup_.seed);
-  model::Agave model(setup_.model);
-  const torch::Device device = setup_.device;
-  model->to(device);
-
-  data::LoaderOptions lo;
-  lo.batch_size = t.batch_size / world;
-  lo.rank = rank;
-  lo.world = world;
-  lo.seed = setup_.seed;
-  lo.prefetch = setup_.data.prefetch_batches;
-  lo.shuffle = setup_.data.shuffle;
-  lo.drop_last = true;  // lock-step ranks need equal batch counts
-  data::ShardLoader loader(setup_.data.shards, "train", lo);
-  if (loader.batches_per_epoch() < 1) {
-    throw std::runtime_error(setup_.data.shards +
-                             ": the train split has too few images for a "
-                             "batch of " +
-                             std::to_string(lo.batch_size) + " per rank");
+  // covers data-dependent init on the first global batch of a fresh run).
+  void build_model(bool fresh) {
+    torch::manual_seed(s_.seed);
+    model_ = model::Agave(s_.model);
+    model_->to(s_.device);
+    if (fresh && lead_) data_dependent_init();
+    cluster::broadcast_module_state(*model_, comm_);
+    if (bf16_) to_channels_last(*model_);
+    ema_ = std::make_unique<model::Ema>(*model_, s_.train.ema_decay);
+    // The model's draws in training steps (z ~ q, dropout) come from per-example streams;
+    // anything else random differs per rank from here on.
+    torch::manual_seed(rank_seed(s_.seed, rank_));
+    const auto& o = s_.train.optimizer;
+    optimizer_ = std::make_unique<Adamax>(
+        model_->parameters(), AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
+    TrainStepOptions so;
+    so.lambda = s_.loss.lambda;
+    so.grad_clip = s_.train.grad_clip;
+    so.bf16 = bf16_;
+    so.seed = s_.seed;
+    so.buckets = {s_.cluster.bucket_mb, std::min(1.0, s_.cluster.bucket_mb),
+                  cluster::overlaps_backward(s_.cluster.overlap, comm_.backend())};
+    step_ = std::make_unique<TrainStep>(model_, *optimizer_, *ema_, comm_, so, s_.faults);
   }
 
-  // Where this run stands: a fresh start, or the newest complete checkpoint.
-  const std::string ckpt_root =
-      setup_.checkpoint.dir.empty() ? setup_.output_dir + "/checkpoints" : setup_.checkpoint.dir;
-  ShardedCheckpoint checkpoints(ckpt_root, setup_.checkpoint.keep, comm_);
-  std::optional<std::string> resume_dir;
-  if (setup_.resume == "auto") {
-    resume_dir = ShardedCheckpoint::latest(ckpt_root);
-  } else if (setup_.resume != "never") {
-    resume_dir = fs::exists(fs::path(setup_.resume) / "manifest.json")
-                     ? std::optional<std::string>(setup_.resume)
-                     : ShardedCheckpoint::latest(setup_.resume);
-    if (!resume_dir) throw CheckpointError(setup_.resume + ": no complete checkpoint there");
-  } else if (ShardedCheckpoint::latest(ckpt_root)) {
-    throw CheckpointError(ckpt_root + " already holds checkpoints of run " + setup_.run_name +
-                          "; resume them (--resume auto) or choose another run.output_dir");
-  }
-  std::optional<CheckpointMeta> meta;
-  if (resume_dir) {
-    meta = ShardedCheckpoint::read_meta(*resume_dir);
-    const auto want = model_signature(setup_.model, setup_.data);
-    for (const auto& [key, value] : want) {
-      const auto it = meta->model_signature.find(key);
-      const std::string had = it == meta->model_signature.end() ? "(none)" : it->second;
-      if (had != value) {
-        throw CheckpointError(*resume_dir + " was written with " + key + " = " + had +
-                              " but the config has " + value +
-                              "; resume with the original config or start a new run");
-      }
-    }
-  }
-
-  if (!meta && lead) {
-    // Data-dependent init on the first global batch (what one rank holding the whole batch
-    // reads), so the initial weights are the same for any number of ranks.
-    data::LoaderOptions first_lo = lo;
-    first_lo.world = 1;
-    first_lo.rank = 0;
-    first_lo.batch_size = lo.batch_size * world;
-    first_lo.prefetch = 1;
-    data::ShardLoader first_loader(setup_.data.shards, "train", first_lo);
+  // On the first global batch (what one rank holding the whole batch reads), so the initial
+  // weights are the same for any number of ranks.
+  void data_dependent_init() {
+    auto lo = train_loader_options(s_, 0, 1);
+    lo.batch_size = loader_->global_batch_size();
+    lo.prefetch = 1;
+    data::ShardLoader first_loader(s_.data.shards, "train", lo);
     const auto first = first_loader.next();
     torch::NoGradGuard no_grad;
-    model::ExampleRandomScope rng(model::example_keys(setup_.seed, -1, first->indices).to(device));
-    model->data_init(first->images.to(device));
+    model::ExampleRandomScope rng(model::example_keys(s_.seed, -1, first->indices).to(s_.device));
+    model_->data_init(first->images.to(s_.device));
   }
-  cluster::broadcast_module_state(*model, comm_);
-  if (use_bf16(t.precision, device)) to_channels_last(*model);
-  model::Ema ema(*model, t.ema_decay);
-  // The model's draws in training steps (z ~ q, dropout) come from per-example streams
-  // (ExampleRandomScope below); anything else random differs per rank from here on.
-  torch::manual_seed(rank_seed(setup_.seed, rank, 0));
 
-  Adamax optimizer(model->parameters(), AdamaxOptions(t.optimizer.lr)
-                                            .beta1(t.optimizer.beta1)
-                                            .beta2(t.optimizer.beta2)
-                                            .eps(t.optimizer.eps));
-  TrainingState state(model, ema, optimizer);
-  int64_t start_step = 0;
-  if (meta) {
-    std::map<std::string, torch::Tensor> rng = {{"rng/cpu", torch::Tensor()}};
-    const bool same_ranks = checkpoints.load(*resume_dir, state.tensors, &rng);
-    state.apply_steps();
-    start_step = meta->step;
+  // Loads the agreed checkpoint; returns the step training continues at.
+  int64_t restore(const ResumePoint& from) {
+    const auto& meta = from.meta;
+    TrainingState state(*model_, *ema_, *optimizer_);
+    std::map<std::string, torch::Tensor> rng = {{checkpoint_keys::kCpuRng, torch::Tensor()}};
+    const bool same_ranks = checkpoints_->load(from.dir, state.tensors(), &rng);
+    state.apply_loaded_steps();
     // Same ranks: each continues its own random stream, so the run is bit-identical to one
     // never stopped. Other ranks: fresh per-rank streams from (seed, step, rank).
     if (same_ranks) {
-      set_cpu_rng_state(rng.at("rng/cpu"));
+      set_cpu_rng_state(rng.at(checkpoint_keys::kCpuRng));
     } else {
-      torch::manual_seed(rank_seed(setup_.seed, rank, start_step));
+      torch::manual_seed(rank_seed(s_.seed, rank_, meta.step));
     }
     // The epoch order is the same for any world size; a changed global batch (train.batch_size)
     // maps the position to the batch holding the first image not yet trained on.
-    data::LoaderPosition pos{meta->loader_epoch, meta->loader_index};
-    if (meta->loader_global_batch > 0 && meta->loader_global_batch != loader.global_batch_size()) {
-      pos = data::ShardLoader::map_position(pos, meta->loader_global_batch,
-                                            loader.global_batch_size());
-      if (lead) {
-        std::cout << "[" << setup_.run_name << "] global batch " << meta->loader_global_batch
-                  << " -> " << loader.global_batch_size() << ": data position epoch "
-                  << meta->loader_epoch << " batch " << meta->loader_index << " -> batch "
-                  << pos.index << std::endl;
-      }
+    data::LoaderPosition pos{meta.loader_epoch, meta.loader_index};
+    if (meta.loader_global_batch > 0 && meta.loader_global_batch != loader_->global_batch_size()) {
+      pos = data::ShardLoader::map_position(pos, meta.loader_global_batch,
+                                            loader_->global_batch_size());
+      report_->say("global batch " + std::to_string(meta.loader_global_batch) + " -> " +
+                   std::to_string(loader_->global_batch_size()) + ": data position epoch " +
+                   std::to_string(meta.loader_epoch) + " batch " +
+                   std::to_string(meta.loader_index) + " -> batch " + std::to_string(pos.index));
     }
-    loader.restore({pos.epoch, std::min(pos.index, loader.batches_per_epoch())});
-    if (lead) {
-      std::cout << "[" << setup_.run_name << "] resumed from " << *resume_dir << " at step "
-                << start_step << " (written by " << meta->world_size << " rank(s), now " << world
-                << ")" << std::endl;
-    }
-  }
-  const PhaseSchedule schedule(t.phases);
-  TrainResult result;
-  const bool bf16 = use_bf16(t.precision, device);
-
-  const Fault fault = fault_from_env();
-  std::unique_ptr<cluster::GradientBucketer> bucketer;
-  std::vector<torch::Tensor> trainable;
-  PhaseSpec spec;
-  size_t phase_index = static_cast<size_t>(-1);
-  int64_t nonfinite_in_a_row = 0;
-  std::optional<data::Batch> pending;
-  result.resumed_from = resume_dir.value_or("");
-  result.steps = start_step;  // steps of the whole run, also across resumes
-  if (start_step >= schedule.total_steps()) {
-    if (lead) {
-      std::cout << "[" << setup_.run_name << "] already complete at step " << start_step
-                << "; nothing to train" << std::endl;
-    }
-    result.already_complete = true;
-    result.steps = start_step;
-    return result;
-  }
-  double last_wait = loader.wait_seconds();
-
-  // Sums over the current log window.
-  struct Window {
-    double pixel = 0, aux = 0, kl = 0, loss = 0, images = 0;
-    double step_s = 0, compute_s = 0, comm_s = 0, data_s = 0;
-    int64_t steps = 0;
-  } w;
-  const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
-  const auto run_start = Clock::now();
-
-  auto run_eval = [&](int64_t step) {
-    if (setup_.eval.use_ema) ema.swap(*model);
-    const auto r = evaluate(model, setup_.data.shards, setup_.eval, comm_, setup_.seed, device);
-    if (setup_.eval.use_ema) ema.swap(*model);
-    if (exporter) {
-      exporter->record_eval({step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.importance_samples});
-    }
-    if (lead) {
-      std::cout << "[" << setup_.run_name << "] eval step " << step << ": test ELBO "
-                << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr)
-                << " bits/dim, IW(K=" << r.importance_samples << ") " << fmt(r.iw_bpd) << " ± "
-                << fmt(r.iw_bpd_stderr) << ", KL " << fmt(r.kl_bpd) << " (" << r.images
-                << " images)" << std::endl;
-      if (log) {
-        log->write({{"event", "eval"},
-                    {"run", setup_.run_name},
-                    {"step", step},
-                    {"elbo_bpd", r.elbo_bpd},
-                    {"elbo_bpd_stderr", r.elbo_bpd_stderr},
-                    {"iw_bpd", r.iw_bpd},
-                    {"iw_bpd_stderr", r.iw_bpd_stderr},
-                    {"kl_bpd", r.kl_bpd},
-                    {"images", r.images},
-                    {"importance_samples", r.importance_samples}});
-      }
-    }
-    return r;
-  };
-
-  auto save_checkpoint = [&](int64_t steps_done) {
-    CheckpointMeta m;
-    m.step = steps_done;
-    m.phase = phase_name(schedule.at(std::max<int64_t>(0, steps_done - 1)).kind);
-    m.world_size = world;
-    const auto pos = loader.position();
-    m.loader_epoch = pos.epoch;
-    m.loader_index = pos.index;
-    m.loader_global_batch = loader.global_batch_size();
-    m.seed = setup_.seed;
-    m.model_signature = model_signature(setup_.model, setup_.data);
-    m.config = setup_.resolved_config;
-    TrainingState current(model, ema, optimizer);
-    const auto saved = checkpoints.save(m, current.tensors, {{"rng/cpu", cpu_rng_state()}});
-    if (exporter) exporter->record_checkpoint(saved.seconds, static_cast<double>(saved.bytes));
-    if (lead) {
-      std::cout << "[" << setup_.run_name << "] checkpoint " << saved.dir << " ("
-                << fmt(saved.bytes / 1e6, 1) << " MB in " << fmt(saved.seconds, 2) << " s)"
-                << std::endl;
-      if (log) {
-        log->write({{"event", "checkpoint"},
-                    {"step", steps_done},
-                    {"dir", saved.dir},
-                    {"bytes", saved.bytes},
-                    {"seconds", saved.seconds}});
-      }
-    }
-  };
-
-  // A bar with ETA on a terminal; logs and CI get the plain step lines only.
-  std::unique_ptr<monitoring::ProgressBar> bar;
-  const auto& progress = setup_.monitoring.progress;
-  if (lead && (progress == "bar" ||
-               (progress == "auto" && ::isatty(STDERR_FILENO) && std::getenv("CI") == nullptr))) {
-    bar = std::make_unique<monitoring::ProgressBar>("train " + setup_.run_name,
-                                                    schedule.total_steps(), stderr,
-                                                    monitoring::ProgressBar::Mode::kBar);
-    bar->update(start_step);
+    loader_->restore({pos.epoch, std::min(pos.index, loader_->batches_per_epoch())});
+    report_->say("resumed from " + from.dir + " at step " + std::to_string(meta.step) +
+                 " (written by " + std::to_string(meta.world_size) + " rank(s), now " +
+                 std::to_string(world_) + ")");
+    return meta.step;
   }
 
-  if (setup_.eval.at_start && start_step == 0) run_eval(0);
+  // ---- the loop -----------------------------------------------------------------------------
+
+  // One step and what follows it (report, eval, profile, checkpoint); false after a stop.
+  bool train_one(int64_t step) {
+    profile_around(step);
+    enter_phase_of(step);
+    const auto step_start = Clock::now();
+    double data_seconds = 0;
+    const auto batch = next_batch(data_seconds);
+    const auto outcome = step_->run(batch.images, batch.indices, step);
+    account(step, outcome);
+    report_->add(outcome, seconds_since(step_start), data_seconds);
+
+    const int64_t done = step + 1;
+    const bool last = done == schedule_.total_steps();
+    // A window never mixes phases: their terms differ.
+    const bool phase_ends = last || schedule_.index_at(done) != phase_index_;
+    if (done % s_.monitoring.log_every == 0 || phase_ends) {
+      result_.last_loss_bpd =
+          report_->flush(done, step_->phase().kind, result_.skipped_steps).loss_bpd;
+    }
+    if (s_.eval.every > 0 && done % s_.eval.every == 0 && !last) evaluate_and_report(done);
+    if (bar_) bar_->update(done);
+    if (outcome.stop) {
+      report_->say("stop requested: checkpointing at step " + std::to_string(done));
+      save_checkpoint(done);
+      result_.stopped = true;
+      return false;
+    }
+    if (last || (s_.checkpoint.every > 0 && done % s_.checkpoint.every == 0)) {
+      save_checkpoint(done);
+    }
+    return true;
+  }
+
+  void enter_phase_of(int64_t step) {
+    const size_t pi = schedule_.index_at(step);
+    if (pi == phase_index_) return;
+    phase_index_ = pi;
+    const auto& phase = schedule_.at(step);
+    step_->set_phase(phase_spec(phase.kind));
+    if (exporter_) exporter_->set_phase(phase_name(phase.kind));
+    report_->say("phase " + std::string(phase_name(phase.kind)) + ": steps " +
+                 std::to_string(schedule_.phase_start(pi)) + "-" +
+                 std::to_string(schedule_.phase_start(pi) + phase.steps - 1) + ", " +
+                 std::to_string(step_->trainable().size()) + " parameter tensors train");
+  }
+
+  data::Batch next_batch(double& data_seconds) {
+    const double before = loader_->wait_seconds();
+    auto batch = loader_->next();
+    if (!batch) batch = loader_->next();  // the epoch ended: start the next one
+    data_seconds = loader_->wait_seconds() - before;
+    return std::move(*batch);
+  }
+
+  // Skips count towards the give-up limit; a step that trained resets it.
+  void account(int64_t step, const StepOutcome& outcome) {
+    if (outcome.applied) {
+      nonfinite_in_a_row_ = 0;
+      ++result_.steps;
+      return;
+    }
+    ++result_.skipped_steps;
+    if (++nonfinite_in_a_row_ >= s_.train.max_nonfinite_steps) {
+      throw NonFiniteError("run " + s_.run_name + ": " + std::to_string(nonfinite_in_a_row_) +
+                           " steps in a row had a non-finite loss or gradient (last at step " +
+                           std::to_string(step) + ": " + outcome.skip_reason +
+                           "); lower train.optimizer.lr or set train.grad_clip");
+    }
+    report_->skipped(step, outcome.skip_reason);
+  }
 
   // A chrome://tracing profile of a few steady-state steps (after two warm-up steps) on rank 0.
-  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
-  const int64_t profile_from = start_step + 2;
-  const int64_t profile_to = profile_from + setup_.monitoring.profile_steps;
-  const std::string profile_file = setup_.output_dir + "/profile-rank0.json";
-
-  int64_t step = start_step;
-  for (; step < schedule.total_steps(); ++step) {
-    if (lead && step == profile_from && profile_to > profile_from) {
-      profile = std::make_unique<torch::autograd::profiler::RecordProfile>(profile_file);
-    }
-    const size_t pi = schedule.index_at(step);
-    if (pi != phase_index) {
-      phase_index = pi;
-      spec = phase_spec(schedule.at(step).kind);
-      bucketer.reset();
-      trainable = set_trainable(model, spec);
-      if (exporter) exporter->set_phase(phase_name(spec.kind));
-      bucketer = std::make_unique<cluster::GradientBucketer>(
-          trainable, comm_,
-          cluster::BucketerOptions{
-              setup_.cluster.bucket_mb, std::min(1.0, setup_.cluster.bucket_mb),
-              setup_.cluster.overlap == "true" ||
-                  (setup_.cluster.overlap == "auto" && comm_.backend() == "nccl")});
-      if (lead) {
-        std::cout << "[" << setup_.run_name << "] phase " << phase_name(spec.kind) << ": steps "
-                  << schedule.phase_start(pi) << "-"
-                  << schedule.phase_start(pi) + schedule.at(step).steps - 1 << ", "
-                  << trainable.size() << " parameter tensors train" << std::endl;
-      }
-    }
-    const auto step_start = Clock::now();
-    if (!pending) pending = loader.next();
-    if (!pending) pending = loader.next();  // the epoch ended: start the next one
-    const double wait_now = loader.wait_seconds();
-    const double data_s = wait_now - last_wait;
-    last_wait = wait_now;
-    // Pinned host batches copy without blocking the host (CUDA); a no-op on CPU.
-    const auto x = pending->images.to(device, /*non_blocking=*/true);
-    const auto keys = model::example_keys(setup_.seed, step, pending->indices).to(device, true);
-    pending.reset();
-
-    const auto compute_start = Clock::now();
-    bucketer->prepare();
-    model::LossTerms terms;
-    {
-      AutocastGuard autocast(bf16, x.is_cuda());
-      model::ExampleRandomScope rng(keys);
-      // Free bits look at the global batch's KL per channel (see VaeImpl::set_batch_sum).
-      if (world > 1 && setup_.model.vae().free_bits() > 0) {
-        model->vae->set_batch_sum([this](torch::Tensor t) {
-          comm_.all_reduce(t);
-          return t;
-        });
-      }
-      terms = model->forward(x, spec.terms);
-      model->vae->set_batch_sum(nullptr);
-    }
-    auto loss = model::AgaveImpl::loss(terms, setup_.loss.lambda, spec.terms);
-    if (fault.step == step && fault.rank == rank) {
-      if (fault.kind == "exit") {
-        std::cerr << "rank " << rank << ": AGAVE_FAULT: exiting at step " << step << std::endl;
-        std::_Exit(9);
-      }
-      if (fault.kind == "throw") {
-        throw std::runtime_error("AGAVE_FAULT: an error on this rank alone at step " +
-                                 std::to_string(step));
-      }
-      if (fault.kind == "nan") loss = loss * std::numeric_limits<float>::quiet_NaN();
-      if (fault.kind == "stop") stop_requested() = true;
-    }
-    loss.backward();
-    const double comm_s = bucketer->finish();
-    const double compute_s = seconds_since(compute_start) - comm_s;
-
-    // Gradients are already averaged (equal on every rank); the loss is still per rank. One
-    // all-reduce carries every decision and the metrics of this step.
-    // Everything the host needs from this step leaves the device in one copy (one sync on a
-    // GPU instead of one per number).
-    const auto zero =
-        torch::zeros({}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
-    auto sum_of = [&](const torch::Tensor& v) {
-      return v.defined() ? v.detach().sum().to(torch::kFloat64) : zero;
-    };
-    const auto host =
-        torch::stack({loss.detach().to(torch::kFloat64), grad_norm(trainable, zero),
-                      sum_of(terms.pixel_nll), sum_of(terms.aux_nll), sum_of(terms.kl)})
-            .cpu();
-    const double* h = host.data_ptr<double>();
-    const double loss_v = h[0], norm = h[1];
-    const double n = static_cast<double>(x.size(0));
-    const auto agreed = comm_.all_reduce_sum(
-        {std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(norm) ? 0.0 : 1.0,
-         stop_requested().load() ? 1.0 : 0.0, h[2], h[3], h[4], loss_v * n, n});
-    const bool stop = agreed[2] > 0;
-    if (agreed[0] > 0 || agreed[1] > 0) {
-      // Skip on every rank alike; the gradients are dropped, weights and EMA untouched.
-      ++result.skipped_steps;
-      const std::string what =
-          agreed[0] > 0
-              ? "non-finite loss on " + std::to_string(static_cast<int>(agreed[0])) + " rank(s)"
-              : std::string("non-finite gradient");
-      if (++nonfinite_in_a_row >= t.max_nonfinite_steps) {
-        throw NonFiniteError("run " + setup_.run_name + ": " + std::to_string(nonfinite_in_a_row) +
-                             " steps in a row had a non-finite loss or gradient (last at step " +
-                             std::to_string(step) + ": " + what +
-                             "); lower train.optimizer.lr or set train.grad_clip");
-      }
-      if (lead) {
-        std::cerr << "[" << setup_.run_name << "] step " << step << ": " << what << ", skipped"
-                  << std::endl;
-        if (log) log->write({{"event", "skip"}, {"step", step}, {"reason", what}});
-      }
-    } else {
-      nonfinite_in_a_row = 0;
-      if (t.grad_clip > 0 && norm > t.grad_clip) {
-        torch::NoGradGuard no_grad;
-        for (auto& p : trainable) p.grad().mul_(t.grad_clip / norm);
-      }
-      optimizer.step();
-      ema.update();
-      ++result.steps;
-      w.pixel += agreed[3];
-      w.aux += agreed[4];
-      w.kl += agreed[5];
-      w.loss += agreed[6];
-      w.images += agreed[7];
-    }
-    w.step_s += seconds_since(step_start);
-    w.compute_s += compute_s;
-    w.comm_s += comm_s;
-    w.data_s += data_s;
-    ++w.steps;
-
-    const bool last = step + 1 == schedule.total_steps();
-    // A window never mixes phases: their terms differ.
-    const bool phase_ends = last || schedule.index_at(step + 1) != phase_index;
-    if ((step + 1) % setup_.monitoring.log_every == 0 || phase_ends) {
-      const double imgs = std::max(1.0, w.images);
-      const double loss_bpd = w.loss / imgs * to_bpd;
-      result.last_loss_bpd = loss_bpd;
-      const double ips = w.images / std::max(1e-9, w.step_s);
-      if (exporter) {
-        monitoring::StepRecord rec;
-        rec.step = step + 1;
-        rec.phase = phase_name(spec.kind);
-        rec.loss_bpd = loss_bpd;
-        rec.pixel_bpd = w.pixel / imgs * to_bpd;
-        rec.aux_bpd = w.aux / imgs * to_bpd;
-        rec.kl_bpd = w.kl / imgs * to_bpd;
-        rec.kl_nats = w.kl / imgs;
-        rec.images_per_second = ips;
-        rec.step_seconds = w.step_s / w.steps;
-        rec.compute_seconds = w.compute_s / w.steps;
-        rec.allreduce_seconds = w.comm_s / w.steps;
-        rec.data_wait_seconds = w.data_s / w.steps;
-        rec.steps_done = step + 1 - result.skipped_steps;
-        rec.skipped_steps_total = result.skipped_steps;
-        rec.window_steps = w.steps;
-        exporter->record_step(rec);
-      }
-      if (lead) {
-        std::cout << "[" << setup_.run_name << "] step " << step + 1 << "/"
-                  << schedule.total_steps() << " " << phase_name(spec.kind) << "  loss "
-                  << fmt(loss_bpd) << "  pixel " << fmt(w.pixel / imgs * to_bpd) << "  aux "
-                  << fmt(w.aux / imgs * to_bpd) << "  kl " << fmt(w.kl / imgs * to_bpd)
-                  << " bits/dim  " << fmt(ips, 1) << " img/s  comm "
-                  << fmt(100 * w.comm_s / std::max(1e-9, w.step_s), 1) << "%  data "
-                  << fmt(100 * w.data_s / std::max(1e-9, w.step_s), 1) << "%" << std::endl;
-        if (log) {
-          log->write({{"event", "train"},
-                      {"run", setup_.run_name},
-                      {"step", step + 1},
-                      {"phase", phase_name(spec.kind)},
-                      {"loss_bpd", loss_bpd},
-                      {"pixel_bpd", w.pixel / imgs * to_bpd},
-                      {"aux_bpd", w.aux / imgs * to_bpd},
-                      {"kl_bpd", w.kl / imgs * to_bpd},
-                      {"kl_nats", w.kl / imgs},
-                      {"images_per_second", ips},
-                      {"step_seconds", w.step_s / w.steps},
-                      {"compute_seconds", w.compute_s / w.steps},
-                      {"allreduce_seconds", w.comm_s / w.steps},
-                      {"data_wait_seconds", w.data_s / w.steps},
-                      {"skipped_steps_total", result.skipped_steps},
-                      {"ranks", world}});
-        }
-      }
-      w = Window{};
-    }
-    if (setup_.eval.every > 0 && (step + 1) % setup_.eval.every == 0 && !last) run_eval(step + 1);
-    const int64_t done = step + 1;
-    if (profile && done == profile_to) {
-      profile.reset();  // writes the file
-      std::cout << "[" << setup_.run_name << "] profile of steps " << profile_from + 1 << "-"
-                << profile_to << ": " << profile_file << std::endl;
-    }
-    if (bar) bar->update(done);
-    if (stop) {
-      if (lead) {
-        std::cout << "[" << setup_.run_name << "] stop requested: checkpointing at step " << done
-                  << std::endl;
-      }
-      save_checkpoint(done);
-      result.stopped = true;
-      return result;
-    }
-    if (last || (setup_.checkpoint.every > 0 && done % setup_.checkpoint.every == 0)) {
-      save_checkpoint(done);
+  void profile_around(int64_t step) {
+    if (!lead_ || s_.monitoring.profile_steps <= 0) return;
+    if (profile_from_ < 0) profile_from_ = step + 2;
+    const int64_t to = profile_from_ + s_.monitoring.profile_steps;
+    const std::string file = s_.output_dir + "/profile-rank0.json";
+    if (step == profile_from_) {
+      profile_ = std::make_unique<torch::autograd::profiler::RecordProfile>(file);
+    } else if (step == to && profile_) {
+      profile_.reset();  // writes the file
+      report_->say("profile of steps " + std::to_string(profile_from_ + 1) + "-" +
+                   std::to_string(to) + ": " + file);
     }
   }
 
-  bar.reset();
-  // Replicas must still agree: a silent divergence would make every later number meaningless.
-  const auto sums = comm_.all_gather(parameter_checksum(*model));
-  for (size_t r = 1; r < sums.size(); ++r) {
-    if (sums[r] != sums[0]) {
-      throw std::runtime_error("run " + setup_.run_name + ": rank " + std::to_string(r) +
-                               "'s parameters differ from rank 0's after training");
+  // ---- what steps lead to -------------------------------------------------------------------
+
+  EvalResult evaluate_and_report(int64_t step) {
+    if (s_.eval.use_ema) ema_->swap(*model_);
+    const auto r = evaluate(model_, s_.data.shards, s_.eval, comm_, s_.seed, s_.device);
+    if (s_.eval.use_ema) ema_->swap(*model_);
+    report_->evaluated(step, r);
+    return r;
+  }
+
+  void save_checkpoint(int64_t steps_done) {
+    CheckpointMeta m;
+    m.step = steps_done;
+    m.phase = phase_name(schedule_.at(std::max<int64_t>(0, steps_done - 1)).kind);
+    m.world_size = world_;
+    const auto pos = loader_->position();
+    m.loader_epoch = pos.epoch;
+    m.loader_index = pos.index;
+    m.loader_global_batch = loader_->global_batch_size();
+    m.seed = s_.seed;
+    m.model_signature = model_signature(s_.model, s_.data);
+    m.config = s_.resolved_config;
+    TrainingState state(*model_, *ema_, *optimizer_);
+    const auto saved =
+        checkpoints_->save(m, state.tensors(), {{checkpoint_keys::kCpuRng, cpu_rng_state()}});
+    report_->checkpointed(steps_done, saved);
+  }
+
+  // After the last step: replicas checked, final eval, pictures, summary, linger, barrier.
+  void finish() {
+    bar_.reset();
+    check_replicas_agree();
+    result_.eval = evaluate_and_report(schedule_.total_steps());
+    if (lead_ && s_.eval.sample_images > 0) {
+      if (s_.eval.use_ema) ema_->swap(*model_);
+      write_picture_sheets(model_, s_.data.shards, s_.eval.sample_images, s_.device, s_.output_dir);
+      if (s_.eval.use_ema) ema_->swap(*model_);
     }
+    if (lead_) write_summary();
+    linger();
+    comm_.barrier();
   }
-  if (lead) {
-    std::cout << "[" << setup_.run_name << "] " << world << " replica(s) in sync after "
-              << result.steps << " step(s), " << result.skipped_steps << " skipped" << std::endl;
-  }
-  result.eval = run_eval(step);
-  if (lead && setup_.eval.sample_images > 0) {
-    // Pictures like the paper's: f(z) above the PixelCNN samples conditioned on it, and
-    // reconstructions (x, f(z) of z ~ q(z|x), a PixelCNN sample given that f(z)).
-    if (setup_.eval.use_ema) ema.swap(*model);
-    {
-      model::ScopedEval eval_mode(*model);
-      torch::NoGradGuard no_grad;
-      // One sampling pass for both sheets (the prior samples and the reconstructions share a
-      // batch), with the cached sampler: each raster step computes only what its pixel changes.
-      const int64_t n = setup_.eval.sample_images;
-      data::LoaderOptions tl;
-      tl.batch_size = n;
-      tl.shuffle = false;
-      tl.drop_last = false;
-      data::ShardLoader test(setup_.data.shards, "test", tl);
-      const auto xb = test.next()->images.to(device);
-      const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
-      const auto xs = model::sample_pixels_cached(model, fz);
-      const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
-      monitoring::write_png(setup_.output_dir + "/samples.png",
-                            image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n).cpu()}));
-      monitoring::write_png(
-          setup_.output_dir + "/reconstructions.png",
-          image_grid({xb.cpu(), fz_u8.narrow(0, n, n), xs.narrow(0, n, n).cpu()}));
+
+  // A silent divergence would make every later number meaningless.
+  void check_replicas_agree() {
+    const auto sums = comm_.all_gather(parameter_checksum(*model_));
+    for (size_t r = 1; r < sums.size(); ++r) {
+      if (sums[r] != sums[0]) {
+        throw std::runtime_error("run " + s_.run_name + ": rank " + std::to_string(r) +
+                                 "'s parameters differ from rank 0's after training");
+      }
     }
-    if (setup_.eval.use_ema) ema.swap(*model);
+    report_->say(std::to_string(world_) + " replica(s) in sync after " +
+                 std::to_string(result_.steps) + " step(s), " +
+                 std::to_string(result_.skipped_steps) + " skipped");
   }
-  if (lead) {
-    nlohmann::json summary = {{"run", setup_.run_name},
-                              {"steps", result.steps},
-                              {"skipped_steps", result.skipped_steps},
-                              {"ranks", world},
-                              {"train_loss_bpd", result.last_loss_bpd},
-                              {"test_elbo_bpd", result.eval.elbo_bpd},
-                              {"test_elbo_bpd_stderr", result.eval.elbo_bpd_stderr},
-                              {"test_iw_bpd", result.eval.iw_bpd},
-                              {"test_iw_bpd_stderr", result.eval.iw_bpd_stderr},
-                              {"test_kl_bpd", result.eval.kl_bpd},
-                              {"importance_samples", result.eval.importance_samples},
-                              {"seconds", seconds_since(run_start)}};
-    for (const auto& [k, v] : setup_.labels) summary["labels"][k] = v;
-    std::ofstream(setup_.output_dir + "/summary.json") << summary.dump(2) << "\n";
+
+  void write_summary() const {
+    nlohmann::json summary = to_json(result_.eval, "test_");
+    summary["run"] = s_.run_name;
+    summary["steps"] = result_.steps;
+    summary["skipped_steps"] = result_.skipped_steps;
+    summary["ranks"] = world_;
+    summary["train_loss_bpd"] = result_.last_loss_bpd;
+    summary["seconds"] = seconds_since(started_);
+    for (const auto& [k, v] : s_.labels) summary["labels"][k] = v;
+    std::ofstream(s_.output_dir + "/summary.json") << summary.dump(2) << "\n";
   }
-  if (setup_.monitoring.prometheus && setup_.monitoring.linger_seconds > 0) {
-    // A run shorter than a few scrape intervals would otherwise vanish before Prometheus sees
-    // its final eval and checkpoint; a stop request ends the wait. Every rank waits alike, so
-    // the barrier below does not run into the collective timeout.
-    const auto until =
-        Clock::now() + std::chrono::duration<double>(setup_.monitoring.linger_seconds);
+
+  // A run shorter than a few scrape intervals would otherwise vanish before Prometheus sees its
+  // final eval and checkpoint; a stop request ends the wait. Every rank waits alike, so the
+  // barrier after it does not run into the collective timeout.
+  void linger() const {
+    if (!s_.monitoring.prometheus || s_.monitoring.linger_seconds <= 0) return;
+    const auto until = Clock::now() + std::chrono::duration<double>(s_.monitoring.linger_seconds);
     while (Clock::now() < until && !stop_requested().load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
-  comm_.barrier();
-  return result;
-}
+
+  const TrainerSetup& s_;
+  cluster::Communicator& comm_;
+  const int rank_, world_;
+  const bool lead_;
+  const PhaseSchedule schedule_;
+  const bool bf16_;
+  const Clock::time_point started_ = Clock::now();
+
+  std::unique_ptr<monitoring::MetricsLog> log_;
+  std::unique_ptr<monitoring::MetricsExporter> exporter_;
+  std::unique_ptr<StepReport> report_;
+  std::unique_ptr<data::ShardLoader> loader_;
+  std::unique_ptr<ShardedCheckpoint> checkpoints_;
+  model::Agave model_{nullptr};
+  std::unique_ptr<model::Ema> ema_;
+  std::unique_ptr<Adamax> optimizer_;
+  std::unique_ptr<TrainStep> step_;
+  std::unique_ptr<monitoring::ProgressBar> bar_;
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile_;
+  int64_t profile_from_ = -1;
+  size_t phase_index_ = static_cast<size_t>(-1);
+  int64_t nonfinite_in_a_row_ = 0;
+  TrainResult result_;
+};
+
+}  // namespace
+
+Trainer::Trainer(TrainerSetup setup, cluster::Communicator& comm)
+    : setup_(std::move(setup)), comm_(comm) {}
+
+TrainResult Trainer::run() { return TrainingRun(setup_, comm_).run(); }
 
 }  // namespace agave::trainer

@@ -1,11 +1,14 @@
 #pragma once
-// One training run on the ranks of one communicator: phases, data-parallel steps with
-// bucketed gradient all-reduce, Adamax, EMA, metrics, evaluation and picture grids.
+// One training run on the ranks of one communicator, a short loop over named parts
+// (docs/architecture.md): Resume (where the run starts), TrainStep (one data-parallel step),
+// StepReport (what it reports), TrainingState (what a checkpoint holds), evaluation and
+// picture sheets. A stop request (trainer/stop_request.h) ends it after a checkpoint.
 #include <torch/torch.h>
 
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "cluster/communicator.h"
@@ -14,20 +17,21 @@
 #include "model/options.h"
 #include "monitoring/options.h"
 #include "trainer/evaluator.h"
+#include "trainer/fault_hooks.h"
 #include "trainer/options.h"
+#include "trainer/resume.h"
 
 namespace agave::trainer {
 
 struct TrainerSetup {
   std::string run_name;
-  std::string output_dir;                     // created by the run's rank 0
+  std::string output_dir;  // created by the run's rank 0
   uint64_t seed = 1;
   std::map<std::string, std::string> labels;  // sweep values, e.g. lambda=12
   std::string resolved_config;                // YAML, saved beside the results
-  // "auto": continue from the newest complete checkpoint of the run if there is one;
-  // "never": start fresh (refused when the run already has checkpoints); else a folder.
-  std::string resume = "auto";
-  int world_rank = 0;  // this process's rank in the whole job (metrics label)
+  ResumeRequest resume;
+  std::shared_ptr<FaultHooks> faults;  // the failure tests' injection points; null in real runs
+  int world_rank = 0;                  // this process's rank in the whole job (metrics label)
   torch::Device device = torch::kCPU;  // cuda:<local rank> on GPU nodes
   data::DataOptions data;
   model::AgaveOptions model;
@@ -49,10 +53,6 @@ struct TrainResult {
   std::string resumed_from;       // checkpoint folder, empty for a fresh start
 };
 
-// What must be equal between a checkpoint and the config that resumes it, key by key.
-std::map<std::string, std::string> model_signature(const model::AgaveOptions& options,
-                                                   const data::DataOptions& data);
-
 // A step whose loss or gradients were non-finite on any rank `max_nonfinite_steps` times in a
 // row: training cannot recover from here.
 class NonFiniteError : public std::runtime_error {
@@ -65,10 +65,6 @@ class Trainer {
   // `comm` holds exactly the ranks of this run. The data shards must exist (ensure_shards).
   Trainer(TrainerSetup setup, cluster::Communicator& comm);
   TrainResult run();
-
-  // Set from a signal handler or another thread: every rank stops at the next step (the
-  // decision is all-reduced, so ranks stop together).
-  static std::atomic<bool>& stop_requested();
 
  private:
   TrainerSetup setup_;

@@ -1,0 +1,28 @@
+#include "monitoring/step_record.h"
+
+#include <fmt/format.h>
+
+#include <type_traits>
+
+namespace agave::monitoring {
+
+nlohmann::json to_json(const StepRecord& r) {
+  nlohmann::json j;
+  visit_fields(r, [&](const char* name, const auto& value, const LineStyle&) { j[name] = value; });
+  return j;
+}
+
+std::string step_line(const StepRecord& r) {
+  std::string line = fmt::format("step {}/{} {}", r.step, r.total_steps, r.phase);
+  visit_fields(r, [&](const char*, const auto& value, const LineStyle& s) {
+    if constexpr (std::is_arithmetic_v<std::decay_t<decltype(value)>>) {
+      if (*s.label == '\0') return;
+      const std::string v = fmt::format("{:.{}f}", static_cast<double>(value) * s.scale, s.digits);
+      line += s.value_first ? fmt::format("  {} {}{}", v, s.label, s.unit)
+                            : fmt::format("  {} {}{}", s.label, v, s.unit);
+    }
+  });
+  return line;
+}
+
+}  // namespace agave::monitoring

@@ -1,0 +1,29 @@
+#pragma once
+// Points where the failure tests (tests/faults, tests/trainer) inject faults into a real run:
+// a rank whose loss turns non-finite, a rank that dies or throws alone, a stop request, a job
+// killed between a checkpoint's shards and its manifest. Real runs have none (nullptr).
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+
+namespace agave::trainer {
+
+class FaultHooks {
+ public:
+  virtual ~FaultHooks() = default;
+  // After the step's loss is computed on `rank`, before backward: may replace the loss, end
+  // the process, throw, or request a stop.
+  virtual void on_loss(int64_t step, int rank, torch::Tensor& loss) = 0;
+  // During a checkpoint save of `step`, after every shard is written, fsynced and hashed and
+  // before rank 0 writes the manifest.
+  virtual void after_checkpoint_shards(int64_t step) = 0;
+};
+
+// The faults named by AGAVE_FAULT="<kind>:<step>:<rank>" (kind = nan | exit | throw | stop) and
+// AGAVE_FAULT_CHECKPOINT="kill-after-shards:<step>", read once; nullptr when neither is set.
+// A malformed value is an error naming the variable (a test that misspells its fault must not
+// pass by injecting nothing).
+std::shared_ptr<FaultHooks> fault_hooks_from_environment();
+
+}  // namespace agave::trainer

@@ -1,0 +1,98 @@
+#include "trainer/resume.h"
+
+#include <filesystem>
+#include <sstream>
+#include <stdexcept>
+
+namespace agave::trainer {
+namespace fs = std::filesystem;
+namespace {
+
+// Rank 0's choice: a checkpoint folder, "" for a fresh start; throws CheckpointError.
+std::string choose(const ResumeRequest& request, const std::string& root,
+                   const std::string& run_name) {
+  switch (request.mode) {
+    case ResumeRequest::Mode::kAuto:
+      return ShardedCheckpoint::latest(root).value_or("");
+    case ResumeRequest::Mode::kNever:
+      if (ShardedCheckpoint::latest(root)) {
+        throw CheckpointError(root + " already holds checkpoints of run " + run_name +
+                              "; resume them (--resume auto) or choose another run.output_dir");
+      }
+      return "";
+    case ResumeRequest::Mode::kFolder:
+      break;
+  }
+  if (fs::exists(fs::path(request.folder) / "manifest.json")) return request.folder;
+  if (auto latest = ShardedCheckpoint::latest(request.folder)) return *latest;
+  throw CheckpointError(request.folder + ": no complete checkpoint there");
+}
+
+void check_signature(const std::string& dir, const CheckpointMeta& meta,
+                     const std::map<std::string, std::string>& want) {
+  for (const auto& [key, value] : want) {
+    const auto it = meta.model_signature.find(key);
+    const std::string had = it == meta.model_signature.end() ? "(none)" : it->second;
+    if (had != value) {
+      throw CheckpointError(dir + " was written with " + key + " = " + had +
+                            " but the config has " + value +
+                            "; resume with the original config or start a new run");
+    }
+  }
+}
+
+}  // namespace
+
+ResumeRequest ResumeRequest::parse(const std::string& text) {
+  if (text.empty()) throw std::invalid_argument("--resume: must not be empty");
+  if (text == "auto") return {Mode::kAuto, ""};
+  if (text == "never") return {Mode::kNever, ""};
+  return {Mode::kFolder, text};
+}
+
+std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
+                                                   const data::DataOptions& data) {
+  const auto& v = o.vae();
+  const auto& p = o.pixelcnn();
+  auto str = [](auto x) {
+    std::ostringstream s;
+    s << x;
+    return s.str();
+  };
+  return {{"data.dataset", data::dataset_name(data.dataset)},
+          {"model.vae.depth", str(v.depth())},
+          {"model.vae.width", str(v.width())},
+          {"model.vae.latent_channels", str(v.latent_channels())},
+          {"model.vae.latent_resolution", str(v.latent_resolution())},
+          {"model.vae.iaf_steps", str(v.iaf_steps())},
+          {"model.pixelcnn.nr_resnet", str(p.nr_resnet())},
+          {"model.pixelcnn.nr_filters", str(p.nr_filters())},
+          {"model.pixelcnn.nr_logistic_mix", str(p.nr_logistic_mix())},
+          {"aux.resolution", str(o.aux().resolution())},
+          {"aux.color_bins", str(o.aux().color_bins())}};
+}
+
+ResumePoint decide_resume(const ResumeRequest& request, const std::string& checkpoint_root,
+                          const std::string& run_name,
+                          const std::map<std::string, std::string>& signature,
+                          cluster::Communicator& comm) {
+  // "ok:<dir>" or "error:<message>", decided on rank 0 only.
+  std::string verdict;
+  if (comm.rank() == 0) {
+    try {
+      verdict = "ok:" + choose(request, checkpoint_root, run_name);
+    } catch (const CheckpointError& e) {
+      verdict = std::string("error:") + e.what();
+    }
+  }
+  verdict = comm.all_gather_string(verdict).front();
+  if (verdict.rfind("error:", 0) == 0) throw CheckpointError(verdict.substr(6));
+  ResumePoint point;
+  point.dir = verdict.substr(3);
+  if (point.fresh()) return point;
+  point.meta = ShardedCheckpoint::read_meta(point.dir);
+  check_signature(point.dir, point.meta, signature);
+  return point;
+}
+
+}  // namespace agave::trainer

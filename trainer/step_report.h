@@ -1,0 +1,57 @@
+#pragma once
+// Everything a run reports, through one place: the log window of training steps (one
+// monitoring::StepRecord per window feeds Prometheus, the JSONL log and the stdout line), and
+// the skip, evaluation and checkpoint events. Sinks are optional: ranks other than the run's
+// rank 0 print nothing and may export to Prometheus only.
+#include <cstdint>
+#include <string>
+
+#include "monitoring/metrics_exporter.h"
+#include "monitoring/metrics_log.h"
+#include "monitoring/step_record.h"
+#include "trainer/evaluator.h"
+#include "trainer/options.h"
+#include "trainer/sharded_checkpoint.h"
+#include "trainer/train_step.h"
+
+namespace agave::trainer {
+
+struct ReportSinks {
+  monitoring::MetricsExporter* exporter = nullptr;
+  monitoring::MetricsLog* log = nullptr;
+  bool print = false;  // stdout and stderr lines (the run's rank 0)
+};
+
+class StepReport {
+ public:
+  // `to_bpd`: nats per image → bits per dimension of x.
+  StepReport(std::string run_name, int ranks, int64_t total_steps, double to_bpd,
+             ReportSinks sinks);
+
+  // One step into the current window (skipped steps count for time, not for the loss terms).
+  void add(const StepOutcome& outcome, double step_seconds, double data_seconds);
+  // The window's means as one record to every sink; starts the next window. `step`: steps
+  // done (1-based); `skipped_total`: the run's skipped steps so far.
+  monitoring::StepRecord flush(int64_t step, PhaseKind phase, int64_t skipped_total);
+
+  void skipped(int64_t step, const std::string& reason) const;
+  void evaluated(int64_t step, const EvalResult& r) const;
+  void checkpointed(int64_t step, const SaveResult& saved) const;
+  // A plain "[run] ..." line on stdout (rank 0).
+  void say(const std::string& text) const;
+
+ private:
+  struct Window {
+    double pixel = 0, aux = 0, kl = 0, loss = 0, images = 0;
+    double step_s = 0, compute_s = 0, comm_s = 0, data_s = 0;
+    int64_t steps = 0;
+  };
+  std::string run_;
+  int ranks_;
+  int64_t total_steps_;
+  double to_bpd_;
+  ReportSinks sinks_;
+  Window w_;
+};
+
+}  // namespace agave::trainer
