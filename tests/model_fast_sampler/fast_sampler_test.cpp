@@ -9,7 +9,7 @@
 #include <cstdio>
 
 #include "model/agave.h"
-#include "model/fast_sampler.h"
+#include "model/cached_pixelcnn.h"
 #include "model/pixelcnn.h"
 #include "model/sampler.h"
 
@@ -119,11 +119,11 @@ void expect_same_samples(const Shape& sh) {
   };
   torch::manual_seed(123);
   auto t0 = Clock::now();
-  auto naive = sample_pixels(model, fz);
+  auto naive = sample_pixels(model, fz, SamplerKind::kNaive);
   const double naive_s = seconds(t0);
   torch::manual_seed(123);
   t0 = Clock::now();
-  auto cached = sample_pixels_cached(model, fz);
+  auto cached = sample_pixels(model, fz, SamplerKind::kCached);
   std::printf("  C=%lld %lldx%lld: naive %.2f s, cached %.2f s\n",
               static_cast<long long>(sh.channels), static_cast<long long>(sh.size),
               static_cast<long long>(sh.size), naive_s, seconds(t0));
@@ -147,15 +147,15 @@ TEST_F(FastSampler, SampleAndReconstructMatchNaive) {
   auto x = random_images(2, 3, 8).to(torch::kByte);
   model->data_init(x);
   torch::manual_seed(9);
-  auto a = sample(model, 2);
+  auto a = sample(model, 2, SamplerKind::kNaive);
   torch::manual_seed(9);
-  auto b = sample_cached(model, 2);
+  auto b = sample(model, 2, SamplerKind::kCached);
   EXPECT_TRUE(torch::equal(a.x, b.x));
   EXPECT_TRUE(torch::equal(a.fz, b.fz));
   torch::manual_seed(10);
-  auto ra = reconstruct(model, x);
+  auto ra = reconstruct(model, x, SamplerKind::kNaive);
   torch::manual_seed(10);
-  auto rb = reconstruct_cached(model, x);
+  auto rb = reconstruct(model, x, SamplerKind::kCached);
   EXPECT_TRUE(torch::equal(ra.x, rb.x));
   EXPECT_TRUE(torch::equal(ra.fz, rb.fz));
 }
