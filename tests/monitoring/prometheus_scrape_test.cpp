@@ -166,7 +166,7 @@ std::set<std::string> metric_names(const std::string& text) {
   return out;
 }
 
-TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealScrape) {
+TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealScrape) {
   if (!fs::exists(kPrometheus)) {
     GTEST_SKIP() << kPrometheus << " is missing (Debian package prometheus; "
                  << "scripts/install-deps.sh installs it)";
@@ -309,7 +309,7 @@ std::map<std::string, std::string> wait_for_queries(const PrometheusServer& prom
   return failures;
 }
 
-TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
+TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   if (!fs::exists(kPrometheus)) {
     GTEST_SKIP() << kPrometheus << " is missing (Debian package prometheus)";
   }

@@ -16,11 +16,10 @@
 namespace agave::model {
 namespace {
 
-class FastSampler : public ::testing::Test {
- protected:
-  // One thread: the machine is shared and the results must not depend on the thread count.
-  void SetUp() override { torch::set_num_threads(1); }
-};
+// Every test starts with this (not a fixture: the suites are named after CachedPixelCnn and the
+// sampler, and a fixture of that name would hide the class). One thread: the machine is shared
+// and the results must not depend on the thread count.
+void single_threaded() { torch::set_num_threads(1); }
 
 struct Shape {
   int64_t channels, size, nr_resnet, filters, nr_mix;
@@ -90,12 +89,14 @@ void expect_teacher_forced_match(const Shape& sh, bool conditional) {
       static_cast<long long>(sh.nr_resnet), conditional ? 1 : 0, worst, scale);
 }
 
-TEST_F(FastSampler, TeacherForcedParamsMatchFullForward28x28Gray) {
+TEST(CachedPixelCnn, TeacherForcedParamsMatchFullForward28x28Gray) {
+  single_threaded();
   expect_teacher_forced_match({1, 28, 1, 16, 3}, /*conditional=*/true);
   expect_teacher_forced_match({1, 28, 2, 8, 2}, /*conditional=*/false);
 }
 
-TEST_F(FastSampler, TeacherForcedParamsMatchFullForward32x32Rgb) {
+TEST(CachedPixelCnn, TeacherForcedParamsMatchFullForward32x32Rgb) {
+  single_threaded();
   expect_teacher_forced_match({3, 32, 2, 12, 3}, /*conditional=*/true);
   expect_teacher_forced_match({3, 32, 1, 8, 2}, /*conditional=*/false);
 }
@@ -136,11 +137,18 @@ void expect_same_samples(const Shape& sh) {
   EXPECT_GT(torch::bincount(cached.flatten().to(torch::kLong)).gt(0).sum().item<int64_t>(), 20);
 }
 
-TEST_F(FastSampler, SameSamplesAsNaive28x28Gray) { expect_same_samples({1, 28, 1, 8, 3}); }
+TEST(Sampler, CachedAndNaiveDrawTheSamePixels28x28Gray) {
+  single_threaded();
+  expect_same_samples({1, 28, 1, 8, 3});
+}
 
-TEST_F(FastSampler, SameSamplesAsNaive32x32Rgb) { expect_same_samples({3, 32, 1, 8, 2}); }
+TEST(Sampler, CachedAndNaiveDrawTheSamePixels32x32Rgb) {
+  single_threaded();
+  expect_same_samples({3, 32, 1, 8, 2});
+}
 
-TEST_F(FastSampler, SampleAndReconstructMatchNaive) {
+TEST(Sampler, CachedAndNaiveSampleAndReconstructAlike) {
+  single_threaded();
   const Shape sh{3, 8, 1, 8, 2};
   torch::manual_seed(5);
   Agave model(agave_options(sh, 0.0));
@@ -160,7 +168,8 @@ TEST_F(FastSampler, SampleAndReconstructMatchNaive) {
   EXPECT_TRUE(torch::equal(ra.fz, rb.fz));
 }
 
-TEST_F(FastSampler, RejectsPixelsOutOfRasterOrder) {
+TEST(CachedPixelCnn, RejectsPixelsOutOfRasterOrder) {
+  single_threaded();
   torch::manual_seed(0);
   PixelCnn net(PixelCnnOptions().nr_resnet(1).nr_filters(4).nr_logistic_mix(1).dropout(0.0), 1, 0);
   CachedPixelCnn cached(*net, {}, 1, 4, 4);
