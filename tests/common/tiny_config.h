@@ -66,8 +66,8 @@ class TinyConfig {
     o << "run: {name: " << name_ << ", output_dir: " << output_dir_ << ", seed: " << seed_ << "}\n"
       << "data: {dataset: " << dataset_ << ", shards: " << shards_ << "}\n"
       << "model:\n"
-      << "  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: "
-      << latent_resolution_ << "}\n"
+      << "  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: " << latent_resolution_
+      << "}\n"
       << "  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: "
       << number(dropout_) << "}\n"
       << "aux: {resolution: " << aux_resolution_ << ", color_bins: 32}\n";

@@ -11,10 +11,10 @@ namespace {
 
 // Every 2×2 block mean is exactly k + ½, where half up and half to even disagree for even k.
 TEST(AuxTarget, RoundsBlockMeansHalfToEven) {
-  const auto x = torch::tensor({0,   1,   2,   3,    //
-                                0,   1,   2,   3,    //
-                                1,   2,   254, 255,  //
-                                2,   1,   255, 254},
+  const auto x = torch::tensor({0, 1, 2, 3,      //
+                                0, 1, 2, 3,      //
+                                1, 2, 254, 255,  //
+                                2, 1, 255, 254},
                                torch::kUInt8)
                      .reshape({1, 1, 4, 4});
   // Blocks: [0 1;0 1] 0.5 → 0, [2 3;2 3] 2.5 → 2, [1 2;2 1] 1.5 → 2, [254 255;255 254] 254.5 →

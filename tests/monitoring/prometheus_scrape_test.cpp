@@ -326,20 +326,19 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   // first free port from `base`, then keeps /metrics up until Prometheus has scraped the end.
   const int base = free_port();
   const std::string config = dir.write(
-      "sweep.yaml",
-      agave::testing::TinyConfig("prom", dir.path().string() + "/runs",
-                                 dir.path().string() + "/shards")
-          .seed(2)
-          .batch_size(8)
-          .phases({{"pretrain_vae", 20}, {"pretrain_pixelcnn", 20}, {"joint", 160}})
-          .eval_every(100)
-          .eval(2, 8, 8, 0)
-          .checkpoint(100, 2)
-          .log_every(5)
-          .prometheus_port(base)
-          .linger_seconds(150)
-          .append("sweep:\n  ranks_per_run: 1\n  grid: {loss.lambda: [1, 4]}\n")
-          .yaml());
+      "sweep.yaml", agave::testing::TinyConfig("prom", dir.path().string() + "/runs",
+                                               dir.path().string() + "/shards")
+                        .seed(2)
+                        .batch_size(8)
+                        .phases({{"pretrain_vae", 20}, {"pretrain_pixelcnn", 20}, {"joint", 160}})
+                        .eval_every(100)
+                        .eval(2, 8, 8, 0)
+                        .checkpoint(100, 2)
+                        .log_every(5)
+                        .prometheus_port(base)
+                        .linger_seconds(150)
+                        .append("sweep:\n  ranks_per_run: 1\n  grid: {loss.lambda: [1, 4]}\n")
+                        .yaml());
   fs::create_directories(dir.path() / "prom");
   std::unique_ptr<PrometheusServer> prom;
   // The generated config scrapes both possible exporter ports.

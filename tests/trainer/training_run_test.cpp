@@ -41,16 +41,15 @@ class TrainingRun : public ::testing::Test {
   }
 
   std::string config(const std::string& extra = "") {
-    return out_.write("tiny.yaml", TinyConfig("tiny", out_.path().string() + "/runs",
-                                              shards_->path().string() + "/fmnist")
-                                       .phases({{"pretrain_vae", 3},
-                                                {"pretrain_pixelcnn", 3},
-                                                {"joint", 4}})
-                                       .eval(2, 8, 8, 2)
-                                       .log_every(2)
-                                       .prometheus_port(19464)
-                                       .append(extra)
-                                       .yaml());
+    return out_.write(
+        "tiny.yaml",
+        TinyConfig("tiny", out_.path().string() + "/runs", shards_->path().string() + "/fmnist")
+            .phases({{"pretrain_vae", 3}, {"pretrain_pixelcnn", 3}, {"joint", 4}})
+            .eval(2, 8, 8, 2)
+            .log_every(2)
+            .prometheus_port(19464)
+            .append(extra)
+            .yaml());
   }
   fs::path run_dir(const std::string& name = "tiny") const { return out_.path() / "runs" / name; }
 
