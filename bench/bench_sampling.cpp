@@ -1,5 +1,5 @@
 // AGAVE sampling throughput: the naive sampler (one full PixelCNN pass per pixel, the baseline)
-// against the cached sampler (model/fast_sampler.h), both in this process on the same model,
+// against the cached one (model/sampler.h, SamplerKind), both in this process on the same model,
 // batch and f(z). Prints images/s and the ratio for the quickstart model (28×28×1, 1/32/5) and
 // the CIFAR-10 default model (32×32×3, 5/160/10 with the AGAVE stream).
 //
@@ -18,7 +18,6 @@
 #include <string>
 
 #include "model/agave.h"
-#include "model/fast_sampler.h"
 #include "model/likelihood.h"
 #include "model/sampler.h"
 
@@ -40,7 +39,7 @@ struct Args {
   bool quick_only = false;
 };
 
-// Seconds per naive step: exactly the body of model::sample_pixels's loop.
+// Seconds per naive step: exactly the body of the SamplerKind::kNaive loop (model/sampler.cpp).
 double naive_seconds_per_step(Agave& model, const torch::Tensor& fz, int64_t steps) {
   torch::NoGradGuard no_grad;
   agave::model::ScopedEval eval(*model);
@@ -81,7 +80,7 @@ void run(const char* name, const AgaveOptions& options, const Args& args) {
 
   torch::manual_seed(1);
   auto t0 = Clock::now();
-  auto cached = agave::model::sample_pixels_cached(model, fz);
+  auto cached = agave::model::sample_pixels(model, fz, agave::model::SamplerKind::kCached);
   const double cached_s = seconds_since(t0);
   const double cached_ips = args.batch / cached_s;
 
@@ -90,7 +89,7 @@ void run(const char* name, const AgaveOptions& options, const Args& args) {
   if (args.naive_full) {
     torch::manual_seed(1);
     t0 = Clock::now();
-    auto naive = agave::model::sample_pixels(model, fz);
+    auto naive = agave::model::sample_pixels(model, fz, agave::model::SamplerKind::kNaive);
     naive_ips = args.batch / seconds_since(t0);
     how = "whole images";
     equal = torch::equal(naive, cached) ? "yes" : "NO";

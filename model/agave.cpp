@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "model/aux_target.h"
 #include "model/likelihood.h"
 #include "model/weight_norm.h"
 
@@ -30,11 +31,7 @@ void AgaveImpl::check_input(const torch::Tensor& x) const {
 }
 
 torch::Tensor AgaveImpl::aux_target(const torch::Tensor& x) const {
-  auto xf = x.to(torch::kFloat);
-  const int64_t factor = options_.image_size() / options_.aux().resolution();
-  if (factor == 1) return xf;
-  // (ours) average pooling rounded to integers, so y stays on the pixel grid.
-  return torch::round(torch::avg_pool2d(xf, factor));
+  return model::aux_target(x, options_.aux().resolution());
 }
 
 torch::Tensor AgaveImpl::conditioning(const torch::Tensor& fz) const {

@@ -67,7 +67,7 @@ class AgaveImpl : public torch::nn::Module {
   ParameterGroups parameter_groups() const;
 
   // Pieces of forward(), public so the sampler and tests can use them.
-  // y: x average-pooled to aux.resolution and rounded, float pixel values.
+  // y: model::aux_target(x, aux.resolution) (model/aux_target.h), float pixel values.
   torch::Tensor aux_target(const torch::Tensor& x) const;
   // f(z) (aux resolution, [−1, 1] units) upsampled to x's size by nearest neighbour.
   torch::Tensor conditioning(const torch::Tensor& fz) const;

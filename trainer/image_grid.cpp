@@ -1,7 +1,7 @@
 #include "trainer/image_grid.h"
 
 #include "data/loader.h"
-#include "model/fast_sampler.h"
+#include "model/sampler.h"
 
 #include <stdexcept>
 
@@ -56,7 +56,7 @@ void write_picture_sheets(model::Agave& model, const std::string& shards, int64_
   data::ShardLoader test(shards, "test", tl);
   const auto xb = test.next()->images.to(device);
   const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
-  const auto xs = model::sample_pixels_cached(model, fz);
+  const auto xs = model::sample_pixels(model, fz);
   const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
   monitoring::write_png(output_dir + "/samples.png",
                         image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n).cpu()}));

@@ -28,7 +28,7 @@ void expect_one_error_line(const CliResult& r, const std::string& what) {
   EXPECT_NE(r.out.find(what), std::string::npos) << r.out;
 }
 
-TEST(data_cli, ConvertThenInspect) {
+TEST(DataCli, ConvertThenInspect) {
   TempDir dir;
   const std::string out = dir / "fm";
   CliResult r = cli(std::string("convert -q --source ") + test::kFashionMnist + " --output " + out +
@@ -52,7 +52,7 @@ TEST(data_cli, ConvertThenInspect) {
   EXPECT_NE(r.out.find(shard), std::string::npos) << r.out;
 }
 
-TEST(data_cli, BadInputIsOneLineAndExitOne) {
+TEST(DataCli, BadInputIsOneLineAndExitOne) {
   TempDir dir;
   CliResult r = cli("inspect " + (dir / "missing"));
   EXPECT_EQ(r.code, 1);
@@ -69,7 +69,7 @@ TEST(data_cli, BadInputIsOneLineAndExitOne) {
   EXPECT_FALSE(fs::exists(dir / "o"));
 }
 
-TEST(data_cli, FetchWithoutNetworkIsOneLine) {
+TEST(DataCli, FetchWithoutNetworkIsOneLine) {
   TempDir dir;
   CliResult r = cli("fetch cifar10 -q --output " + dir.path().string() +
               " --url http://127.0.0.1:9/cifar-10-binary.tar.gz");
@@ -78,7 +78,7 @@ TEST(data_cli, FetchWithoutNetworkIsOneLine) {
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
-TEST(data_cli, UsageErrorsExitTwo) {
+TEST(DataCli, UsageErrorsExitTwo) {
   EXPECT_EQ(cli("").code, 2);
   EXPECT_EQ(cli("convert --source x").code, 2);
   EXPECT_EQ(cli("convert --source x --output y --gzip 12").code, 2);

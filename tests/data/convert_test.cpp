@@ -63,7 +63,7 @@ std::vector<uint8_t> shard_image(const Manifest& m, int64_t g) {
   return {};
 }
 
-TEST(data_convert, FashionMnistIsPixelExact) {
+TEST(Convert, FashionMnistIsPixelExact) {
   TempDir out;
   ConvertOptions c;
   c.source = test::kFashionMnist;
@@ -126,7 +126,7 @@ TEST(data_convert, FashionMnistIsPixelExact) {
   }
 }
 
-TEST(data_convert, Cifar10BatchesArePixelExactAndMatchPublishedStats) {
+TEST(Convert, Cifar10BatchesArePixelExactAndMatchPublishedStats) {
   AGAVE_REQUIRE_CIFAR();
   TempDir out;
   ConvertOptions c;
@@ -195,7 +195,7 @@ std::string make_cifar_tar(const TempDir& dir, int64_t records) {
   return tar;
 }
 
-TEST(data_convert, Cifar10TarGzMatchesTheBatches) {
+TEST(Convert, Cifar10TarGzMatchesTheBatches) {
   AGAVE_REQUIRE_CIFAR();
   TempDir dir;
   const std::string tar = make_cifar_tar(dir, 40);
@@ -234,7 +234,7 @@ TEST(data_convert, Cifar10TarGzMatchesTheBatches) {
   EXPECT_FALSE(fs::exists(dir / "out2/train.manifest.json"));
 }
 
-TEST(data_convert, WrongSizeCifarFileFailsBeforeWritingAnything) {
+TEST(Convert, WrongSizeCifarFileFailsBeforeWritingAnything) {
   AGAVE_REQUIRE_CIFAR();
   TempDir dir;
   const fs::path src = dir.path() / "src";
@@ -261,7 +261,7 @@ TEST(data_convert, WrongSizeCifarFileFailsBeforeWritingAnything) {
   EXPECT_THROW(convert(c), DataError);
 }
 
-TEST(data_convert, InterruptedConversionLeavesNothingThatLooksComplete) {
+TEST(Convert, InterruptedConversionLeavesNothingThatLooksComplete) {
   TempDir dir;
   const fs::path src = dir.path() / "src";
   fs::create_directories(src);
@@ -298,7 +298,7 @@ TEST(data_convert, InterruptedConversionLeavesNothingThatLooksComplete) {
   EXPECT_FALSE(shards_ready(out, Dataset::kFashionMnist));
 }
 
-TEST(data_convert, IdxOfWrongSizeOrMagicIsNamed) {
+TEST(Convert, IdxOfWrongSizeOrMagicIsNamed) {
   TempDir dir;
   auto images = gunzip(std::string(test::kFashionMnist) + "/t10k-images-idx3-ubyte.gz");
   auto labels = gunzip(std::string(test::kFashionMnist) + "/t10k-labels-idx1-ubyte.gz");
@@ -330,7 +330,7 @@ TEST(data_convert, IdxOfWrongSizeOrMagicIsNamed) {
   }
 }
 
-TEST(data_convert, EnsureShardsConvertsOnce) {
+TEST(Convert, EnsureShardsConvertsOnce) {
   TempDir dir;
   DataOptions o;
   o.dataset = Dataset::kFashionMnist;
@@ -356,7 +356,7 @@ TEST(data_convert, EnsureShardsConvertsOnce) {
   }
 }
 
-TEST(data_convert, UnknownSourceIsOneClearError) {
+TEST(Convert, UnknownSourceIsOneClearError) {
   TempDir dir;
   ConvertOptions c;
   c.source = dir.path().string();

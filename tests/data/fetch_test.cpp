@@ -11,7 +11,7 @@ namespace {
 using test::TempDir;
 namespace fs = std::filesystem;
 
-TEST(data_fetch, UnreachableServerIsOneLineAndLeavesNoFile) {
+TEST(Fetch, UnreachableServerIsOneLineAndLeavesNoFile) {
   if (!fs::exists("/usr/bin/curl")) GTEST_SKIP() << "no /usr/bin/curl";
   TempDir dir;
   const std::string url = "http://127.0.0.1:9/cifar-10-binary.tar.gz";
@@ -27,7 +27,7 @@ TEST(data_fetch, UnreachableServerIsOneLineAndLeavesNoFile) {
   EXPECT_TRUE(fs::is_empty(dir.path()));
 }
 
-TEST(data_fetch, VerifiesMd5) {
+TEST(Fetch, VerifiesMd5) {
   if (!fs::exists("/usr/bin/curl")) GTEST_SKIP() << "no /usr/bin/curl";
   TempDir dir;
   const std::string src = dir / "payload.bin";

@@ -81,7 +81,7 @@ std::vector<int64_t> flat(const std::vector<std::vector<int64_t>>& v) {
   return out;
 }
 
-TEST(data_loader, RanksCoverEveryImageExactlyOncePerEpoch) {
+TEST(ShardLoader, RanksCoverEveryImageExactlyOncePerEpoch) {
   Fixture f;
   for (int64_t world = 1; world <= 4; ++world) {
     for (int64_t e = 0; e < 2; ++e) {
@@ -109,7 +109,7 @@ TEST(data_loader, RanksCoverEveryImageExactlyOncePerEpoch) {
   }
 }
 
-TEST(data_loader, DropLastGivesEqualFullBatchesOnDisjointRanks) {
+TEST(ShardLoader, DropLastGivesEqualFullBatchesOnDisjointRanks) {
   Fixture f;
   for (int64_t world = 1; world <= 4; ++world) {
     std::set<int64_t> seen;
@@ -157,7 +157,7 @@ void expect_same_global_batches(const Fixture& f, int64_t world, int64_t b, bool
   }
 }
 
-TEST(data_loader, GlobalBatchesDoNotDependOnWorldSize) {
+TEST(ShardLoader, GlobalBatchesDoNotDependOnWorldSize) {
   Fixture f;
   for (bool drop_last : {true, false}) {
     expect_same_global_batches(f, 2, 24, drop_last);  // 2 × 24 against 1 × 48
@@ -169,7 +169,7 @@ TEST(data_loader, GlobalBatchesDoNotDependOnWorldSize) {
   EXPECT_EQ(flat(epoch(small)), flat(epoch(large)));
 }
 
-TEST(data_loader, ShortFinalBatchIsCutIntoContiguousPieces) {
+TEST(ShardLoader, ShortFinalBatchIsCutIntoContiguousPieces) {
   // 1000 = 2·(4·100) + 200 with 4 ranks of 100: the last global batch's 200 images go 50 per
   // rank; with 3 ranks of 110 (G 330): 10 left, pieces 4, 3, 3.
   Fixture f;
@@ -190,7 +190,7 @@ TEST(data_loader, ShortFinalBatchIsCutIntoContiguousPieces) {
   }
 }
 
-TEST(data_loader, ShuffleIsSeededPerEpochAndMixesShards) {
+TEST(ShardLoader, ShuffleIsSeededPerEpochAndMixesShards) {
   Fixture f;
   ShardLoader a(f.path(), "train", opts(100));
   const auto e0 = flat(epoch(a));
@@ -220,7 +220,7 @@ TEST(data_loader, ShuffleIsSeededPerEpochAndMixesShards) {
   for (int64_t i = 0; i < 1000; ++i) ASSERT_EQ(ordered[i], i);
 }
 
-TEST(data_loader, OrderDoesNotDependOnPrefetchDepth) {
+TEST(ShardLoader, OrderDoesNotDependOnPrefetchDepth) {
   Fixture f;
   auto o1 = opts(33, 1, 3);
   o1.prefetch = 1;
@@ -230,7 +230,7 @@ TEST(data_loader, OrderDoesNotDependOnPrefetchDepth) {
   EXPECT_EQ(epoch(a), epoch(b));
 }
 
-TEST(data_loader, RestoreContinuesExactly) {
+TEST(ShardLoader, RestoreContinuesExactly) {
   Fixture f;
   for (bool drop_last : {false, true}) {
     const auto o = opts(40, 1, 2, drop_last);
@@ -269,7 +269,7 @@ TEST(data_loader, RestoreContinuesExactly) {
   EXPECT_THROW(l.restore({0, 1000}), DataError);
 }
 
-TEST(data_loader, MapPositionRoundsDownToTheFirstUnseenImage) {
+TEST(ShardLoader, MapPositionRoundsDownToTheFirstUnseenImage) {
   using P = LoaderPosition;
   EXPECT_EQ(ShardLoader::map_position({3, 7}, 64, 64), (P{3, 7}));
   EXPECT_EQ(ShardLoader::map_position({3, 7}, 64, 128), (P{3, 3}));  // image 448 is in batch 3
@@ -286,7 +286,7 @@ TEST(data_loader, MapPositionRoundsDownToTheFirstUnseenImage) {
 // A run on 2 ranks × 20 stops after `cut` batches and resumes on `world` ranks × `b`: the
 // resumed epoch, added to what the first run consumed, covers the epoch, re-seeing fewer than
 // one new global batch of images.
-TEST(data_loader, ResumeOnAnotherWorldSizeSkipsNothing) {
+TEST(ShardLoader, ResumeOnAnotherWorldSizeSkipsNothing) {
   Fixture f;
   for (bool drop_last : {true, false}) {
     for (auto [world, b] : std::vector<std::pair<int64_t, int64_t>>{{3, 20}, {1, 40}, {4, 9}}) {
@@ -335,7 +335,7 @@ TEST(data_loader, ResumeOnAnotherWorldSizeSkipsNothing) {
 
 // Image sizes that are whole cache lines (copied with streaming stores where the CPU has them)
 // and that are not (slots at every alignment).
-TEST(data_loader, ImagesOfAnySizeArriveIntact) {
+TEST(ShardLoader, ImagesOfAnySizeArriveIntact) {
   for (ImageShape shape : {ImageShape{3, 8, 8}, ImageShape{1, 10, 10}, ImageShape{3, 32, 32}}) {
     TempDir dir;
     test::write_synthetic_split(dir.path().string(), "train", {300, 200}, shape, 16);
@@ -350,7 +350,7 @@ TEST(data_loader, ImagesOfAnySizeArriveIntact) {
   }
 }
 
-TEST(data_loader, ChunksLargerThanBatches) {
+TEST(ShardLoader, ChunksLargerThanBatches) {
   // Chunks of 1500 images, windows of two chunks, batches of 100: batches straddle windows and
   // every rank takes images from every chunk.
   TempDir dir;
@@ -370,7 +370,7 @@ TEST(data_loader, ChunksLargerThanBatches) {
 // Shards that other writers store in ways the loader cannot read straight from the file go
 // through HDF5 instead: chunked with the shuffle filter before deflate (same chunks, so the same
 // batches), and contiguous (other blocks, so another order, but every image once).
-TEST(data_loader, ShardsWithoutDirectAccessAreReadThroughHdf5) {
+TEST(ShardLoader, ShardsWithoutDirectAccessAreReadThroughHdf5) {
   if (!test::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py/numpy (python3-h5py)";
   Fixture direct, other;
   const std::string script =
@@ -418,7 +418,7 @@ TEST(data_loader, ShardsWithoutDirectAccessAreReadThroughHdf5) {
 
 // Shards evicted from the page cache: the loader's copies fault pages in from the disk, which
 // turns on its read-ahead of the next window (madvise); the batches stay the same.
-TEST(data_loader, ColdPageCacheGivesTheSameBatches) {
+TEST(ShardLoader, ColdPageCacheGivesTheSameBatches) {
   TempDir dir;
   const Manifest m =
       test::write_synthetic_split(dir.path().string(), "train", {30000, 30000}, kShape, 256);
@@ -444,7 +444,7 @@ TEST(data_loader, ColdPageCacheGivesTheSameBatches) {
   EXPECT_EQ(epoch(cold), e0);
 }
 
-TEST(data_loader, TruncatedShardSurfacesAsErrorFromNext) {
+TEST(ShardLoader, TruncatedShardSurfacesAsErrorFromNext) {
   Fixture f;
   const std::string shard = f.manifest.shard_path(f.manifest.shards[1]);
   auto o = opts(100, 1, 2);
@@ -461,13 +461,13 @@ TEST(data_loader, TruncatedShardSurfacesAsErrorFromNext) {
   }
 }
 
-TEST(data_loader, GzipShardsYieldTheSameBatches) {
+TEST(ShardLoader, GzipShardsYieldTheSameBatches) {
   Fixture raw(0), gz(6);
   ShardLoader a(raw.path(), "train", opts(50, 0, 2)), b(gz.path(), "train", opts(50, 0, 2));
   EXPECT_EQ(epoch(a), epoch(b));
 }
 
-TEST(data_loader, CorruptChunkSurfacesAsErrorFromNext) {
+TEST(ShardLoader, CorruptChunkSurfacesAsErrorFromNext) {
   Fixture f(6);
   const std::string shard = f.manifest.shard_path(f.manifest.shards[0]);
   const auto locs = ShardReader(shard).chunk_locations();
@@ -487,7 +487,7 @@ TEST(data_loader, CorruptChunkSurfacesAsErrorFromNext) {
   EXPECT_THROW(l.next(), DataError) << "the error sticks";
 }
 
-TEST(data_loader, OpenErrorsNameTheFile) {
+TEST(ShardLoader, OpenErrorsNameTheFile) {
   Fixture f;
   // Missing manifest.
   try {
@@ -514,7 +514,7 @@ TEST(data_loader, OpenErrorsNameTheFile) {
   EXPECT_THROW(ShardLoader(f.path(), "train", opts(10)), DataError);
 }
 
-TEST(data_loader, ReportsWaitTime) {
+TEST(ShardLoader, ReportsWaitTime) {
   Fixture f;
   ShardLoader l(f.path(), "train", opts(10));
   epoch(l);

@@ -45,7 +45,7 @@ std::string error_of(F&& f) {
   return "(no DataError thrown)";
 }
 
-TEST(data_shard, RoundTripsBytesAttributesAndChecksum) {
+TEST(Shard, RoundTripsBytesAttributesAndChecksum) {
   for (int level : {0, 6}) {
     TempDir dir;
     const std::string path = dir / "s.h5";
@@ -105,7 +105,7 @@ TEST(data_shard, RoundTripsBytesAttributesAndChecksum) {
   }
 }
 
-TEST(data_shard, UnfinishedWriterLeavesNothing) {
+TEST(Shard, UnfinishedWriterLeavesNothing) {
   TempDir dir;
   const std::string path = dir / "s.h5";
   {
@@ -120,7 +120,7 @@ TEST(data_shard, UnfinishedWriterLeavesNothing) {
   EXPECT_FALSE(fs::exists(path + ".tmp"));
 }
 
-TEST(data_shard, ReadableByH5py) {
+TEST(Shard, ReadableByH5py) {
   if (!test::have_h5py()) GTEST_SKIP() << "/usr/bin/python3 has no h5py/numpy (python3-h5py)";
   TempDir dir;
   const std::string path = dir / "s.h5";
@@ -156,14 +156,14 @@ TEST(data_shard, ReadableByH5py) {
   }
 }
 
-TEST(data_shard, MissingFileNamesThePath) {
+TEST(Shard, MissingFileNamesThePath) {
   TempDir dir;
   const std::string msg = error_of([&] { ShardReader r(dir / "nope.h5"); });
   EXPECT_NE(msg.find(dir / "nope.h5"), std::string::npos) << msg;
   EXPECT_NE(msg.find("no such file"), std::string::npos) << msg;
 }
 
-TEST(data_shard, TruncatedOrCorruptFilesAreClearErrors) {
+TEST(Shard, TruncatedOrCorruptFilesAreClearErrors) {
   TempDir dir;
   const std::string path = dir / "s.h5";
   {
@@ -220,7 +220,7 @@ void write_raw_shard(const std::string& path, hid_t dtype, std::vector<hsize_t> 
   H5Fclose(f);
 }
 
-TEST(data_shard, WrongDtypeOrShapeIsRejected) {
+TEST(Shard, WrongDtypeOrShapeIsRejected) {
   TempDir dir;
   const std::string f32 = dir / "float.h5";
   write_raw_shard(f32, H5T_IEEE_F32LE, {10, 3, 4, 5}, 10);
@@ -245,7 +245,7 @@ TEST(data_shard, WrongDtypeOrShapeIsRejected) {
   EXPECT_NE(msg.find("not an agave image shard"), std::string::npos) << msg;
 }
 
-TEST(data_shard, InspectFindsAFlippedByte) {
+TEST(Shard, InspectFindsAFlippedByte) {
   TempDir dir;
   const Manifest m = test::write_synthetic_split(dir.path().string(), "train", {300, 200},
                                                  ImageShape{1, 8, 8}, 32);

@@ -10,6 +10,7 @@
 
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
+#include "tests/common/tiny_config.h"
 
 namespace {
 
@@ -17,6 +18,7 @@ using agave::testing::count_of;
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
+using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
 const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
@@ -28,25 +30,16 @@ class Eval : public ::testing::Test {
   static void SetUpTestSuite() {
     if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) return;
     dir_ = new TempDir();
-    const auto cfg = dir_->write("tiny.yaml", R"(run: {name: tiny, output_dir: )" +
-                                                  dir_->path().string() + R"(/runs, seed: 3}
-data: {dataset: fashion_mnist, shards: )" + dir_->path().string() +
-                                                  R"(/fmnist}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
-train:
-  batch_size: 16
-  phases:
-    - {name: pretrain_vae, steps: 4}
-    - {name: joint, steps: 6}
-  ema_decay: 0.5
-eval: {importance_samples: 1, subset: 4, batch_size: 8, sample_images: 0}
-checkpoint: {every: 0, keep: 1}
-monitoring: {log_every: 5, progress: plain, prometheus: false}
-cluster: {threads_per_rank: 1}
-)");
+    const std::string dir = dir_->path().string();
+    const auto cfg = dir_->write("tiny.yaml", TinyConfig("tiny", dir + "/runs", dir + "/fmnist")
+                                                  .batch_size(16)
+                                                  .phases({{"pretrain_vae", 4}, {"joint", 6}})
+                                                  .ema_decay(0.5)
+                                                  .eval(1, 4, 8, 0)
+                                                  .checkpoint(0, 1)
+                                                  .log_every(5)
+                                                  .threads_per_rank(1)
+                                                  .yaml());
     const auto r = sh(mpirun(1) + kTrainer + " " + cfg);
     trained_ = new agave::testing::Result(r);
   }

@@ -20,6 +20,7 @@
 #include "data/checksum.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
+#include "tests/common/tiny_config.h"
 #include "trainer/sharded_checkpoint.h"
 
 namespace {
@@ -28,6 +29,7 @@ using agave::testing::count_of;
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
+using agave::testing::TinyConfig;
 using agave::trainer::ShardedCheckpoint;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
@@ -110,24 +112,16 @@ class Faults : public ::testing::Test {
   // The tiny model of tests/trainer (dropout on, so that resuming must restore the random
   // streams too), `steps` steps in two phases, a checkpoint every `every` steps.
   std::string config(const std::string& out, int steps, int every, int keep = 3) {
-    return dir_.write("c.yaml", "run: {name: r, output_dir: " + out + ", seed: 5}\n" +
-                                    "data: {dataset: fashion_mnist, shards: " + shards() + "}\n" +
-                                    R"(model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.5}
-aux: {resolution: 7, color_bins: 32}
-train:
-  batch_size: 2
-  phases:
-    - {name: pretrain_vae, steps: 2}
-    - {name: joint, steps: )" + std::to_string(steps - 2) +
-                                    R"(}
-eval: {importance_samples: 2, subset: 4, batch_size: 4, sample_images: 0}
-checkpoint: {every: )" + std::to_string(every) +
-                                    ", keep: " + std::to_string(keep) + R"(}
-monitoring: {log_every: 1, progress: plain, prometheus: false}
-cluster: {timeout_seconds: 20}
-)");
+    return dir_.write("c.yaml", TinyConfig("r", out, shards())
+                                    .seed(5)
+                                    .dropout(0.5)
+                                    .batch_size(2)
+                                    .phases({{"pretrain_vae", 2}, {"joint", steps - 2}})
+                                    .eval(2, 4, 4, 0)
+                                    .checkpoint(every, keep)
+                                    .log_every(1)
+                                    .timeout_seconds(20)
+                                    .yaml());
   }
   agave::testing::Result train(const std::string& cfg, const std::string& env = "",
                                const std::string& args = "") {

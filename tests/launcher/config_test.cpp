@@ -33,7 +33,7 @@ train:
     - {name: joint, steps: 20}
 )";
 
-struct Fixture : ::testing::Test {
+struct LoadRuns : ::testing::Test {
   TempDir dir;
   std::vector<RunSpec> load(const std::string& yaml, std::vector<std::string> sets = {}) {
     return load_runs(dir.write("c.yaml", yaml), sets);
@@ -47,8 +47,7 @@ struct Fixture : ::testing::Test {
     } catch (const ConfigError& e) {
       const std::string msg = e.what();
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-      for (const auto& p : pieces)
-        EXPECT_NE(msg.find(p), std::string::npos) << msg << "\nmissing: " << p;
+      for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << msg << "\nmissing: " << p;
     }
   }
   std::string replace(std::string text, const std::string& from, const std::string& to) {
@@ -58,7 +57,7 @@ struct Fixture : ::testing::Test {
   }
 };
 
-TEST_F(Fixture, ParsesEverySectionIntoTypedOptions) {
+TEST_F(LoadRuns, ParsesEverySectionIntoTypedOptions) {
   const auto runs = load(kBase);
   ASSERT_EQ(runs.size(), 1u);
   const Config& c = runs[0].config;
@@ -88,7 +87,7 @@ TEST_F(Fixture, ParsesEverySectionIntoTypedOptions) {
   EXPECT_EQ(c.data.source, "/usr/share/datasets/fashion-mnist");
 }
 
-TEST_F(Fixture, Cifar10SetsShapeAndDefaultSource) {
+TEST_F(LoadRuns, Cifar10SetsShapeAndDefaultSource) {
   const auto runs = load(replace(replace(replace(kBase, "fashion_mnist", "cifar10"),
                                          "latent_resolution: 7", "latent_resolution: 16"),
                                  "resolution: 14", "resolution: 8"));
@@ -99,18 +98,17 @@ TEST_F(Fixture, Cifar10SetsShapeAndDefaultSource) {
   EXPECT_EQ(c.data.shards, "data-cache/cifar10");
 }
 
-TEST_F(Fixture, StepsWithoutPhasesMeansOneJointPhase) {
+TEST_F(LoadRuns, StepsWithoutPhasesMeansOneJointPhase) {
   const auto runs = load(replace(kBase, R"(  phases:
     - {name: pretrain_vae, steps: 10}
     - {name: joint, steps: 20}
-)",
-                                 "  steps: 7\n"));
+)", "  steps: 7\n"));
   ASSERT_EQ(runs[0].config.train.phases.size(), 1u);
   EXPECT_EQ(runs[0].config.train.phases[0].kind, trainer::PhaseKind::kJoint);
   EXPECT_EQ(runs[0].config.train.phases[0].steps, 7);
 }
 
-TEST_F(Fixture, ResolvedConfigRoundTrips) {
+TEST_F(LoadRuns, ResolvedConfigRoundTrips) {
   const Config c = load(kBase)[0].config;
   TempDir d2;
   const std::string text = to_yaml_string(c);
@@ -122,92 +120,61 @@ TEST_F(Fixture, ResolvedConfigRoundTrips) {
 
 // ---- every validation error names where, the key and what is allowed ------------------------
 
-TEST_F(Fixture, UnknownKeysListAllowedOnes) {
-  expect_error(std::string(kBase) + "bogus: 1\n",
-               {"c.yaml:19", "bogus", "unknown key", "allowed keys here", "sweep"});
-  expect_error(replace(kBase, "lambda: 2", "lamda: 2"),
-               {"c.yaml:13", "loss.lamda", "unknown key", "lambda"});
-  expect_error(replace(kBase, "depth: 2", "depht: 2"),
-               {"c.yaml:7", "model.vae.depht", "latent_channels"});
+TEST_F(LoadRuns, UnknownKeysListAllowedOnes) {
+  expect_error(std::string(kBase) + "bogus: 1\n", {"c.yaml:19", "bogus", "unknown key", "allowed keys here", "sweep"});
+  expect_error(replace(kBase, "lambda: 2", "lamda: 2"), {"c.yaml:13", "loss.lamda", "unknown key", "lambda"});
+  expect_error(replace(kBase, "depth: 2", "depht: 2"), {"c.yaml:7", "model.vae.depht", "latent_channels"});
 }
 
-TEST_F(Fixture, WrongTypes) {
-  expect_error(replace(kBase, "batch_size: 32", "batch_size: many"),
-               {"c.yaml:15", "train.batch_size", "expected an integer", "'many'"});
-  expect_error(replace(kBase, "batch_size: 32", "batch_size: 32.5"),
-               {"train.batch_size", "expected an integer"});
-  expect_error(replace(kBase, "lambda: 2", "lambda: [1, 2]"),
-               {"c.yaml:13", "loss.lambda", "expected a number", "list"});
-  expect_error(replace(kBase, "lambda: 2", "lambda: big"),
-               {"loss.lambda", "expected a finite number"});
+TEST_F(LoadRuns, WrongTypes) {
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: many"), {"c.yaml:15", "train.batch_size", "expected an integer", "'many'"});
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: 32.5"), {"train.batch_size", "expected an integer"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: [1, 2]"), {"c.yaml:13", "loss.lambda", "expected a number", "list"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: big"), {"loss.lambda", "expected a finite number"});
   expect_error(replace(kBase, "lambda: 2", "lambda: .nan"), {"loss.lambda", "finite"});
-  expect_error(replace(kBase, "loss:\n  lambda: 2", "loss: 3"),
-               {"c.yaml:12", "loss", "expected a mapping"});
+  expect_error(replace(kBase, "loss:\n  lambda: 2", "loss: 3"), {"c.yaml:12", "loss", "expected a mapping"});
   expect_error(std::string(kBase) + "eval: {use_ema: maybe}\n", {"eval.use_ema", "true or false"});
 }
 
-TEST_F(Fixture, ImpossibleValues) {
-  expect_error(replace(kBase, "lambda: 2", "lambda: -1"),
-               {"c.yaml:13", "loss.lambda", ">= 0", "-1"});
-  expect_error(
-      replace(kBase, "color_bins: 32", "color_bins: 3"),
-      {"c.yaml:11", "aux.color_bins", "must divide 256", "2, 4, 8, 16, 32, 64, 128, 256", "got 3"});
+TEST_F(LoadRuns, ImpossibleValues) {
+  expect_error(replace(kBase, "lambda: 2", "lambda: -1"), {"c.yaml:13", "loss.lambda", ">= 0", "-1"});
+  expect_error(replace(kBase, "color_bins: 32", "color_bins: 3"), {"c.yaml:11", "aux.color_bins", "must divide 256", "2, 4, 8, 16, 32, 64, 128, 256", "got 3"});
   expect_error(replace(kBase, "color_bins: 32", "color_bins: 512"), {"aux.color_bins", "512"});
   expect_error(replace(kBase, "color_bins: 32", "color_bins: 1"), {"aux.color_bins", ">= 2"});
-  expect_error(replace(kBase, "resolution: 14", "resolution: 5"),
-               {"c.yaml:10", "aux.resolution", "must divide the image size 28",
-                "1, 2, 4, 7, 14, 28", "got 5"});
-  expect_error(replace(kBase, "latent_resolution: 7", "latent_resolution: 5"),
-               {"model.vae.latent_resolution", "power of two"});
-  expect_error(replace(kBase, "dataset: fashion_mnist", "dataset: mnist"),
-               {"c.yaml:5", "data.dataset", "'mnist'", "fashion_mnist, cifar10"});
-  expect_error(replace(kBase, "dropout: 0.0", "dropout: 1.0"),
-               {"model.pixelcnn.dropout", "[0, 1)"});
-  expect_error(replace(kBase, "nr_filters: 16", "nr_filters: 0"),
-               {"model.pixelcnn.nr_filters", ">= 1"});
+  expect_error(replace(kBase, "resolution: 14", "resolution: 5"), {"c.yaml:10", "aux.resolution", "must divide the image size 28", "1, 2, 4, 7, 14, 28", "got 5"});
+  expect_error(replace(kBase, "latent_resolution: 7", "latent_resolution: 5"), {"model.vae.latent_resolution", "power of two"});
+  expect_error(replace(kBase, "dataset: fashion_mnist", "dataset: mnist"), {"c.yaml:5", "data.dataset", "'mnist'", "fashion_mnist, cifar10"});
+  expect_error(replace(kBase, "dropout: 0.0", "dropout: 1.0"), {"model.pixelcnn.dropout", "[0, 1)"});
+  expect_error(replace(kBase, "nr_filters: 16", "nr_filters: 0"), {"model.pixelcnn.nr_filters", ">= 1"});
   expect_error(replace(kBase, "batch_size: 32", "batch_size: 0"), {"train.batch_size", ">= 1"});
   expect_error(std::string(kBase) + "  optimizer: {lr: 0}\n", {"train.optimizer.lr", "> 0"});
-  expect_error(std::string(kBase) + "  optimizer: {name: sgd}\n",
-               {"train.optimizer.name", "allowed: adamax"});
+  expect_error(std::string(kBase) + "  optimizer: {name: sgd}\n", {"train.optimizer.name", "allowed: adamax"});
   expect_error(std::string(kBase) + "  precision: fp8\n", {"train.precision", "auto, fp32, bf16"});
-  expect_error(std::string(kBase) + "monitoring: {port: 70000}\n",
-               {"monitoring.port", "[1, 65535]"});
-  expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n",
-               {"monitoring.progress", "auto, bar, plain, off"});
-  expect_error(std::string(kBase) + "cluster: {backend: gloo}\n",
-               {"cluster.backend", "auto, mpi, nccl"});
-  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n",
-               {"cluster.timeout_seconds", "> 0"});
-  expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n",
-               {"eval.importance_samples", ">= 1"});
+  expect_error(std::string(kBase) + "monitoring: {port: 70000}\n", {"monitoring.port", "[1, 65535]"});
+  expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n", {"monitoring.progress", "auto, bar, plain, off"});
+  expect_error(std::string(kBase) + "cluster: {backend: gloo}\n", {"cluster.backend", "auto, mpi, nccl"});
+  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n", {"cluster.timeout_seconds", "> 0"});
+  expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n", {"eval.importance_samples", ">= 1"});
   expect_error(std::string(kBase) + "checkpoint: {keep: 0}\n", {"checkpoint.keep", ">= 1"});
   expect_error(replace(kBase, "name: t", "name: a/b"), {"run.name", "without '/'"});
 }
 
-TEST_F(Fixture, PhaseErrors) {
-  expect_error(replace(kBase, "name: joint", "name: finetune"),
-               {"c.yaml:18", "train.phases[1].name", "'finetune'",
-                "pretrain_vae, pretrain_pixelcnn, joint, no_aux"});
-  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint}"),
-               {"train.phases[1].steps", "required"});
-  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 0}"),
-               {"train.phases[1].steps", ">= 1"});
-  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"),
-               {"train.steps", "99", "add up to 30"});
+TEST_F(LoadRuns, PhaseErrors) {
+  expect_error(replace(kBase, "name: joint", "name: finetune"), {"c.yaml:18", "train.phases[1].name", "'finetune'", "pretrain_vae, pretrain_pixelcnn, joint, no_aux"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint}"), {"train.phases[1].steps", "required"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 0}"), {"train.phases[1].steps", ">= 1"});
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"), {"train.steps", "99", "add up to 30"});
   expect_error(replace(kBase, R"(  phases:
     - {name: pretrain_vae, steps: 10}
     - {name: joint, steps: 20}
-)",
-                       ""),
-               {"train.steps", "required"});
+)", ""), {"train.steps", "required"});
 }
 
-TEST_F(Fixture, GlobalBatchMustSplitOverRanksPerRun) {
-  expect_error(std::string(kBase) + "sweep: {ranks_per_run: 3}\n",
-               {"c.yaml:15", "train.batch_size", "32", "divisible", "ranks_per_run = 3"});
+TEST_F(LoadRuns, GlobalBatchMustSplitOverRanksPerRun) {
+  expect_error(std::string(kBase) + "sweep: {ranks_per_run: 3}\n", {"c.yaml:15", "train.batch_size", "32", "divisible", "ranks_per_run = 3"});
 }
 
-TEST_F(Fixture, MalformedYamlNamesLineAndColumn) {
+TEST_F(LoadRuns, MalformedYamlNamesLineAndColumn) {
   expect_error("run:\n  name: [unclosed\n", {"c.yaml:", "malformed YAML"});
   expect_error("- just\n- a list\n", {"c.yaml:1", "mapping of sections"});
   try {
@@ -220,7 +187,7 @@ TEST_F(Fixture, MalformedYamlNamesLineAndColumn) {
 
 // ---- overrides ---------------------------------------------------------------------------------
 
-TEST_F(Fixture, SetOverridesFileAndLaterSetWins) {
+TEST_F(LoadRuns, SetOverridesFileAndLaterSetWins) {
   auto runs = load(kBase, {"loss.lambda=4", "aux.color_bins=64", "loss.lambda=8"});
   EXPECT_DOUBLE_EQ(runs[0].config.loss.lambda, 8.0);
   EXPECT_EQ(runs[0].config.model.aux().color_bins(), 64);
@@ -232,7 +199,7 @@ TEST_F(Fixture, SetOverridesFileAndLaterSetWins) {
   EXPECT_EQ(runs[0].config.model.vae().width(), model::VaeOptions().width());
 }
 
-TEST_F(Fixture, SetErrorsNameTheOverride) {
+TEST_F(LoadRuns, SetErrorsNameTheOverride) {
   expect_error(kBase, {"--set loss.lambda=-3", "loss.lambda", ">= 0"}, {"loss.lambda=-3"});
   expect_error(kBase, {"--set loss.lamda=3", "unknown key"}, {"loss.lamda=3"});
   expect_error(kBase, {"--set lambda", "key.path=value"}, {"lambda"});
@@ -242,7 +209,7 @@ TEST_F(Fixture, SetErrorsNameTheOverride) {
 
 // ---- sweeps ------------------------------------------------------------------------------------
 
-TEST_F(Fixture, SweepExpandsGridInFileOrderWithDeterministicNames) {
+TEST_F(LoadRuns, SweepExpandsGridInFileOrderWithDeterministicNames) {
   const auto runs = load(std::string(kBase) + R"(sweep:
   ranks_per_run: 2
   grid:
@@ -268,7 +235,7 @@ TEST_F(Fixture, SweepExpandsGridInFileOrderWithDeterministicNames) {
   EXPECT_EQ(again[1].name, "lambda=12");
 }
 
-TEST_F(Fixture, SweepOverAnyKeyAndCollidingLabelsUseThePath) {
+TEST_F(LoadRuns, SweepOverAnyKeyAndCollidingLabelsUseThePath) {
   const auto runs = load(std::string(kBase) + R"(sweep:
   grid:
     model.vae.width: [8, 16]
@@ -289,7 +256,7 @@ TEST_F(Fixture, SweepOverAnyKeyAndCollidingLabelsUseThePath) {
   EXPECT_EQ(clash[0].name, "depth=1,eps=1e-7,eval_every=5,checkpoint_every=5");
 }
 
-TEST_F(Fixture, InvalidSweepPointNamesItsLine) {
+TEST_F(LoadRuns, InvalidSweepPointNamesItsLine) {
   expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: [1,\n      -2]\n",
                {"c.yaml:22", "sweep point lambda=-2", "loss.lambda", ">= 0"});
   expect_error(std::string(kBase) + "sweep:\n  grid:\n    aux.color_bins: [256, 100]\n",

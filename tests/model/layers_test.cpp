@@ -11,7 +11,7 @@
 namespace agave::model {
 namespace {
 
-class ModelLayersTest : public ::testing::Test {
+class Layers : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::set_num_threads(2);
@@ -25,7 +25,7 @@ std::pair<torch::Tensor, torch::Tensor> moments(const torch::Tensor& t) {
           t.var(std::vector<int64_t>{0, 2, 3}, false).sqrt()};
 }
 
-TEST_F(ModelLayersTest, WeightNormKernelHasNormGPerOutputChannel) {
+TEST_F(Layers, WeightNormKernelHasNormGPerOutputChannel) {
   WeightNormConv2d conv(WeightNormConv2dOptions(5, 7, {2, 3}));
   torch::NoGradGuard no_grad;
   conv->g.uniform_(0.5, 2.0);
@@ -44,7 +44,7 @@ TEST_F(ModelLayersTest, WeightNormKernelHasNormGPerOutputChannel) {
   EXPECT_TRUE(torch::allclose(dnorms, deconv->g, 1e-5, 1e-6));
 }
 
-TEST_F(ModelLayersTest, ParameterNamesAreStable) {
+TEST_F(Layers, ParameterNamesAreStable) {
   GatedResnet block(GatedResnetOptions(4, ShiftedConv::kDown).skip_channels(4).cond_channels(3));
   std::vector<std::string> names;
   for (const auto& p : block->named_parameters()) names.push_back(p.key());
@@ -54,7 +54,7 @@ TEST_F(ModelLayersTest, ParameterNamesAreStable) {
   EXPECT_EQ(names, expected);
 }
 
-TEST_F(ModelLayersTest, ShiftsMoveByOneAndInsertZeros) {
+TEST_F(Layers, ShiftsMoveByOneAndInsertZeros) {
   auto x = torch::arange(1, 13, torch::kFloat).view({1, 1, 3, 4});
   auto d = down_shift(x);
   EXPECT_TRUE(torch::equal(d.select(2, 0), torch::zeros({1, 1, 4})));
@@ -75,7 +75,7 @@ torch::Tensor dependence(WeightNormConv2d& conv, int64_t h, int64_t w, int64_t i
   return x.grad().abs().sum(std::vector<int64_t>{0, 1}) > 0;
 }
 
-TEST_F(ModelLayersTest, ShiftedConvsSeeOnlyThePast) {
+TEST_F(Layers, ShiftedConvsSeeOnlyThePast) {
   const int64_t h = 6, w = 6;
   WeightNormConv2d down(down_shifted_conv(2, 3));
   WeightNormConv2d down_right(down_right_shifted_conv(2, 3));
@@ -92,7 +92,7 @@ TEST_F(ModelLayersTest, ShiftedConvsSeeOnlyThePast) {
   }
 }
 
-TEST_F(ModelLayersTest, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
+TEST_F(Layers, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
   auto x = torch::randn({2, 4, 8, 12});
   EXPECT_EQ(WeightNormConv2d(down_shifted_conv(4, 5, {2, 3}, 2))(x).sizes(),
             (std::vector<int64_t>{2, 5, 4, 6}));
@@ -107,7 +107,7 @@ TEST_F(ModelLayersTest, StridedShiftedConvsHalveAndDeconvsDoubleTheSize) {
 }
 
 // Transposed convs run as a conv plus pixel shuffle; they must equal conv_transpose2d.
-TEST_F(ModelLayersTest, TransposedConvMatchesConvTranspose2d) {
+TEST_F(Layers, TransposedConvMatchesConvTranspose2d) {
   for (auto [kh, kw, s] : {std::tuple<int64_t, int64_t, int64_t>{2, 3, 2},
                            {2, 2, 2},
                            {3, 3, 2},
@@ -129,7 +129,7 @@ TEST_F(ModelLayersTest, TransposedConvMatchesConvTranspose2d) {
   }
 }
 
-TEST_F(ModelLayersTest, DataInitNormalisesPreActivations) {
+TEST_F(Layers, DataInitNormalisesPreActivations) {
   auto x = torch::randn({16, 6, 8, 8}) * 3.0 + 1.5;
   for (double scale : {1.0, 0.1}) {
     for (auto opts : {down_shifted_conv(6, 10), down_right_shifted_deconv(6, 10), nin(6, 10)}) {
@@ -149,7 +149,7 @@ TEST_F(ModelLayersTest, DataInitNormalisesPreActivations) {
 }
 
 // A constant batch (zero variance per channel) must not produce a gain of 1/sqrt(1e-10).
-TEST_F(ModelLayersTest, DataInitOnAConstantBatchKeepsAFiniteGain) {
+TEST_F(Layers, DataInitOnAConstantBatchKeepsAFiniteGain) {
   WeightNormConv2d conv(nin(3, 4).init_scale(0.5));
   auto x = torch::ones({4, 3, 8, 8});
   torch::Tensor out;
@@ -160,7 +160,7 @@ TEST_F(ModelLayersTest, DataInitOnAConstantBatchKeepsAFiniteGain) {
 
 // Two stacked layers: the second must initialise on the first's re-normalised output, so after
 // the init pass both pre-activations are standardised on the init batch.
-TEST_F(ModelLayersTest, DataInitRecomputeFeedsTheNextLayer) {
+TEST_F(Layers, DataInitRecomputeFeedsTheNextLayer) {
   struct TwoLayers : torch::nn::Module {
     WeightNormConv2d a{down_shifted_conv(3, 8)}, b{down_right_shifted_conv(8, 8)};
     TwoLayers() {
@@ -183,7 +183,7 @@ TEST_F(ModelLayersTest, DataInitRecomputeFeedsTheNextLayer) {
   }
 }
 
-TEST_F(ModelLayersTest, GatedResnetUsesSkipAndConditioning) {
+TEST_F(Layers, GatedResnetUsesSkipAndConditioning) {
   GatedResnet block(
       GatedResnetOptions(4, ShiftedConv::kDownRight).skip_channels(6).cond_channels(3));
   auto x = torch::randn({2, 4, 8, 8});
@@ -197,7 +197,7 @@ TEST_F(ModelLayersTest, GatedResnetUsesSkipAndConditioning) {
   EXPECT_THROW(block(x), c10::Error);  // built with a skip input, so it requires one
 }
 
-TEST_F(ModelLayersTest, FastDropoutDropsAtRateAndKeepsTheMean) {
+TEST_F(Layers, FastDropoutDropsAtRateAndKeepsTheMean) {
   auto x = torch::ones({4, 16, 32, 32});
   for (double p : {0.5, 0.3}) {
     for (auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
@@ -217,7 +217,7 @@ TEST_F(ModelLayersTest, FastDropoutDropsAtRateAndKeepsTheMean) {
   EXPECT_TRUE(torch::equal(fast_dropout(x, 0.5, true), a));
 }
 
-TEST_F(ModelLayersTest, ChannelsLastAndAutocastMatchFp32) {
+TEST_F(Layers, ChannelsLastAndAutocastMatchFp32) {
   GatedResnet block(GatedResnetOptions(32, ShiftedConv::kDown).skip_channels(32));
   auto x = torch::randn({2, 32, 8, 8});
   auto a = torch::randn({2, 32, 8, 8});

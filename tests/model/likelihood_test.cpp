@@ -13,7 +13,7 @@
 namespace agave::model {
 namespace {
 
-class ModelLikelihoodTest : public ::testing::Test {
+class Likelihood : public ::testing::Test {
  protected:
   void SetUp() override {
     torch::set_num_threads(2);
@@ -38,7 +38,7 @@ torch::Tensor random_params(int64_t c, int64_t m, int64_t h, int64_t w, double m
   return torch::cat(parts, 1);
 }
 
-TEST_F(ModelLikelihoodTest, GraySubPixelSumsToOneOver256Values) {
+TEST_F(Likelihood, GraySubPixelSumsToOneOver256Values) {
   for (auto [lo, hi] : {std::pair<double, double>{-5, -3}, {-3, 0}, {-7, 1}}) {
     auto params = random_params(1, 5, 4, 5, lo, hi).expand({256, -1, -1, -1});
     auto x =
@@ -52,7 +52,7 @@ TEST_F(ModelLikelihoodTest, GraySubPixelSumsToOneOver256Values) {
 // Given R, the coupled G and B conditionals must each normalise, so summing the joint over all
 // 256² (G, B) pairs gives the marginal of R, which is the plain mixture Σ_m π_m P_m(R). Each
 // row of a 256×256 "image" holds one G value, each column one B value.
-TEST_F(ModelLikelihoodTest, RgbPixelSumsOverGreenAndBlueToTheRedMarginal) {
+TEST_F(Likelihood, RgbPixelSumsOverGreenAndBlueToTheRedMarginal) {
   const int64_t m = 3;
   for (auto [lo, hi] : {std::pair<double, double>{-4, -2}, {-2.5, 0.5}}) {
     auto params = random_params(3, m, 1, 1, lo, hi);
@@ -81,7 +81,7 @@ TEST_F(ModelLikelihoodTest, RgbPixelSumsOverGreenAndBlueToTheRedMarginal) {
 }
 
 // One component, one gray pixel: each branch against a double-precision closed form.
-TEST_F(ModelLikelihoodTest, GrayBranchesMatchClosedForm) {
+TEST_F(Likelihood, GrayBranchesMatchClosedForm) {
   const double mu = 0.13, ls = -2.5, s = std::exp(ls);
   auto params = torch::tensor({0.0, mu, ls}, torch::kFloat).view({1, 3, 1, 1});
   auto lp = [&](int k) {
@@ -105,7 +105,7 @@ TEST_F(ModelLikelihoodTest, GrayBranchesMatchClosedForm) {
 }
 
 // One component, one RGB pixel: means of G and B shift with the true R (and G) values.
-TEST_F(ModelLikelihoodTest, RgbCouplingMatchesClosedForm) {
+TEST_F(Likelihood, RgbCouplingMatchesClosedForm) {
   const double mu[3] = {0.1, -0.2, 0.3}, ls[3] = {-2.0, -2.5, -3.0}, co[3] = {0.7, -0.4, 0.9};
   std::vector<float> p{0.0f};
   for (int c = 0; c < 3; ++c) {
@@ -128,7 +128,7 @@ TEST_F(ModelLikelihoodTest, RgbCouplingMatchesClosedForm) {
   EXPECT_NEAR(discretized_mix_logistic_log_prob(x, params).item<double>(), expected, 1e-4);
 }
 
-TEST_F(ModelLikelihoodTest, ExtremeValuesAndScalesStayFiniteWithFiniteGradients) {
+TEST_F(Likelihood, ExtremeValuesAndScalesStayFiniteWithFiniteGradients) {
   // 2 × 2 pixels × M = 2: log-scales at −20 (clamped), −7 and +7, means far outside [−1, 1],
   // saturated logits; x holds the edge values 0 and 255 and interior values.
   const int64_t m = 2;
@@ -166,7 +166,7 @@ TEST_F(ModelLikelihoodTest, ExtremeValuesAndScalesStayFiniteWithFiniteGradients)
             discretized_mix_logistic_log_prob(x, p20).item<double>());
 }
 
-TEST_F(ModelLikelihoodTest, LikelihoodIsFp32UnderAutocastAndForBf16Inputs) {
+TEST_F(Likelihood, LikelihoodIsFp32UnderAutocastAndForBf16Inputs) {
   auto params = random_params(3, 4, 4, 4, -4, 0);
   auto x = (torch::randint(0, 256, {1, 3, 4, 4}).to(torch::kFloat) / 127.5 - 1);
   auto params_bf = params.to(torch::kBFloat16);
@@ -179,7 +179,7 @@ TEST_F(ModelLikelihoodTest, LikelihoodIsFp32UnderAutocastAndForBf16Inputs) {
 
 // ---- y: discretized logistic with b bins ---------------------------------------------------
 
-TEST_F(ModelLikelihoodTest, BinnedLogisticSumsToOneOverBins) {
+TEST_F(Likelihood, BinnedLogisticSumsToOneOverBins) {
   for (int64_t bins : {256, 64, 32, 2}) {
     const double width = 256.0 / bins;
     // Every bin as a batch entry; 3 channels × 2 × 3 positions with means inside and far
@@ -198,7 +198,7 @@ TEST_F(ModelLikelihoodTest, BinnedLogisticSumsToOneOverBins) {
   }
 }
 
-TEST_F(ModelLikelihoodTest, BinnedLogisticMatchesEq8) {
+TEST_F(Likelihood, BinnedLogisticMatchesEq8) {
   const int64_t bins = 32;  // c = 8
   const double mu = 101.3, ls = 1.7, s = std::exp(ls);
   auto lp = [&](double y) {
@@ -220,7 +220,7 @@ TEST_F(ModelLikelihoodTest, BinnedLogisticMatchesEq8) {
       discretized_logistic_binned_log_prob_per_element(y, mean, log_scale, 64).sum({1, 2, 3})));
 }
 
-TEST_F(ModelLikelihoodTest, BinnedLogisticExtremesStayFiniteWithFiniteGradients) {
+TEST_F(Likelihood, BinnedLogisticExtremesStayFiniteWithFiniteGradients) {
   for (int64_t bins : {256, 32, 2}) {
     for (double ls : {-30.0, -7.0, 0.0, 7.0, 40.0}) {
       for (double mu : {-1e4, 0.0, 127.5, 255.0, 1e4}) {
@@ -245,7 +245,7 @@ TEST_F(ModelLikelihoodTest, BinnedLogisticExtremesStayFiniteWithFiniteGradients)
 // ---- sampling -------------------------------------------------------------------------------
 
 // Empirical frequencies of many draws against exp(log-prob) for the same params.
-TEST_F(ModelLikelihoodTest, GraySamplesFollowTheLikelihood) {
+TEST_F(Likelihood, GraySamplesFollowTheLikelihood) {
   const int64_t n = 40000, m = 3;
   auto params = random_params(1, m, 1, 1, -3.5, -2.0);
   auto samples = sample_from_discretized_mix_logistic(params.expand({n, -1, -1, -1}), m);
@@ -263,7 +263,7 @@ TEST_F(ModelLikelihoodTest, GraySamplesFollowTheLikelihood) {
   EXPECT_LT(tv, 0.03);
 }
 
-TEST_F(ModelLikelihoodTest, RgbSamplesFollowTheCoupledLikelihood) {
+TEST_F(Likelihood, RgbSamplesFollowTheCoupledLikelihood) {
   const int64_t n = 40000, m = 2;
   auto params = random_params(3, m, 1, 1, -3.0, -2.5);
   auto samples = sample_from_discretized_mix_logistic(params.expand({n, -1, -1, -1}), m);
@@ -286,7 +286,7 @@ TEST_F(ModelLikelihoodTest, RgbSamplesFollowTheCoupledLikelihood) {
   }
 }
 
-TEST_F(ModelLikelihoodTest, SamplingIsSeededAndRejectsWrongShapes) {
+TEST_F(Likelihood, SamplingIsSeededAndRejectsWrongShapes) {
   auto params = random_params(3, 4, 2, 2, -3, 0);
   torch::manual_seed(7);
   auto a = sample_from_discretized_mix_logistic(params, 4);

@@ -14,15 +14,14 @@
 namespace agave::model {
 namespace {
 
-class ModelPixelCnnTest : public ::testing::Test {
- protected:
-  // Small configs run single-threaded: their ops are too small to split, and on a loaded
-  // 2-core machine every OpenMP barrier costs more than the op itself.
-  void SetUp() override {
-    torch::set_num_threads(1);
-    torch::manual_seed(1);
-  }
-};
+// Every test starts with this (not a fixture: a fixture would have to be named PixelCnn, and its
+// name would hide the module inside the tests). Small configs run single-threaded: their ops
+// are too small to split, and on a loaded 2-core machine every OpenMP barrier costs more than
+// the op itself.
+void single_threaded_and_seeded() {
+  torch::set_num_threads(1);
+  torch::manual_seed(1);
+}
 
 PixelCnnOptions small_options() {
   return PixelCnnOptions().nr_resnet(1).nr_filters(8).nr_logistic_mix(2).dropout(0.0);
@@ -67,7 +66,8 @@ std::vector<std::pair<int64_t, int64_t>> probe_pixels(int64_t h, int64_t w) {
           {h - 1, 0}, {h - 1, w - 1}, {h - 2, w - 3}, {7, w - 1}, {8, 0},         {h - 4, w - 4}};
 }
 
-TEST_F(ModelPixelCnnTest, CausalEverywhereOnSmallImages) {
+TEST(PixelCnn, CausalEverywhereOnSmallImages) {
+  single_threaded_and_seeded();
   for (int64_t c : {1, 3}) {
     PixelCnn net(small_options(), c, 0);
     auto x = torch::rand({2, c, 8, 8}) * 2 - 1;
@@ -76,7 +76,8 @@ TEST_F(ModelPixelCnnTest, CausalEverywhereOnSmallImages) {
   }
 }
 
-TEST_F(ModelPixelCnnTest, CausalOn28x28x1And32x32x3WithConditioning) {
+TEST(PixelCnn, CausalOn28x28x1And32x32x3WithConditioning) {
+  single_threaded_and_seeded();
   for (auto [c, size] : {std::pair<int64_t, int64_t>{1, 28}, {3, 32}}) {
     // Conditioned on an image of its own size: the conditioning path must not open a route
     // from x to earlier outputs.
@@ -88,7 +89,8 @@ TEST_F(ModelPixelCnnTest, CausalOn28x28x1And32x32x3WithConditioning) {
   }
 }
 
-TEST_F(ModelPixelCnnTest, ConditioningIsSeenEverywhereButNeverSeesX) {
+TEST(PixelCnn, ConditioningIsSeenEverywhereButNeverSeesX) {
+  single_threaded_and_seeded();
   PixelCnn net(small_options(), 3, 3, PixelCnnConditioningOptions().filters(8));
   auto x = torch::rand({1, 3, 16, 16}) * 2 - 1;
   auto cond = torch::randn({1, 3, 16, 16}, torch::requires_grad());
@@ -111,7 +113,8 @@ TEST_F(ModelPixelCnnTest, ConditioningIsSeenEverywhereButNeverSeesX) {
   EXPECT_GT((other - params.detach()).abs().max().item<double>(), 1e-4);
 }
 
-TEST_F(ModelPixelCnnTest, OutputLayoutFor1And3Channels) {
+TEST(PixelCnn, OutputLayoutFor1And3Channels) {
+  single_threaded_and_seeded();
   for (int64_t c : {1, 3}) {
     PixelCnn net(small_options().nr_logistic_mix(4), c, 0);
     auto y = net->forward(torch::zeros({2, c, 12, 20}));
@@ -138,7 +141,8 @@ int64_t expected_pixelcnn_params(int64_t nr, int64_t f, int64_t m) {
   return first + up + down + resample + wn(f, 10 * m, 1, 1);
 }
 
-TEST_F(ModelPixelCnnTest, CifarDefaultsHave53_7MParametersAndRunFullSize) {
+TEST(PixelCnn, CifarDefaultsHave53_7MParametersAndRunFullSize) {
+  single_threaded_and_seeded();
   torch::set_num_threads(2);
   const PixelCnnOptions cifar;  // 5 / 160 / 10 / 0.5
   PixelCnn plain(cifar, 3, 0);
@@ -167,7 +171,8 @@ TEST_F(ModelPixelCnnTest, CifarDefaultsHave53_7MParametersAndRunFullSize) {
   EXPECT_TRUE(testing::all_finite(cond_params));
 }
 
-TEST_F(ModelPixelCnnTest, DataInitStandardisesTheOutputLayer) {
+TEST(PixelCnn, DataInitStandardisesTheOutputLayer) {
+  single_threaded_and_seeded();
   PixelCnn net(small_options().nr_filters(16), 3, 3, PixelCnnConditioningOptions().filters(8));
   auto x = torch::rand({8, 3, 8, 8}) * 2 - 1;
   auto cond = torch::randn({8, 3, 8, 8});
@@ -187,7 +192,8 @@ TEST_F(ModelPixelCnnTest, DataInitStandardisesTheOutputLayer) {
   EXPECT_TRUE(testing::all_finite(discretized_mix_logistic_log_prob(x, out)));
 }
 
-TEST_F(ModelPixelCnnTest, AutocastChannelsLastForwardMatchesFp32) {
+TEST(PixelCnn, AutocastChannelsLastForwardMatchesFp32) {
+  single_threaded_and_seeded();
   torch::set_num_threads(2);
   PixelCnn net(small_options().nr_filters(32), 3, 3, PixelCnnConditioningOptions().filters(16));
   auto x = torch::rand({2, 3, 16, 16}) * 2 - 1;
@@ -212,7 +218,8 @@ TEST_F(ModelPixelCnnTest, AutocastChannelsLastForwardMatchesFp32) {
 }
 
 // A tiny PixelCNN memorises 4 structured 8×8 images far below the 8 bits/dim of a uniform model.
-TEST_F(ModelPixelCnnTest, TinyModelOverfitsFourImages) {
+TEST(PixelCnn, TinyModelOverfitsFourImages) {
+  single_threaded_and_seeded();
   auto ramp = torch::linspace(0, 255, 8).view({1, 8});
   std::vector<torch::Tensor> images;
   for (int k = 0; k < 4; ++k) {

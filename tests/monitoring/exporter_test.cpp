@@ -103,7 +103,7 @@ std::set<std::string> typed_families(const std::string& text) {
   return out;
 }
 
-TEST(MonitoringExporter, ServesDocumentedNamesLabelsAndValues) {
+TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
   MetricsExporter ex(loopback(), labels("lambda=2", "2"));
   ASSERT_GT(ex.port(), 0);
   EXPECT_EQ(ex.url(), "http://127.0.0.1:" + std::to_string(ex.port()) + "/metrics");
@@ -164,7 +164,7 @@ TEST(MonitoringExporter, ServesDocumentedNamesLabelsAndValues) {
   }
 }
 
-TEST(MonitoringExporter, CountersFollowTheTrainersTotalsAndPhasesSwitch) {
+TEST(MetricsExporter, CountersFollowTheTrainersTotalsAndPhasesSwitch) {
   MetricsExporter ex(loopback(), labels("r", "1"));
   auto r = step_record(10);
   r.phase = "pretrain_vae";
@@ -186,7 +186,7 @@ TEST(MonitoringExporter, CountersFollowTheTrainersTotalsAndPhasesSwitch) {
   EXPECT_DOUBLE_EQ(value(s, "agave_steps_total", {{"run", "r"}}), 30);
 }
 
-TEST(MonitoringExporter, RunsOfOneProcessShareOneExposerWithTheirOwnLabels) {
+TEST(MetricsExporter, RunsOfOneProcessShareOneExposerWithTheirOwnLabels) {
   const auto opts = loopback();
   int port = 0;
   {
@@ -224,7 +224,7 @@ struct BusyPort {
   ~BusyPort() { close(fd); }
 };
 
-TEST(MonitoringExporter, PortInUseIsAClearErrorNamingTheAddress) {
+TEST(MetricsExporter, PortInUseIsAClearErrorNamingTheAddress) {
   BusyPort busy;
   ASSERT_GT(busy.port, 0);
   try {
@@ -238,7 +238,7 @@ TEST(MonitoringExporter, PortInUseIsAClearErrorNamingTheAddress) {
   }
 }
 
-TEST(MonitoringExporter, NextFreePortTakesTheNextFreeOne) {
+TEST(MetricsExporter, NextFreePortTakesTheNextFreeOne) {
   BusyPort busy;
   auto opts = loopback(busy.port);
   opts.next_free_port = true;
@@ -249,7 +249,7 @@ TEST(MonitoringExporter, NextFreePortTakesTheNextFreeOne) {
   EXPECT_DOUBLE_EQ(value(scrape(ex.port()), "agave_steps_total", {{"run", "r"}}), 3);
 }
 
-TEST(MonitoringExporter, DisabledServesNothingAndIgnoresRecords) {
+TEST(MetricsExporter, DisabledServesNothingAndIgnoresRecords) {
   auto opts = loopback();
   opts.prometheus = false;
   MetricsExporter ex(opts, labels("r", "1"));
@@ -262,11 +262,11 @@ TEST(MonitoringExporter, DisabledServesNothingAndIgnoresRecords) {
   ex.set_phase("joint");
 }
 
-TEST(MonitoringExporter, RejectsAPortOutOfRange) {
+TEST(MetricsExporter, RejectsAPortOutOfRange) {
   EXPECT_THROW(MetricsExporter(loopback(70000), labels("r", "1")), std::runtime_error);
 }
 
-TEST(MonitoringExporter, DocsDescribeEveryFamily) {
+TEST(MetricsExporter, DocsDescribeEveryFamily) {
   std::ifstream in(std::string(AGAVE_SOURCE_DIR) + "/docs/metrics.md");
   ASSERT_TRUE(in) << "docs/metrics.md is missing";
   const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -22,6 +22,7 @@
 #include "monitoring/metrics_exporter.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
+#include "tests/common/tiny_config.h"
 #include "tests/monitoring/http_client.h"
 
 namespace agave::monitoring {
@@ -166,7 +167,7 @@ std::set<std::string> metric_names(const std::string& text) {
   return out;
 }
 
-TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealScrape) {
+TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealScrape) {
   if (!fs::exists(kPrometheus)) {
     GTEST_SKIP() << kPrometheus << " is missing (Debian package prometheus; "
                  << "scripts/install-deps.sh installs it)";
@@ -309,7 +310,7 @@ std::map<std::string, std::string> wait_for_queries(const PrometheusServer& prom
   return failures;
 }
 
-TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
+TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   if (!fs::exists(kPrometheus)) {
     GTEST_SKIP() << kPrometheus << " is missing (Debian package prometheus)";
   }
@@ -325,28 +326,19 @@ TEST(MonitoringPrometheus, EveryDashboardQueryReturnsDataFromARealTrainingSweep)
   // first free port from `base`, then keeps /metrics up until Prometheus has scraped the end.
   const int base = free_port();
   const std::string config = dir.write(
-      "sweep.yaml", R"(run: {name: prom, output_dir: )" + dir.path().string() + R"(/runs, seed: 2}
-data: {dataset: fashion_mnist, shards: )" +
-                        dir.path().string() + R"(/shards}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
-train:
-  batch_size: 8
-  phases:
-    - {name: pretrain_vae, steps: 20}
-    - {name: pretrain_pixelcnn, steps: 20}
-    - {name: joint, steps: 160}
-eval: {every: 100, importance_samples: 2, subset: 8, batch_size: 8, sample_images: 0}
-checkpoint: {every: 100, keep: 2}
-monitoring: {log_every: 5, progress: plain, port: )" +
-                        std::to_string(base) +
-                        R"(, next_free_port: true, linger_seconds: 150}
-sweep:
-  ranks_per_run: 1
-  grid: {loss.lambda: [1, 4]}
-)");
+      "sweep.yaml", agave::testing::TinyConfig("prom", dir.path().string() + "/runs",
+                                               dir.path().string() + "/shards")
+                        .seed(2)
+                        .batch_size(8)
+                        .phases({{"pretrain_vae", 20}, {"pretrain_pixelcnn", 20}, {"joint", 160}})
+                        .eval_every(100)
+                        .eval(2, 8, 8, 0)
+                        .checkpoint(100, 2)
+                        .log_every(5)
+                        .prometheus_port(base)
+                        .linger_seconds(150)
+                        .append("sweep:\n  ranks_per_run: 1\n  grid: {loss.lambda: [1, 4]}\n")
+                        .yaml());
   fs::create_directories(dir.path() / "prom");
   std::unique_ptr<PrometheusServer> prom;
   // The generated config scrapes both possible exporter ports.

@@ -13,7 +13,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-class MonitoringSweep : public ::testing::Test {
+class SweepSummary : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = fs::temp_directory_path() /
@@ -44,7 +44,7 @@ class MonitoringSweep : public ::testing::Test {
   fs::path dir_;
 };
 
-TEST_F(MonitoringSweep, CsvHasOneRowPerFinishedRunSortedByLambda) {
+TEST_F(SweepSummary, CsvHasOneRowPerFinishedRunSortedByLambda) {
   run("12", 3.5, 3.4, 0.05, 1000);
   run("2", 3.25, 3.125, 0.5, 1000);
   run("4", 3.3, 3.2, 0.2, 999);
@@ -60,7 +60,7 @@ TEST_F(MonitoringSweep, CsvHasOneRowPerFinishedRunSortedByLambda) {
             "\"lambda=12,aux_resolution=16\",12,16,,3.5,3.4,0.05,1000\n");
 }
 
-TEST_F(MonitoringSweep, BrokenSummaryNamesTheFile) {
+TEST_F(SweepSummary, BrokenSummaryNamesTheFile) {
   run("2", 3.25, 3.125, 0.5, 1000);
   fs::create_directories(dir_ / "bad");
   std::ofstream(dir_ / "bad" / "summary.json") << "{\"run\": \"bad\", \"steps\": 3}";
@@ -75,7 +75,7 @@ TEST_F(MonitoringSweep, BrokenSummaryNamesTheFile) {
   EXPECT_THROW(read_sweep((dir_ / "missing").string()), std::runtime_error);
 }
 
-TEST_F(MonitoringSweep, PlotIsAPngOfTheSweep) {
+TEST_F(SweepSummary, PlotIsAPngOfTheSweep) {
   if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
     GTEST_SKIP() << "gnuplot is missing (Debian package gnuplot-nox)";
   }

@@ -9,6 +9,7 @@
 
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
+#include "tests/common/tiny_config.h"
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/tensor_file.h"
 
@@ -18,6 +19,7 @@ namespace {
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
+using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
 const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
@@ -71,22 +73,15 @@ class Resume : public ::testing::Test {
   }
   // A tiny model with dropout on, so that the random streams matter for bit-identity.
   std::string config(const std::string& out) {
-    return dir_.write("c.yaml", R"(run: {name: r, output_dir: )" + out + R"(, seed: 5}
-data: {dataset: fashion_mnist, shards: )" +
-                                    (dir_.path() / "shards").string() + R"(}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.5}
-aux: {resolution: 7, color_bins: 32}
-train:
-  batch_size: 8
-  phases:
-    - {name: pretrain_vae, steps: 2}
-    - {name: joint, steps: 6}
-eval: {importance_samples: 2, subset: 8, batch_size: 8, sample_images: 0}
-checkpoint: {every: 0, keep: 2}
-monitoring: {log_every: 2, progress: plain, prometheus: false}
-)");
+    return dir_.write("c.yaml", TinyConfig("r", out, (dir_.path() / "shards").string())
+                                    .seed(5)
+                                    .dropout(0.5)
+                                    .batch_size(8)
+                                    .phases({{"pretrain_vae", 2}, {"joint", 6}})
+                                    .eval(2, 8, 8, 0)
+                                    .checkpoint(0, 2)
+                                    .log_every(2)
+                                    .yaml());
   }
   std::string train(int np, const std::string& out, const std::string& env = "",
                     const std::string& args = "") {

@@ -13,6 +13,7 @@
 #include "monitoring/png_image.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
+#include "tests/common/tiny_config.h"
 
 namespace {
 
@@ -20,6 +21,7 @@ using agave::testing::count_of;
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
+using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
 const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
@@ -39,23 +41,15 @@ class TrainingRun : public ::testing::Test {
   }
 
   std::string config(const std::string& extra = "") {
-    return out_.write("tiny.yaml", R"(run: {name: tiny, output_dir: )" + out_.path().string() +
-                                       R"(/runs, seed: 3}
-data: {dataset: fashion_mnist, shards: )" +
-                                       shards_->path().string() + R"(/fmnist}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
-train:
-  batch_size: 8
-  phases:
-    - {name: pretrain_vae, steps: 3}
-    - {name: pretrain_pixelcnn, steps: 3}
-    - {name: joint, steps: 4}
-eval: {importance_samples: 2, subset: 8, batch_size: 8, sample_images: 2}
-monitoring: {log_every: 2, progress: plain, port: 19464, next_free_port: true}
-)" + extra);
+    return out_.write(
+        "tiny.yaml",
+        TinyConfig("tiny", out_.path().string() + "/runs", shards_->path().string() + "/fmnist")
+            .phases({{"pretrain_vae", 3}, {"pretrain_pixelcnn", 3}, {"joint", 4}})
+            .eval(2, 8, 8, 2)
+            .log_every(2)
+            .prometheus_port(19464)
+            .append(extra)
+            .yaml());
   }
   fs::path run_dir(const std::string& name = "tiny") const { return out_.path() / "runs" / name; }
 

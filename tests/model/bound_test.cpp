@@ -4,14 +4,14 @@
 #include <cmath>
 
 #include "model/agave.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
 
-class ModelAgaveBound : public ::testing::TestWithParam<int64_t> {};
+class AgaveBound : public ::testing::TestWithParam<int64_t> {};
 
-TEST_P(ModelAgaveBound, SingleSampleEqualsElbo) {
+TEST_P(AgaveBound, SingleSampleEqualsElbo) {
   torch::manual_seed(0);
   Agave model(testing::tiny_options().vae(
       VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).iaf_steps(
@@ -28,7 +28,7 @@ TEST_P(ModelAgaveBound, SingleSampleEqualsElbo) {
   EXPECT_FALSE(model->is_training());
 }
 
-TEST_P(ModelAgaveBound, ImportanceSamplingTightensTheBound) {
+TEST_P(AgaveBound, ImportanceSamplingTightensTheBound) {
   torch::manual_seed(1);
   Agave model(testing::tiny_options().vae(
       VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).iaf_steps(
@@ -51,9 +51,9 @@ TEST_P(ModelAgaveBound, ImportanceSamplingTightensTheBound) {
   EXPECT_LT(iw16.max().item<double>(), 0.0);
 }
 
-INSTANTIATE_TEST_SUITE_P(IafSteps, ModelAgaveBound, ::testing::Values(0, 1));
+INSTANTIATE_TEST_SUITE_P(IafSteps, AgaveBound, ::testing::Values(0, 1));
 
-TEST(ModelAgaveBoundChunks, OneRowPerPassAndArgumentChecks) {
+TEST(AgaveBoundChunks, OneRowPerPassAndArgumentChecks) {
   torch::manual_seed(3);
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(2, 3, 8);

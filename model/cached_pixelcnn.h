@@ -1,7 +1,7 @@
 #pragma once
-// Cached ("fast PixelCNN++", Ramachandran et al. 2017) AGAVE sampler: the same samples as the
-// naive sampler (model/sampler.h) for the same random numbers, but each raster step computes
-// only what the new pixel changes instead of a full PixelCNN pass.
+// The engine of SamplerKind::kCached (model/sampler.h; "fast PixelCNN++", Ramachandran et al.
+// 2017): the same parameters as a full PixelCNN pass at each raster step, but computing only what
+// the new pixel changes. Users sample through model/sampler.h; this is for the sampler and tests.
 //
 // Every activation of the PixelCNN (each stream's output after every layer, and each gated
 // resnet's concat_elu(c1)) is kept in a full-size cache. Because the network is causal, the
@@ -19,9 +19,7 @@
 #include <cstdint>
 #include <memory>
 
-#include "model/agave.h"
 #include "model/pixelcnn.h"
-#include "model/sampler.h"
 
 namespace agave::model {
 
@@ -48,12 +46,5 @@ class CachedPixelCnn {
   struct State;
   std::unique_ptr<State> state_;
 };
-
-// Same contract and same random-number use as sample_pixels (model/sampler.h): x ~ p(x | f(z))
-// for f(z) at the aux resolution in [−1, 1] units; N×C×H×W uint8. Eval mode, no autograd.
-torch::Tensor sample_pixels_cached(Agave& model, const torch::Tensor& fz);
-// sample / reconstruct (model/sampler.h) with the cached pixel sampler.
-Samples sample_cached(Agave& model, int64_t n);
-Samples reconstruct_cached(Agave& model, const torch::Tensor& x);
 
 }  // namespace agave::model

@@ -5,7 +5,7 @@
 #include <torch/torch.h>
 
 #include "model/agave.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
@@ -44,18 +44,18 @@ void expect_causal(const AgaveOptions& options, const std::vector<int64_t>& posi
   EXPECT_GT(grads[1].abs().sum().item<float>(), 0.f);
 }
 
-TEST(ModelAgaveCausality, Rgb8x8AllPixels) {
+TEST(AgaveCausality, Rgb8x8AllPixels) {
   std::vector<int64_t> all(64);
   for (int64_t p = 0; p < 64; ++p) all[p] = p;
   expect_causal(testing::tiny_options(3, 8, 4, 4), all);
 }
 
-TEST(ModelAgaveCausality, Gray28x28) {
+TEST(AgaveCausality, Gray28x28) {
   // Fashion-MNIST shape: 28 → 14 → 7 in the PixelCNN, aux at 14×14.
   expect_causal(testing::tiny_options(1, 28, 7, 14), {0, 1, 27, 28, 29, 300, 405, 783});
 }
 
-TEST(ModelAgaveCausality, Rgb32x32) {
+TEST(AgaveCausality, Rgb32x32) {
   expect_causal(testing::tiny_options(3, 32, 16, 16), {0, 1, 31, 32, 33, 500, 1023});
 }
 

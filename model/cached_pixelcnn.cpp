@@ -1,10 +1,9 @@
-#include "model/fast_sampler.h"
+#include "model/cached_pixelcnn.h"
 
 #include <utility>
 #include <vector>
 
 #include "model/layers.h"
-#include "model/likelihood.h"
 
 namespace agave::model {
 namespace {
@@ -385,53 +384,6 @@ void CachedPixelCnn::set_pixel(int64_t i, int64_t j, const torch::Tensor& value)
     st.next_j = 0;
     ++st.next_i;
   }
-}
-
-namespace {
-
-torch::Tensor to_uint8(const torch::Tensor& pixels) {
-  return torch::round(pixels).clamp(0, 255).to(torch::kByte);
-}
-
-Samples finish(Agave& model, const torch::Tensor& fz) {
-  return {sample_pixels_cached(model, fz), to_uint8(VaeImpl::y_mean(fz))};
-}
-
-}  // namespace
-
-torch::Tensor sample_pixels_cached(Agave& model, const torch::Tensor& fz) {
-  torch::NoGradGuard no_grad;
-  ScopedEval eval(*model);
-  auto& pixelcnn = model->pixelcnn;
-  const int64_t n = fz.size(0), c = model->options().image_channels();
-  const int64_t s = model->options().image_size();
-  const int64_t nr_mix = pixelcnn->options.nr_logistic_mix();
-  CachedPixelCnn net(*pixelcnn, pixelcnn->cond_features(model->conditioning(fz)), n, s, s);
-  // The same canvas, draws and order as sample_pixels, so a seed gives the same images.
-  auto canvas = torch::zeros({n, c, s, s}, fz.options().dtype(torch::kFloat));
-  using torch::indexing::Slice;
-  for (int64_t i = 0; i < s; ++i) {
-    for (int64_t j = 0; j < s; ++j) {
-      auto p = net.params_at(i, j).to(torch::kFloat);
-      auto drawn = sample_from_discretized_mix_logistic(p, nr_mix, /*quantize=*/true);
-      canvas.index_put_({Slice(), Slice(), Slice(i, i + 1), Slice(j, j + 1)}, drawn);
-      net.set_pixel(i, j, drawn);
-    }
-  }
-  return to_uint8((canvas + 1.0) * 127.5);
-}
-
-Samples sample_cached(Agave& model, int64_t n) {
-  TORCH_CHECK(n >= 1, "sample_cached: n must be >= 1, got ", n);
-  torch::NoGradGuard no_grad;
-  ScopedEval eval(*model);
-  return finish(model, model->vae->sample_prior(n).fz);
-}
-
-Samples reconstruct_cached(Agave& model, const torch::Tensor& x) {
-  torch::NoGradGuard no_grad;
-  ScopedEval eval(*model);
-  return finish(model, model->vae->forward(x).fz);
 }
 
 }  // namespace agave::model

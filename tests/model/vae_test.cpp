@@ -3,7 +3,7 @@
 
 #include "model/vae.h"
 #include "model/vae_iaf.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
@@ -12,7 +12,7 @@ VaeOptions small_vae() {
   return VaeOptions().depth(3).width(16).latent_channels(4).latent_resolution(4);
 }
 
-TEST(ModelVae, ShapesAndFiniteValues) {
+TEST(Vae, ShapesAndFiniteValues) {
   torch::manual_seed(0);
   Vae vae(small_vae(), 3, 8, 8);
   auto x = torch::randint(0, 256, {5, 3, 8, 8}).to(torch::kByte);
@@ -29,7 +29,7 @@ TEST(ModelVae, ShapesAndFiniteValues) {
   EXPECT_EQ(vae->y_log_scale().sizes(), (std::vector<int64_t>{3}));
 }
 
-TEST(ModelVae, ResolutionsUpAndDown) {
+TEST(Vae, ResolutionsUpAndDown) {
   torch::manual_seed(0);
   // 28 → 7 in the stem (two stride-2 convs), 7 → 14 in the decoder (one transposed conv).
   Vae up(VaeOptions().depth(1).width(8).latent_channels(2).latent_resolution(7), 1, 28, 14);
@@ -45,13 +45,13 @@ TEST(ModelVae, ResolutionsUpAndDown) {
             (std::vector<int64_t>{2, 3, 8, 8}));
 }
 
-TEST(ModelVae, RejectsNonPowerOfTwoResolutions) {
+TEST(Vae, RejectsNonPowerOfTwoResolutions) {
   EXPECT_THROW(Vae(VaeOptions().latent_resolution(12), 3, 32, 32), c10::Error);
   EXPECT_THROW(Vae(VaeOptions().latent_resolution(8), 3, 32, 12), c10::Error);
   EXPECT_THROW(Vae(VaeOptions().latent_resolution(64), 3, 32, 32), c10::Error);
 }
 
-TEST(ModelVae, DecodeOfTheDrawnZReproducesFz) {
+TEST(Vae, DecodeOfTheDrawnZReproducesFz) {
   torch::manual_seed(1);
   Vae vae(small_vae().iaf_steps(1), 3, 8, 4);
   auto x = torch::randint(0, 256, {3, 3, 8, 8});
@@ -61,7 +61,7 @@ TEST(ModelVae, DecodeOfTheDrawnZReproducesFz) {
   EXPECT_TRUE(torch::allclose(again.log_p, out.log_p, 1e-4, 1e-4));
 }
 
-TEST(ModelVae, KlIsNonNegativeOnAverage) {
+TEST(Vae, KlIsNonNegativeOnAverage) {
   torch::manual_seed(2);
   for (int64_t iaf : {0, 2}) {
     Vae vae(small_vae().iaf_steps(iaf), 3, 8, 4);
@@ -74,7 +74,7 @@ TEST(ModelVae, KlIsNonNegativeOnAverage) {
   }
 }
 
-TEST(ModelVae, FreeBitsChangeTrainingKlOnly) {
+TEST(Vae, FreeBitsChangeTrainingKlOnly) {
   const auto x = torch::randint(0, 256, {4, 3, 8, 8});
   torch::manual_seed(3);
   Vae plain(small_vae(), 3, 8, 4);
@@ -106,7 +106,7 @@ TEST(ModelVae, FreeBitsChangeTrainingKlOnly) {
   }
 }
 
-TEST(ModelVae, SamplePriorHasNoPosteriorTerms) {
+TEST(Vae, SamplePriorHasNoPosteriorTerms) {
   torch::manual_seed(5);
   Vae vae(small_vae(), 1, 8, 8);
   auto out = vae->sample_prior(6);
@@ -115,7 +115,7 @@ TEST(ModelVae, SamplePriorHasNoPosteriorTerms) {
   EXPECT_TRUE(torch::isfinite(out.log_p).all().item<bool>());
 }
 
-TEST(ModelVaeIaf, MaskedNetworkIsAutoregressive) {
+TEST(VaeIaf, MaskedNetworkIsAutoregressive) {
   torch::manual_seed(6);
   const int64_t zc = 4, r = 4;
   IafStep step(zc, 8);
@@ -141,7 +141,7 @@ TEST(ModelVaeIaf, MaskedNetworkIsAutoregressive) {
   }
 }
 
-TEST(ModelVaeIaf, FlowTermsEnterLogQ) {
+TEST(VaeIaf, FlowTermsEnterLogQ) {
   torch::manual_seed(7);
   Vae vae(small_vae().iaf_steps(2), 3, 8, 4);
   auto x = torch::randint(0, 256, {4, 3, 8, 8});

@@ -8,14 +8,14 @@
 #include <string>
 
 #include "model/agave.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
 
 using testing::tiny_options;
 
-TEST(ModelAgave, ParameterNamesAreStableAndGrouped) {
+TEST(Agave, ParameterNamesAreStableAndGrouped) {
   torch::manual_seed(0);
   Agave a(tiny_options());
   torch::manual_seed(1);
@@ -50,7 +50,7 @@ TEST(ModelAgave, ParameterNamesAreStableAndGrouped) {
   EXPECT_TRUE(groups.vae[0].is_same(a->vae->parameters()[0]));
 }
 
-TEST(ModelAgave, ForwardTermsArePerImageAndFinite) {
+TEST(Agave, ForwardTermsArePerImageAndFinite) {
   torch::manual_seed(2);
   Agave model(tiny_options());
   auto x = torch::randint(0, 256, {4, 3, 8, 8}).to(torch::kByte);
@@ -71,7 +71,7 @@ TEST(ModelAgave, ForwardTermsArePerImageAndFinite) {
   EXPECT_TRUE(torch::allclose(u.aux_nll, f.aux_nll));
 }
 
-TEST(ModelAgave, SkippedTermsAreZero) {
+TEST(Agave, SkippedTermsAreZero) {
   torch::manual_seed(4);
   Agave model(tiny_options());
   auto x = torch::randint(0, 256, {2, 3, 8, 8});
@@ -85,7 +85,7 @@ TEST(ModelAgave, SkippedTermsAreZero) {
   for (const auto& p : model->pixelcnn->parameters()) EXPECT_FALSE(p.grad().defined());
 }
 
-TEST(ModelAgave, LossWeightsTheTerms) {
+TEST(Agave, LossWeightsTheTerms) {
   LossTerms t;
   t.pixel_nll = torch::tensor({1.0f, 3.0f});
   t.aux_nll = torch::tensor({10.0f, 20.0f});
@@ -102,7 +102,7 @@ TEST(ModelAgave, LossWeightsTheTerms) {
   EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 2.0, pixel_only).item<float>(), 2.0f);
 }
 
-TEST(ModelAgave, BitsPerDimUseTheDimensionsOfX) {
+TEST(Agave, BitsPerDimUseTheDimensionsOfX) {
   Agave rgb(tiny_options(3, 8, 4, 4));
   const double dims = 3 * 8 * 8;
   EXPECT_EQ(rgb->dims_per_image(), 192);
@@ -115,7 +115,7 @@ TEST(ModelAgave, BitsPerDimUseTheDimensionsOfX) {
   EXPECT_NEAR(gray->bits_per_dim(64 * std::log(2.0)), 1.0, 1e-12);
 }
 
-TEST(ModelAgave, AuxTargetIsRoundedAveragePool) {
+TEST(Agave, AuxTargetIsRoundedAveragePool) {
   Agave model(tiny_options(1, 8, 4, 4));
   auto x = torch::zeros({1, 1, 8, 8});
   x[0][0][0][0] = 255;  // block (0,0) mean 63.75 → 64
@@ -130,7 +130,7 @@ TEST(ModelAgave, AuxTargetIsRoundedAveragePool) {
   EXPECT_TRUE(torch::equal(full->aux_target(x), x));
 }
 
-TEST(ModelAgave, RejectsBadOptionsAndInputs) {
+TEST(Agave, RejectsBadOptionsAndInputs) {
   EXPECT_THROW(Agave(tiny_options().aux(AuxOptions().resolution(4).color_bins(100))), c10::Error);
   EXPECT_THROW(Agave(tiny_options(3, 8, 4, 3)), c10::Error);
   EXPECT_THROW(Agave(tiny_options(2, 8, 4, 4)), c10::Error);
@@ -138,7 +138,7 @@ TEST(ModelAgave, RejectsBadOptionsAndInputs) {
   EXPECT_THROW(model->forward(torch::zeros({1, 3, 16, 16})), c10::Error);
 }
 
-TEST(ModelAgave, ColorBinsLowerTheAuxCost) {
+TEST(Agave, ColorBinsLowerTheAuxCost) {
   // Coarser bins hold more mass each, so the same f(z) scores y better.
   torch::manual_seed(5);
   Agave fine(tiny_options());
@@ -153,7 +153,7 @@ TEST(ModelAgave, ColorBinsLowerTheAuxCost) {
   EXPECT_TRUE(torch::allclose(a.pixel_nll, b.pixel_nll));
 }
 
-TEST(ModelAgave, DataInitNormalisesAndKeepsValuesFinite) {
+TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
   torch::manual_seed(7);
   Agave model(tiny_options());
   auto x = testing::structured_images(8, 3, 8);
@@ -183,7 +183,7 @@ void set_bf16_autocast(bool on) {
   if (!on) at::autocast::clear_cache();
 }
 
-TEST(ModelAgave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
+TEST(Agave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
   torch::manual_seed(8);
   Agave model(tiny_options());
   model->eval();

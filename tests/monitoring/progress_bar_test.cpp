@@ -19,7 +19,7 @@ std::string drain(std::FILE* f) {
   return s;
 }
 
-TEST(data_progress_bar, PlainLinesWhenNotATerminal) {
+TEST(ProgressBar, PlainLinesWhenNotATerminal) {
   std::FILE* f = std::tmpfile();
   {
     ProgressBar bar("convert train", 1000, f);  // a file is not a TTY
@@ -37,7 +37,7 @@ TEST(data_progress_bar, PlainLinesWhenNotATerminal) {
   EXPECT_NE(out.find(", took "), std::string::npos) << "finish prints the final line: " << out;
 }
 
-TEST(data_progress_bar, ThrottlesLines) {
+TEST(ProgressBar, ThrottlesLines) {
   std::FILE* f = std::tmpfile();
   {
     ProgressBar bar("x", 0, f, ProgressBar::Mode::kLines);
@@ -48,7 +48,7 @@ TEST(data_progress_bar, ThrottlesLines) {
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
 }
 
-TEST(data_progress_bar, BarRedrawsInPlace) {
+TEST(ProgressBar, BarRedrawsInPlace) {
   std::FILE* f = std::tmpfile();
   {
     ProgressBar bar("inspect", 100, f, ProgressBar::Mode::kBar);
@@ -62,7 +62,7 @@ TEST(data_progress_bar, BarRedrawsInPlace) {
   EXPECT_EQ(out.back(), '\n');
 }
 
-TEST(data_progress_bar, FormatsDurations) {
+TEST(ProgressBar, FormatsDurations) {
   EXPECT_EQ(ProgressBar::format_duration(12.34), "12.3 s");
   EXPECT_EQ(ProgressBar::format_duration(245), "4 min 05 s");
   EXPECT_EQ(ProgressBar::format_duration(3720), "1 h 02 min");

@@ -4,12 +4,12 @@
 #include "model/agave.h"
 #include "model/likelihood.h"
 #include "model/sampler.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
 
-TEST(ModelSampler, PriorSamplesHaveShapeTypeAndSpread) {
+TEST(Sampler, PriorSamplesHaveShapeTypeAndSpread) {
   for (int64_t c : {1, 3}) {
     torch::manual_seed(0);
     Agave model(testing::tiny_options(c, 8, 4, 4));
@@ -26,7 +26,7 @@ TEST(ModelSampler, PriorSamplesHaveShapeTypeAndSpread) {
   }
 }
 
-TEST(ModelSampler, SameSeedSameSamples) {
+TEST(Sampler, SameSeedSameSamples) {
   torch::manual_seed(1);
   Agave model(testing::tiny_options());
   torch::manual_seed(7);
@@ -36,7 +36,7 @@ TEST(ModelSampler, SameSeedSameSamples) {
   EXPECT_TRUE(torch::equal(a.x, b.x));
 }
 
-TEST(ModelSampler, ReconstructionKeepsShape) {
+TEST(Sampler, ReconstructionKeepsShape) {
   torch::manual_seed(2);
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(3, 3, 8);
@@ -46,7 +46,7 @@ TEST(ModelSampler, ReconstructionKeepsShape) {
   EXPECT_EQ(r.fz.sizes(), (std::vector<int64_t>{3, 3, 4, 4}));
 }
 
-TEST(ModelSampler, SampledPixelsFollowTheModel) {
+TEST(Sampler, SampledPixelsFollowTheModel) {
   // Each drawn pixel must be a draw from the parameters the PixelCNN gives for it given the
   // pixels already drawn: the final image scores far better under the model than the same
   // pixels in shuffled order would (a sampler that ignores the context fails this).
@@ -63,16 +63,18 @@ TEST(ModelSampler, SampledPixelsFollowTheModel) {
   model->eval();
   torch::NoGradGuard no_grad;
   auto fz = model->vae->sample_prior(4).fz;
-  auto drawn = sample_pixels(model, fz);
   auto scored = [&](const torch::Tensor& img) {
     return -discretized_mix_logistic_log_prob(AgaveImpl::scale_pixels(img),
                                               model->pixel_params(img, fz))
                 .mean()
                 .item<double>();
   };
-  auto perm = torch::randperm(64);
-  auto shuffled = drawn.flatten(2).index_select(2, perm).view(drawn.sizes());
-  EXPECT_LT(scored(drawn), scored(shuffled));
+  for (SamplerKind kind : {SamplerKind::kCached, SamplerKind::kNaive}) {
+    auto drawn = sample_pixels(model, fz, kind);
+    auto perm = torch::randperm(64);
+    auto shuffled = drawn.flatten(2).index_select(2, perm).view(drawn.sizes());
+    EXPECT_LT(scored(drawn), scored(shuffled)) << "kind " << static_cast<int>(kind);
+  }
 }
 
 }  // namespace

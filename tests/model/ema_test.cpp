@@ -6,12 +6,12 @@
 
 #include "model/agave.h"
 #include "model/ema.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
 
-TEST(ModelEma, MovesTowardTheWeightsWithTheDecay) {
+TEST(Ema, MovesTowardTheWeightsWithTheDecay) {
   torch::nn::Linear net(3, 2);
   torch::NoGradGuard no_grad;
   net->weight.fill_(1.0);
@@ -29,7 +29,7 @@ TEST(ModelEma, MovesTowardTheWeightsWithTheDecay) {
   EXPECT_EQ(net->weight[0][0].item<double>(), 3.0);
 }
 
-TEST(ModelEma, SwapTwiceRestoresAndCopyToWrites) {
+TEST(Ema, SwapTwiceRestoresAndCopyToWrites) {
   torch::nn::Linear net(2, 2);
   torch::NoGradGuard no_grad;
   net->weight.fill_(1.0);
@@ -47,7 +47,7 @@ TEST(ModelEma, SwapTwiceRestoresAndCopyToWrites) {
   EXPECT_THROW(ema.copy_to(*torch::nn::Conv2d(1, 1, 1)), c10::Error);
 }
 
-TEST(ModelEma, TracksTheAgaveModelByName) {
+TEST(Ema, TracksTheAgaveModelByName) {
   torch::manual_seed(0);
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(2, 3, 8);

@@ -9,18 +9,17 @@
 #include <cstdio>
 
 #include "model/agave.h"
-#include "model/fast_sampler.h"
+#include "model/cached_pixelcnn.h"
 #include "model/pixelcnn.h"
 #include "model/sampler.h"
 
 namespace agave::model {
 namespace {
 
-class FastSampler : public ::testing::Test {
- protected:
-  // One thread: the machine is shared and the results must not depend on the thread count.
-  void SetUp() override { torch::set_num_threads(1); }
-};
+// Every test starts with this (not a fixture: the suites are named after CachedPixelCnn and the
+// sampler, and a fixture of that name would hide the class). One thread: the machine is shared
+// and the results must not depend on the thread count.
+void single_threaded() { torch::set_num_threads(1); }
 
 struct Shape {
   int64_t channels, size, nr_resnet, filters, nr_mix;
@@ -90,12 +89,14 @@ void expect_teacher_forced_match(const Shape& sh, bool conditional) {
       static_cast<long long>(sh.nr_resnet), conditional ? 1 : 0, worst, scale);
 }
 
-TEST_F(FastSampler, TeacherForcedParamsMatchFullForward28x28Gray) {
+TEST(CachedPixelCnn, TeacherForcedParamsMatchFullForward28x28Gray) {
+  single_threaded();
   expect_teacher_forced_match({1, 28, 1, 16, 3}, /*conditional=*/true);
   expect_teacher_forced_match({1, 28, 2, 8, 2}, /*conditional=*/false);
 }
 
-TEST_F(FastSampler, TeacherForcedParamsMatchFullForward32x32Rgb) {
+TEST(CachedPixelCnn, TeacherForcedParamsMatchFullForward32x32Rgb) {
+  single_threaded();
   expect_teacher_forced_match({3, 32, 2, 12, 3}, /*conditional=*/true);
   expect_teacher_forced_match({3, 32, 1, 8, 2}, /*conditional=*/false);
 }
@@ -119,11 +120,11 @@ void expect_same_samples(const Shape& sh) {
   };
   torch::manual_seed(123);
   auto t0 = Clock::now();
-  auto naive = sample_pixels(model, fz);
+  auto naive = sample_pixels(model, fz, SamplerKind::kNaive);
   const double naive_s = seconds(t0);
   torch::manual_seed(123);
   t0 = Clock::now();
-  auto cached = sample_pixels_cached(model, fz);
+  auto cached = sample_pixels(model, fz, SamplerKind::kCached);
   std::printf("  C=%lld %lldx%lld: naive %.2f s, cached %.2f s\n",
               static_cast<long long>(sh.channels), static_cast<long long>(sh.size),
               static_cast<long long>(sh.size), naive_s, seconds(t0));
@@ -136,31 +137,39 @@ void expect_same_samples(const Shape& sh) {
   EXPECT_GT(torch::bincount(cached.flatten().to(torch::kLong)).gt(0).sum().item<int64_t>(), 20);
 }
 
-TEST_F(FastSampler, SameSamplesAsNaive28x28Gray) { expect_same_samples({1, 28, 1, 8, 3}); }
+TEST(Sampler, CachedAndNaiveDrawTheSamePixels28x28Gray) {
+  single_threaded();
+  expect_same_samples({1, 28, 1, 8, 3});
+}
 
-TEST_F(FastSampler, SameSamplesAsNaive32x32Rgb) { expect_same_samples({3, 32, 1, 8, 2}); }
+TEST(Sampler, CachedAndNaiveDrawTheSamePixels32x32Rgb) {
+  single_threaded();
+  expect_same_samples({3, 32, 1, 8, 2});
+}
 
-TEST_F(FastSampler, SampleAndReconstructMatchNaive) {
+TEST(Sampler, CachedAndNaiveSampleAndReconstructAlike) {
+  single_threaded();
   const Shape sh{3, 8, 1, 8, 2};
   torch::manual_seed(5);
   Agave model(agave_options(sh, 0.0));
   auto x = random_images(2, 3, 8).to(torch::kByte);
   model->data_init(x);
   torch::manual_seed(9);
-  auto a = sample(model, 2);
+  auto a = sample(model, 2, SamplerKind::kNaive);
   torch::manual_seed(9);
-  auto b = sample_cached(model, 2);
+  auto b = sample(model, 2, SamplerKind::kCached);
   EXPECT_TRUE(torch::equal(a.x, b.x));
   EXPECT_TRUE(torch::equal(a.fz, b.fz));
   torch::manual_seed(10);
-  auto ra = reconstruct(model, x);
+  auto ra = reconstruct(model, x, SamplerKind::kNaive);
   torch::manual_seed(10);
-  auto rb = reconstruct_cached(model, x);
+  auto rb = reconstruct(model, x, SamplerKind::kCached);
   EXPECT_TRUE(torch::equal(ra.x, rb.x));
   EXPECT_TRUE(torch::equal(ra.fz, rb.fz));
 }
 
-TEST_F(FastSampler, RejectsPixelsOutOfRasterOrder) {
+TEST(CachedPixelCnn, RejectsPixelsOutOfRasterOrder) {
+  single_threaded();
   torch::manual_seed(0);
   PixelCnn net(PixelCnnOptions().nr_resnet(1).nr_filters(4).nr_logistic_mix(1).dropout(0.0), 1, 0);
   CachedPixelCnn cached(*net, {}, 1, 4, 4);

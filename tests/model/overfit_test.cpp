@@ -3,12 +3,12 @@
 
 #include "model/agave.h"
 #include "model/sampler.h"
-#include "tests/model_vae/tiny.h"
+#include "tests/model/tiny.h"
 
 namespace agave::model {
 namespace {
 
-TEST(ModelAgaveOverfit, TinyModelLearnsAHandfulOfImages) {
+TEST(AgaveOverfit, TinyModelLearnsAHandfulOfImages) {
   torch::manual_seed(0);
   Agave model(testing::tiny_options().vae(
       VaeOptions().depth(2).width(16).latent_channels(4).latent_resolution(4).free_bits(0.05)));
