@@ -112,40 +112,70 @@ void load_weights(model::Agave& model, const std::string& dir, bool use_ema) {
   trainer::ShardedCheckpoint::load_subset(dir, state);
 }
 
-int run(int argc, char** argv) {
-  CLI::App app{
-      "agave_eval: test-set bits/dim (ELBO and importance-weighted bound) of a "
-      "checkpoint, split across the ranks of an MPI job"};
+struct Arguments {
   std::string checkpoint, shards, json_out;
   int64_t samples = 0, limit = 0, batch = 0, threads = 0;
   bool no_ema = false;
-  app.add_option("--checkpoint", checkpoint,
+};
+
+// Parses the command line; returns an exit code when there is nothing more to do (--help, an
+// argument error).
+std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
+  CLI::App app{
+      "agave_eval: test-set bits/dim (ELBO and importance-weighted bound) of a "
+      "checkpoint, split across the ranks of an MPI job"};
+  app.add_option("--checkpoint", a.checkpoint,
                  "checkpoint folder, or a folder holding checkpoints (the newest is used)")
       ->required();
-  app.add_option("--samples", samples, "K, importance samples per test image")
+  app.add_option("--samples", a.samples, "K, importance samples per test image")
       ->required()
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
-  app.add_option("--limit", limit, "evaluate the first N test images (0 = all)")
+  app.add_option("--limit", a.limit, "evaluate the first N test images (0 = all)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--batch", batch,
+  app.add_option("--batch", a.batch,
                  "images per forward pass; the IW bound runs B rows of "
                  "image x sample per pass (default: the config's eval.batch_size)")
       ->check(CLI::PositiveNumber);
-  app.add_flag("--no-ema", no_ema, "use the trained weights instead of the EMA (Polyak) weights");
-  app.add_option("--shards", shards, "data shards folder (default: the config's data.shards)");
-  app.add_option("--threads", threads, "LibTorch threads per rank (default: cores / local ranks)")
+  app.add_flag("--no-ema", a.no_ema, "use the trained weights instead of the EMA (Polyak) weights");
+  app.add_option("--shards", a.shards, "data shards folder (default: the config's data.shards)");
+  app.add_option("--threads", a.threads, "LibTorch threads per rank (default: cores / local ranks)")
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--json", json_out, "also write the results to this JSON file (rank 0)");
+  app.add_option("--json", a.json_out, "also write the results to this JSON file (rank 0)");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (launcher_rank() == 0) app.exit(e);
     return e.get_exit_code() == 0 ? 0 : launcher::kConfigErrorExit;
   }
+  return std::nullopt;
+}
 
+void print_results(const Plan& plan, const trainer::EvalResult& r, double seconds, int ranks,
+                   const std::string& json_out) {
+  const int64_t k = r.importance_samples;
+  std::cout << "test ELBO          " << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr)
+            << " bits/dim (KL " << fmt(r.kl_bpd) << ")\n"
+            << "test IW bound K=" << std::left << std::setw(4) << k << fmt(r.iw_bpd) << " ± "
+            << fmt(r.iw_bpd_stderr) << " bits/dim\n"
+            << r.images << " images in " << fmt(seconds, 2) << " s: " << fmt(r.images / seconds, 2)
+            << " images/s, " << fmt(static_cast<double>(r.images * k) / seconds, 1)
+            << " image·samples/s (IW)" << std::endl;
+  if (json_out.empty()) return;
+  nlohmann::json j = trainer::to_json(r);
+  j["checkpoint"] = plan.dir;
+  j["step"] = plan.meta.step;
+  j["ema"] = plan.eval.use_ema;
+  j["ranks"] = ranks;
+  j["seconds"] = seconds;
+  std::ofstream(json_out) << j.dump(2) << "\n";
+}
+
+int run(int argc, char** argv) {
+  Arguments a;
+  if (const auto code = parse_arguments(argc, argv, a)) return *code;
   Plan plan;
   try {
-    plan = make_plan(checkpoint, samples, limit, batch, no_ema, shards);
+    plan = make_plan(a.checkpoint, a.samples, a.limit, a.batch, a.no_ema, a.shards);
   } catch (const std::exception& e) {  // UsageError, CheckpointError, ConfigError
     if (launcher_rank() == 0) std::cerr << "agave_eval: error: " << e.what() << std::endl;
     return launcher::kConfigErrorExit;
@@ -154,8 +184,8 @@ int run(int argc, char** argv) {
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
   const bool lead = where.world_rank == 0;
-  launcher::configure_torch_threads(threads > 0 ? threads : plan.config.cluster.threads_per_rank,
-                                    where.local_size);
+  launcher::configure_torch_threads(
+      a.threads > 0 ? a.threads : plan.config.cluster.threads_per_rank, where.local_size);
   auto comm = cluster::make_mpi_communicator(MPI_COMM_WORLD, plan.config.cluster.timeout_seconds);
 
   torch::manual_seed(plan.meta.seed);
@@ -170,7 +200,6 @@ int run(int argc, char** argv) {
   }
   // z ~ q differs per rank, as in training; the test images are disjoint per rank anyway.
   torch::manual_seed(trainer::rank_seed(plan.meta.seed, where.world_rank));
-
   if (lead) {
     std::cout << "agave_eval: " << plan.dir << " (step " << plan.meta.step << ", "
               << (plan.eval.use_ema ? "EMA" : "trained") << " weights), test split of "
@@ -193,26 +222,7 @@ int run(int argc, char** argv) {
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (bar) bar->finish();
   bar.reset();
-  if (lead) {
-    const int64_t k = r.importance_samples;
-    std::cout << "test ELBO          " << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr)
-              << " bits/dim (KL " << fmt(r.kl_bpd) << ")\n"
-              << "test IW bound K=" << std::left << std::setw(4) << k << fmt(r.iw_bpd) << " ± "
-              << fmt(r.iw_bpd_stderr) << " bits/dim\n"
-              << r.images << " images in " << fmt(seconds, 2)
-              << " s: " << fmt(r.images / seconds, 2) << " images/s, "
-              << fmt(static_cast<double>(r.images * k) / seconds, 1) << " image·samples/s (IW)"
-              << std::endl;
-    if (!json_out.empty()) {
-      nlohmann::json j = trainer::to_json(r);
-      j["checkpoint"] = plan.dir;
-      j["step"] = plan.meta.step;
-      j["ema"] = plan.eval.use_ema;
-      j["ranks"] = world;
-      j["seconds"] = seconds;
-      std::ofstream(json_out) << j.dump(2) << "\n";
-    }
-  }
+  if (lead) print_results(plan, r, seconds, world, a.json_out);
   comm.reset();
   mpi.world().barrier();
   return r.images > 0 ? 0 : 1;

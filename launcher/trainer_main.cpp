@@ -299,7 +299,10 @@ int run(int argc, char** argv) {
 
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
-  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank, where.local_size);
+  const auto threads = launcher::configure_torch_threads(
+      runs.front().config.cluster.threads_per_rank, where.local_size);
+  std::cout << "agave_trainer: " << launcher::describe(threads, where.hostname, where.world_rank)
+            << std::endl;
   launcher::SweepPlan plan;
   std::unique_ptr<cluster::Communicator> comm;
   torch::Device device = torch::kCPU;

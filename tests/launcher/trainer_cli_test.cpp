@@ -99,3 +99,37 @@ TEST(TrainerCli, EveryShippedConfigIsValid) {
 }
 
 }  // namespace
+
+namespace {
+
+// The start-up line of a dry run under `prefix` (taskset, environment), rank 0.
+std::string thread_line(const std::string& prefix) {
+  const auto r = sh(prefix + " " + mpirun(1) + " --bind-to none " + kTrainer + " --dry-run " +
+                    kConfigs + "quickstart.yaml");
+  EXPECT_EQ(r.code, 0) << r.output;
+  const auto at = r.output.find("rank 0: ");
+  return at == std::string::npos ? r.output : r.output.substr(at, r.output.find('\n', at) - at);
+}
+
+TEST(TrainerCli, ThreadsFollowTheCpusTheRankIsGiven) {
+  // One CPU in the affinity mask: one thread, not hardware_concurrency()'s count.
+  EXPECT_EQ(thread_line("env -u OMP_NUM_THREADS -u SLURM_CPUS_PER_TASK taskset -c 0"),
+            "rank 0: 1 CPU(s) bound, 1 thread(s) (affinity)");
+  // OMP_NUM_THREADS beyond the mask is obeyed, with a warning naming the remedy.
+  const auto omp = thread_line("env -u SLURM_CPUS_PER_TASK OMP_NUM_THREADS=3 taskset -c 0");
+  EXPECT_NE(omp.find("1 CPU(s) bound, 3 thread(s) (OMP_NUM_THREADS); warning: more threads"),
+            std::string::npos)
+      << omp;
+  EXPECT_NE(omp.find("--bind-to core"), std::string::npos) << omp;
+  // Slurm's allocation wins over OMP_NUM_THREADS; an explicit setting wins over both.
+  EXPECT_NE(thread_line("OMP_NUM_THREADS=3 SLURM_CPUS_PER_TASK=1 taskset -c 0")
+                .find("1 thread(s) (SLURM_CPUS_PER_TASK)"),
+            std::string::npos);
+  const auto r = sh("SLURM_CPUS_PER_TASK=1 taskset -c 0 " + mpirun(1) + " --bind-to none " +
+                    kTrainer + " --dry-run " + kConfigs +
+                    "quickstart.yaml --set cluster.threads_per_rank=2");
+  EXPECT_NE(r.output.find("2 thread(s) (threads_per_rank); warning"), std::string::npos)
+      << r.output;
+}
+
+}  // namespace
