@@ -153,8 +153,7 @@ std::vector<std::string> JobChannel::probe(const std::vector<int>& ranks, double
 std::vector<int> JobChannel::agree_max(const std::vector<int>& mine, const std::string& what) {
   std::vector<int> in = mine, out(mine.size(), 0);
   MPI_Request req = MPI_REQUEST_NULL;
-  MPI_Iallreduce(in.data(), out.data(), static_cast<int>(in.size()), MPI_INT, MPI_MAX, comm_,
-                 &req);
+  MPI_Iallreduce(in.data(), out.data(), static_cast<int>(in.size()), MPI_INT, MPI_MAX, comm_, &req);
   WaitingScope waiting(what);
   const auto start = Clock::now();
   auto check_at = start + std::chrono::duration<double>(timeout_seconds_);

@@ -91,8 +91,7 @@ class MpiWork : public Work {
   void wait() override {
     if (future_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
       WaitingScope waiting(what_);
-      if (future_.wait_for(std::chrono::duration<double>(timeout_)) !=
-          std::future_status::ready) {
+      if (future_.wait_for(std::chrono::duration<double>(timeout_)) != std::future_status::ready) {
         worker_->timed_out = true;
         collective_timed_out(stall_report(what_, timeout_, rank_, size_, peers_));
       }

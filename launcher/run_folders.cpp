@@ -36,9 +36,9 @@ void assign_run_folders(std::vector<RunSpec>& runs, const std::string& file) {
     const auto [it, fresh] = first_of.emplace(runs[i].output_dir, i);
     if (!fresh) {
       const size_t j = it->second;
-      throw ConfigError(file + ": sweep points " + std::to_string(j) + " " +
-                        point_values(runs[j]) + " and " + std::to_string(i) + " " +
-                        point_values(runs[i]) + " would both write to " + runs[i].output_dir +
+      throw ConfigError(file + ": sweep points " + std::to_string(j) + " " + point_values(runs[j]) +
+                        " and " + std::to_string(i) + " " + point_values(runs[i]) +
+                        " would both write to " + runs[i].output_dir +
                         "; list each value once, with values that differ after '/', ' ', ',' "
                         "and '=' become '_'");
     }

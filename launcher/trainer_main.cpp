@@ -176,10 +176,10 @@ bool ensure_data(const cluster::MpiRuntime& mpi, cluster::JobChannel& channel,
         data::ensure_shards(r.config.data, [&](const data::Progress& p) {
           if (trainer::stop_requested().load()) throw ConversionStopped{};
           if (!bar) {
-          bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
-        } else if (p.stage != stage) {
-          bar->restart(p.stage, p.total);
-        }
+            bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
+          } else if (p.stage != stage) {
+            bar->restart(p.stage, p.total);
+          }
           stage = p.stage;
           bar->update(p.done);
         });

@@ -83,7 +83,8 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
       r.steps = s.at("steps").get<int64_t>();
       rows.push_back(std::move(r));
     } catch (const nlohmann::json::exception& e) {
-      if (!unreadable) throw std::runtime_error("sweep summary: " + file.string() + ": " + e.what());
+      if (!unreadable)
+        throw std::runtime_error("sweep summary: " + file.string() + ": " + e.what());
       unreadable->emplace_back(entry.path().filename().string(), file.string() + ": " + e.what());
     }
   }

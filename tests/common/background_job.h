@@ -55,8 +55,8 @@ class BackgroundJob {
       : d_(std::move(dir)), ranks_(ranks) {
     std::filesystem::create_directories(d_);
     const std::string job = "(" + command + " > " + (d_ / "log").string() + " 2>&1 & echo $! > " +
-                            (d_ / "pid").string() + "; wait $!; echo $? > " +
-                            (d_ / "rc").string() + ") &";
+                            (d_ / "pid").string() + "; wait $!; echo $? > " + (d_ / "rc").string() +
+                            ") &";
     if (std::system(job.c_str()) != 0) return;
     for (int i = 0; i < 200 && pid() < 0; ++i) sleep_ms(50);
   }

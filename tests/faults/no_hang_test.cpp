@@ -114,8 +114,7 @@ TEST_F(CollectiveTimeout, SigstopDuringBackwardNamesTheBucket) {
 TEST_F(CollectiveTimeout, SigstopDuringTheFinalEvalNamesTheEval) {
   const std::string cfg = dir_.write("c.yaml", tiny((dir_.path() / "o").string(), 4).yaml());
   BackgroundJob j(dir_.path() / "job", job(cfg, 2, "AGAVE_FAULT=sigstop-eval:4:1"), 2);
-  ASSERT_TRUE(j.wait_for_log({"AGAVE_FAULT: SIGSTOP in the evaluation at step 4"}, 180))
-      << j.log();
+  ASSERT_TRUE(j.wait_for_log({"AGAVE_FAULT: SIGSTOP in the evaluation at step 4"}, 180)) << j.log();
   const double seconds = j.wait_done(60);
   ASSERT_TRUE(j.done()) << j.log();
   const std::string log = j.log();
@@ -134,8 +133,9 @@ TEST_F(JobChannel, StopSignalToOneRankStopsEveryGroup) {
   const int steps = 150;
   const std::string out = (dir_.path() / "o").string();
   const std::string cfg = dir_.write(
-      "c.yaml",
-      tiny(out, steps).append("sweep: {ranks_per_run: 1, grid: {loss.lambda: [1.0, 2.0]}}\n").yaml());
+      "c.yaml", tiny(out, steps)
+                    .append("sweep: {ranks_per_run: 1, grid: {loss.lambda: [1.0, 2.0]}}\n")
+                    .yaml());
   {
     BackgroundJob j(dir_.path() / "job", job(cfg, 2), 2);
     ASSERT_TRUE(j.wait_for_log({"[lambda=1.0] step 3/", "[lambda=2.0] step 3/"}, 180)) << j.log();

@@ -53,7 +53,7 @@ TEST_F(AssignRunFolders, RefusesRunNamesThatLeaveTheOutputFolder) {
   for (const std::string name : {"..", "."}) {
     EXPECT_NE(error_of("", name).find("run.name = '" + name + "'"), std::string::npos) << name;
   }
-  EXPECT_NE(error_of("sweep: {grid: {data.shards: ['', x]}}\n").find("is empty"),
+  EXPECT_NE(error_of("sweep: {grid: {checkpoint.dir: ['', x]}}\n").find("is empty"),
             std::string::npos);
 }
 
