@@ -1,9 +1,20 @@
 #include "cluster/communicator.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 namespace agave::cluster {
+namespace {
+std::atomic<TimeoutHandler> g_timeout_handler{nullptr};
+}  // namespace
+
+void set_timeout_handler(TimeoutHandler handler) { g_timeout_handler.store(handler); }
+
+void collective_timed_out(const std::string& line) {
+  if (const auto handler = g_timeout_handler.load()) handler(line);
+  throw CollectiveTimeout(line);
+}
 
 std::vector<double> Communicator::all_reduce_sum(std::vector<double> values) {
   // Gathered and summed on the host in rank order: the same bits on every rank and every

@@ -21,6 +21,14 @@ class CollectiveTimeout : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// What a missed deadline does. Without a handler the wait throws CollectiveTimeout (library
+// use, tests). agave_trainer installs one that prints the line and aborts the MPI job at once:
+// unwinding would join threads still blocked in MPI and never reach an abort.
+using TimeoutHandler = void (*)(const std::string& line);
+void set_timeout_handler(TimeoutHandler handler);
+// Calls the handler (which must not return) or throws CollectiveTimeout(line).
+[[noreturn]] void collective_timed_out(const std::string& line);
+
 // A collective in flight.
 class Work {
  public:

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "cluster/activity.h"
+
 namespace agave::cluster {
 
 GradientBucketer::GradientBucketer(std::vector<torch::Tensor> params, Communicator& comm,
@@ -52,15 +54,9 @@ GradientBucketer::GradientBucketer(std::vector<torch::Tensor> params, Communicat
 
 GradientBucketer::~GradientBucketer() {
   for (size_t k = 0; k < hook_ids_.size(); ++k) params_[k].remove_hook(hook_ids_[k]);
-  // Never leave a collective behind that the buffers it writes to no longer back.
-  for (auto& b : buckets_) {
-    if (b.work) {
-      try {
-        b.work->wait();
-      } catch (...) {
-      }
-    }
-  }
+  // No wait for collectives still in flight: each keeps its bucket's memory alive (the MPI
+  // operation holds the tensor, NCCL's stream is recorded with the allocator), and a wait here
+  // would block the unwinding after a timeout on a peer that never comes.
 }
 
 std::vector<int64_t> GradientBucketer::bucket_numels() const {
@@ -95,6 +91,8 @@ void GradientBucketer::on_grad(size_t k, const torch::Tensor& grad) {
 
 void GradientBucketer::launch_ready_in_order(bool from_hook) {
   while (next_launch_ < buckets_.size() && buckets_[next_launch_].pending == 0) {
+    ActivityScope named("bucket " + std::to_string(next_launch_ + 1) + "/" +
+                        std::to_string(buckets_.size()));
     Bucket& b = buckets_[next_launch_++];
     b.work = comm_.all_reduce_async(b.flat);
     b.launched = true;

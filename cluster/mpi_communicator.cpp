@@ -1,5 +1,7 @@
 #include <mpi.h>
 
+#include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -7,7 +9,9 @@
 #include <mutex>
 #include <thread>
 
+#include "cluster/activity.h"
 #include "cluster/communicator.h"
+#include "cluster/job_channel.h"
 
 namespace agave::cluster {
 namespace {
@@ -45,15 +49,52 @@ void require_cpu_contiguous(const torch::Tensor& t, const char* op) {
   }
 }
 
+// The worker's queue, shared with the worker thread: after a timeout the communicator lets the
+// thread go (it may stay blocked in MPI until the job is aborted) instead of joining it.
+struct WorkerState {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::function<void()>> queue;
+  bool stop = false;
+  std::atomic<bool> timed_out{false};
+};
+
+void work_loop(const std::shared_ptr<WorkerState>& w) {
+  while (true) {
+    std::function<void()> op;
+    {
+      std::unique_lock<std::mutex> lock(w->mu);
+      w->cv.wait(lock, [&] { return w->stop || !w->queue.empty(); });
+      if (w->queue.empty()) return;  // stop and nothing left
+      op = std::move(w->queue.front());
+      w->queue.pop_front();
+    }
+    op();
+  }
+}
+
+// A wait longer than any real job would use: waits are capped here, so a huge configured timeout
+// cannot overflow the clock arithmetic.
+constexpr double kMaxWaitSeconds = 1e7;
+
 class MpiWork : public Work {
  public:
-  MpiWork(std::shared_future<void> f, std::string what, std::chrono::duration<double> timeout)
-      : future_(std::move(f)), what_(std::move(what)), timeout_(timeout) {}
+  MpiWork(std::shared_future<void> f, std::string what, double timeout, int rank, int size,
+          std::vector<int> peers, std::shared_ptr<WorkerState> worker)
+      : future_(std::move(f)),
+        what_(std::move(what)),
+        timeout_(std::min(timeout, kMaxWaitSeconds)),
+        rank_(rank),
+        size_(size),
+        peers_(std::move(peers)),
+        worker_(std::move(worker)) {}
   void wait() override {
-    if (future_.wait_for(timeout_) != std::future_status::ready) {
-      throw CollectiveTimeout(what_ + " did not complete within " +
-                              std::to_string(static_cast<int>(timeout_.count())) +
-                              " s: a rank of this run died or stopped responding");
+    if (future_.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      WaitingScope waiting(what_);
+      if (future_.wait_for(std::chrono::duration<double>(timeout_)) != std::future_status::ready) {
+        worker_->timed_out = true;
+        collective_timed_out(stall_report(what_, timeout_, rank_, size_, peers_));
+      }
     }
     future_.get();  // rethrows an MPI error from the worker
   }
@@ -64,7 +105,10 @@ class MpiWork : public Work {
  private:
   std::shared_future<void> future_;
   std::string what_;
-  std::chrono::duration<double> timeout_;
+  double timeout_;
+  int rank_, size_;
+  std::vector<int> peers_;
+  std::shared_ptr<WorkerState> worker_;
 };
 
 class MpiCommunicator : public Communicator {
@@ -74,16 +118,33 @@ class MpiCommunicator : public Communicator {
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
-    worker_ = std::thread([this] { run(); });
+    // Timeout reports name ranks as the job knows them (world ranks), not as this group does.
+    MPI_Group mine = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+    MPI_Comm_group(comm_, &mine);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> local(size_);
+    for (int r = 0; r < size_; ++r) local[r] = r;
+    world_ranks_.resize(size_);
+    MPI_Group_translate_ranks(mine, size_, local.data(), world, world_ranks_.data());
+    MPI_Group_free(&mine);
+    MPI_Group_free(&world);
+    worker_ = std::make_shared<WorkerState>();
+    thread_ = std::thread([w = worker_] { work_loop(w); });
   }
 
   ~MpiCommunicator() override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
+      std::lock_guard<std::mutex> lock(worker_->mu);
+      worker_->stop = true;
     }
-    cv_.notify_all();
-    worker_.join();
+    worker_->cv.notify_all();
+    if (worker_->timed_out) {
+      // The worker may be blocked in MPI for good; joining it would hang this rank, and freeing
+      // the communicator under it is undefined. The job is ending: leave both.
+      thread_.detach();
+      return;
+    }
+    thread_.join();
     int finalized = 0;
     MPI_Finalized(&finalized);
     if (!finalized) MPI_Comm_free(&comm_);
@@ -126,42 +187,31 @@ class MpiCommunicator : public Communicator {
   }
 
  private:
-  std::unique_ptr<Work> submit(std::string what, std::function<void()> op) {
-    auto task = std::make_shared<std::packaged_task<void()>>(std::move(op));
+  std::unique_ptr<Work> submit(const std::string& op, std::function<void()> fn) {
+    auto task = std::make_shared<std::packaged_task<void()>>(std::move(fn));
     std::shared_future<void> f = task->get_future().share();
     {
-      std::lock_guard<std::mutex> lock(mu_);
-      queue_.push_back([task] { (*task)(); });
+      std::lock_guard<std::mutex> lock(worker_->mu);
+      worker_->queue.push_back([task] { (*task)(); });
     }
-    cv_.notify_one();
-    return std::make_unique<MpiWork>(
-        f, "MPI " + what + " (rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ")",
-        timeout_);
-  }
-
-  void run() {
-    while (true) {
-      std::function<void()> op;
-      {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this] { return stop_ || !queue_.empty(); });
-        if (queue_.empty()) return;  // stop_ and nothing left
-        op = std::move(queue_.front());
-        queue_.pop_front();
-      }
-      op();
-    }
+    worker_->cv.notify_one();
+    // Named by what the caller does ("bucket 2/5", "decision"), the same on every rank, so a
+    // probe can tell a peer waiting in this very collective from one elsewhere.
+    const Activity a = current_activity();
+    std::string what = (a.what.empty() ? "" : a.what + ": ") + "MPI " + op;
+    if (a.step >= 0) what += " at step " + std::to_string(a.step);
+    if (!a.run.empty()) what += " of run " + a.run;
+    return std::make_unique<MpiWork>(f, std::move(what), timeout_, rank_, size_, world_ranks_,
+                                     worker_);
   }
 
   MPI_Comm comm_ = MPI_COMM_NULL;
   int rank_ = 0;
   int size_ = 1;
-  std::chrono::duration<double> timeout_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> queue_;
-  bool stop_ = false;
-  std::thread worker_;
+  double timeout_;
+  std::vector<int> world_ranks_;
+  std::shared_ptr<WorkerState> worker_;
+  std::thread thread_;
 };
 
 }  // namespace

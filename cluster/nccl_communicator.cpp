@@ -7,9 +7,14 @@
 #include <cuda_runtime.h>
 #include <nccl.h>
 
+#include <algorithm>
+#include <atomic>
 #include <thread>
+#include <vector>
 
+#include "cluster/activity.h"
 #include "cluster/communicator.h"
+#include "cluster/job_channel.h"
 
 namespace agave::cluster {
 namespace {
@@ -45,26 +50,36 @@ ncclDataType_t nccl_type(const torch::Tensor& t) {
 // on the event (no host sync); wait() only blocks the host when asked to, with a deadline.
 class NcclWork : public Work {
  public:
-  NcclWork(std::shared_ptr<at::cuda::CUDAEvent> event, ncclComm_t comm, double timeout)
-      : event_(std::move(event)), comm_(comm), timeout_(timeout) {}
+  // `aborted` is the communicator's: a work that aborts the NCCL communicator says so, and the
+  // communicator then must not destroy it a second time.
+  NcclWork(std::shared_ptr<at::cuda::CUDAEvent> event, ncclComm_t comm, double timeout,
+           std::shared_ptr<std::atomic<bool>> aborted, std::string what, int rank, int size,
+           std::vector<int> peers)
+      : event_(std::move(event)),
+        comm_(comm),
+        timeout_(std::min(timeout, 1e7)),
+        aborted_(std::move(aborted)),
+        what_(std::move(what)),
+        rank_(rank),
+        size_(size),
+        peers_(std::move(peers)) {}
   void wait() override {
     // Order the caller's current stream after the collective: the usual, sync-free wait.
     event_->block(c10::cuda::getCurrentCUDAStream());
     const auto deadline =
         std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_);
+    WaitingScope waiting(what_);
     while (!event_->query()) {
       ncclResult_t async_err = ncclSuccess;
       ncclCommGetAsyncError(comm_, &async_err);
       if (async_err != ncclSuccess) {
-        ncclCommAbort(comm_);
+        abort_once();
         throw std::runtime_error(std::string("NCCL all-reduce failed: ") +
                                  ncclGetErrorString(async_err));
       }
       if (std::chrono::steady_clock::now() > deadline) {
-        ncclCommAbort(comm_);
-        throw CollectiveTimeout("NCCL collective did not complete within " +
-                                std::to_string(static_cast<int>(timeout_)) +
-                                " s: a rank of this run died or stopped responding");
+        abort_once();
+        collective_timed_out(stall_report(what_, timeout_, rank_, size_, peers_));
       }
       std::this_thread::sleep_for(std::chrono::microseconds(50));
     }
@@ -72,9 +87,17 @@ class NcclWork : public Work {
   bool done() override { return event_->query(); }
 
  private:
+  void abort_once() {
+    if (!aborted_->exchange(true)) ncclCommAbort(comm_);
+  }
+
   std::shared_ptr<at::cuda::CUDAEvent> event_;
   ncclComm_t comm_;
   double timeout_;
+  std::shared_ptr<std::atomic<bool>> aborted_;
+  std::string what_;
+  int rank_, size_;
+  std::vector<int> peers_;
 };
 
 class NcclCommunicator : public Communicator {
@@ -85,13 +108,24 @@ class NcclCommunicator : public Communicator {
         side_stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &size_);
+    MPI_Group mine = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+    MPI_Comm_group(comm, &mine);
+    MPI_Comm_group(MPI_COMM_WORLD, &world);
+    std::vector<int> local(size_);
+    for (int r = 0; r < size_; ++r) local[r] = r;
+    world_ranks_.resize(size_);
+    MPI_Group_translate_ranks(mine, size_, local.data(), world, world_ranks_.data());
+    MPI_Group_free(&mine);
+    MPI_Group_free(&world);
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm);
     c10::cuda::CUDAGuard guard(device_);
     check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
   }
-  ~NcclCommunicator() override { ncclCommDestroy(comm_); }
+  ~NcclCommunicator() override {
+    if (!aborted_->load()) ncclCommDestroy(comm_);
+  }
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
@@ -148,7 +182,12 @@ class NcclCommunicator : public Communicator {
     op(side_stream_.stream());
     auto done = std::make_shared<at::cuda::CUDAEvent>();
     done->record(side_stream_);
-    return std::make_unique<NcclWork>(done, comm_, timeout_);
+    const Activity a = current_activity();
+    std::string what = (a.what.empty() ? "" : a.what + ": ") + "NCCL collective";
+    if (a.step >= 0) what += " at step " + std::to_string(a.step);
+    if (!a.run.empty()) what += " of run " + a.run;
+    return std::make_unique<NcclWork>(done, comm_, timeout_, aborted_, std::move(what), rank_,
+                                      size_, world_ranks_);
   }
 
   int device_;
@@ -156,6 +195,8 @@ class NcclCommunicator : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   ncclComm_t comm_ = nullptr;
+  std::shared_ptr<std::atomic<bool>> aborted_ = std::make_shared<std::atomic<bool>>(false);
+  std::vector<int> world_ranks_;
   c10::cuda::CUDAStream side_stream_;
 };
 

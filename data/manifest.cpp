@@ -6,6 +6,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/atomic_file.h"
 #include "data/errors.h"
 
 namespace agave::data {
@@ -91,16 +92,11 @@ void write_manifest(const std::string& path, const Manifest& m) {
             {"count", m.count},
             {"image_shape", {m.shape.channels, m.shape.height, m.shape.width}},
             {"shards", shards}};
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    out.flush();
-    if (!out) throw DataError(tmp, "cannot write manifest (disk full?)");
+  try {
+    write_file_atomically(path, j.dump(2) + "\n");
+  } catch (const std::runtime_error& e) {
+    throw DataError("", std::string("cannot write manifest: ") + e.what());
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) throw DataError(path, "cannot rename " + tmp + " into place: " + ec.message());
 }
 
 Manifest open_manifest(const std::string& manifest_or_dir, const std::string& split) {

@@ -1,6 +1,10 @@
 #include "data/shard.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -194,6 +198,12 @@ ShardInfo ShardWriter::finish() {
   m.images.reset();
   m.labels.reset();
   h5::check_status(m.file.close(), m.tmp, "cannot close (disk full?)");
+  // On disk before the rename makes it a shard: a crash must not leave a named, empty file.
+  if (const int fd = ::open(m.tmp.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
+    const int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) throw DataError(m.tmp, std::string("cannot fsync: ") + std::strerror(errno));
+  }
   if (m.opt.rename_on_finish) {
     std::error_code ec;
     fs::rename(m.tmp, m.path, ec);

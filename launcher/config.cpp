@@ -275,8 +275,9 @@ void read_cluster(YamlReader r, cluster::ClusterOptions& o) {
                     cluster::overlap_name));
   require(o.threads_per_rank >= 0, r, "threads_per_rank",
           "must be >= 0 (0 = cores / local ranks), got " + std::to_string(o.threads_per_rank));
-  require(o.timeout_seconds > 0, r, "timeout_seconds",
-          "must be > 0, got " + num(o.timeout_seconds));
+  // A week bounds any real collective; far larger values overflow the waits' clock arithmetic.
+  require(o.timeout_seconds > 0 && o.timeout_seconds <= 604800, r, "timeout_seconds",
+          "must be > 0 and <= 604800 (a week), got " + num(o.timeout_seconds));
   require(o.bucket_mb > 0, r, "bucket_mb", "must be > 0, got " + num(o.bucket_mb));
   r.finish();
 }

@@ -17,11 +17,16 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/activity.h"
 #include "cluster/communicator.h"
+#include "cluster/job_channel.h"
 #include "cluster/mpi_runtime.h"
+#include "data/atomic_file.h"
 #include "data/convert.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
+#include "launcher/run_folders.h"
+#include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
 #include "monitoring/progress_bar.h"
@@ -59,6 +64,18 @@ void abort_job(int code) {
   MPI_Finalized(&fin);
   if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
 }
+
+// A collective (or a job-wide agreement) missed its deadline: one line, then the whole job ends
+// here. Unwinding instead would join threads still blocked in MPI and never get to an abort.
+void on_collective_timeout(const std::string& line) {
+  std::cerr << "agave_trainer: error: " << line << std::endl;
+  abort_job(1);
+  std::_Exit(1);
+}
+
+// A stop that came while rank 0 converted data: the conversion is abandoned (its temporary
+// files removed) and the job exits 75 before training.
+struct ConversionStopped {};
 
 // Exit code after a requested stop (SIGTERM, SIGUSR1) with a checkpoint written: the job is
 // incomplete and resumes from that checkpoint when started again (EX_TEMPFAIL).
@@ -146,25 +163,35 @@ void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& pl
 
 // Data shards are shared by every run: world rank 0 converts what is missing (under a file
 // lock, so jobs sharing a file system convert once) while the others wait.
-void ensure_data(const cluster::MpiRuntime& mpi, const std::vector<launcher::RunSpec>& runs) {
+// Returns false when a stop request came first (on any rank): nothing is trained then.
+bool ensure_data(const cluster::MpiRuntime& mpi, cluster::JobChannel& channel,
+                 const std::vector<launcher::RunSpec>& runs) {
   if (mpi.placement().world_rank == 0) {
     std::set<std::string> done;
     for (const auto& r : runs) {
       if (!done.insert(r.config.data.shards).second) continue;
       std::unique_ptr<monitoring::ProgressBar> bar;
       std::string stage;
-      data::ensure_shards(r.config.data, [&](const data::Progress& p) {
-        if (!bar) {
-          bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
-        } else if (p.stage != stage) {
-          bar->restart(p.stage, p.total);
-        }
-        stage = p.stage;
-        bar->update(p.done);
-      });
+      try {
+        data::ensure_shards(r.config.data, [&](const data::Progress& p) {
+          if (trainer::stop_requested().load()) throw ConversionStopped{};
+          if (!bar) {
+            bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
+          } else if (p.stage != stage) {
+            bar->restart(p.stage, p.total);
+          }
+          stage = p.stage;
+          bar->update(p.done);
+        });
+      } catch (const ConversionStopped&) {
+        break;
+      }
     }
   }
-  mpi.world().barrier();
+  // Conversion may take minutes: the others wait for as long as rank 0 answers probes.
+  const auto agreed =
+      channel.agree_max({trainer::stop_requested().load() ? 1 : 0}, "data-ready agreement");
+  return agreed[0] == 0;
 }
 
 // One GPU per node-local rank when there are GPUs; NCCL for CUDA tensors, MPI otherwise.
@@ -196,7 +223,7 @@ std::unique_ptr<cluster::Communicator> make_communicator(const cluster::MpiRunti
   return cluster::make_mpi_communicator(group_comm.comm(), options.timeout_seconds);
 }
 
-trainer::TrainerSetup setup_for(const launcher::RunSpec& spec) {
+trainer::TrainerSetup setup_for(const launcher::RunSpec& spec, int local_rank) {
   const auto& c = spec.config;
   trainer::TrainerSetup setup;
   setup.run_name = spec.name;
@@ -211,6 +238,9 @@ trainer::TrainerSetup setup_for(const launcher::RunSpec& spec) {
   setup.eval = c.eval;
   setup.checkpoint = c.checkpoint;
   setup.monitoring = c.monitoring;
+  // Sweep groups (and every-rank exporters) on one node must not compete for one port: each
+  // process serves port + its node-local rank.
+  if (setup.monitoring.port != 0) setup.monitoring.port += local_rank;
   setup.cluster = c.cluster;
   return setup;
 }
@@ -225,6 +255,28 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
   const std::string run_name = setup.run_name, output_dir = setup.output_dir;
   const std::string failed_file = output_dir + "/failed.json";
   const bool lead = comm.rank() == 0;
+  // The run's rank 0 holds the run folder (and an explicit checkpoint folder) for the run's
+  // lifetime; every rank learns whether it got them.
+  std::vector<std::unique_ptr<launcher::RunLock>> locks;
+  std::string refused;
+  if (lead) {
+    try {
+      locks.push_back(std::make_unique<launcher::RunLock>(output_dir));
+      if (!setup.checkpoint.dir.empty()) {
+        locks.push_back(std::make_unique<launcher::RunLock>(setup.checkpoint.dir));
+      }
+    } catch (const launcher::RunLockError& e) {
+      refused = e.what();
+    }
+  }
+  {
+    cluster::ActivityScope named("run lock decision");
+    refused = comm.all_gather_string(refused).front();
+  }
+  if (!refused.empty()) {
+    if (lead) std::cerr << "agave_trainer: error: run " << run_name << ": " << refused << std::endl;
+    return RunEnd::kConfigFailed;  // not ours to write failed.json into
+  }
   if (lead) std::filesystem::remove(failed_file);
   std::string failure;
   RunEnd end = RunEnd::kFailed;
@@ -241,8 +293,8 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
     std::cerr << "agave_trainer: error: " << failure << std::endl;
     if (in_sweep) {
       std::filesystem::create_directories(output_dir);
-      std::ofstream(failed_file) << nlohmann::json{{"run", run_name}, {"error", failure}}.dump()
-                                 << "\n";
+      data::write_file_atomically(
+          failed_file, nlohmann::json{{"run", run_name}, {"error", failure}}.dump() + "\n");
       std::cerr << "agave_trainer: run " << run_name
                 << " failed; the sweep goes on with the next run" << std::endl;
     }
@@ -254,7 +306,8 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
 void print_sweep_table(const std::vector<launcher::RunSpec>& runs) {
   const std::string sweep_dir =
       runs.front().config.run.output_dir + "/" + runs.front().config.run.name;
-  const auto rows = monitoring::write_sweep_summary(sweep_dir);
+  std::vector<std::pair<std::string, std::string>> unreadable;
+  const auto rows = monitoring::write_sweep_summary(sweep_dir, &unreadable);
   std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
               "iw bpd", "kl bpd");
   for (const auto& r : rows) {
@@ -264,6 +317,9 @@ void print_sweep_table(const std::vector<launcher::RunSpec>& runs) {
   }
   for (const auto& [run_name, error] : monitoring::read_failed_runs(sweep_dir)) {
     std::printf("%-44s FAILED: %s\n", run_name.c_str(), error.c_str());
+  }
+  for (const auto& [run_name, error] : unreadable) {
+    std::printf("%-44s UNREADABLE summary: %s\n", run_name.c_str(), error.c_str());
   }
   std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
 }
@@ -280,6 +336,7 @@ int run(int argc, char** argv) {
   std::shared_ptr<trainer::FaultHooks> faults;
   try {
     runs = launcher::load_runs(args.config_file, args.overrides);
+    launcher::assign_run_folders(runs, args.config_file);
     if (args.sweep_point >= 0) keep_only_point(runs, args.sweep_point, args.config_file);
     resume = trainer::ResumeRequest::parse(args.resume);
     faults = trainer::fault_hooks_from_environment();
@@ -299,6 +356,19 @@ int run(int argc, char** argv) {
 
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
+  // The communicator's worker, the job channel's service thread and the training thread all
+  // call MPI at once.
+  if (mpi.thread_level() < MPI_THREAD_MULTIPLE) {
+    if (where.world_rank == 0) {
+      std::cerr << "agave_trainer: error: this MPI grants thread level " << mpi.thread_level()
+                << " but agave_trainer needs MPI_THREAD_MULTIPLE (" << MPI_THREAD_MULTIPLE
+                << "); use an MPI built with thread support (Open MPI: the default)" << std::endl;
+    }
+    return 1;
+  }
+  const double timeout = runs.front().config.cluster.timeout_seconds;
+  cluster::set_timeout_handler(on_collective_timeout);
+  cluster::JobChannel channel(MPI_COMM_WORLD, trainer::stop_requested(), timeout);
   const auto threads = launcher::configure_torch_threads(
       runs.front().config.cluster.threads_per_rank, where.local_size);
   std::cout << "agave_trainer: " << launcher::describe(threads, where.hostname, where.world_rank)
@@ -316,7 +386,13 @@ int run(int argc, char** argv) {
       print_dry_run(mpi, plan, group, *group_comm, runs);
       return 0;
     }
-    ensure_data(mpi, runs);
+    if (!ensure_data(mpi, channel, runs)) {
+      if (where.world_rank == 0) {
+        std::cerr << "agave_trainer: stopped on request before training; exit " << kStoppedExit
+                  << " (requeue to continue)" << std::endl;
+      }
+      return kStoppedExit;
+    }
     comm =
         make_communicator(mpi, *group_comm, runs.front().config.cluster, args.config_file, device);
   } catch (const launcher::ConfigError& e) {
@@ -324,36 +400,46 @@ int run(int argc, char** argv) {
     return launcher::kConfigErrorExit;
   }
   int exit_code = 0;
+  bool stopped = false;
   for (size_t index : plan.groups[group].runs) {
     const auto& spec = runs[index];
+    // A stop that reached any rank of the job (relayed by the channel) ends the sweep here too.
+    if (trainer::agree_on_stop(*comm)) {
+      stopped = true;
+      break;
+    }
     if (group_comm->rank() == 0) {
       std::cout << "agave_trainer: run " << spec.name << " on ranks "
                 << plan.groups[group].first_rank << "-"
                 << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
                 << spec.output_dir << std::endl;
     }
-    auto setup = setup_for(spec);
+    auto setup = setup_for(spec, where.local_rank);
     setup.resume = resume;
     setup.faults = faults;
     setup.world_rank = where.world_rank;
     setup.device = device;
     const auto end = train_run(std::move(setup), *comm, runs.size() > 1);
     if (end == RunEnd::kStopped) {
-      // Checkpointed on request (preemption, time limit): the job script requeues on this code.
-      if (where.world_rank == 0) {
-        std::cerr << "agave_trainer: stopped on request after a checkpoint; exit " << kStoppedExit
-                  << " (requeue to continue)" << std::endl;
-      }
-      comm.reset();
-      return kStoppedExit;
+      stopped = true;
+      break;
     }
     if (end == RunEnd::kFailed) exit_code = std::max(exit_code, 1);
     if (end == RunEnd::kConfigFailed) exit_code = std::max(exit_code, launcher::kConfigErrorExit);
   }
   comm.reset();
-  mpi.world().barrier();
+  // Every group's outcome, on every rank: a stop anywhere makes the job exit 75 (checkpointed,
+  // requeue), so the job script requeues whatever a group left unfinished.
+  const auto agreed = channel.agree_max({stopped ? 1 : 0, exit_code}, "end-of-job agreement");
+  if (agreed[0] > 0) {
+    if (where.world_rank == 0) {
+      std::cerr << "agave_trainer: stopped on request after a checkpoint; exit " << kStoppedExit
+                << " (requeue to continue)" << std::endl;
+    }
+    return kStoppedExit;
+  }
   if (where.world_rank == 0 && runs.size() > 1) print_sweep_table(runs);
-  return exit_code;
+  return agreed[1];
 }
 }  // namespace
 

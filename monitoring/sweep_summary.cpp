@@ -59,7 +59,8 @@ std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::str
   return out;
 }
 
-std::vector<SweepRow> read_sweep(const std::string& sweep_dir) {
+std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
+                                 std::vector<std::pair<std::string, std::string>>* unreadable) {
   if (!fs::is_directory(sweep_dir)) {
     throw std::runtime_error("sweep summary: " + sweep_dir + " is not a directory");
   }
@@ -82,7 +83,9 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir) {
       r.steps = s.at("steps").get<int64_t>();
       rows.push_back(std::move(r));
     } catch (const nlohmann::json::exception& e) {
-      throw std::runtime_error("sweep summary: " + file.string() + ": " + e.what());
+      if (!unreadable)
+        throw std::runtime_error("sweep summary: " + file.string() + ": " + e.what());
+      unreadable->emplace_back(entry.path().filename().string(), file.string() + ": " + e.what());
     }
   }
   auto key = [](const SweepRow& r) {
@@ -181,8 +184,9 @@ void plot_sweep(const std::vector<SweepRow>& rows, const std::string& png_path,
   }
 }
 
-std::vector<SweepRow> write_sweep_summary(const std::string& sweep_dir) {
-  auto rows = read_sweep(sweep_dir);
+std::vector<SweepRow> write_sweep_summary(
+    const std::string& sweep_dir, std::vector<std::pair<std::string, std::string>>* unreadable) {
+  auto rows = read_sweep(sweep_dir, unreadable);
   write_sweep_csv(rows, (fs::path(sweep_dir) / "sweep.csv").string());
   return rows;
 }

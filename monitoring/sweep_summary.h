@@ -21,8 +21,12 @@ struct SweepRow {
 
 // Rows of every <sweep_dir>/<run>/summary.json (runs without one, still training or failed,
 // are left out), sorted by lambda, aux_resolution, color_bins (numerically), then run name.
-// Throws naming the file when a summary.json is unreadable or lacks a field.
-std::vector<SweepRow> read_sweep(const std::string& sweep_dir);
+// Throws naming the file when a summary.json is unreadable or lacks a field, unless
+// `unreadable` is given: then such runs are left out and listed there as (run, why), so one
+// truncated file does not cost the table of every other run.
+std::vector<SweepRow> read_sweep(
+    const std::string& sweep_dir,
+    std::vector<std::pair<std::string, std::string>>* unreadable = nullptr);
 
 // (run, error) of every <sweep_dir>/<run>/failed.json: runs of a sweep that failed (the
 // trainer writes it and goes on with the next run), sorted by run name.
@@ -33,7 +37,9 @@ std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::str
 void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path);
 
 // read_sweep + write_sweep_csv to <sweep_dir>/sweep.csv; returns the rows.
-std::vector<SweepRow> write_sweep_summary(const std::string& sweep_dir);
+std::vector<SweepRow> write_sweep_summary(
+    const std::string& sweep_dir,
+    std::vector<std::pair<std::string, std::string>>* unreadable = nullptr);
 
 // Plots test bits/dim (ELBO and IW bound) and KL against lambda as a PNG with gnuplot (two
 // panels side by side). When fewer than two distinct numeric lambdas exist (a sweep over

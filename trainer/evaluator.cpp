@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "cluster/activity.h"
 #include "data/loader.h"
 
 namespace agave::trainer {
@@ -34,6 +35,7 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
 EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
                     cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
                     const EvalProgress& progress) {
+  cluster::ActivityScope named("eval");
   data::LoaderOptions lo;
   lo.batch_size = options.batch_size;
   lo.rank = comm.rank();

@@ -12,7 +12,7 @@
 namespace agave::trainer {
 namespace {
 
-enum class LossFault { kNone, kNan, kExit, kThrow, kStop };
+enum class LossFault { kNone, kNan, kExit, kThrow, kStop, kSigstop, kSigstopEval };
 
 class EnvironmentFaults : public FaultHooks {
  public:
@@ -36,9 +36,20 @@ class EnvironmentFaults : public FaultHooks {
       case LossFault::kStop:
         stop_requested() = true;
         break;
+      case LossFault::kSigstop:
+        std::cerr << "rank " << r << ": AGAVE_FAULT: SIGSTOP at step " << s << std::endl;
+        std::raise(SIGSTOP);
+        break;
+      case LossFault::kSigstopEval:
       case LossFault::kNone:
         break;
     }
+  }
+  void on_eval(int64_t s, int r) override {
+    if (kind != LossFault::kSigstopEval || s != step || r != rank) return;
+    std::cerr << "rank " << r << ": AGAVE_FAULT: SIGSTOP in the evaluation at step " << s
+              << std::endl;
+    std::raise(SIGSTOP);
   }
   void after_checkpoint_shards(int64_t s) override {
     if (s == kill_after_shards_step) std::raise(SIGKILL);
@@ -68,7 +79,7 @@ std::shared_ptr<FaultHooks> fault_hooks_from_environment() {
   if (loss == nullptr && ckpt == nullptr) return nullptr;
   auto f = std::make_shared<EnvironmentFaults>();
   if (loss != nullptr) {
-    constexpr const char* form = "<nan|exit|throw|stop>:<step>:<rank>";
+    constexpr const char* form = "<nan|exit|throw|stop|sigstop|sigstop-eval>:<step>:<rank>";
     const std::string v(loss);
     const auto a = v.find(':'), b = v.rfind(':');
     if (a == std::string::npos || a == b) bad("AGAVE_FAULT", v, form);
@@ -81,6 +92,10 @@ std::shared_ptr<FaultHooks> fault_hooks_from_environment() {
       f->kind = LossFault::kThrow;
     } else if (kind == "stop") {
       f->kind = LossFault::kStop;
+    } else if (kind == "sigstop") {
+      f->kind = LossFault::kSigstop;
+    } else if (kind == "sigstop-eval") {
+      f->kind = LossFault::kSigstopEval;
     } else {
       bad("AGAVE_FAULT", v, form);
     }

@@ -18,9 +18,13 @@ class FaultHooks {
   // During a checkpoint save of `step`, after every shard is written, fsynced and hashed and
   // before rank 0 writes the manifest.
   virtual void after_checkpoint_shards(int64_t step) = 0;
+  // On `rank` as an evaluation after `step` steps begins (the final one: step = total steps).
+  virtual void on_eval(int64_t /*step*/, int /*rank*/) {}
 };
 
-// The faults named by AGAVE_FAULT="<kind>:<step>:<rank>" (kind = nan | exit | throw | stop) and
+// The faults named by AGAVE_FAULT="<kind>:<step>:<rank>" (kind = nan | exit | throw | stop |
+// sigstop: the rank stops itself with SIGSTOP before backward, as `kill -STOP` would; sigstop-eval:
+// the same as the evaluation after <step> steps begins) and
 // AGAVE_FAULT_CHECKPOINT="kill-after-shards:<step>", read once; nullptr when neither is set.
 // A malformed value is an error naming the variable (a test that misspells its fault must not
 // pass by injecting nothing).

@@ -4,6 +4,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "cluster/activity.h"
+
 namespace agave::trainer {
 namespace fs = std::filesystem;
 namespace {
@@ -76,6 +78,7 @@ ResumePoint decide_resume(const ResumeRequest& request, const std::string& check
                           const std::string& run_name,
                           const std::map<std::string, std::string>& signature,
                           cluster::Communicator& comm) {
+  cluster::ActivityScope named("resume decision");
   // "ok:<dir>" or "error:<message>", decided on rank 0 only.
   std::string verdict;
   if (comm.rank() == 0) {

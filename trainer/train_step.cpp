@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "cluster/activity.h"
 #include "model/example_random.h"
 #include "trainer/autocast.h"
 
@@ -88,6 +89,7 @@ StepOutcome TrainStep::run(const torch::Tensor& images, const torch::Tensor& ind
   const auto keys = model::example_keys(options_.seed, step, indices).to(device_, true);
 
   const auto compute_start = Clock::now();
+  cluster::ActivityScope named("step", step);
   bucketer_->prepare();
   model::LossTerms terms;
   auto loss = forward_loss(x, keys, terms);
@@ -108,6 +110,7 @@ StepOutcome TrainStep::run(const torch::Tensor& images, const torch::Tensor& ind
   const double* h = host.data_ptr<double>();
   const double loss_v = h[0];
   const double n = static_cast<double>(x.size(0));
+  cluster::ActivityScope decision("decision");
   const auto agreed =
       comm_.all_reduce_sum({std::isfinite(loss_v) ? 0.0 : 1.0, std::isfinite(h[1]) ? 0.0 : 1.0,
                             options_.stop != nullptr && options_.stop->load() ? 1.0 : 0.0, h[2],

@@ -14,6 +14,8 @@
 #include <optional>
 #include <thread>
 
+#include "cluster/activity.h"
+#include "data/atomic_file.h"
 #include "data/loader.h"
 #include "model/agave.h"
 #include "model/ema.h"
@@ -92,6 +94,7 @@ class TrainingRun {
         bf16_(use_bf16(setup.train.precision, setup.device)) {}
 
   TrainResult run() {
+    cluster::set_activity_run(s_.run_name);
     open_outputs();
     open_loader();
     const auto start = decide_resume(s_.resume, checkpoint_root(), s_.run_name,
@@ -100,9 +103,26 @@ class TrainingRun {
     const int64_t first_step = start.fresh() ? 0 : restore(start);
     result_.resumed_from = start.dir;
     result_.steps = first_step;  // steps of the whole run, also across resumes
+    // A stop that came while the data was checked or the checkpoint loaded: nothing was trained
+    // since the newest checkpoint, so there is nothing to save.
+    if (agree_on_stop(comm_)) {
+      report_->say("stop requested before step " + std::to_string(first_step) +
+                   "; nothing trained since the last checkpoint");
+      result_.stopped = true;
+      return result_;
+    }
     if (first_step >= schedule_.total_steps()) {
-      report_->say("already complete at step " + std::to_string(first_step) + "; nothing to train");
-      result_.already_complete = true;
+      // Complete means summary.json exists: a run that ended (killed, failed, stopped) between
+      // its last checkpoint and its final evaluation still owes the evaluation.
+      if (summary_exists()) {
+        report_->say("already complete at step " + std::to_string(first_step) +
+                     "; nothing to train");
+        result_.already_complete = true;
+        return result_;
+      }
+      report_->say("checkpoint at the last step " + std::to_string(first_step) +
+                   " but no summary.json: running the final evaluation");
+      finish();
       return result_;
     }
     if (lead_ && wants_bar(s_.monitoring.progress)) {
@@ -122,6 +142,12 @@ class TrainingRun {
  private:
   // ---- set-up -------------------------------------------------------------------------------
 
+  // Rank 0's view of the file system decides, for every rank alike.
+  bool summary_exists() const {
+    const std::string mine = lead_ && fs::exists(s_.output_dir + "/summary.json") ? "1" : "0";
+    return comm_.all_gather_string(mine).front() == "1";
+  }
+
   std::string checkpoint_root() const {
     return s_.checkpoint.dir.empty() ? s_.output_dir + "/checkpoints" : s_.checkpoint.dir;
   }
@@ -129,7 +155,7 @@ class TrainingRun {
   void open_outputs() {
     if (lead_) {
       fs::create_directories(s_.output_dir);
-      std::ofstream(s_.output_dir + "/config.yaml") << s_.resolved_config;
+      data::write_file_atomically(s_.output_dir + "/config.yaml", s_.resolved_config);
       if (s_.monitoring.jsonl) {
         log_ = std::make_unique<monitoring::MetricsLog>(s_.output_dir + "/metrics.jsonl");
       }
@@ -162,6 +188,15 @@ class TrainingRun {
       throw std::runtime_error(s_.data.shards + ": the train split has too few images for a " +
                                "batch of " + std::to_string(lo.batch_size) + " per rank");
     }
+    // Every split the run reads is opened now (manifest, every shard's header): a broken test
+    // shard must stop the run before it trains, not after.
+    data::LoaderOptions test;
+    test.rank = rank_;
+    test.world = world_;
+    test.batch_size = 1;
+    test.prefetch = 1;
+    test.shuffle = false;
+    { data::ShardLoader opened(s_.data.shards, "test", test); }
     checkpoints_ = std::make_unique<ShardedCheckpoint>(checkpoint_root(), s_.checkpoint.keep, comm_,
                                                        s_.faults);
   }
@@ -328,6 +363,7 @@ class TrainingRun {
   // ---- what steps lead to -------------------------------------------------------------------
 
   EvalResult evaluate_and_report(int64_t step) {
+    if (s_.faults) s_.faults->on_eval(step, rank_);
     if (s_.eval.use_ema) ema_->swap(*model_);
     const auto r = evaluate(model_, s_.data.shards, s_.eval, comm_, s_.seed, s_.device);
     if (s_.eval.use_ema) ema_->swap(*model_);
@@ -336,6 +372,7 @@ class TrainingRun {
   }
 
   void save_checkpoint(int64_t steps_done) {
+    cluster::ActivityScope named("checkpoint", steps_done);
     CheckpointMeta m;
     m.step = steps_done;
     m.phase = phase_name(schedule_.at(std::max<int64_t>(0, steps_done - 1)).kind);
@@ -356,7 +393,14 @@ class TrainingRun {
   // After the last step: replicas checked, final eval, pictures, summary, linger, barrier.
   void finish() {
     bar_.reset();
+    cluster::ActivityScope named("final eval", schedule_.total_steps());
     check_replicas_agree();
+    // The last step's checkpoint is saved: a stop here leaves the evaluation to the restart.
+    if (agree_on_stop(comm_)) {
+      report_->say("stop requested before the final evaluation; it runs when the run restarts");
+      result_.stopped = true;
+      return;
+    }
     result_.eval = evaluate_and_report(schedule_.total_steps());
     if (lead_ && s_.eval.sample_images > 0) {
       if (s_.eval.use_ema) ema_->swap(*model_);
@@ -365,6 +409,7 @@ class TrainingRun {
     }
     if (lead_) write_summary();
     linger();
+    cluster::ActivityScope barrier("end-of-run barrier");
     comm_.barrier();
   }
 
@@ -391,7 +436,7 @@ class TrainingRun {
     summary["train_loss_bpd"] = result_.last_loss_bpd;
     summary["seconds"] = seconds_since(started_);
     for (const auto& [k, v] : s_.labels) summary["labels"][k] = v;
-    std::ofstream(s_.output_dir + "/summary.json") << summary.dump(2) << "\n";
+    data::write_file_atomically(s_.output_dir + "/summary.json", summary.dump(2) + "\n");
   }
 
   // A run shorter than a few scrape intervals would otherwise vanish before Prometheus sees its

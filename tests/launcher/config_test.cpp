@@ -154,6 +154,7 @@ TEST_F(LoadRuns, ImpossibleValues) {
   expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n", {"monitoring.progress", "auto, bar, plain, off"});
   expect_error(std::string(kBase) + "cluster: {backend: gloo}\n", {"cluster.backend", "auto, mpi, nccl"});
   expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n", {"cluster.timeout_seconds", "> 0"});
+  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 1e10}\n", {"cluster.timeout_seconds", "<= 604800"});
   expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n", {"eval.importance_samples", ">= 1"});
   expect_error(std::string(kBase) + "checkpoint: {keep: 0}\n", {"checkpoint.keep", ">= 1"});
   expect_error(replace(kBase, "name: t", "name: a/b"), {"run.name", "without '/'"});

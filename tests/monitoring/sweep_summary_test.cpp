@@ -75,6 +75,23 @@ TEST_F(SweepSummary, BrokenSummaryNamesTheFile) {
   EXPECT_THROW(read_sweep((dir_ / "missing").string()), std::runtime_error);
 }
 
+// What a run killed while writing its summary (before writes were atomic) left behind: the
+// table still lists every other run, and names the broken one.
+TEST_F(SweepSummary, TruncatedSummaryIsReportedForItsRunAndTheOthersStayInTheTable) {
+  run("2", 3.25, 3.125, 0.5, 1000);
+  run("4", 3.3, 3.2, 0.2, 999);
+  fs::create_directories(dir_ / "lambda=8");
+  std::ofstream(dir_ / "lambda=8" / "summary.json") << "{\"run\": \"lambda=8\", \"test_el";
+  std::vector<std::pair<std::string, std::string>> unreadable;
+  const auto rows = write_sweep_summary(dir_.string(), &unreadable);
+  EXPECT_EQ(rows.size(), 2u);
+  ASSERT_EQ(unreadable.size(), 1u);
+  EXPECT_EQ(unreadable[0].first, "lambda=8");
+  EXPECT_NE(unreadable[0].second.find((dir_ / "lambda=8" / "summary.json").string()),
+            std::string::npos)
+      << unreadable[0].second;
+}
+
 TEST_F(SweepSummary, PlotIsAPngOfTheSweep) {
   if (system("command -v gnuplot > /dev/null 2>&1") != 0) {
     GTEST_SKIP() << "gnuplot is missing (Debian package gnuplot-nox)";

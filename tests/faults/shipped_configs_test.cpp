@@ -1,0 +1,65 @@
+// Every config in configs/ starts and trains (issue 13): a few steps of each under mpirun -np 2,
+// overriding only sizes, steps and where things go, so a shipped config that cannot start on
+// one node (two sweep groups asking for one metrics port) fails here, not on a user's machine.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
+
+namespace {
+
+using agave::testing::mpirun;
+using agave::testing::sh;
+using agave::testing::TempDir;
+namespace fs = std::filesystem;
+
+class ShippedConfigs : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(ShippedConfigs, TrainsAFewStepsOnTwoRanks) {
+  const std::string name = GetParam();
+  const bool cifar = name.find("cifar") != std::string::npos || name == "sweep_aux";
+  if (cifar && !fs::exists(std::string(AGAVE_SOURCE_DIR) + "/../shared/data/cifar10")) {
+    GTEST_SKIP() << "../shared/data/cifar10 is missing";
+  }
+  if (!cifar && !fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
+    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  }
+  TempDir out;
+  const std::string shards = (fs::path(AGAVE_BIN_DIR).parent_path() / "tests/faults" /
+                              (cifar ? "cifar10-shards" : "fmnist-shards"))
+                                 .string();
+  // A port of its own: tests of other checkouts may run on this machine at the same time.
+  const std::string port = std::to_string(20000 + getpid() % 20000);
+  const std::string latent = cifar ? "8" : "7";
+  const std::string cmd =
+      "cd " + std::string(AGAVE_SOURCE_DIR) + " && " + mpirun(2) + AGAVE_BIN_DIR +
+      "/agave_trainer configs/" + name + ".yaml --set run.output_dir=" + out.path().string() +
+      " --set data.shards=" + shards +
+      " --set 'model.vae={depth: 1, width: 8, latent_channels: 2, latent_resolution: " + latent +
+      "}' --set 'model.pixelcnn={nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2}'" +
+      " --set train.batch_size=4 --set 'train.phases=[{name: joint, steps: 2}]'" +
+      " --set eval.every=0 --set eval.importance_samples=2 --set eval.subset=4" +
+      " --set eval.batch_size=4 --set eval.sample_images=0 --set monitoring.port=" + port +
+      " --set monitoring.progress=plain";
+  const auto r = sh(cmd);
+  EXPECT_EQ(r.code, 0) << cmd << "\n" << r.output;
+  EXPECT_EQ(r.output.find("cannot serve Prometheus metrics"), std::string::npos) << r.output;
+}
+
+INSTANTIATE_TEST_SUITE_P(Configs, ShippedConfigs,
+                         ::testing::Values("quickstart", "sweep_lambda", "cifar10_agave",
+                                           "sweep_aux"));
+
+// Every file in configs/ is in the list above.
+TEST(ShippedConfigsList, CoversEveryFileInConfigs) {
+  size_t n = 0;
+  for (const auto& e : fs::directory_iterator(std::string(AGAVE_SOURCE_DIR) + "/configs")) {
+    n += e.path().extension() == ".yaml";
+  }
+  EXPECT_EQ(n, 4u) << "a config was added to configs/: add it to ShippedConfigs";
+}
+
+}  // namespace
