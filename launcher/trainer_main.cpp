@@ -19,6 +19,7 @@
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
 #include "data/convert.h"
+#include "data/errors.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
 #include "launcher/sweep_plan.h"
@@ -105,33 +106,37 @@ int run(int argc, char** argv) {
 
   // Everything that can be wrong with the config is found here, before MPI starts or any
   // file is written.
-  std::vector<launcher::RunSpec> runs;
+  // A sweep's points are expanded lazily: each rank expands the points it trains (load_sweep
+  // validates every value of every axis here all the same).
+  launcher::Sweep runs;
   try {
-    runs = launcher::load_runs(config_file, overrides);
+    runs = launcher::load_sweep(config_file, overrides);
+    if (sweep_point >= 0) {
+      if (sweep_point >= static_cast<int64_t>(runs.size())) {
+        if (launcher_rank() == 0) {
+          std::cerr << "agave_trainer: error: --sweep-point " << sweep_point << ": "
+                    << config_file << " has " << runs.size() << " sweep point(s) (0-"
+                    << runs.size() - 1 << ")\n";
+        }
+        return launcher::kConfigErrorExit;
+      }
+      launcher::RunSpec only = runs.point(static_cast<size_t>(sweep_point));
+      only.config.sweep.ranks_per_run = 0;  // every rank of this job trains the one point
+      runs = launcher::Sweep(only);
+    }
+    if (print_config) {
+      const auto all = runs.all();
+      if (launcher_rank() == 0) {
+        for (const auto& r : all) {
+          if (all.size() > 1) std::cout << "--- # run " << r.name << "\n";
+          std::cout << launcher::to_yaml_string(r.config);
+        }
+      }
+      return 0;
+    }
   } catch (const launcher::ConfigError& e) {
     if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
-  }
-  if (sweep_point >= 0) {
-    if (sweep_point >= static_cast<int64_t>(runs.size())) {
-      if (launcher_rank() == 0) {
-        std::cerr << "agave_trainer: error: --sweep-point " << sweep_point << ": " << config_file
-                  << " has " << runs.size() << " sweep point(s) (0-" << runs.size() - 1 << ")\n";
-      }
-      return launcher::kConfigErrorExit;
-    }
-    launcher::RunSpec only = runs[static_cast<size_t>(sweep_point)];
-    only.config.sweep.ranks_per_run = 0;  // every rank of this job trains the one point
-    runs = {only};
-  }
-  if (print_config) {
-    if (launcher_rank() == 0) {
-      for (size_t i = 0; i < runs.size(); ++i) {
-        if (runs.size() > 1) std::cout << "--- # run " << runs[i].name << "\n";
-        std::cout << launcher::to_yaml_string(runs[i].config);
-      }
-    }
-    return 0;
   }
 
   if (resume.empty()) {
@@ -140,7 +145,7 @@ int run(int argc, char** argv) {
   }
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
-  launcher::configure_torch_threads(runs.front().config.cluster.threads_per_rank, where.local_size);
+  launcher::configure_torch_threads(runs.first().config.cluster.threads_per_rank, where.local_size);
   launcher::SweepPlan plan;
   try {
     plan = launcher::plan_sweep(runs, where.world_size);
@@ -159,10 +164,17 @@ int run(int argc, char** argv) {
                        std::to_string(where.local_size) + "): group " + std::to_string(group) +
                        " rank " + std::to_string(group_comm->rank()) + "/" +
                        std::to_string(group_comm->size()) + ", runs:";
-    for (size_t r : plan.groups[group].runs) mine += " " + runs[r].name;
+    std::vector<launcher::RunSpec> all;
+    try {
+      all = runs.all();
+    } catch (const launcher::ConfigError& e) {
+      if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
+      return launcher::kConfigErrorExit;
+    }
+    for (size_t r : plan.groups[group].runs) mine += " " + all[r].name;
     const auto lines = mpi.world().gather(mine);
     if (where.world_rank == 0) {
-      std::cout << launcher::describe_plan(plan, runs);
+      std::cout << launcher::describe_plan(plan, all);
       for (const auto& l : lines) std::cout << l << "\n";
       std::cout << "dry run: nothing trained, nothing written\n";
     }
@@ -171,13 +183,13 @@ int run(int argc, char** argv) {
 
   // Data shards are shared by every run: world rank 0 converts what is missing (under a file
   // lock, so jobs sharing a file system convert once) while the others wait.
-  if (where.world_rank == 0) {
-    std::set<std::string> done;
-    for (const auto& r : runs) {
-      if (!done.insert(r.config.data.shards).second) continue;
+  // Points are not expanded here (a sweep over data keys is rare): the first point's data, and
+  // each run's own before it trains (below; a no-op when its shards are there).
+  auto ensure_data = [](const data::DataOptions& options) {
+    {
       std::unique_ptr<monitoring::ProgressBar> bar;
       std::string stage;
-      data::ensure_shards(r.config.data, [&](const data::Progress& p) {
+      data::ensure_shards(options, [&](const data::Progress& p) {
         if (!bar) {
           bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
         } else if (p.stage != stage) {
@@ -187,11 +199,12 @@ int run(int argc, char** argv) {
         bar->update(p.done);
       });
     }
-  }
+  };
+  if (where.world_rank == 0) ensure_data(runs.first().config.data);
   mpi.world().barrier();
 
   // One GPU per node-local rank when there are GPUs; NCCL for CUDA tensors, MPI otherwise.
-  const auto& cluster_options = runs.front().config.cluster;
+  const auto& cluster_options = runs.first().config.cluster;
   torch::Device device = torch::kCPU;
   if (cluster_options.backend != cluster::Backend::kMpi && torch::cuda::is_available()) {
     device = torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(
@@ -222,8 +235,21 @@ int run(int argc, char** argv) {
   }
   int exit_code = 0;
   for (size_t index : plan.groups[group].runs) {
-    const auto& spec = runs[index];
+    launcher::RunSpec spec;
+    try {
+      spec = runs.point(index);
+    } catch (const launcher::ConfigError& e) {
+      // Every value was validated on loading; an invalid combination fails this run alike on
+      // all of its ranks (the same expansion), and the sweep goes on.
+      if (group_comm->rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << std::endl;
+      exit_code = std::max(exit_code, launcher::kConfigErrorExit);
+      continue;
+    }
     const auto& c = spec.config;
+    if (index != 0 && c.data.shards != runs.first().config.data.shards) {
+      if (group_comm->rank() == 0) ensure_data(c.data);
+      group_comm->barrier();
+    }
     trainer::TrainerSetup setup;
     setup.run_name = spec.name;
     setup.output_dir = spec.output_dir;
@@ -292,7 +318,7 @@ int run(int argc, char** argv) {
   if (where.world_rank == 0 && runs.size() > 1) {
     // The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
     const std::string sweep_dir =
-        runs.front().config.run.output_dir + "/" + runs.front().config.run.name;
+        runs.first().config.run.output_dir + "/" + runs.first().config.run.name;
     const auto rows = monitoring::write_sweep_summary(sweep_dir);
     std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
                 "iw bpd", "kl bpd");
@@ -313,6 +339,12 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const agave::data::BadDataError& e) {
+    // Malformed or corrupt data (a shard out of bounds, a checksum mismatch): the user's to fix,
+    // exit code 2 as for a bad config. Other ranks may wait in a collective: end the job.
+    std::cerr << "agave_trainer: error: " << rank_prefix() << e.what() << std::endl;
+    abort_job(agave::launcher::kConfigErrorExit);
+    return agave::launcher::kConfigErrorExit;
   } catch (const std::exception& e) {
     std::cerr << "agave_trainer: error: " << rank_prefix() << e.what() << std::endl;
     // Other ranks may be waiting in a collective for this one: end the whole job now.

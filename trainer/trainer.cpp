@@ -228,6 +228,7 @@ TrainResult Trainer::run() {
   lo.seed = setup_.seed;
   lo.prefetch = setup_.data.prefetch_batches;
   lo.shuffle = setup_.data.shuffle;
+  lo.verify_checksums = setup_.data.verify_checksums;
   lo.drop_last = true;  // lock-step ranks need equal batch counts
   data::ShardLoader loader(setup_.data.shards, "train", lo);
   if (loader.batches_per_epoch() < 1) {
