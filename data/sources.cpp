@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <utility>
 
 #include "data/bounds.h"
 #include "data/errors.h"
@@ -281,6 +282,7 @@ class IdxSource : public SplitSource {
     // The header is checked against the file before its count sizes anything: exactly for a
     // plain file (below), and against what a gzip file of this size can possibly inflate to.
     check_gzip_capacity(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
+    check_plain_size(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
     labels_.read_exact(h, 8, "the IDX label header");
     if (be32(h) != 0x00000801) {
       throw BadDataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
@@ -292,7 +294,6 @@ class IdxSource : public SplitSource {
                                      std::to_string(count_) + " images");
     }
     check_gzip_capacity(labels, 8 + static_cast<uint64_t>(count_));
-    check_plain_size(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
     check_plain_size(labels, 8 + static_cast<uint64_t>(count_));
   }
   std::string split() const override { return split_; }
@@ -320,6 +321,7 @@ class IdxSource : public SplitSource {
   // A gzip file inflates to at most kMaxDeflateRatio times its size: a header announcing more
   // data than that is refused before anything is read or allocated.
   static void check_gzip_capacity(const std::string& path, uint64_t announced) {
+    if (!is_gzip(path)) return;  // check_plain_size checks the exact size
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (ec) return;  // the reads below report it
@@ -332,13 +334,17 @@ class IdxSource : public SplitSource {
   }
 
   // Uncompressed files can be checked before any work; gzipped ones are checked while read.
-  static void check_plain_size(const std::string& path, uint64_t expected) {
+  static bool is_gzip(const std::string& path) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     unsigned char magic[2] = {0, 0};
     const bool gz =
         f != nullptr && std::fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
     if (f != nullptr) std::fclose(f);
-    if (gz) return;
+    return gz;
+  }
+
+  static void check_plain_size(const std::string& path, uint64_t expected) {
+    if (is_gzip(path)) return;
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (!ec && size != expected) {
