@@ -34,15 +34,15 @@ constexpr bool range_fits(uint64_t offset, uint64_t len, uint64_t size) {
 }
 
 // a·b, or nullopt when it exceeds `limit` (never computed when it would overflow).
-constexpr std::optional<uint64_t> checked_mul(uint64_t a, uint64_t b,
-                                              uint64_t limit = std::numeric_limits<uint64_t>::max()) {
+constexpr std::optional<uint64_t> checked_mul(
+    uint64_t a, uint64_t b, uint64_t limit = std::numeric_limits<uint64_t>::max()) {
   if (a != 0 && b > limit / a) return std::nullopt;
   return a * b;
 }
 
 // a + b, or nullopt when it exceeds `limit`.
-constexpr std::optional<uint64_t> checked_add(uint64_t a, uint64_t b,
-                                              uint64_t limit = std::numeric_limits<uint64_t>::max()) {
+constexpr std::optional<uint64_t> checked_add(
+    uint64_t a, uint64_t b, uint64_t limit = std::numeric_limits<uint64_t>::max()) {
   if (a > limit || b > limit - a) return std::nullopt;
   return a + b;
 }

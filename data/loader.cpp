@@ -326,8 +326,7 @@ struct ShardLoader::Impl {
         ++done;
       }
       if (f.hashed_blocks == nblocks) {
-        f.digest->update(labels.data() + f.label_first,
-                         static_cast<size_t>(f.reader.info().count));
+        f.digest->update(labels.data() + f.label_first, static_cast<size_t>(f.reader.info().count));
         const std::string got = f.digest->hex();
         f.digest.reset();
         if (got != f.expected_sha256) {
@@ -362,8 +361,8 @@ struct ShardLoader::Impl {
     if (::fstat(f.fd, &st) != 0) {
       throw DataError(f.reader.info().path, std::string("cannot stat: ") + std::strerror(errno));
     }
-    const uint64_t size = std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)),
-                                             f.map_bytes);
+    const uint64_t size =
+        std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)), f.map_bytes);
     if (!range_fits(b.loc.offset, b.loc.stored_bytes, size)) {
       throw BadDataError(f.reader.info().path, "cannot read chunk at image " +
                                                    std::to_string(b.first) +
@@ -373,16 +372,16 @@ struct ShardLoader::Impl {
 
   // Inflates deflated chunk `b` from the mapping into `out` (the chunk's full size).
   void inflate_block(const ShardFile& f, const Block& b, std::vector<uint8_t>& out) const {
-    const size_t full_bytes = static_cast<size_t>(f.block_images) * static_cast<size_t>(image_bytes);
+    const size_t full_bytes =
+        static_cast<size_t>(f.block_images) * static_cast<size_t>(image_bytes);
     out.resize(full_bytes);
     uLongf len = static_cast<uLongf>(full_bytes);
     const int rc = ::uncompress(out.data(), &len, f.map + b.loc.offset,
                                 static_cast<uLong>(b.loc.stored_bytes));
     if (rc != Z_OK || len != full_bytes) {
-      throw BadDataError(f.reader.info().path, "chunk at image " + std::to_string(b.first) +
-                                                   " does not inflate to " +
-                                                   std::to_string(full_bytes) +
-                                                   " bytes (corrupt gzip data)");
+      throw BadDataError(f.reader.info().path,
+                         "chunk at image " + std::to_string(b.first) + " does not inflate to " +
+                             std::to_string(full_bytes) + " bytes (corrupt gzip data)");
     }
   }
 
@@ -707,12 +706,11 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     }
     if (info.shape.channels != man.shape.channels || info.shape.height != man.shape.height ||
         info.shape.width != man.shape.width) {
-      throw BadDataError(path, "attribute 'image_shape' " +
-                                   dims_text({info.shape.channels, info.shape.height,
-                                              info.shape.width}) +
-                                   " differs from the manifest's " +
-                                   dims_text({man.shape.channels, man.shape.height,
-                                              man.shape.width}));
+      throw BadDataError(path,
+                         "attribute 'image_shape' " +
+                             dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
+                             " differs from the manifest's " +
+                             dims_text({man.shape.channels, man.shape.height, man.shape.width}));
     }
     if (info.first_index != ms.first_index) {
       throw BadDataError(path, "attribute 'first_index' is " + std::to_string(info.first_index) +

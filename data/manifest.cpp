@@ -24,8 +24,8 @@ int64_t int_field(const json& j, const char* key, const std::string& path) {
   if (!v.is_number_integer() ||
       (v.is_number_unsigned() &&
        v.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))) {
-    throw BadDataError(path, std::string("field '") + key + "' is " + v.dump() +
-                                 ", expected an integer");
+    throw BadDataError(path,
+                       std::string("field '") + key + "' is " + v.dump() + ", expected an integer");
   }
   return v.get<int64_t>();
 }
@@ -96,8 +96,8 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     for (const json& d : dims) {
       if (!d.is_number_integer() || d.is_number_unsigned()) {
         if (!(d.is_number_unsigned() && d.get<uint64_t>() <= (uint64_t{1} << 62))) {
-          throw BadDataError(path, "field 'image_shape' is " + dims.dump() +
-                                       ", expected 3 integers");
+          throw BadDataError(path,
+                             "field 'image_shape' is " + dims.dump() + ", expected 3 integers");
         }
       }
       shape.push_back(d.get<int64_t>());
@@ -106,8 +106,7 @@ Manifest parse_manifest(const std::string& text, const std::string& path) {
     require_image_dims(path, "field 'image_shape'", shape[0], shape[1], shape[2]);
     if (!j.at("shards").is_array()) throw BadDataError(path, "field 'shards' must be a list");
     for (const auto& s : j.at("shards")) {
-      m.shards.push_back(ManifestShard{s.at("file").get<std::string>(),
-                                       int_field(s, "count", path),
+      m.shards.push_back(ManifestShard{s.at("file").get<std::string>(), int_field(s, "count", path),
                                        int_field(s, "first_index", path),
                                        s.at("sha256").get<std::string>()});
     }

@@ -235,7 +235,7 @@ void require_uint8(hid_t dset, const std::string& path, const char* name) {
   if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
       H5Tget_sign(type.get()) != H5T_SGN_NONE) {
     throw BadDataError(path, std::string("dataset '") + name + "' has dtype " +
-                              describe_type(type.get()) + ", expected uint8");
+                                 describe_type(type.get()) + ", expected uint8");
   }
 }
 
@@ -257,8 +257,8 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   const auto format = h5::read_string_attr(root, "format", path);
   if (!format || *format != kShardFormat) {
     throw BadDataError(path, std::string("not an agave image shard (attribute 'format' is ") +
-                              (format ? "'" + *format + "'" : "missing") + ", expected '" +
-                              kShardFormat + "')");
+                                 (format ? "'" + *format + "'" : "missing") + ", expected '" +
+                                 kShardFormat + "')");
   }
   const auto version = h5::read_int_attr(root, "format_version", path);
   if (version && ((*version)[0] < 1 || (*version)[0] > kShardVersion)) {
@@ -281,16 +281,15 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   info.shape = ImageShape{shape[0], shape[1], shape[2]};
   info.first_index = h5::read_int_attr(root, "first_index", path).value_or(std::vector{0L})[0];
   // Every number below sizes a buffer, a division or a read: checked before any is used.
-  const int64_t image_bytes = require_image_dims(path, "attribute 'image_shape'",
-                                                 info.shape.channels, info.shape.height,
-                                                 info.shape.width);
+  const int64_t image_bytes = require_image_dims(
+      path, "attribute 'image_shape'", info.shape.channels, info.shape.height, info.shape.width);
   if (info.count < 1) {
     throw BadDataError(path, "attribute 'count' is " + std::to_string(info.count) +
                                  ", a shard holds at least 1 image");
   }
   if (info.first_index < 0) {
-    throw BadDataError(path, "attribute 'first_index' is " + std::to_string(info.first_index) +
-                                 ", must be >= 0");
+    throw BadDataError(
+        path, "attribute 'first_index' is " + std::to_string(info.first_index) + ", must be >= 0");
   }
   std::error_code size_ec;
   const uint64_t file_size = fs::file_size(path, size_ec);
@@ -298,13 +297,12 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   // Even deflated, the images cannot hold more than kMaxDeflateRatio bytes per stored byte; raw
   // ones (checked again below) need every byte in the file. A count beyond that would make a
   // reader allocate, or HDF5 invent fill values for, data the file does not hold.
-  const auto content = checked_mul(static_cast<uint64_t>(info.count),
-                                   static_cast<uint64_t>(image_bytes));
+  const auto content =
+      checked_mul(static_cast<uint64_t>(info.count), static_cast<uint64_t>(image_bytes));
   const auto deflate_cap = checked_mul(file_size, kMaxDeflateRatio);
   if (!content || (deflate_cap && *content > *deflate_cap)) {
     throw BadDataError(path, "attributes 'count' " + std::to_string(info.count) +
-                                 " and 'image_shape' " +
-                                 dims_text({shape[0], shape[1], shape[2]}) +
+                                 " and 'image_shape' " + dims_text({shape[0], shape[1], shape[2]}) +
                                  " describe more image bytes than a file of " +
                                  std::to_string(file_size) + " bytes can hold");
   }
@@ -319,13 +317,13 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
       static_cast<hsize_t>(info.shape.height), static_cast<hsize_t>(info.shape.width)};
   if (idims != expect) {
     throw BadDataError(path, "dataset 'images' has shape " + dims_string(idims) +
-                              ", but the attributes 'count' and 'image_shape' say " +
-                              dims_string(expect));
+                                 ", but the attributes 'count' and 'image_shape' say " +
+                                 dims_string(expect));
   }
   const auto ldims = h5::dataset_dims(m.labels.get(), path, "labels");
   if (ldims != std::vector<hsize_t>{static_cast<hsize_t>(info.count)}) {
     throw BadDataError(path, "dataset 'labels' has shape " + dims_string(ldims) + ", expected [" +
-                              std::to_string(info.count) + "]");
+                                 std::to_string(info.count) + "]");
   }
 
   h5::Handle dcpl(h5::check_id(H5Dget_create_plist(m.images.get()), path, "H5Dget_create_plist"),
@@ -336,10 +334,9 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
     if (H5Pget_chunk(dcpl.get(), 4, cdims) == 4) {
       // A chunk is read (and inflated) whole: its size bounds a buffer, so it is checked.
       if (cdims[0] < 1 || cdims[0] > static_cast<hsize_t>(kMaxChunkBytes / image_bytes)) {
-        throw BadDataError(path, "dataset 'images' has chunks of " + std::to_string(cdims[0]) +
-                                     " images; 1 to " +
-                                     std::to_string(kMaxChunkBytes / image_bytes) +
-                                     " (at most 1 GiB) allowed");
+        throw BadDataError(
+            path, "dataset 'images' has chunks of " + std::to_string(cdims[0]) + " images; 1 to " +
+                      std::to_string(kMaxChunkBytes / image_bytes) + " (at most 1 GiB) allowed");
       }
       info.chunk_images = static_cast<int64_t>(cdims[0]);
       m.block = info.chunk_images;
@@ -360,8 +357,8 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   }
   if (m.deflate_only && info.compression == 0 && *content > file_size) {
     throw BadDataError(path, "dataset 'images' of " + std::to_string(*content) +
-                                 " raw bytes cannot lie in a file of " +
-                                 std::to_string(file_size) + " bytes (truncated?)");
+                                 " raw bytes cannot lie in a file of " + std::to_string(file_size) +
+                                 " bytes (truncated?)");
   }
   // Labels are read whole into memory: as many stored bytes as labels unless filtered.
   h5::Handle lcpl(h5::check_id(H5Dget_create_plist(m.labels.get()), path, "H5Dget_create_plist"),
@@ -431,7 +428,7 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
   const int64_t expected = (m.info.count + m.block - 1) / m.block;
   if (static_cast<int64_t>(nchunks) != expected) {
     throw BadDataError(path, "dataset 'images' stores " + std::to_string(nchunks) + " chunks, " +
-                              std::to_string(expected) + " expected (incompletely written?)");
+                                 std::to_string(expected) + " expected (incompletely written?)");
   }
   std::error_code ec;
   const uint64_t file_size = fs::file_size(path, ec);
@@ -464,8 +461,8 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
     }
     const bool deflated = m.info.compression > 0 && (filter_mask & 1u) == 0;
     if ((!deflated && size != chunk_bytes) || size == 0 || size > kMaxChunkBytes) {
-      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) +
-                                   " stores " + std::to_string(size) + " bytes, " +
+      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) + " stores " +
+                                   std::to_string(size) + " bytes, " +
                                    (deflated ? std::string("1 to ") + std::to_string(kMaxChunkBytes)
                                              : std::to_string(chunk_bytes)) +
                                    " expected");

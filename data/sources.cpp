@@ -58,7 +58,7 @@ class GzFile {
     const size_t got = read(out, n);
     if (got != n) {
       throw BadDataError(path_, "truncated: " + what + " needs " + std::to_string(n) +
-                                 " bytes, only " + std::to_string(got) + " left");
+                                    " bytes, only " + std::to_string(got) + " left");
     }
   }
   bool at_end() {
@@ -127,9 +127,10 @@ class CifarSource : public SplitSource {
           src = rec.data();
         }
         if (src[0] > 9) {
-          throw BadDataError(m.name, "record " + std::to_string(record_ + i) + " has label " +
-                                      std::to_string(src[0]) +
-                                      "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
+          throw BadDataError(m.name,
+                             "record " + std::to_string(record_ + i) + " has label " +
+                                 std::to_string(src[0]) +
+                                 "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
         }
         labels[done + i] = src[0];
         // The record's pixels are already planar (R plane, G plane, B plane), as we store them.
@@ -269,7 +270,7 @@ class IdxSource : public SplitSource {
     images_.read_exact(h, 16, "the IDX image header");
     if (be32(h) != 0x00000803) {
       throw BadDataError(images, "not an IDX image file: magic " + hex32(be32(h)) +
-                                  ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
+                                     ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
     }
     count_ = be32(h + 4);
     rows_ = be32(h + 8);
@@ -286,7 +287,7 @@ class IdxSource : public SplitSource {
     labels_.read_exact(h, 8, "the IDX label header");
     if (be32(h) != 0x00000801) {
       throw BadDataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
-                                  ", expected 0x00000801 (unsigned bytes, 1 dimension)");
+                                     ", expected 0x00000801 (unsigned bytes, 1 dimension)");
     }
     if (be32(h + 4) != count_) {
       throw BadDataError(labels, "holds " + std::to_string(be32(h + 4)) + " labels but " +
@@ -311,8 +312,10 @@ class IdxSource : public SplitSource {
     labels_.read_exact(labels, static_cast<size_t>(take), "labels of " + what);
     done_ += take;
     if (done_ == count_) {
-      if (!images_.at_end()) throw BadDataError(images_.path(), "trailing bytes after the last image");
-      if (!labels_.at_end()) throw BadDataError(labels_.path(), "trailing bytes after the last label");
+      if (!images_.at_end())
+        throw BadDataError(images_.path(), "trailing bytes after the last image");
+      if (!labels_.at_end())
+        throw BadDataError(labels_.path(), "trailing bytes after the last label");
     }
     return take;
   }
@@ -461,8 +464,7 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
     const uint64_t padded = (size + 511) / 512 * 512;
     const std::string base = fs::path(name).filename().string();
     const bool regular = type == '0' || type == '\0';
-    const bool wanted =
-        regular && std::find(names.begin(), names.end(), base) != names.end();
+    const bool wanted = regular && std::find(names.begin(), names.end(), base) != names.end();
     if (type == 'L' || wanted) {
       const uint64_t limit = type == 'L' ? kMaxLongName : max_member_bytes;
       if (size > limit) {

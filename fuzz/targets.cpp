@@ -44,7 +44,8 @@ std::string put(const std::string& name, const uint8_t* data, size_t size) {
 }
 
 // Splits an input at the first occurrence of `sep` (for targets that take two files).
-std::pair<std::string, std::string> split(const uint8_t* data, size_t size, const std::string& sep) {
+std::pair<std::string, std::string> split(const uint8_t* data, size_t size,
+                                          const std::string& sep) {
   const std::string s(reinterpret_cast<const char*>(data), size);
   const auto at = s.find(sep);
   if (at == std::string::npos) return {s, ""};
@@ -106,7 +107,8 @@ int idx(const uint8_t* data, size_t size) {
     for (auto& s : splits) {
       const auto shape = s->shape();
       const int64_t n = 16;
-      std::vector<uint8_t> img(static_cast<size_t>(n * shape.channels * shape.height * shape.width));
+      std::vector<uint8_t> img(
+          static_cast<size_t>(n * shape.channels * shape.height * shape.width));
       std::vector<uint8_t> lab(n);
       while (s->read(img.data(), lab.data(), n) > 0) {
       }
@@ -179,10 +181,13 @@ int checkpoint_manifest(const uint8_t* data, size_t size) {
 }
 
 const std::vector<NamedTarget>& all_targets() {
-  static const std::vector<NamedTarget> targets = {
-      {"shard", shard},   {"manifest", manifest}, {"idx", idx},
-      {"cifar", cifar},   {"tar", tar},           {"config", config},
-      {"checkpoint_manifest", checkpoint_manifest}};
+  static const std::vector<NamedTarget> targets = {{"shard", shard},
+                                                   {"manifest", manifest},
+                                                   {"idx", idx},
+                                                   {"cifar", cifar},
+                                                   {"tar", tar},
+                                                   {"config", config},
+                                                   {"checkpoint_manifest", checkpoint_manifest}};
   return targets;
 }
 

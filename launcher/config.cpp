@@ -304,8 +304,8 @@ void read_sweep(YamlReader r, SweepOptions& o) {
     std::string factors;
     for (const auto& axis : o.grid) {
       factors += (factors.empty() ? "" : " x ") + std::to_string(axis.values.size());
-      const auto next = data::checked_mul(points, axis.values.size(),
-                                          static_cast<uint64_t>(kMaxSweepPoints));
+      const auto next =
+          data::checked_mul(points, axis.values.size(), static_cast<uint64_t>(kMaxSweepPoints));
       points = next ? *next : static_cast<uint64_t>(kMaxSweepPoints) + 1;
     }
     if (points > static_cast<uint64_t>(kMaxSweepPoints)) {
@@ -382,8 +382,8 @@ YAML::Node load_file(const std::string& file) {
   std::error_code ec;
   const auto bytes = std::filesystem::file_size(file, ec);
   if (!ec && bytes > kMaxConfigBytes) {
-    throw ConfigError(file + ": the config file is " + std::to_string(bytes) +
-                      " bytes; at most " + std::to_string(kMaxConfigBytes) + " allowed");
+    throw ConfigError(file + ": the config file is " + std::to_string(bytes) + " bytes; at most " +
+                      std::to_string(kMaxConfigBytes) + " allowed");
   }
   try {
     YAML::Node root = YAML::Load(in);
@@ -464,8 +464,8 @@ Sweep::Sweep(RunSpec only) : only_(std::make_shared<RunSpec>(std::move(only))) {
 size_t Sweep::size() const { return only_ ? 1 : state_ ? state_->points : 0; }
 
 RunSpec Sweep::point(size_t i) const {
-  if (i >= size()) throw std::out_of_range("sweep point " + std::to_string(i) + " of " +
-                                           std::to_string(size()));
+  if (i >= size())
+    throw std::out_of_range("sweep point " + std::to_string(i) + " of " + std::to_string(size()));
   if (only_) return *only_;
   const State& st = *state_;
   const auto& grid = st.base.sweep.grid;

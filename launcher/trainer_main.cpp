@@ -114,9 +114,8 @@ int run(int argc, char** argv) {
     if (sweep_point >= 0) {
       if (sweep_point >= static_cast<int64_t>(runs.size())) {
         if (launcher_rank() == 0) {
-          std::cerr << "agave_trainer: error: --sweep-point " << sweep_point << ": "
-                    << config_file << " has " << runs.size() << " sweep point(s) (0-"
-                    << runs.size() - 1 << ")\n";
+          std::cerr << "agave_trainer: error: --sweep-point " << sweep_point << ": " << config_file
+                    << " has " << runs.size() << " sweep point(s) (0-" << runs.size() - 1 << ")\n";
         }
         return launcher::kConfigErrorExit;
       }

@@ -95,15 +95,15 @@ nlohmann::json read_manifest(const std::string& dir) {
   std::error_code size_ec;
   const auto size = fs::file_size(path, size_ec);
   if (!size_ec && size > kMaxCheckpointManifestBytes) {
-    throw CheckpointError(path + ": corrupt manifest: " + std::to_string(size) + " bytes, at most " +
-                          std::to_string(kMaxCheckpointManifestBytes) + " allowed");
+    throw CheckpointError(path + ": corrupt manifest: " + std::to_string(size) +
+                          " bytes, at most " + std::to_string(kMaxCheckpointManifestBytes) +
+                          " allowed");
   }
   try {
     auto j = nlohmann::json::parse(in);
     if (!j.is_object() || j.value("format", "") != kFormat) {
       throw CheckpointError(path + ": unknown format '" +
-                            (j.is_object() ? j.value("format", "") : j.dump().substr(0, 40)) +
-                            "'");
+                            (j.is_object() ? j.value("format", "") : j.dump().substr(0, 40)) + "'");
     }
     const std::string problem = checkpoint_manifest_problem(j);
     if (!problem.empty()) throw CheckpointError(path + ": corrupt manifest: " + problem);

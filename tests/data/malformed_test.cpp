@@ -110,17 +110,17 @@ TEST(data_malformed, ChunkBeyondTheEndOfTheFileIsRefused) {
 
 // A shard written with the HDF5 C API as another tool might: `images` of `dims` (contiguous),
 // labels, and the attributes agave reads, with `shape` as image_shape.
-void write_raw_shard(const std::string& path, std::vector<hsize_t> dims,
-                     std::vector<int64_t> shape, int64_t count) {
+void write_raw_shard(const std::string& path, std::vector<hsize_t> dims, std::vector<int64_t> shape,
+                     int64_t count) {
   const hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   ASSERT_GE(f, 0);
   const hid_t space = H5Screate_simple(4, dims.data(), nullptr);
-  const hid_t d = H5Dcreate2(f, "images", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT);
+  const hid_t d =
+      H5Dcreate2(f, "images", H5T_STD_U8LE, space, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   const hsize_t ln = static_cast<hsize_t>(count);
   const hid_t lspace = H5Screate_simple(1, &ln, nullptr);
-  const hid_t l = H5Dcreate2(f, "labels", H5T_STD_U8LE, lspace, H5P_DEFAULT, H5P_DEFAULT,
-                             H5P_DEFAULT);
+  const hid_t l =
+      H5Dcreate2(f, "labels", H5T_STD_U8LE, lspace, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
   auto int_attr = [&](const char* name, const std::vector<int64_t>& v) {
     const hsize_t n = v.size();
     const hid_t s = H5Screate_simple(1, &n, nullptr);
@@ -355,13 +355,12 @@ TEST(data_malformed, ConvertOfACraftedArchiveIsOneLineExitTwoAndBoundedMemory) {
   std::string out;
   // 2 GiB of data segment is plenty for the CLI and far less than 6 batches' worth needs with
   // LibTorch loaded, so an allocation per announced size would show up as bad_alloc.
-  const int code = test::run_command("ulimit -d 2097152; " + kCli + " convert -q --source " + tar +
-                                         " --output " + (dir / "out"),
-                                     &out);
+  const int code = test::run_command(
+      "ulimit -d 2097152; " + kCli + " convert -q --source " + tar + " --output " + (dir / "out"),
+      &out);
   EXPECT_EQ(code, 2) << out;
   EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
-  EXPECT_EQ(out.rfind("agave_data: error: " + tar + ": truncated: member data_batch_1.bin", 0),
-            0u)
+  EXPECT_EQ(out.rfind("agave_data: error: " + tar + ": truncated: member data_batch_1.bin", 0), 0u)
       << out;
   EXPECT_FALSE(fs::exists(dir / "out/train.manifest.json"));
 }

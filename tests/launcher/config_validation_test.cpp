@@ -117,8 +117,7 @@ TEST(ConfigValidation, AbsurdNumbersAreRefusedWithTheAllowedRange) {
       << error_of(phased);
   const std::string swept =
       dir.write("s.yaml", std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: [1, 1e308]\n");
-  EXPECT_NE(error_of(swept).find("loss.lambda: must be in [0, 1000], got 1e308"),
-            std::string::npos)
+  EXPECT_NE(error_of(swept).find("loss.lambda: must be in [0, 1000], got 1e308"), std::string::npos)
       << error_of(swept);
 }
 
@@ -127,8 +126,9 @@ TEST(ConfigValidation, SweepGridAboveTheCapIsRefusedBeforeExpansion) {
   std::string list = "[";
   for (int i = 0; i < 101; ++i) list += (i ? ", " : "") + std::to_string(i);
   list += "]";
-  const std::string file = dir.write("g.yaml", std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: " +
-                                                   list + "\n    run.seed: " + list + "\n");
+  const std::string file =
+      dir.write("g.yaml", std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: " + list +
+                              "\n    run.seed: " + list + "\n");
   const auto t0 = std::chrono::steady_clock::now();
   const std::string err = error_of(file);
   const double seconds =
@@ -146,7 +146,8 @@ TEST(ConfigValidation, SweepPointsAreExpandedLazily) {
     seeds += (i ? ", " : "") + std::to_string(i + 1);
   }
   const std::string file =
-      dir.write("g.yaml", std::string(kBase) + "sweep:\n  ranks_per_run: 1\n  grid:\n    loss.lambda: " + lambdas +
+      dir.write("g.yaml", std::string(kBase) +
+                              "sweep:\n  ranks_per_run: 1\n  grid:\n    loss.lambda: " + lambdas +
                               "]\n    run.seed: " + seeds + "]\n");
   const auto t0 = std::chrono::steady_clock::now();
   const Sweep sweep = load_sweep(file, {});
@@ -169,16 +170,14 @@ TEST(ConfigValidation, SweepPointsAreExpandedLazily) {
 TEST(ConfigValidation, TrainerRefusesAbsurdValuesWithExitTwoAndWritesNothing) {
   TempDir dir;
   const std::string cfg = dir.write(
-      "c.yaml", std::string(kBase).replace(0, std::string("run: {name: t, output_dir: out}").size(),
-                                           "run: {name: t, output_dir: " +
-                                               dir.path().string() + "/runs}"));
-  for (const std::string set : {"loss.lambda=", "train.optimizer.lr=1e308",
-                                "train.batch_size=9223372036854775807",
-                                "eval.importance_samples=9223372036854775807",
-                                "eval.subset=9223372036854775807",
-                                "checkpoint.every=9223372036854775807",
-                                "checkpoint.keep=9223372036854775807",
-                                "monitoring.log_every=9223372036854775807"}) {
+      "c.yaml",
+      std::string(kBase).replace(0, std::string("run: {name: t, output_dir: out}").size(),
+                                 "run: {name: t, output_dir: " + dir.path().string() + "/runs}"));
+  for (const std::string set :
+       {"loss.lambda=", "train.optimizer.lr=1e308", "train.batch_size=9223372036854775807",
+        "eval.importance_samples=9223372036854775807", "eval.subset=9223372036854775807",
+        "checkpoint.every=9223372036854775807", "checkpoint.keep=9223372036854775807",
+        "monitoring.log_every=9223372036854775807"}) {
     const auto r = agave::testing::sh(kTrainer + " --set " + set + " " + cfg);
     EXPECT_EQ(r.code, 2) << set << ": " << r.output;
     const std::string key = set.substr(0, set.find('='));

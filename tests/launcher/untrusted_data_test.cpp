@@ -35,7 +35,8 @@ struct TinyRun {
       j["dataset"] = "fashion_mnist";
       std::ofstream(m, std::ios::trunc) << j.dump();
     }
-    std::ofstream(dir / "c.yaml") << "run: {name: t, output_dir: " << (dir / "runs") << "}\n"
+    std::ofstream(dir / "c.yaml")
+        << "run: {name: t, output_dir: " << (dir / "runs") << "}\n"
         << "data: {dataset: fashion_mnist, source: " << (dir / "nosource") << ", shards: " << shards
         << "}\n"
         << "model:\n  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 14}\n"
