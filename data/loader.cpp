@@ -70,6 +70,7 @@ struct Block {
 };
 
 struct ShardFile {
+  explicit ShardFile(ShardReader r) : reader(std::move(r)) {}
   ShardReader reader;
   int fd = -1;
   const uint8_t* map = nullptr;  // the whole file, read-only; null: read through HDF5
@@ -733,7 +734,7 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     const int64_t label_first = static_cast<int64_t>(m.labels.size());
     m.labels.insert(m.labels.end(), lab.begin(), lab.end());
     const auto locs = reader.chunk_locations();
-    ShardFile f{std::move(reader)};
+    ShardFile f(std::move(reader));
     f.label_first = label_first;
     f.expected_sha256 = expected;
     f.first_block = static_cast<int64_t>(m.blocks.size());
