@@ -185,19 +185,17 @@ int run(int argc, char** argv) {
   // Points are not expanded here (a sweep over data keys is rare): the first point's data, and
   // each run's own before it trains (below; a no-op when its shards are there).
   auto ensure_data = [](const data::DataOptions& options) {
-    {
-      std::unique_ptr<monitoring::ProgressBar> bar;
-      std::string stage;
-      data::ensure_shards(options, [&](const data::Progress& p) {
-        if (!bar) {
-          bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
-        } else if (p.stage != stage) {
-          bar->restart(p.stage, p.total);
-        }
-        stage = p.stage;
-        bar->update(p.done);
-      });
-    }
+    std::unique_ptr<monitoring::ProgressBar> bar;
+    std::string stage;
+    data::ensure_shards(options, [&](const data::Progress& p) {
+      if (!bar) {
+        bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
+      } else if (p.stage != stage) {
+        bar->restart(p.stage, p.total);
+      }
+      stage = p.stage;
+      bar->update(p.done);
+    });
   };
   if (where.world_rank == 0) ensure_data(runs.first().config.data);
   mpi.world().barrier();
