@@ -20,10 +20,19 @@ class DataError : public std::runtime_error {
   std::string problem_;
 };
 
-// The file is readable but its content does not match the checksum recorded for it.
-class ChecksumError : public DataError {
+// The user's data is malformed or hostile (a field out of bounds, sizes that disagree with each
+// other or with the file, a checksum that does not match): executables exit with code 2 for it,
+// as for a bad config, since the fix is the user's; other DataErrors (I/O failures, missing
+// files) keep exit code 1.
+class BadDataError : public DataError {
  public:
   using DataError::DataError;
+};
+
+// The file is readable but its content does not match the checksum recorded for it.
+class ChecksumError : public BadDataError {
+ public:
+  using BadDataError::BadDataError;
 };
 
 // A download (agave_data fetch) failed: no network, HTTP error, or wrong MD5.

@@ -99,7 +99,12 @@ std::optional<std::string> read_string_attr(hid_t obj, const char* name, const s
   }
   // Fixed-length strings, as other writers (h5py with np.bytes_) produce them.
   const size_t size = H5Tget_size(ftype.get());
-  std::string buf(size, '\0');
+  // The size comes from the file: bound it before allocating (our attributes are short).
+  if (size == 0 || size > (size_t{1} << 20)) {
+    throw BadDataError(path, what + " declares a string of " + std::to_string(size) +
+                                 " bytes (at most 1048576 allowed)");
+  }
+  std::string buf(size + 1, '\0');
   check_status(H5Aread(attr.get(), ftype.get(), buf.data()), path, "cannot read " + what);
   buf.resize(std::strlen(buf.c_str()));
   return buf;

@@ -143,8 +143,11 @@ InspectReport inspect(const std::string& path, bool verify, const ProgressFn& pr
     SplitReport split;
     Sums sums;
     ShardReport r = scan_shard(path, "", verify, sums, split, report, progress);
-    if (r.count == 0)
-      throw DataError(path, report.problems.empty() ? "unreadable shard" : report.problems.back());
+    // A problem already names the shard.
+    if (r.count == 0) {
+      throw DataError(report.problems.empty() ? path : "",
+                      report.problems.empty() ? "unreadable shard" : report.problems.back());
+    }
     ShardReader reader(path);
     split.dataset = reader.info().dataset;
     split.split = reader.info().split;

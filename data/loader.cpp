@@ -1,5 +1,7 @@
 #include "data/loader.h"
 
+#include "data/mapped_file.h"
+
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -22,11 +24,14 @@
 #include <exception>
 #include <mutex>
 #include <new>
+#include <set>
 #include <stdexcept>
 #include <thread>
 #include <utility>
 #include <vector>
 
+#include "data/bounds.h"
+#include "data/checksum.h"
 #include "data/errors.h"
 #include "data/shard.h"
 
@@ -67,13 +72,39 @@ struct Block {
 };
 
 struct ShardFile {
+  explicit ShardFile(ShardReader r) : reader(std::move(r)) {}
   ShardReader reader;
-  int fd = -1;
-  const uint8_t* map = nullptr;  // the whole file, read-only; null: read through HDF5
-  size_t map_bytes = 0;
+  MappedFile file;  // the whole file, read-only; file.data() null: read through HDF5
   int64_t first_block = 0;
   int64_t block_images = 0;
+  int64_t label_first = 0;  // the shard's first label in the split's labels
+  // Content verification (LoaderOptions::verify_checksums): the SHA-256 to match, the chunks
+  // hashed so far and the running digest.
+  std::string expected_sha256;
+  std::string identity;  // path, device, inode, size and mtime: what a verdict is cached for
+  bool verified = false;
+  int64_t hashed_blocks = 0;
+  std::unique_ptr<Digest> digest;
 };
+
+// Shards whose content this process has already verified (by ShardFile::identity), so loaders
+// opened again on the same files (each evaluation, the data-dependent init) do not hash again.
+std::mutex& verified_mutex() {
+  static std::mutex mu;
+  return mu;
+}
+std::set<std::string>& verified_shards() {
+  static std::set<std::string> set;
+  return set;
+}
+
+std::string file_identity(const std::string& path, const std::string& sha) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return path + "|" + std::to_string(st.st_dev) + "|" + std::to_string(st.st_ino) + "|" +
+         std::to_string(st.st_size) + "|" + std::to_string(st.st_mtim.tv_sec) + "." +
+         std::to_string(st.st_mtim.tv_nsec) + "|" + sha;
+}
 
 // One epoch's order of the whole split, the same on every rank. Window w holds the chunks
 // perm[w·k, (w+1)·k) (k = window_blocks) and the order positions [starts[w], starts[w+1]);
@@ -107,7 +138,10 @@ struct Pending {
 // The pool keeps its peak size until the loader and its last batch are gone.
 class BufferPool {
  public:
-  BufferPool(size_t bytes, bool huge) : bytes_((bytes + 63) / 64 * 64), huge_(huge) {}
+  BufferPool(size_t bytes, bool huge) : bytes_((bytes + 63) / 64 * 64), huge_(huge) {
+    // grow() carves slabs into buffers of bytes_: zero would never fill one.
+    if (bytes_ == 0) throw std::logic_error("BufferPool: buffers of 0 bytes");
+  }
   ~BufferPool() {
     for (void* p : slabs_) std::free(p);
   }
@@ -202,6 +236,13 @@ struct ShardLoader::Impl {
   bool pinned = false;
   // Batch buffers (images; labels and indices) unless pinned: CUDA's host allocator caches.
   std::shared_ptr<BufferPool> images_pool, index_pool;
+  // Content verification, on the worker thread only: chunks to hash in all, hashed so far, the
+  // shard being hashed, a buffer for inflated or HDF5-read chunks, windows read since start.
+  int64_t verify_blocks = 0;
+  int64_t verified_blocks = 0;
+  size_t verify_cursor = 0;
+  std::vector<uint8_t> verify_buffer;
+  int64_t windows_read = 0;
 
   // Consumer side.
   LoaderPosition pos;
@@ -215,13 +256,7 @@ struct ShardLoader::Impl {
   bool stop = false;
   std::thread worker;
 
-  ~Impl() {
-    halt();
-    for (auto& s : shards) {
-      if (s.map != nullptr) ::munmap(const_cast<uint8_t*>(s.map), s.map_bytes);
-      if (s.fd >= 0) ::close(s.fd);
-    }
-  }
+  ~Impl() { halt(); }
 
   void halt() {
     {
@@ -239,13 +274,110 @@ struct ShardLoader::Impl {
     worker = std::thread([this, from] { run(from); });
   }
 
-  // Blocks until fewer than `prefetch` batches are queued; false once halted.
+  // Blocks until fewer than `prefetch` batches are queued; false once halted. While the queue
+  // is full the thread would idle: it hashes shards then (verify_some), so verification costs
+  // the training step nothing when the loader keeps ahead.
   bool wait_for_room() {
     std::unique_lock<std::mutex> lock(mu);
-    not_full.wait(lock, [&] {
-      return stop || static_cast<int64_t>(queue.size()) < std::max<int64_t>(1, opt.prefetch);
-    });
-    return !stop;
+    while (true) {
+      if (stop) return false;
+      if (static_cast<int64_t>(queue.size()) < std::max<int64_t>(1, opt.prefetch)) return true;
+      if (verified_blocks < verify_blocks) {
+        lock.unlock();
+        verify_some(1);
+        lock.lock();
+        continue;
+      }
+      not_full.wait(lock);
+    }
+  }
+
+  // Hashes up to `max_blocks` chunks of the shards not verified yet, shard by shard in file
+  // order; a shard whose last chunk is hashed is compared with its recorded SHA-256 (images
+  // bytes in C order, then its labels). Throws ChecksumError naming the shard on a mismatch.
+  void verify_some(int64_t max_blocks) {
+    for (int64_t done = 0; done < max_blocks && verified_blocks < verify_blocks;) {
+      while (shards[verify_cursor].verified) ++verify_cursor;
+      ShardFile& f = shards[verify_cursor];
+      const int64_t nblocks = (f.reader.info().count + f.block_images - 1) / f.block_images;
+      if (!f.digest) f.digest = std::make_unique<Digest>();
+      if (f.hashed_blocks < nblocks) {
+        const Block& b = blocks[static_cast<size_t>(f.first_block + f.hashed_blocks)];
+        const size_t bytes = static_cast<size_t>(b.count * image_bytes);
+        if (b.direct && !b.loc.deflated) {
+          check_size(f, b);
+          f.digest->update(f.file.data() + b.loc.offset, bytes);
+        } else if (b.direct) {
+          check_size(f, b);
+          inflate_block(f, b, verify_buffer);
+          f.digest->update(verify_buffer.data(), bytes);
+        } else {
+          verify_buffer.resize(bytes);
+          f.reader.read_images(b.first, b.count, verify_buffer.data());
+          f.digest->update(verify_buffer.data(), bytes);
+        }
+        ++f.hashed_blocks;
+        ++verified_blocks;
+        ++done;
+      }
+      if (f.hashed_blocks == nblocks) {
+        f.digest->update(labels.data() + f.label_first, static_cast<size_t>(f.reader.info().count));
+        const std::string got = f.digest->hex();
+        f.digest.reset();
+        if (got != f.expected_sha256) {
+          throw ChecksumError(f.reader.info().path,
+                              "content hashes to " + got + ", but its manifest records " +
+                                  f.expected_sha256 +
+                                  " (corrupt or modified shard; data.verify_checksums: false "
+                                  "skips this check)");
+        }
+        f.verified = true;
+        std::lock_guard<std::mutex> lock(verified_mutex());
+        verified_shards().insert(f.identity);
+      }
+    }
+  }
+
+  // After `windows` windows since the thread started, the share of the split they make of an
+  // epoch must be verified: the idle time in wait_for_room() normally did it already, otherwise
+  // the thread hashes the rest now, so every shard is verified within the first epoch.
+  void verify_quota(int64_t windows) {
+    if (verified_blocks >= verify_blocks) return;
+    const int64_t nwindows = std::max<int64_t>(
+        1, (static_cast<int64_t>(blocks.size()) + window_blocks - 1) / window_blocks);
+    const int64_t target =
+        windows >= nwindows ? verify_blocks : (verify_blocks * windows + nwindows - 1) / nwindows;
+    if (target > verified_blocks) verify_some(target - verified_blocks);
+  }
+
+  // The file must still hold the chunk before the mapping is read (else SIGBUS).
+  void check_size(const ShardFile& f, const Block& b) const {
+    struct stat st {};
+    if (::fstat(f.file.fd(), &st) != 0) {
+      throw DataError(f.reader.info().path, std::string("cannot stat: ") + std::strerror(errno));
+    }
+    const uint64_t size =
+        std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)), f.file.size());
+    if (!range_fits(b.loc.offset, b.loc.stored_bytes, size)) {
+      throw BadDataError(f.reader.info().path, "cannot read chunk at image " +
+                                                   std::to_string(b.first) +
+                                                   ": file ends early (truncated?)");
+    }
+  }
+
+  // Inflates deflated chunk `b` from the mapping into `out` (the chunk's full size).
+  void inflate_block(const ShardFile& f, const Block& b, std::vector<uint8_t>& out) const {
+    const size_t full_bytes =
+        static_cast<size_t>(f.block_images) * static_cast<size_t>(image_bytes);
+    out.resize(full_bytes);
+    uLongf len = static_cast<uLongf>(full_bytes);
+    const int rc = ::uncompress(out.data(), &len, f.file.data() + b.loc.offset,
+                                static_cast<uLong>(b.loc.stored_bytes));
+    if (rc != Z_OK || len != full_bytes) {
+      throw BadDataError(f.reader.info().path,
+                         "chunk at image " + std::to_string(b.first) + " does not inflate to " +
+                             std::to_string(full_bytes) + " bytes (corrupt gzip data)");
+    }
   }
 
   // Queues `items` (the batches a window completed) under one lock with one wake-up: a hand-over
@@ -325,16 +457,17 @@ struct ShardLoader::Impl {
       int64_t& size = size_of[b.shard];
       if (size < 0) {
         struct stat st {};
-        if (::fstat(f.fd, &st) != 0) {
+        if (::fstat(f.file.fd(), &st) != 0) {
           throw DataError(f.reader.info().path,
                           std::string("cannot stat: ") + std::strerror(errno));
         }
-        size = std::min<int64_t>(st.st_size, static_cast<int64_t>(f.map_bytes));
+        size = std::min<int64_t>(st.st_size, static_cast<int64_t>(f.file.size()));
       }
-      if (static_cast<int64_t>(b.loc.offset + b.loc.stored_bytes) > size) {
-        throw DataError(f.reader.info().path, "cannot read chunk at image " +
-                                                  std::to_string(b.first) +
-                                                  ": file ends early (truncated?)");
+      // range_fits: `offset + stored_bytes` would wrap around for a huge offset.
+      if (!range_fits(b.loc.offset, b.loc.stored_bytes, static_cast<uint64_t>(size))) {
+        throw BadDataError(f.reader.info().path, "cannot read chunk at image " +
+                                                     std::to_string(b.first) +
+                                                     ": file ends early (truncated?)");
       }
     }
   }
@@ -355,7 +488,7 @@ struct ShardLoader::Impl {
       const Block& b = blocks[static_cast<size_t>(p.perm[c])];
       if (!b.direct) continue;
       const size_t from = b.loc.offset / page * page;
-      ::madvise(const_cast<uint8_t*>(shards[b.shard].map) + from,
+      ::madvise(const_cast<uint8_t*>(shards[b.shard].file.data()) + from,
                 b.loc.offset + b.loc.stored_bytes - from, MADV_WILLNEED);
     }
   }
@@ -375,21 +508,13 @@ struct ShardLoader::Impl {
     const uint8_t* src = nullptr;
     if (b.direct && !b.loc.deflated) {
       if (b.loc.stored_bytes != full_bytes) {
-        throw DataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
-                                  std::to_string(b.loc.stored_bytes) + " bytes, " +
-                                  std::to_string(full_bytes) + " expected");
+        throw BadDataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
+                                     std::to_string(b.loc.stored_bytes) + " bytes, " +
+                                     std::to_string(full_bytes) + " expected");
       }
-      src = f.map + b.loc.offset;
+      src = f.file.data() + b.loc.offset;
     } else if (b.direct) {
-      chunk.resize(full_bytes);
-      uLongf len = static_cast<uLongf>(full_bytes);
-      const int rc = ::uncompress(chunk.data(), &len, f.map + b.loc.offset,
-                                  static_cast<uLong>(b.loc.stored_bytes));
-      if (rc != Z_OK || len != full_bytes) {
-        throw DataError(path, "chunk at image " + std::to_string(b.first) +
-                                  " does not inflate to " + std::to_string(full_bytes) +
-                                  " bytes (corrupt gzip data)");
-      }
+      inflate_block(f, b, chunk);
       src = chunk.data();
     } else {
       chunk.resize(std::max(full_bytes, static_cast<size_t>(b.count) * ib));
@@ -503,6 +628,7 @@ struct ShardLoader::Impl {
             read_block(*blk, slot.data() + first_slot, chunk);
           }
           store_fence();
+          verify_quota(++windows_read);
           // Pages that had to come from the disk: the files are not (all) in the page cache,
           // so ask for each next window ahead of time (madvise costs several per cent of the
           // loader's time when they are).
@@ -523,6 +649,15 @@ struct ShardLoader::Impl {
         done.push_back(Item{});  // the end of the epoch, with its last batches
         if (!hand_out(done)) return;
       }
+    } catch (const ChecksumError&) {
+      // Corrupt data: the batches still queued came partly from it, so the error goes first and
+      // the next next() stops the job.
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        if (stop) return;
+        queue.push_front(Item{std::nullopt, std::current_exception()});
+      }
+      not_empty.notify_one();
     } catch (...) {
       std::vector<Item> error;
       error.push_back(Item{std::nullopt, std::current_exception()});
@@ -547,9 +682,12 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     throw DataError(man.path, "batch size must be positive, got " + std::to_string(o.batch_size));
   }
   m.shape = man.shape;
+  // read_manifest checked the dimensions (each >= 1, an image at most kMaxImageBytes).
   m.image_bytes = man.shape.channels * man.shape.height * man.shape.width;
   m.total = man.count;
-  m.labels.resize(static_cast<size_t>(man.count));
+  // Labels grow shard by shard, each only after its file confirmed its count: the manifest's
+  // count alone must not size an allocation.
+  m.labels.clear();
 
   int64_t max_block = 1;
   for (size_t s = 0; s < man.shards.size(); ++s) {
@@ -563,36 +701,47 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     }
     if (info.shape.channels != man.shape.channels || info.shape.height != man.shape.height ||
         info.shape.width != man.shape.width) {
-      throw DataError(path, "image shape differs from the manifest's");
+      throw BadDataError(path,
+                         "attribute 'image_shape' " +
+                             dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
+                             " differs from the manifest's " +
+                             dims_text({man.shape.channels, man.shape.height, man.shape.width}));
+    }
+    if (info.first_index != ms.first_index) {
+      throw BadDataError(path, "attribute 'first_index' is " + std::to_string(info.first_index) +
+                                   ", the manifest " + man.path + " says " +
+                                   std::to_string(ms.first_index));
     }
     if (!ms.sha256.empty() && info.sha256 != ms.sha256) {
       throw ChecksumError(path, "checksum attribute " + info.sha256 +
                                     " differs from the manifest's " + ms.sha256 +
                                     " (shard replaced or rewritten?)");
     }
+    const std::string expected = ms.sha256.empty() ? info.sha256 : ms.sha256;
+    if (o.verify_checksums && !sha256_hex(expected)) {
+      throw BadDataError(path, "attribute 'sha256' is '" + expected +
+                                   "' and the manifest records none: nothing to verify the "
+                                   "content against (data.verify_checksums: false trains "
+                                   "without the check)");
+    }
     const auto lab = reader.read_labels();
-    std::copy(lab.begin(), lab.end(), m.labels.begin() + ms.first_index);
+    const int64_t label_first = static_cast<int64_t>(m.labels.size());
+    m.labels.insert(m.labels.end(), lab.begin(), lab.end());
     const auto locs = reader.chunk_locations();
-    ShardFile f{std::move(reader)};
+    ShardFile f(std::move(reader));
+    f.label_first = label_first;
+    f.expected_sha256 = expected;
     f.first_block = static_cast<int64_t>(m.blocks.size());
     f.block_images = f.reader.block_images();
     max_block = std::max(max_block, f.block_images);
-    if (locs) {
-      f.fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (f.fd < 0) throw DataError(path, std::string("cannot open: ") + std::strerror(errno));
-      struct stat st {};
-      if (::fstat(f.fd, &st) != 0 || st.st_size <= 0) {
-        ::close(f.fd);
-        throw DataError(path, std::string("cannot stat: ") + std::strerror(errno));
-      }
-      void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, f.fd, 0);
-      if (map == MAP_FAILED) {
-        // Read through HDF5 instead (slower, but correct).
-        f.map = nullptr;
-      } else {
-        f.map = static_cast<const uint8_t*>(map);
-        f.map_bytes = static_cast<size_t>(st.st_size);
-      }
+    if (locs) f.file = MappedFile(path);
+    if (o.verify_checksums) {
+      f.identity = file_identity(path, expected);
+      std::lock_guard<std::mutex> lock(verified_mutex());
+      f.verified = !f.identity.empty() && verified_shards().count(f.identity) > 0;
+      if (!f.verified) m.verify_blocks += (ms.count + f.block_images - 1) / f.block_images;
+    } else {
+      f.verified = true;
     }
     for (int64_t first = 0, c = 0; first < ms.count; first += f.block_images, ++c) {
       Block b;
@@ -600,7 +749,7 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
       b.first = first;
       b.count = std::min(f.block_images, ms.count - first);
       b.global_first = ms.first_index + first;
-      if (f.map != nullptr) {
+      if (f.file.data() != nullptr) {
         b.loc = (*locs)[static_cast<size_t>(c)];
         b.direct = true;
       }
@@ -627,6 +776,14 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     throw DataError(man.path, "split '" + man.split + "' has " + std::to_string(m.total) +
                                   " images: too few for " + std::to_string(o.world) +
                                   " ranks with batches of " + std::to_string(o.batch_size));
+  }
+  // One batch of images must be a sane allocation (batch_size comes from a config, the image
+  // size from the data): at most 16 GiB.
+  if (!checked_mul(static_cast<uint64_t>(o.batch_size), static_cast<uint64_t>(m.image_bytes),
+                   uint64_t{16} << 30)) {
+    throw BadDataError(man.path, "a batch of " + std::to_string(o.batch_size) + " images of " +
+                                     std::to_string(m.image_bytes) +
+                                     " bytes exceeds 16 GiB; use a smaller batch");
   }
   m.pinned = o.pin_memory && torch::cuda::is_available();
   if (!m.pinned) {

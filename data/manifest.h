@@ -32,9 +32,18 @@ struct Manifest {
   std::string shard_path(const ManifestShard& s) const;
 };
 
+// Limits on what a manifest may describe (docs/data-format.md): its own size, and the images of
+// a split (2^40: the labels of a split are held in memory, one byte each).
+inline constexpr uint64_t kMaxManifestBytes = uint64_t{64} << 20;
+inline constexpr int64_t kMaxSplitImages = int64_t{1} << 40;
+
 std::string manifest_path(const std::string& dir, const std::string& split);
-// Validates structure and internal consistency (counts add up, first indices contiguous).
+// Validates structure and internal consistency (counts add up, first indices contiguous, file
+// names plain names inside the folder, dimensions positive); BadDataError naming the field.
 Manifest read_manifest(const std::string& path);
+// The same for manifest text already in memory (`path` names it in errors); the fuzz target's
+// entry point.
+Manifest parse_manifest(const std::string& text, const std::string& path);
 void write_manifest(const std::string& path, const Manifest& manifest);
 // `manifest_or_dir` is a manifest file, or a folder holding `<split>.manifest.json`.
 Manifest open_manifest(const std::string& manifest_or_dir, const std::string& split);

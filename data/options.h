@@ -43,6 +43,9 @@ struct DataOptions {
   bool shuffle = true;
   // gzip level of newly converted shards (0: stored raw, the fastest to stream).
   int compression = 0;
+  // The training loader verifies each shard's SHA-256 the first time a rank maps it
+  // (LoaderOptions::verify_checksums).
+  bool verify_checksums = true;
 };
 
 // How one rank streams one split (see data/loader.h and docs/data-format.md).
@@ -62,6 +65,10 @@ struct LoaderOptions {
   // within windows of about this many images.
   int64_t shuffle_window = 4096;
   bool pin_memory = true;  // page-locked batches when CUDA is available
+  // Hash every shard's content (SHA-256 of its images and labels) once per process, on the
+  // background thread, and stop with a ChecksumError naming the shard when it differs from the
+  // manifest. Off only for data sets too large to hash (docs/data-format.md has the cost).
+  bool verify_checksums = true;
 };
 
 }  // namespace agave::data

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "data/bounds.h"
 #include "data/checksum.h"
 #include "data/errors.h"
 #include "data/hdf5_util.h"
@@ -243,8 +244,8 @@ void require_uint8(hid_t dset, const std::string& path, const char* name) {
   h5::Handle type(h5::check_id(H5Dget_type(dset), path, "cannot read type"), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
       H5Tget_sign(type.get()) != H5T_SGN_NONE) {
-    throw DataError(path, std::string("dataset '") + name + "' has dtype " +
-                              describe_type(type.get()) + ", expected uint8");
+    throw BadDataError(path, std::string("dataset '") + name + "' has dtype " +
+                                 describe_type(type.get()) + ", expected uint8");
   }
 }
 
@@ -265,19 +266,19 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   const hid_t root = m.file.get();
   const auto format = h5::read_string_attr(root, "format", path);
   if (!format || *format != kShardFormat) {
-    throw DataError(path, std::string("not an agave image shard (attribute 'format' is ") +
-                              (format ? "'" + *format + "'" : "missing") + ", expected '" +
-                              kShardFormat + "')");
+    throw BadDataError(path, std::string("not an agave image shard (attribute 'format' is ") +
+                                 (format ? "'" + *format + "'" : "missing") + ", expected '" +
+                                 kShardFormat + "')");
   }
   const auto version = h5::read_int_attr(root, "format_version", path);
-  if (version && (*version)[0] > kShardVersion) {
-    throw DataError(path, "shard format version " + std::to_string((*version)[0]) +
-                              " is newer than this build reads (" + std::to_string(kShardVersion) +
-                              ")");
+  if (version && ((*version)[0] < 1 || (*version)[0] > kShardVersion)) {
+    throw BadDataError(path, "attribute 'format_version' is " + std::to_string((*version)[0]) +
+                                 "; this build reads versions 1 to " +
+                                 std::to_string(kShardVersion));
   }
   auto need_int = [&](const char* name) {
     auto v = h5::read_int_attr(root, name, path);
-    if (!v) throw DataError(path, std::string("attribute '") + name + "' is missing");
+    if (!v) throw BadDataError(path, std::string("attribute '") + name + "' is missing");
     return *v;
   };
   info.dataset = h5::read_string_attr(root, "dataset", path).value_or("");
@@ -286,9 +287,35 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   info.sha256 = h5::read_string_attr(root, "sha256", path).value_or("");
   info.count = need_int("count")[0];
   const auto shape = need_int("image_shape");
-  if (shape.size() != 3) throw DataError(path, "attribute 'image_shape' must hold 3 numbers");
+  if (shape.size() != 3) throw BadDataError(path, "attribute 'image_shape' must hold 3 numbers");
   info.shape = ImageShape{shape[0], shape[1], shape[2]};
   info.first_index = h5::read_int_attr(root, "first_index", path).value_or(std::vector{0L})[0];
+  // Every number below sizes a buffer, a division or a read: checked before any is used.
+  const int64_t image_bytes = require_image_dims(
+      path, "attribute 'image_shape'", info.shape.channels, info.shape.height, info.shape.width);
+  if (info.count < 1) {
+    throw BadDataError(path, "attribute 'count' is " + std::to_string(info.count) +
+                                 ", a shard holds at least 1 image");
+  }
+  if (info.first_index < 0) {
+    throw BadDataError(
+        path, "attribute 'first_index' is " + std::to_string(info.first_index) + ", must be >= 0");
+  }
+  std::error_code size_ec;
+  const uint64_t file_size = fs::file_size(path, size_ec);
+  if (size_ec) throw DataError(path, "cannot stat: " + size_ec.message());
+  // Even deflated, the images cannot hold more than kMaxDeflateRatio bytes per stored byte; raw
+  // ones (checked again below) need every byte in the file. A count beyond that would make a
+  // reader allocate, or HDF5 invent fill values for, data the file does not hold.
+  const auto content =
+      checked_mul(static_cast<uint64_t>(info.count), static_cast<uint64_t>(image_bytes));
+  const auto deflate_cap = checked_mul(file_size, kMaxDeflateRatio);
+  if (!content || (deflate_cap && *content > *deflate_cap)) {
+    throw BadDataError(path, "attributes 'count' " + std::to_string(info.count) +
+                                 " and 'image_shape' " + dims_text({shape[0], shape[1], shape[2]}) +
+                                 " describe more image bytes than a file of " +
+                                 std::to_string(file_size) + " bytes can hold");
+  }
 
   m.images = h5::open_dataset(root, "images", path);
   m.labels = h5::open_dataset(root, "labels", path);
@@ -299,14 +326,14 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
       static_cast<hsize_t>(info.count), static_cast<hsize_t>(info.shape.channels),
       static_cast<hsize_t>(info.shape.height), static_cast<hsize_t>(info.shape.width)};
   if (idims != expect) {
-    throw DataError(path, "dataset 'images' has shape " + dims_string(idims) +
-                              ", but the attributes 'count' and 'image_shape' say " +
-                              dims_string(expect));
+    throw BadDataError(path, "dataset 'images' has shape " + dims_string(idims) +
+                                 ", but the attributes 'count' and 'image_shape' say " +
+                                 dims_string(expect));
   }
   const auto ldims = h5::dataset_dims(m.labels.get(), path, "labels");
   if (ldims != std::vector<hsize_t>{static_cast<hsize_t>(info.count)}) {
-    throw DataError(path, "dataset 'labels' has shape " + dims_string(ldims) + ", expected [" +
-                              std::to_string(info.count) + "]");
+    throw BadDataError(path, "dataset 'labels' has shape " + dims_string(ldims) + ", expected [" +
+                                 std::to_string(info.count) + "]");
   }
 
   h5::Handle dcpl(h5::check_id(H5Dget_create_plist(m.images.get()), path, "H5Dget_create_plist"),
@@ -315,8 +342,14 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     hsize_t cdims[4] = {0, 0, 0, 0};
     if (H5Pget_chunk(dcpl.get(), 4, cdims) == 4) {
+      // A chunk is read (and inflated) whole: its size bounds a buffer, so it is checked.
+      if (cdims[0] < 1 || cdims[0] > static_cast<hsize_t>(kMaxChunkBytes / image_bytes)) {
+        throw BadDataError(
+            path, "dataset 'images' has chunks of " + std::to_string(cdims[0]) + " images; 1 to " +
+                      std::to_string(kMaxChunkBytes / image_bytes) + " (at most 1 GiB) allowed");
+      }
       info.chunk_images = static_cast<int64_t>(cdims[0]);
-      m.block = std::max<int64_t>(1, info.chunk_images);
+      m.block = info.chunk_images;
       m.chunked = cdims[1] == expect[1] && cdims[2] == expect[2] && cdims[3] == expect[3];
     }
     const int nfilters = H5Pget_nfilters(dcpl.get());
@@ -332,7 +365,21 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
       }
     }
   }
-  if (info.count == 0) throw DataError(path, "shard holds no images");
+  if (m.deflate_only && info.compression == 0 && *content > file_size) {
+    throw BadDataError(path, "dataset 'images' of " + std::to_string(*content) +
+                                 " raw bytes cannot lie in a file of " + std::to_string(file_size) +
+                                 " bytes (truncated?)");
+  }
+  // Labels are read whole into memory: as many stored bytes as labels unless filtered.
+  h5::Handle lcpl(h5::check_id(H5Dget_create_plist(m.labels.get()), path, "H5Dget_create_plist"),
+                  H5Pclose);
+  const bool labels_raw =
+      H5Pget_layout(lcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(lcpl.get()) == 0;
+  if (static_cast<uint64_t>(info.count) > (labels_raw ? file_size : *deflate_cap)) {
+    throw BadDataError(path, "dataset 'labels' of " + std::to_string(info.count) +
+                                 " bytes cannot lie in a file of " + std::to_string(file_size) +
+                                 " bytes");
+  }
 }
 
 ShardReader::~ShardReader() = default;
@@ -390,12 +437,16 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
                    "cannot list the chunks of 'images'");
   const int64_t expected = (m.info.count + m.block - 1) / m.block;
   if (static_cast<int64_t>(nchunks) != expected) {
-    throw DataError(path, "dataset 'images' stores " + std::to_string(nchunks) + " chunks, " +
-                              std::to_string(expected) + " expected (incompletely written?)");
+    throw BadDataError(path, "dataset 'images' stores " + std::to_string(nchunks) + " chunks, " +
+                                 std::to_string(expected) + " expected (incompletely written?)");
   }
   std::error_code ec;
   const uint64_t file_size = fs::file_size(path, ec);
+  if (ec) throw DataError(path, "cannot stat: " + ec.message());
+  const uint64_t chunk_bytes =
+      static_cast<uint64_t>(m.block) * static_cast<uint64_t>(m.info.image_bytes());
   std::vector<ChunkLocation> out(static_cast<size_t>(nchunks));
+  std::vector<bool> seen(static_cast<size_t>(nchunks), false);
   for (hsize_t i = 0; i < nchunks; ++i) {
     hsize_t offset[4] = {0, 0, 0, 0};
     unsigned filter_mask = 0;
@@ -406,12 +457,25 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
         path, "cannot locate a chunk of 'images'");
     const int64_t first = static_cast<int64_t>(offset[0]);
     const size_t slot = static_cast<size_t>(first / m.block);
-    if (first % m.block != 0 || slot >= out.size()) {
-      throw DataError(path, "chunk at image " + std::to_string(first) + " is misaligned");
+    if (first < 0 || first % m.block != 0 || slot >= out.size() || seen[slot]) {
+      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) +
+                                   " is misaligned or listed twice");
     }
-    if (ec || addr == HADDR_UNDEF || addr + size > file_size) {
-      throw DataError(path, "chunk at image " + std::to_string(first) +
-                                " lies beyond the end of the file (truncated?)");
+    seen[slot] = true;
+    // range_fits: `addr + size` would wrap around for an address near 2^64 and pass.
+    if (addr == HADDR_UNDEF || !range_fits(addr, size, file_size)) {
+      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) + " (" +
+                                   std::to_string(size) + " bytes at address " +
+                                   std::to_string(addr) + ") lies beyond the end of the " +
+                                   std::to_string(file_size) + "-byte file (truncated?)");
+    }
+    const bool deflated = m.info.compression > 0 && (filter_mask & 1u) == 0;
+    if ((!deflated && size != chunk_bytes) || size == 0 || size > kMaxChunkBytes) {
+      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) + " stores " +
+                                   std::to_string(size) + " bytes, " +
+                                   (deflated ? std::string("1 to ") + std::to_string(kMaxChunkBytes)
+                                             : std::to_string(chunk_bytes)) +
+                                   " expected");
     }
     ChunkLocation& c = out[slot];
     c.first = first;
@@ -419,7 +483,7 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
     c.offset = addr;
     c.stored_bytes = size;
     // Bit 0 set means the (only) deflate filter was skipped for this chunk.
-    c.deflated = m.info.compression > 0 && (filter_mask & 1u) == 0;
+    c.deflated = deflated;
   }
   return out;
 }

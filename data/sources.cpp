@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <limits>
+#include <utility>
 
+#include "data/bounds.h"
 #include "data/errors.h"
 
 namespace agave::data {
@@ -44,7 +47,7 @@ class GzFile {
       if (got < 0) {
         int err = 0;
         const char* msg = gzerror(f_, &err);
-        throw DataError(path_, std::string("corrupt or truncated gzip data (") + msg + ")");
+        throw BadDataError(path_, std::string("corrupt or truncated gzip data (") + msg + ")");
       }
       if (got == 0) break;
       done += static_cast<size_t>(got);
@@ -54,8 +57,8 @@ class GzFile {
   void read_exact(void* out, size_t n, const std::string& what) {
     const size_t got = read(out, n);
     if (got != n) {
-      throw DataError(path_, "truncated: " + what + " needs " + std::to_string(n) +
-                                 " bytes, only " + std::to_string(got) + " left");
+      throw BadDataError(path_, "truncated: " + what + " needs " + std::to_string(n) +
+                                    " bytes, only " + std::to_string(got) + " left");
     }
   }
   bool at_end() {
@@ -124,9 +127,10 @@ class CifarSource : public SplitSource {
           src = rec.data();
         }
         if (src[0] > 9) {
-          throw DataError(m.name, "record " + std::to_string(record_ + i) + " has label " +
-                                      std::to_string(src[0]) +
-                                      "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
+          throw BadDataError(m.name,
+                             "record " + std::to_string(record_ + i) + " has label " +
+                                 std::to_string(src[0]) +
+                                 "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
         }
         labels[done + i] = src[0];
         // The record's pixels are already planar (R plane, G plane, B plane), as we store them.
@@ -164,9 +168,13 @@ class CifarSource : public SplitSource {
 
 int64_t cifar_records(const std::string& name, uint64_t size) {
   if (size == 0 || size % kCifarRecordBytes != 0) {
-    throw DataError(name, "size " + std::to_string(size) +
-                              " bytes is not a whole number of 3073-byte CIFAR-10 records "
-                              "(truncated, or not the binary version?)");
+    throw BadDataError(name, "size " + std::to_string(size) +
+                                 " bytes is not a whole number of 3073-byte CIFAR-10 records "
+                                 "(truncated, or not the binary version?)");
+  }
+  if (size > kCifarBatchBytes) {
+    throw BadDataError(name, "size " + std::to_string(size) + " bytes: a CIFAR-10 batch holds " +
+                                 std::to_string(kCifarBatchBytes) + " bytes (10000 records)");
   }
   return static_cast<int64_t>(size / kCifarRecordBytes);
 }
@@ -218,14 +226,14 @@ std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
   if (auto tar = find_cifar_tar(path)) {
     std::vector<std::string> wanted = kCifarTrain;
     wanted.insert(wanted.end(), kCifarTest.begin(), kCifarTest.end());
-    auto members = read_tar_members(*tar, wanted);
+    auto members = read_tar_members(*tar, wanted, kCifarBatchBytes);
     for (const auto& [split, names] : {std::pair{"train", kCifarTrain}, {"test", kCifarTest}}) {
       std::vector<CifarMember> ms;
       for (const auto& n : names) {
         auto it = std::find_if(members.begin(), members.end(),
                                [&](const auto& m) { return m.first == n; });
         if (it == members.end()) {
-          throw DataError(*tar, "archive has no member " + n + " (not cifar-10-binary.tar.gz?)");
+          throw BadDataError(*tar, "archive has no member " + n + " (not cifar-10-binary.tar.gz?)");
         }
         CifarMember m;
         m.name = *tar + ":" + n;
@@ -261,27 +269,32 @@ class IdxSource : public SplitSource {
     uint8_t h[16];
     images_.read_exact(h, 16, "the IDX image header");
     if (be32(h) != 0x00000803) {
-      throw DataError(images, "not an IDX image file: magic " + hex32(be32(h)) +
-                                  ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
+      throw BadDataError(images, "not an IDX image file: magic " + hex32(be32(h)) +
+                                     ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
     }
     count_ = be32(h + 4);
     rows_ = be32(h + 8);
     cols_ = be32(h + 12);
     if (count_ == 0 || rows_ == 0 || cols_ == 0 || rows_ > 4096 || cols_ > 4096) {
-      throw DataError(images, "implausible IDX dimensions " + std::to_string(count_) + "x" +
-                                  std::to_string(rows_) + "x" + std::to_string(cols_));
+      throw BadDataError(images, "implausible IDX dimensions " + std::to_string(count_) + "x" +
+                                     std::to_string(rows_) + "x" + std::to_string(cols_) +
+                                     " (each 1 to 4096 rows and columns, at least 1 image)");
     }
+    // The header is checked against the file before its count sizes anything: exactly for a
+    // plain file (below), and against what a gzip file of this size can possibly inflate to.
+    check_gzip_capacity(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
+    check_plain_size(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
     labels_.read_exact(h, 8, "the IDX label header");
     if (be32(h) != 0x00000801) {
-      throw DataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
-                                  ", expected 0x00000801 (unsigned bytes, 1 dimension)");
+      throw BadDataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
+                                     ", expected 0x00000801 (unsigned bytes, 1 dimension)");
     }
     if (be32(h + 4) != count_) {
-      throw DataError(labels, "holds " + std::to_string(be32(h + 4)) + " labels but " +
-                                  fs::path(images).filename().string() + " holds " +
-                                  std::to_string(count_) + " images");
+      throw BadDataError(labels, "holds " + std::to_string(be32(h + 4)) + " labels but " +
+                                     fs::path(images).filename().string() + " holds " +
+                                     std::to_string(count_) + " images");
     }
-    check_plain_size(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
+    check_gzip_capacity(labels, 8 + static_cast<uint64_t>(count_));
     check_plain_size(labels, 8 + static_cast<uint64_t>(count_));
   }
   std::string split() const override { return split_; }
@@ -299,26 +312,47 @@ class IdxSource : public SplitSource {
     labels_.read_exact(labels, static_cast<size_t>(take), "labels of " + what);
     done_ += take;
     if (done_ == count_) {
-      if (!images_.at_end()) throw DataError(images_.path(), "trailing bytes after the last image");
-      if (!labels_.at_end()) throw DataError(labels_.path(), "trailing bytes after the last label");
+      if (!images_.at_end())
+        throw BadDataError(images_.path(), "trailing bytes after the last image");
+      if (!labels_.at_end())
+        throw BadDataError(labels_.path(), "trailing bytes after the last label");
     }
     return take;
   }
 
  private:
+  // A gzip file inflates to at most kMaxDeflateRatio times its size: a header announcing more
+  // data than that is refused before anything is read or allocated.
+  static void check_gzip_capacity(const std::string& path, uint64_t announced) {
+    if (!is_gzip(path)) return;  // check_plain_size checks the exact size
+    std::error_code ec;
+    const uint64_t size = fs::file_size(path, ec);
+    if (ec) return;  // the reads below report it
+    const auto cap = checked_mul(size, kMaxDeflateRatio);
+    if (cap && announced > *cap + 64) {
+      throw BadDataError(path, "header announces " + std::to_string(announced) +
+                                   " bytes, more than a file of " + std::to_string(size) +
+                                   " bytes can hold even compressed (truncated or corrupt?)");
+    }
+  }
+
   // Uncompressed files can be checked before any work; gzipped ones are checked while read.
-  static void check_plain_size(const std::string& path, uint64_t expected) {
+  static bool is_gzip(const std::string& path) {
     std::FILE* f = std::fopen(path.c_str(), "rb");
     unsigned char magic[2] = {0, 0};
     const bool gz =
         f != nullptr && std::fread(magic, 1, 2, f) == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
     if (f != nullptr) std::fclose(f);
-    if (gz) return;
+    return gz;
+  }
+
+  static void check_plain_size(const std::string& path, uint64_t expected) {
+    if (is_gzip(path)) return;
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (!ec && size != expected) {
-      throw DataError(path, "size " + std::to_string(size) + " bytes, but its header implies " +
-                                std::to_string(expected) + " (truncated or wrong file?)");
+      throw BadDataError(path, "size " + std::to_string(size) + " bytes, but its header implies " +
+                                   std::to_string(expected) + " (truncated or wrong file?)");
     }
   }
 
@@ -352,25 +386,68 @@ std::vector<std::unique_ptr<SplitSource>> open_idx(const std::string& dir) {
 
 }  // namespace
 
+namespace {
+
+// A numeric tar header field: octal digits, optionally led by spaces and ended by a space or NUL
+// (POSIX ustar). GNU's base-256 form (high bit set) only appears for members of 8 GiB and more,
+// which no source here has: refused like any other malformed field.
+std::optional<uint64_t> tar_octal(const uint8_t* field, size_t n) {
+  size_t i = 0;
+  while (i < n && field[i] == ' ') ++i;
+  uint64_t v = 0;
+  size_t digits = 0;
+  for (; i < n && field[i] >= '0' && field[i] <= '7'; ++i, ++digits) {
+    if (v > (std::numeric_limits<uint64_t>::max() >> 3)) return std::nullopt;
+    v = v * 8 + static_cast<uint64_t>(field[i] - '0');
+  }
+  for (; i < n; ++i) {
+    if (field[i] != ' ' && field[i] != 0) return std::nullopt;
+  }
+  if (digits == 0) return std::nullopt;
+  return v;
+}
+
+// Reads `size` bytes of a member into `out`, growing it with what is actually read (in 1 MiB
+// steps): a header that lies about its size costs no more memory than the archive delivers.
+void read_member(GzFile& in, uint64_t size, std::vector<uint8_t>& out, const std::string& what) {
+  out.clear();
+  constexpr uint64_t kStep = uint64_t{1} << 20;
+  while (out.size() < size) {
+    const size_t n = static_cast<size_t>(std::min<uint64_t>(kStep, size - out.size()));
+    const size_t at = out.size();
+    out.resize(at + n);
+    const size_t got = in.read(out.data() + at, n);
+    if (got != n) {
+      throw BadDataError(in.path(), "truncated: " + what + " needs " + std::to_string(size) +
+                                        " bytes, only " + std::to_string(at + got) + " left");
+    }
+  }
+}
+
+}  // namespace
+
 std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
-    const std::string& path, const std::vector<std::string>& names) {
+    const std::string& path, const std::vector<std::string>& names, uint64_t max_member_bytes) {
   GzFile in(path);
   std::vector<std::pair<std::string, std::vector<uint8_t>>> out;
   std::vector<char> skip(1 << 16);
   uint8_t h[512];
   std::string long_name;
-  while (true) {
+  // GNU long names are file names: 4 KiB is PATH_MAX on Linux.
+  constexpr uint64_t kMaxLongName = 4096;
+  for (int64_t member = 0;; ++member) {
     const size_t got = in.read(h, 512);
     if (got == 0) break;  // archives without the two zero blocks still end cleanly
-    if (got != 512) throw DataError(path, "truncated tar archive (partial header)");
+    if (got != 512) throw BadDataError(path, "truncated tar archive (partial header)");
     if (std::all_of(h, h + 512, [](uint8_t b) { return b == 0; })) break;
     unsigned sum = 0;
     for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-    const unsigned stored = static_cast<unsigned>(
-        std::strtoul(std::string(reinterpret_cast<char*>(h + 148), 8).c_str(), nullptr, 8));
-    if (sum != stored) throw DataError(path, "not a tar archive (header checksum mismatch)");
-    const uint64_t size =
-        std::strtoull(std::string(reinterpret_cast<char*>(h + 124), 12).c_str(), nullptr, 8);
+    const auto stored = tar_octal(h + 148, 8);
+    if (!stored || sum != *stored) {
+      throw BadDataError(path, "not a tar archive (header checksum mismatch at member " +
+                                   std::to_string(member) + ")");
+    }
+    const auto size_field = tar_octal(h + 124, 12);
     std::string name(reinterpret_cast<char*>(h), strnlen(reinterpret_cast<char*>(h), 100));
     if (std::memcmp(h + 257, "ustar", 5) == 0 && h[345] != 0) {
       name = std::string(reinterpret_cast<char*>(h + 345),
@@ -378,13 +455,25 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
              "/" + name;
     }
     if (!long_name.empty()) name = std::exchange(long_name, "");
+    if (!size_field) {
+      throw BadDataError(path, "member " + name + ": size field is not an octal number");
+    }
+    const uint64_t size = *size_field;
     const char type = static_cast<char>(h[156]);
+    // size < 2^36 (11 octal digits), so rounding up cannot overflow.
     const uint64_t padded = (size + 511) / 512 * 512;
     const std::string base = fs::path(name).filename().string();
     const bool regular = type == '0' || type == '\0';
-    if (type == 'L' || (regular && std::find(names.begin(), names.end(), base) != names.end())) {
-      std::vector<uint8_t> data(size);
-      in.read_exact(data.data(), size, "member " + name);
+    const bool wanted = regular && std::find(names.begin(), names.end(), base) != names.end();
+    if (type == 'L' || wanted) {
+      const uint64_t limit = type == 'L' ? kMaxLongName : max_member_bytes;
+      if (size > limit) {
+        throw BadDataError(path, "member " + name + ": size field " + std::to_string(size) +
+                                     " bytes exceeds the " + std::to_string(limit) +
+                                     " this format allows");
+      }
+      std::vector<uint8_t> data;
+      read_member(in, size, data, "member " + name);
       in.read_exact(skip.data(), padded - size, "padding of member " + name);
       if (type == 'L') {
         long_name.assign(reinterpret_cast<char*>(data.data()),

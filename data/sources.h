@@ -26,6 +26,9 @@ class SplitSource {
 };
 
 inline constexpr int64_t kCifarRecordBytes = 1 + 3 * 32 * 32;
+// A CIFAR-10 binary batch: 10000 records, 30,730,000 bytes; the most any member or file of a
+// CIFAR-10 source may hold.
+inline constexpr uint64_t kCifarBatchBytes = 10000 * kCifarRecordBytes;
 inline constexpr const char* kCifarTarName = "cifar-10-binary.tar.gz";
 
 // Splits of a source, "train" then "test". Sizes, magic numbers and the presence of every file
@@ -36,8 +39,10 @@ std::vector<std::unique_ptr<SplitSource>> open_source(Dataset dataset, const std
 std::optional<Dataset> detect_dataset(const std::string& path);
 
 // Reads the members of a tar or tar.gz archive whose file name (without folders) is in `names`.
-// Returns (name, bytes) in archive order. Throws DataError on a corrupt or truncated archive.
+// Returns (name, bytes) in archive order. Throws BadDataError on a corrupt or truncated archive,
+// or a wanted member larger than `max_member_bytes`; memory grows only with the bytes the
+// archive really holds, whatever its headers claim.
 std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
-    const std::string& path, const std::vector<std::string>& names);
+    const std::string& path, const std::vector<std::string>& names, uint64_t max_member_bytes);
 
 }  // namespace agave::data

@@ -1,9 +1,11 @@
 #include "launcher/config.h"
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "data/bounds.h"
 #include "launcher/yaml_reader.h"
 
 namespace agave::launcher {
@@ -54,6 +56,7 @@ void read_data(YamlReader r, data::DataOptions& o) {
   r.read("images_per_shard", o.images_per_shard);
   r.read("prefetch_batches", o.prefetch_batches);
   r.read("shuffle", o.shuffle);
+  r.read("verify_checksums", o.verify_checksums);
   require(!o.source.empty(), r, "source", "must not be empty");
   require(!o.shards.empty(), r, "shards", "must not be empty");
   require(o.images_per_shard >= 1, r, "images_per_shard",
@@ -275,9 +278,6 @@ void read_cluster(YamlReader r, cluster::ClusterOptions& o) {
                     cluster::overlap_name));
   require(o.threads_per_rank >= 0, r, "threads_per_rank",
           "must be >= 0 (0 = cores / local ranks), got " + std::to_string(o.threads_per_rank));
-  // A week bounds any real collective; far larger values overflow the waits' clock arithmetic.
-  require(o.timeout_seconds > 0 && o.timeout_seconds <= 604800, r, "timeout_seconds",
-          "must be > 0 and <= 604800 (a week), got " + num(o.timeout_seconds));
   require(o.bucket_mb > 0, r, "bucket_mb", "must be > 0, got " + num(o.bucket_mb));
   r.finish();
 }
@@ -304,6 +304,20 @@ void read_sweep(YamlReader r, SweepOptions& o) {
         axis.values.push_back(v);
       }
       o.grid.push_back(axis);
+    }
+    // Refused before anything is expanded: the product is computed without overflow.
+    uint64_t points = 1;
+    std::string factors;
+    for (const auto& axis : o.grid) {
+      factors += (factors.empty() ? "" : " x ") + std::to_string(axis.values.size());
+      const auto next =
+          data::checked_mul(points, axis.values.size(), static_cast<uint64_t>(kMaxSweepPoints));
+      points = next ? *next : static_cast<uint64_t>(kMaxSweepPoints) + 1;
+    }
+    if (points > static_cast<uint64_t>(kMaxSweepPoints)) {
+      r.fail("grid", "has " + factors + " points, more than the " +
+                         std::to_string(kMaxSweepPoints) +
+                         " a sweep may have; split it into several configs");
     }
   }
   r.finish();
@@ -370,6 +384,13 @@ void set_path(YAML::Node root, const std::string& path, const YAML::Node& value,
 YAML::Node load_file(const std::string& file) {
   std::ifstream in(file);
   if (!in) throw ConfigError(file + ": cannot read the config file");
+  // A config is a few KiB; a huge file is a mistake (or hostile) and would only cost memory.
+  std::error_code ec;
+  const auto bytes = std::filesystem::file_size(file, ec);
+  if (!ec && bytes > kMaxConfigBytes) {
+    throw ConfigError(file + ": the config file is " + std::to_string(bytes) + " bytes; at most " +
+                      std::to_string(kMaxConfigBytes) + " allowed");
+  }
   try {
     YAML::Node root = YAML::Load(in);
     if (root.IsNull()) return YAML::Node(YAML::NodeType::Map);
@@ -416,9 +437,140 @@ Config parse_config(const YAML::Node& root, const std::string& file) {
   return parse_with(root, Origins(file));
 }
 
-std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::string>& overrides) {
-  YAML::Node root = load_file(file);
-  Origins origins(file);
+namespace {
+
+// Point `i` of the grid as axis indices: the last axis varies fastest, so points follow the
+// file's order.
+std::vector<size_t> point_indices(const std::vector<SweepAxis>& grid, size_t i) {
+  std::vector<size_t> index(grid.size(), 0);
+  for (size_t a = grid.size(); a > 0; --a) {
+    index[a - 1] = i % grid[a - 1].values.size();
+    i /= grid[a - 1].values.size();
+  }
+  return index;
+}
+
+}  // namespace
+
+struct Sweep::State {
+  std::string file;
+  YAML::Node root;
+  Origins origins;
+  Config base;
+  std::string run_root;
+  size_t points = 1;
+  explicit State(const std::string& f) : file(f), origins(f) {}
+};
+
+Sweep::Sweep(RunSpec only) : only_(std::make_shared<RunSpec>(std::move(only))) {
+  first_ = *only_;
+  batch_sizes_ = {{first_.name, first_.config.train.batch_size}};
+}
+
+size_t Sweep::size() const { return only_ ? 1 : state_ ? state_->points : 0; }
+
+RunSpec Sweep::point(size_t i) const {
+  if (i >= size())
+    throw std::out_of_range("sweep point " + std::to_string(i) + " of " + std::to_string(size()));
+  if (only_) return *only_;
+  const State& st = *state_;
+  const auto& grid = st.base.sweep.grid;
+  if (grid.empty()) return RunSpec{st.base.run.name, st.run_root, {}, st.base};
+  const auto index = point_indices(grid, i);
+  YAML::Node point = YAML::Clone(st.root);
+  Origins point_origins = st.origins;
+  std::vector<std::string> name_parts;
+  std::map<std::string, std::string> point_labels;
+  for (size_t a = 0; a < grid.size(); ++a) {
+    const YAML::Node& v = grid[a].values[index[a]];
+    const std::string label = short_key(grid[a].key, grid) + "=" + safe_value(v.Scalar());
+    name_parts.push_back(label);
+    point_labels[short_key(grid[a].key, grid)] = v.Scalar();
+    set_path(point, grid[a].key, YAML::Clone(v),
+             st.origins.describe("sweep.grid", v) + " (sweep " + label + ")");
+    point_origins.mark(grid[a].key, st.file + ":" + std::to_string(v.Mark().line + 1) +
+                                        " (sweep point " + label + ")");
+  }
+  RunSpec spec;
+  spec.name = join(name_parts, ",");
+  spec.labels = point_labels;
+  spec.config = parse_with(point, point_origins);
+  spec.output_dir = st.run_root + "/" + spec.name;
+  // One run, one folder: an explicit checkpoint folder is the sweep's, each point gets its own.
+  auto& dir = spec.config.checkpoint.dir;
+  if (!dir.empty()) dir += "/" + spec.name;
+  return spec;
+}
+
+namespace {
+
+size_t point_number(const std::vector<SweepAxis>& grid, const std::vector<size_t>& index) {
+  size_t n = 0;
+  for (size_t a = 0; a < grid.size(); ++a) n = n * grid[a].values.size() + index[a];
+  return n;
+}
+
+// "3 {lambda: 2.0}": a point as the user wrote its values.
+std::string describe_point(const std::vector<SweepAxis>& grid, const std::vector<size_t>& index) {
+  std::string values;
+  for (size_t a = 0; a < grid.size(); ++a) {
+    values +=
+        (a ? ", " : "") + short_key(grid[a].key, grid) + ": " + grid[a].values[index[a]].Scalar();
+  }
+  return std::to_string(point_number(grid, index)) + " {" + values + "}";
+}
+
+// One run, one folder, never outside run.output_dir: run.name is a plain folder name, no
+// sweep value is empty, and no two points name the same folder. Point names join one
+// "key=value" per axis, so two points collide exactly when some axis has two values that are
+// equal once made folder names; checking each axis finds every collision without expanding
+// the grid.
+void check_run_folders(const Config& base, const std::string& run_root, const std::string& file) {
+  const std::string& name = base.run.name;
+  if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
+    throw ConfigError(file + ": run.name = '" + name +
+                      "': must be a plain folder name (not empty, '.' or '..', no '/'), so the "
+                      "run stays inside run.output_dir");
+  }
+  const auto& grid = base.sweep.grid;
+  for (size_t a = 0; a < grid.size(); ++a) {
+    std::map<std::string, size_t> first_of;
+    for (size_t v = 0; v < grid[a].values.size(); ++v) {
+      std::vector<size_t> index(grid.size(), 0);
+      index[a] = v;
+      const std::string value = grid[a].values[v].Scalar();
+      if (value.empty()) {
+        throw ConfigError(file + ": sweep point " + describe_point(grid, index) +
+                          ": the value of " + short_key(grid[a].key, grid) +
+                          " is empty; an empty value names no folder");
+      }
+      const auto [it, fresh] = first_of.emplace(safe_value(value), v);
+      if (fresh) continue;
+      std::vector<size_t> other = index;
+      other[a] = it->second;
+      const std::string folder = short_key(grid[a].key, grid) + "=" + safe_value(value);
+      throw ConfigError(file + ": sweep points " + describe_point(grid, other) + " and " +
+                        describe_point(grid, index) + " would both write to " + run_root + "/..." +
+                        folder + "...; list each value once, with values that differ " +
+                        "after '/', ' ', ',' and '=' become '_'");
+    }
+  }
+}
+
+}  // namespace
+
+std::vector<RunSpec> Sweep::all() const {
+  std::vector<RunSpec> runs;
+  runs.reserve(size());
+  for (size_t i = 0; i < size(); ++i) runs.push_back(point(i));
+  return runs;
+}
+
+Sweep load_sweep(const std::string& file, const std::vector<std::string>& overrides) {
+  auto st = std::make_shared<Sweep::State>(file);
+  st->root = load_file(file);
+  YAML::Node& root = st->root;
+  Origins& origins = st->origins;
   std::set<std::string> overridden;
   for (const auto& o : overrides) {
     const std::string what = "--set " + o;
@@ -438,9 +590,9 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
     overridden.insert(path);
   }
 
-  // Read once without expanding, to validate the sweep section and the base values.
-  const Config base = parse_with(root, origins);
-  const auto& grid = base.sweep.grid;
+  // Read once without expanding, to validate the sweep section (and its size) and the base.
+  st->base = parse_with(root, origins);
+  const auto& grid = st->base.sweep.grid;
   for (const auto& axis : grid) {
     for (const auto& o : overridden) {
       if (o == axis.key || axis.key.rfind(o + ".", 0) == 0 || o.rfind(axis.key + ".", 0) == 0) {
@@ -450,42 +602,32 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
       }
     }
   }
+  st->run_root = st->base.run.output_dir + "/" + st->base.run.name;
+  check_run_folders(st->base, st->run_root, file);
+  for (const auto& axis : grid) st->points *= axis.values.size();  // <= kMaxSweepPoints
 
-  const std::string run_root = base.run.output_dir + "/" + base.run.name;
-  if (grid.empty()) return {RunSpec{base.run.name, run_root, {}, base}};
-
-  std::vector<RunSpec> runs;
-  std::vector<size_t> index(grid.size(), 0);
-  while (true) {
-    YAML::Node point = YAML::Clone(root);
-    Origins point_origins = origins;
-    std::vector<std::string> name_parts;
-    std::map<std::string, std::string> point_labels;
-    for (size_t a = 0; a < grid.size(); ++a) {
-      const YAML::Node& v = grid[a].values[index[a]];
-      const std::string label = short_key(grid[a].key, grid) + "=" + safe_value(v.Scalar());
-      name_parts.push_back(label);
-      point_labels[short_key(grid[a].key, grid)] = v.Scalar();
-      set_path(point, grid[a].key, YAML::Clone(v),
-               origins.describe("sweep.grid", v) + " (sweep " + label + ")");
-      point_origins.mark(grid[a].key, file + ":" + std::to_string(v.Mark().line + 1) +
-                                          " (sweep point " + label + ")");
+  Sweep sweep;
+  sweep.state_ = st;
+  // Expansion is lazy (each rank expands the points it trains), but every value of every axis
+  // is validated now, in a real point of the grid: the points that differ from point 0 in one
+  // axis only. A bad value therefore stops the job here, before MPI starts, on every rank
+  // alike; only a combination that is invalid while each of its values is valid elsewhere is
+  // found when its point is expanded (and fails that run, exit code 2).
+  sweep.first_ = sweep.point(0);
+  sweep.batch_sizes_ = {{sweep.first_.name, sweep.first_.config.train.batch_size}};
+  size_t stride = 1;
+  for (size_t a = grid.size(); a > 0; --a) {
+    for (size_t k = 1; k < grid[a - 1].values.size(); ++k) {
+      const RunSpec spec = sweep.point(k * stride);
+      sweep.batch_sizes_.emplace_back(spec.name, spec.config.train.batch_size);
     }
-    RunSpec spec;
-    spec.name = join(name_parts, ",");
-    spec.labels = point_labels;
-    spec.config = parse_with(point, point_origins);
-    spec.output_dir = run_root + "/" + spec.name;
-    runs.push_back(std::move(spec));
-    // Odometer over the grid: the last axis varies fastest, so runs follow the file's order.
-    size_t a = grid.size();
-    while (a > 0) {
-      --a;
-      if (++index[a] < grid[a].values.size()) break;
-      index[a] = 0;
-      if (a == 0) return runs;
-    }
+    stride *= grid[a - 1].values.size();
   }
+  return sweep;
+}
+
+std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::string>& overrides) {
+  return load_sweep(file, overrides).all();
 }
 
 // ---- writing -------------------------------------------------------------------------------
@@ -502,6 +644,7 @@ YAML::Node to_yaml(const Config& c) {
   n["data"]["images_per_shard"] = c.data.images_per_shard;
   n["data"]["prefetch_batches"] = c.data.prefetch_batches;
   n["data"]["shuffle"] = c.data.shuffle;
+  n["data"]["verify_checksums"] = c.data.verify_checksums;
 
   const auto& vae = c.model.vae();
   n["model"]["vae"]["depth"] = vae.depth();
@@ -548,7 +691,8 @@ YAML::Node to_yaml(const Config& c) {
   n["eval"]["use_ema"] = c.eval.use_ema;
   n["eval"]["sample_images"] = c.eval.sample_images;
 
-  n["checkpoint"]["dir"] = c.checkpoint.dir;
+  // Empty means <run>/checkpoints; an empty value is refused on reading, so it is left out.
+  if (!c.checkpoint.dir.empty()) n["checkpoint"]["dir"] = c.checkpoint.dir;
   n["checkpoint"]["every"] = c.checkpoint.every;
   n["checkpoint"]["keep"] = c.checkpoint.keep;
 

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,10 @@ struct SweepAxis {
   std::string key;                  // dotted config path, e.g. loss.lambda
   std::vector<YAML::Node> values;   // as written in the file (keeps line numbers)
 };
+
+// The most points (runs) a sweep grid may have (docs/configuration.md); a larger grid is
+// refused before it is expanded.
+inline constexpr int64_t kMaxSweepPoints = 10000;
 
 struct SweepOptions {
   int64_t ranks_per_run = 0;  // 0: every rank of the job trains each run together
@@ -53,8 +58,39 @@ struct RunSpec {
   Config config;
 };
 
-// Reads `file`, applies `overrides` ("a.b=value", YAML values), expands the sweep and validates
-// every run. Throws ConfigError with a one-line message naming file:line or the override.
+// The largest config file read (1 MiB).
+inline constexpr uint64_t kMaxConfigBytes = uint64_t{1} << 20;
+
+// The runs of a config file: a sweep's points are expanded (and fully validated) one at a time,
+// when asked for, so a rank expands only the points it trains. Loading validates the base
+// config, the grid's size and every value of every axis (in the points that differ from point
+// 0 in one axis), so a bad value fails on every rank before anything starts.
+class Sweep {
+ public:
+  struct State;
+  Sweep() = default;
+  explicit Sweep(RunSpec only);  // one run, already expanded (--sweep-point)
+
+  size_t size() const;
+  RunSpec point(size_t i) const;  // ConfigError for an invalid combination of values
+  const RunSpec& first() const { return first_; }
+  std::vector<RunSpec> all() const;  // every point, in order (dry run, --print-config)
+  // The global batch sizes among the points, each with a point that has it (plan_sweep).
+  const std::vector<std::pair<std::string, int64_t>>& batch_sizes() const { return batch_sizes_; }
+
+ private:
+  friend Sweep load_sweep(const std::string&, const std::vector<std::string>&);
+  std::shared_ptr<const State> state_;
+  std::shared_ptr<const RunSpec> only_;
+  RunSpec first_;
+  std::vector<std::pair<std::string, int64_t>> batch_sizes_;
+};
+
+// Reads `file` and applies `overrides` ("a.b=value", YAML values). Throws ConfigError with a
+// one-line message naming file:line or the override.
+Sweep load_sweep(const std::string& file, const std::vector<std::string>& overrides);
+
+// load_sweep(...).all(): every run expanded and validated.
 std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::string>& overrides);
 
 // Parses and validates one configuration tree (no sweep expansion).

@@ -1,5 +1,6 @@
 // agave_data: the data pipeline's command line (convert, inspect, fetch).
-// Exit status: 0 success, 1 a data or I/O problem (one line naming the file), 2 a usage error.
+// Exit status: 0 success, 1 an I/O problem or unreadable file (one line naming the file), 2 a
+// usage error or malformed input (BadDataError: one line naming the file and the field).
 #include <fmt/core.h>
 
 #include <CLI/CLI.hpp>
@@ -179,6 +180,11 @@ int main(int argc, char** argv) {
     }
     if (*inspect) return run_inspect(inspect_path, !no_verify, quiet);
     if (*fetch) return run_fetch(fetch_dataset, fetch_dir, fetch_url, quiet);
+  } catch (const agave::data::BadDataError& e) {
+    // Malformed input (a field out of bounds, sizes that disagree, a checksum that differs):
+    // the user's data to fix, like a usage error.
+    fmt::print(stderr, "agave_data: error: {}\n", e.what());
+    return 2;
   } catch (const std::exception& e) {
     fmt::print(stderr, "agave_data: error: {}\n", e.what());
     return 1;

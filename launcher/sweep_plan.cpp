@@ -6,22 +6,26 @@
 
 namespace agave::launcher {
 
-SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size) {
-  if (runs.empty()) throw ConfigError("no runs to plan");
+namespace {
+
+// `count` runs of the given global batch sizes (each with the name of a run that has it) on
+// `world_size` ranks in groups of `ranks_per_run` (0: all).
+SweepPlan plan(size_t count, int64_t requested,
+               const std::vector<std::pair<std::string, int64_t>>& batch_sizes, int world_size) {
+  if (count == 0) throw ConfigError("no runs to plan");
   if (world_size < 1) throw ConfigError("the job has no ranks");
   SweepPlan plan;
   plan.world_size = world_size;
-  const int64_t requested = runs.front().config.sweep.ranks_per_run;
   plan.ranks_per_run = requested > 0 ? static_cast<int>(requested) : world_size;
-  if (plan.ranks_per_run > world_size || world_size % plan.ranks_per_run != 0) {
-    throw ConfigError("sweep.ranks_per_run = " + std::to_string(plan.ranks_per_run) +
+  if (requested > world_size || plan.ranks_per_run > world_size ||
+      world_size % plan.ranks_per_run != 0) {
+    throw ConfigError("sweep.ranks_per_run = " + std::to_string(requested) +
                       " does not divide the " + std::to_string(world_size) +
                       " ranks of this job; start a multiple of it (mpirun -np N)");
   }
-  for (const auto& r : runs) {
-    if (r.config.train.batch_size % plan.ranks_per_run != 0) {
-      throw ConfigError("run " + r.name + ": train.batch_size = " +
-                        std::to_string(r.config.train.batch_size) +
+  for (const auto& [name, batch] : batch_sizes) {
+    if (batch % plan.ranks_per_run != 0) {
+      throw ConfigError("run " + name + ": train.batch_size = " + std::to_string(batch) +
                         " must be divisible by the " + std::to_string(plan.ranks_per_run) +
                         " ranks that train it");
     }
@@ -29,10 +33,24 @@ SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size) {
   const int n_groups = world_size / plan.ranks_per_run;
   for (int g = 0; g < n_groups; ++g) {
     RankGroup group{g, g * plan.ranks_per_run, plan.ranks_per_run, {}};
-    for (size_t i = static_cast<size_t>(g); i < runs.size(); i += n_groups) group.runs.push_back(i);
+    for (size_t i = static_cast<size_t>(g); i < count; i += n_groups) group.runs.push_back(i);
     plan.groups.push_back(group);
   }
   return plan;
+}
+
+}  // namespace
+
+SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size) {
+  std::vector<std::pair<std::string, int64_t>> batches;
+  for (const auto& r : runs) batches.emplace_back(r.name, r.config.train.batch_size);
+  return plan(runs.size(), runs.empty() ? 0 : runs.front().config.sweep.ranks_per_run, batches,
+              world_size);
+}
+
+SweepPlan plan_sweep(const Sweep& sweep, int world_size) {
+  return plan(sweep.size(), sweep.size() ? sweep.first().config.sweep.ranks_per_run : 0,
+              sweep.batch_sizes(), world_size);
 }
 
 std::string describe_plan(const SweepPlan& plan, const std::vector<RunSpec>& runs) {

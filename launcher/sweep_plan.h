@@ -27,6 +27,8 @@ struct SweepPlan {
 // Throws ConfigError when the job's rank count does not fit the sweep (ranks_per_run must
 // divide it, and each run's global batch must split evenly over its ranks).
 SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size);
+// The same for a lazily expanded sweep: its size, and the batch sizes its axes can give.
+SweepPlan plan_sweep(const Sweep& sweep, int world_size);
 
 // The plan as text: one line per run (name, ranks, output folder) and a line per idle group.
 std::string describe_plan(const SweepPlan& plan, const std::vector<RunSpec>& runs);

@@ -23,9 +23,9 @@
 #include "cluster/mpi_runtime.h"
 #include "data/atomic_file.h"
 #include "data/convert.h"
+#include "data/errors.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
-#include "launcher/run_folders.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
@@ -129,16 +129,15 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
 }
 
 // --sweep-point I: only run I, trained by every rank of the job.
-void keep_only_point(std::vector<launcher::RunSpec>& runs, int64_t point,
-                     const std::string& config_file) {
-  if (point >= static_cast<int64_t>(runs.size())) {
+void keep_only_point(launcher::Sweep& sweep, int64_t point, const std::string& config_file) {
+  if (point >= static_cast<int64_t>(sweep.size())) {
     throw launcher::ConfigError("--sweep-point " + std::to_string(point) + ": " + config_file +
-                                " has " + std::to_string(runs.size()) + " sweep point(s) (0-" +
-                                std::to_string(runs.size() - 1) + ")");
+                                " has " + std::to_string(sweep.size()) + " sweep point(s) (0-" +
+                                std::to_string(sweep.size() - 1) + ")");
   }
-  launcher::RunSpec only = runs[static_cast<size_t>(point)];
+  launcher::RunSpec only = sweep.point(static_cast<size_t>(point));
   only.config.sweep.ranks_per_run = 0;
-  runs = {only};
+  sweep = launcher::Sweep(only);
 }
 
 // Each rank reports what it will do from its own split communicator, so the printed plan is
@@ -164,16 +163,18 @@ void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& pl
 // Data shards are shared by every run: world rank 0 converts what is missing (under a file
 // lock, so jobs sharing a file system convert once) while the others wait.
 // Returns false when a stop request came first (on any rank): nothing is trained then.
+// Points are not all expanded here (a sweep over data keys is rare): the first point's data,
+// and each run's own before it trains (a no-op when its shards are there).
 bool ensure_data(const cluster::MpiRuntime& mpi, cluster::JobChannel& channel,
-                 const std::vector<launcher::RunSpec>& runs) {
+                 const std::vector<data::DataOptions>& sets) {
   if (mpi.placement().world_rank == 0) {
     std::set<std::string> done;
-    for (const auto& r : runs) {
-      if (!done.insert(r.config.data.shards).second) continue;
+    for (const auto& d : sets) {
+      if (!done.insert(d.shards).second) continue;
       std::unique_ptr<monitoring::ProgressBar> bar;
       std::string stage;
       try {
-        data::ensure_shards(r.config.data, [&](const data::Progress& p) {
+        data::ensure_shards(d, [&](const data::Progress& p) {
           if (trainer::stop_requested().load()) throw ConversionStopped{};
           if (!bar) {
             bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
@@ -303,9 +304,8 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
 }
 
 // The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
-void print_sweep_table(const std::vector<launcher::RunSpec>& runs) {
-  const std::string sweep_dir =
-      runs.front().config.run.output_dir + "/" + runs.front().config.run.name;
+void print_sweep_table(const launcher::Config& first) {
+  const std::string sweep_dir = first.run.output_dir + "/" + first.run.name;
   std::vector<std::pair<std::string, std::string>> unreadable;
   const auto rows = monitoring::write_sweep_summary(sweep_dir, &unreadable);
   std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
@@ -331,28 +331,31 @@ int run(int argc, char** argv) {
   install_stop_signals();
   Arguments args;
   if (const auto code = parse_arguments(argc, argv, args)) return *code;
-  std::vector<launcher::RunSpec> runs;
+  // A sweep's points are expanded lazily: each rank expands the points it trains (load_sweep
+  // validates every value of every axis, and the run folders they name, all the same).
+  launcher::Sweep sweep;
   trainer::ResumeRequest resume;
   std::shared_ptr<trainer::FaultHooks> faults;
   try {
-    runs = launcher::load_runs(args.config_file, args.overrides);
-    launcher::assign_run_folders(runs, args.config_file);
-    if (args.sweep_point >= 0) keep_only_point(runs, args.sweep_point, args.config_file);
+    sweep = launcher::load_sweep(args.config_file, args.overrides);
+    if (args.sweep_point >= 0) keep_only_point(sweep, args.sweep_point, args.config_file);
     resume = trainer::ResumeRequest::parse(args.resume);
     faults = trainer::fault_hooks_from_environment();
+    if (args.print_config) {
+      const auto all = sweep.all();
+      if (launcher_rank() == 0) {
+        for (const auto& r : all) {
+          if (all.size() > 1) std::cout << "--- # run " << r.name << "\n";
+          std::cout << launcher::to_yaml_string(r.config);
+        }
+      }
+      return 0;
+    }
   } catch (const std::exception& e) {  // ConfigError, invalid_argument
     if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
   }
-  if (args.print_config) {
-    if (launcher_rank() == 0) {
-      for (const auto& r : runs) {
-        if (runs.size() > 1) std::cout << "--- # run " << r.name << "\n";
-        std::cout << launcher::to_yaml_string(r.config);
-      }
-    }
-    return 0;
-  }
+  const launcher::Config& first = sweep.first().config;
 
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
@@ -366,11 +369,11 @@ int run(int argc, char** argv) {
     }
     return 1;
   }
-  const double timeout = runs.front().config.cluster.timeout_seconds;
+  const double timeout = first.cluster.timeout_seconds;
   cluster::set_timeout_handler(on_collective_timeout);
   cluster::JobChannel channel(MPI_COMM_WORLD, trainer::stop_requested(), timeout);
-  const auto threads = launcher::configure_torch_threads(
-      runs.front().config.cluster.threads_per_rank, where.local_size);
+  const auto threads =
+      launcher::configure_torch_threads(first.cluster.threads_per_rank, where.local_size);
   std::cout << "agave_trainer: " << launcher::describe(threads, where.hostname, where.world_rank)
             << std::endl;
   launcher::SweepPlan plan;
@@ -379,22 +382,21 @@ int run(int argc, char** argv) {
   int group = 0;
   std::unique_ptr<cluster::MpiGroup> group_comm;
   try {
-    plan = launcher::plan_sweep(runs, where.world_size);
+    plan = launcher::plan_sweep(sweep, where.world_size);
     group = plan.group_of(where.world_rank);
     group_comm = mpi.world().split(group, where.world_rank);
     if (args.dry_run) {
-      print_dry_run(mpi, plan, group, *group_comm, runs);
+      print_dry_run(mpi, plan, group, *group_comm, sweep.all());
       return 0;
     }
-    if (!ensure_data(mpi, channel, runs)) {
+    if (!ensure_data(mpi, channel, {first.data})) {
       if (where.world_rank == 0) {
         std::cerr << "agave_trainer: stopped on request before training; exit " << kStoppedExit
                   << " (requeue to continue)" << std::endl;
       }
       return kStoppedExit;
     }
-    comm =
-        make_communicator(mpi, *group_comm, runs.front().config.cluster, args.config_file, device);
+    comm = make_communicator(mpi, *group_comm, first.cluster, args.config_file, device);
   } catch (const launcher::ConfigError& e) {
     if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
@@ -402,11 +404,24 @@ int run(int argc, char** argv) {
   int exit_code = 0;
   bool stopped = false;
   for (size_t index : plan.groups[group].runs) {
-    const auto& spec = runs[index];
+    launcher::RunSpec spec;
+    try {
+      spec = sweep.point(index);
+    } catch (const launcher::ConfigError& e) {
+      // Every value was validated on loading; an invalid combination fails this run alike on
+      // all of its ranks (the same expansion), and the sweep goes on.
+      if (group_comm->rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << std::endl;
+      exit_code = std::max(exit_code, launcher::kConfigErrorExit);
+      continue;
+    }
     // A stop that reached any rank of the job (relayed by the channel) ends the sweep here too.
     if (trainer::agree_on_stop(*comm)) {
       stopped = true;
       break;
+    }
+    if (spec.config.data.shards != first.data.shards) {
+      if (group_comm->rank() == 0) data::ensure_shards(spec.config.data);
+      group_comm->barrier();
     }
     if (group_comm->rank() == 0) {
       std::cout << "agave_trainer: run " << spec.name << " on ranks "
@@ -419,7 +434,7 @@ int run(int argc, char** argv) {
     setup.faults = faults;
     setup.world_rank = where.world_rank;
     setup.device = device;
-    const auto end = train_run(std::move(setup), *comm, runs.size() > 1);
+    const auto end = train_run(std::move(setup), *comm, sweep.size() > 1);
     if (end == RunEnd::kStopped) {
       stopped = true;
       break;
@@ -438,7 +453,7 @@ int run(int argc, char** argv) {
     }
     return kStoppedExit;
   }
-  if (where.world_rank == 0 && runs.size() > 1) print_sweep_table(runs);
+  if (where.world_rank == 0 && sweep.size() > 1) print_sweep_table(first);
   return agreed[1];
 }
 }  // namespace
@@ -446,6 +461,12 @@ int run(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return run(argc, argv);
+  } catch (const agave::data::BadDataError& e) {
+    // Malformed or corrupt data (a shard out of bounds, a checksum mismatch): the user's to fix,
+    // exit code 2 as for a bad config. Other ranks may wait in a collective: end the job.
+    std::cerr << "agave_trainer: error: " << rank_prefix() << e.what() << std::endl;
+    abort_job(agave::launcher::kConfigErrorExit);
+    return agave::launcher::kConfigErrorExit;
   } catch (const std::exception& e) {
     std::cerr << "agave_trainer: error: " << rank_prefix() << e.what() << std::endl;
     // Other ranks may be waiting in a collective for this one: end the whole job now.

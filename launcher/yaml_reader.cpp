@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
+#include <stdexcept>
 
 namespace agave::launcher {
 
@@ -61,8 +62,30 @@ void YamlReader::fail_node(const YAML::Node& node, const std::string& sub_path,
   throw ConfigError(origins_.describe(full, node) + ": " + full + ": " + message);
 }
 
+// A key written without a value (`lambda:`, `lambda: null`, `lambda: ~`) is a mistake, not a
+// request for the default: it is refused by name (remove the key to get the default).
+void YamlReader::refuse_null(const char* key) const {
+  if (node_.IsMap() && node_[key].IsDefined() && node_[key].IsNull()) {
+    fail(key, "has no value (null); give a value, or remove the key to use the default");
+  }
+}
+
+void YamlReader::check_range(const char* key, double value, bool integer,
+                             const std::string& shown) {
+  const NumericRange* range = numeric_range(key_path(key));
+  // Every numeric key must have a documented range: a new key without one is a bug here.
+  if (range == nullptr) {
+    throw std::logic_error("config key " + key_path(key) +
+                           " has no range in launcher/config_ranges.cpp");
+  }
+  if (!range->contains(value)) {
+    fail(key, "must be in " + range->text(integer) + ", got " + shown);
+  }
+}
+
 YAML::Node YamlReader::scalar(const char* key, const char* expected) {
   known_.emplace_back(key);
+  refuse_null(key);
   if (!has(key)) return YAML::Node(YAML::NodeType::Undefined);
   YAML::Node v = node_[key];
   if (!v.IsScalar()) fail(key, std::string("expected ") + expected + ", got a " +
@@ -77,6 +100,7 @@ void YamlReader::read(const char* key, double& out) {
   if (!YAML::convert<double>::decode(v, d) || !std::isfinite(d)) {
     fail(key, "expected a finite number, got '" + v.Scalar() + "'");
   }
+  check_range(key, d, false, v.Scalar());
   out = d;
 }
 
@@ -89,6 +113,7 @@ void YamlReader::read(const char* key, int64_t& out) {
       !YAML::convert<int64_t>::decode(v, i)) {
     fail(key, "expected an integer, got '" + v.Scalar() + "'");
   }
+  check_range(key, static_cast<double>(i), true, std::to_string(i));
   out = i;
 }
 
@@ -103,17 +128,22 @@ void YamlReader::read(const char* key, bool& out) {
 void YamlReader::read(const char* key, std::string& out) {
   YAML::Node v = scalar(key, "a string");
   if (!v.IsDefined()) return;
+  if (v.Scalar().empty()) {
+    fail(key, "is empty; give a value, or remove the key to use the default");
+  }
   out = v.Scalar();
 }
 
 YamlReader YamlReader::child(const char* key) {
   known_.emplace_back(key);
+  refuse_null(key);
   YAML::Node v = node_.IsMap() ? node_[key] : YAML::Node();
   return YamlReader(v, key_path(key), origins_);
 }
 
 YAML::Node YamlReader::raw(const char* key) {
   known_.emplace_back(key);
+  refuse_null(key);
   if (!node_.IsMap()) return YAML::Node();
   return node_[key];
 }

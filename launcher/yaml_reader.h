@@ -30,6 +30,17 @@ class Origins {
   std::map<std::string, std::string> overrides_;
 };
 
+// The allowed values of a numeric key: [lo, hi], either end open. Every numeric key has one
+// (launcher/config_ranges.cpp, documented in docs/configuration.md).
+struct NumericRange {
+  double lo = 0, hi = 0;
+  bool lo_open = false, hi_open = false;
+  bool contains(double v) const;
+  std::string text(bool integer) const;  // "[1, 65536]", "(0, 1]"
+};
+// The range of the key at a dotted path (list indices ignored); nullptr when it has none.
+const NumericRange* numeric_range(const std::string& key_path);
+
 class YamlReader {
  public:
   // `node` must be a mapping (or null/absent, which reads as an empty mapping).
@@ -63,6 +74,9 @@ class YamlReader {
 
  private:
   YAML::Node scalar(const char* key, const char* expected);
+  void refuse_null(const char* key) const;
+  // Fails unless the value lies in the key's documented range.
+  void check_range(const char* key, double value, bool integer, const std::string& shown);
 
   YAML::Node node_;
   std::string path_;

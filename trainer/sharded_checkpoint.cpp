@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/checksum.h"
+#include "trainer/checkpoint_manifest.h"
 #include "trainer/tensor_file.h"
 
 namespace agave::trainer {
@@ -88,11 +89,21 @@ nlohmann::json read_manifest(const std::string& dir) {
   const std::string path = dir + "/manifest.json";
   std::ifstream in(path);
   if (!in) throw CheckpointError(dir + ": not a complete checkpoint (no manifest.json)");
+  std::error_code size_ec;
+  const auto size = fs::file_size(path, size_ec);
+  if (!size_ec && size > kMaxCheckpointManifestBytes) {
+    throw CheckpointError(path + ": corrupt manifest: " + std::to_string(size) +
+                          " bytes, at most " + std::to_string(kMaxCheckpointManifestBytes) +
+                          " allowed");
+  }
   try {
     auto j = nlohmann::json::parse(in);
-    if (j.value("format", "") != kFormat) {
-      throw CheckpointError(path + ": unknown format '" + j.value("format", "") + "'");
+    if (!j.is_object() || j.value("format", "") != kFormat) {
+      throw CheckpointError(path + ": unknown format '" +
+                            (j.is_object() ? j.value("format", "") : j.dump().substr(0, 40)) + "'");
     }
+    const std::string problem = checkpoint_manifest_problem(j);
+    if (!problem.empty()) throw CheckpointError(path + ": corrupt manifest: " + problem);
     return j;
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(path + ": corrupt manifest: " + e.what());

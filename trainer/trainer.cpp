@@ -71,6 +71,7 @@ data::LoaderOptions train_loader_options(const TrainerSetup& s, int rank, int wo
   lo.seed = s.seed;
   lo.prefetch = s.data.prefetch_batches;
   lo.shuffle = s.data.shuffle;
+  lo.verify_checksums = s.data.verify_checksums;
   lo.drop_last = true;  // lock-step ranks need equal batch counts
   return lo;
 }

@@ -137,33 +137,38 @@ TEST_F(LoadRuns, WrongTypes) {
 }
 
 TEST_F(LoadRuns, ImpossibleValues) {
-  expect_error(replace(kBase, "lambda: 2", "lambda: -1"), {"c.yaml:13", "loss.lambda", ">= 0", "-1"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: -1"),
+               {"c.yaml:13", "loss.lambda", "[0, 1000]", "-1"});
   expect_error(replace(kBase, "color_bins: 32", "color_bins: 3"), {"c.yaml:11", "aux.color_bins", "must divide 256", "2, 4, 8, 16, 32, 64, 128, 256", "got 3"});
   expect_error(replace(kBase, "color_bins: 32", "color_bins: 512"), {"aux.color_bins", "512"});
-  expect_error(replace(kBase, "color_bins: 32", "color_bins: 1"), {"aux.color_bins", ">= 2"});
+  expect_error(replace(kBase, "color_bins: 32", "color_bins: 1"), {"aux.color_bins", "[2, 256]"});
   expect_error(replace(kBase, "resolution: 14", "resolution: 5"), {"c.yaml:10", "aux.resolution", "must divide the image size 28", "1, 2, 4, 7, 14, 28", "got 5"});
   expect_error(replace(kBase, "latent_resolution: 7", "latent_resolution: 5"), {"model.vae.latent_resolution", "power of two"});
   expect_error(replace(kBase, "dataset: fashion_mnist", "dataset: mnist"), {"c.yaml:5", "data.dataset", "'mnist'", "fashion_mnist, cifar10"});
   expect_error(replace(kBase, "dropout: 0.0", "dropout: 1.0"), {"model.pixelcnn.dropout", "[0, 1)"});
-  expect_error(replace(kBase, "nr_filters: 16", "nr_filters: 0"), {"model.pixelcnn.nr_filters", ">= 1"});
-  expect_error(replace(kBase, "batch_size: 32", "batch_size: 0"), {"train.batch_size", ">= 1"});
-  expect_error(std::string(kBase) + "  optimizer: {lr: 0}\n", {"train.optimizer.lr", "> 0"});
+  expect_error(replace(kBase, "nr_filters: 16", "nr_filters: 0"),
+               {"model.pixelcnn.nr_filters", "[1, 4096]"});
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: 0"),
+               {"train.batch_size", "[1, 65536]"});
+  expect_error(std::string(kBase) + "  optimizer: {lr: 0}\n", {"train.optimizer.lr", "(0, 1]"});
   expect_error(std::string(kBase) + "  optimizer: {name: sgd}\n", {"train.optimizer.name", "allowed: adamax"});
   expect_error(std::string(kBase) + "  precision: fp8\n", {"train.precision", "auto, fp32, bf16"});
   expect_error(std::string(kBase) + "monitoring: {port: 70000}\n", {"monitoring.port", "[1, 65535]"});
   expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n", {"monitoring.progress", "auto, bar, plain, off"});
   expect_error(std::string(kBase) + "cluster: {backend: gloo}\n", {"cluster.backend", "auto, mpi, nccl"});
-  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n", {"cluster.timeout_seconds", "> 0"});
-  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 1e10}\n", {"cluster.timeout_seconds", "<= 604800"});
-  expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n", {"eval.importance_samples", ">= 1"});
-  expect_error(std::string(kBase) + "checkpoint: {keep: 0}\n", {"checkpoint.keep", ">= 1"});
+  expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n",
+               {"cluster.timeout_seconds", "(0, 604800]"});
+  expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n",
+               {"eval.importance_samples", "[1, 100000]"});
+  expect_error(std::string(kBase) + "checkpoint: {keep: 0}\n", {"checkpoint.keep", "[1, 1000]"});
   expect_error(replace(kBase, "name: t", "name: a/b"), {"run.name", "without '/'"});
 }
 
 TEST_F(LoadRuns, PhaseErrors) {
   expect_error(replace(kBase, "name: joint", "name: finetune"), {"c.yaml:18", "train.phases[1].name", "'finetune'", "pretrain_vae, pretrain_pixelcnn, joint, no_aux"});
   expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint}"), {"train.phases[1].steps", "required"});
-  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 0}"), {"train.phases[1].steps", ">= 1"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 0}"),
+               {"train.phases[1].steps", "[1, 1000000000]"});
   expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"), {"train.steps", "99", "add up to 30"});
   expect_error(replace(kBase, R"(  phases:
     - {name: pretrain_vae, steps: 10}
@@ -201,7 +206,7 @@ TEST_F(LoadRuns, SetOverridesFileAndLaterSetWins) {
 }
 
 TEST_F(LoadRuns, SetErrorsNameTheOverride) {
-  expect_error(kBase, {"--set loss.lambda=-3", "loss.lambda", ">= 0"}, {"loss.lambda=-3"});
+  expect_error(kBase, {"--set loss.lambda=-3", "loss.lambda", "[0, 1000]"}, {"loss.lambda=-3"});
   expect_error(kBase, {"--set loss.lamda=3", "unknown key"}, {"loss.lamda=3"});
   expect_error(kBase, {"--set lambda", "key.path=value"}, {"lambda"});
   expect_error(kBase, {"--set loss.lambda.x=1", "loss.lambda is a value"}, {"loss.lambda.x=1"});
@@ -259,7 +264,7 @@ TEST_F(LoadRuns, SweepOverAnyKeyAndCollidingLabelsUseThePath) {
 
 TEST_F(LoadRuns, InvalidSweepPointNamesItsLine) {
   expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lambda: [1,\n      -2]\n",
-               {"c.yaml:22", "sweep point lambda=-2", "loss.lambda", ">= 0"});
+               {"c.yaml:22", "sweep point lambda=-2", "loss.lambda", "[0, 1000]"});
   expect_error(std::string(kBase) + "sweep:\n  grid:\n    aux.color_bins: [256, 100]\n",
                {"c.yaml:21", "color_bins=100", "must divide 256"});
   expect_error(std::string(kBase) + "sweep:\n  grid:\n    loss.lamda: [1]\n",

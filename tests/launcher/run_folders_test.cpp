@@ -1,7 +1,7 @@
 // One run, one folder (issue 13): sweep points that would share a folder are refused at config
 // time naming both; explicit checkpoint folders are per point; a locked run folder refuses a
 // second holder naming the first.
-#include "launcher/run_folders.h"
+#include "launcher/config.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -17,14 +17,12 @@ namespace {
 using agave::testing::TempDir;
 using agave::testing::TinyConfig;
 
-class AssignRunFolders : public ::testing::Test {
+class RunFolders : public ::testing::Test {
  protected:
   std::vector<RunSpec> load(const std::string& sweep, const std::string& name = "r") {
     const std::string file = dir_.write(
         "c.yaml", TinyConfig(name, (dir_.path() / "runs").string(), "shards").append(sweep).yaml());
-    auto runs = load_runs(file, {});
-    assign_run_folders(runs, file);
-    return runs;
+    return load_runs(file, {});
   }
   std::string error_of(const std::string& sweep, const std::string& name = "r") {
     try {
@@ -37,19 +35,19 @@ class AssignRunFolders : public ::testing::Test {
   TempDir dir_;
 };
 
-TEST_F(AssignRunFolders, RefusesAValueListedTwiceNamingBothPoints) {
+TEST_F(RunFolders, RefusesAValueListedTwiceNamingBothPoints) {
   const std::string e = error_of("sweep: {grid: {loss.lambda: [1.0, 2.0, 4.0, 2.0]}}\n");
   EXPECT_NE(e.find("sweep points 1 {lambda: 2.0} and 3 {lambda: 2.0} would both write to"),
             std::string::npos)
       << e;
 }
 
-TEST_F(AssignRunFolders, RefusesValuesThatCollideOnceMadeFolderNames) {
+TEST_F(RunFolders, RefusesValuesThatCollideOnceMadeFolderNames) {
   const std::string e = error_of("sweep: {grid: {data.shards: [a/b, a_b]}}\n");
   EXPECT_NE(e.find("sweep points 0 {shards: a/b} and 1 {shards: a_b}"), std::string::npos) << e;
 }
 
-TEST_F(AssignRunFolders, RefusesRunNamesThatLeaveTheOutputFolder) {
+TEST_F(RunFolders, RefusesRunNamesThatLeaveTheOutputFolder) {
   for (const std::string name : {"..", "."}) {
     EXPECT_NE(error_of("", name).find("run.name = '" + name + "'"), std::string::npos) << name;
   }
@@ -57,7 +55,7 @@ TEST_F(AssignRunFolders, RefusesRunNamesThatLeaveTheOutputFolder) {
             std::string::npos);
 }
 
-TEST_F(AssignRunFolders, GivesEachPointItsOwnCheckpointFolder) {
+TEST_F(RunFolders, GivesEachPointItsOwnCheckpointFolder) {
   const auto runs = load("checkpoint: {dir: /ckpt}\nsweep: {grid: {loss.lambda: [1.0, 2.0]}}\n");
   ASSERT_EQ(runs.size(), 2u);
   EXPECT_EQ(runs[0].config.checkpoint.dir, "/ckpt/lambda=1.0");

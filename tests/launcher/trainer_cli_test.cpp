@@ -50,7 +50,8 @@ TEST(TrainerCli, ConfigErrorsExitTwoWithOneLineAndWriteNothing) {
                                                     "/runs}\nloss: {lambda: -1}\ntrain: {steps: 5}\n");
   auto r = sh(kTrainer + " " + cfg);
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_EQ(r.output, "agave_trainer: error: " + cfg + ":2: loss.lambda: must be >= 0, got -1\n");
+  EXPECT_EQ(r.output,
+            "agave_trainer: error: " + cfg + ":2: loss.lambda: must be in [0, 1000], got -1\n");
   EXPECT_FALSE(std::filesystem::exists(dir.path() / "runs"));
   // Under mpirun every rank finds it; the job fails with the same code and one message.
   r = sh(mpirun(2) + kTrainer + " " + cfg);
