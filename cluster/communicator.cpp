@@ -16,6 +16,20 @@ void collective_timed_out(const std::string& line) {
   throw CollectiveTimeout(line);
 }
 
+std::vector<int> world_ranks_of(MPI_Comm comm) {
+  int size = 0;
+  MPI_Comm_size(comm, &size);
+  MPI_Group mine = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
+  MPI_Comm_group(comm, &mine);
+  MPI_Comm_group(MPI_COMM_WORLD, &world);
+  std::vector<int> local(static_cast<size_t>(size)), out(static_cast<size_t>(size));
+  for (int r = 0; r < size; ++r) local[static_cast<size_t>(r)] = r;
+  MPI_Group_translate_ranks(mine, size, local.data(), world, out.data());
+  MPI_Group_free(&mine);
+  MPI_Group_free(&world);
+  return out;
+}
+
 std::vector<double> Communicator::all_reduce_sum(std::vector<double> values) {
   // Gathered and summed on the host in rank order: the same bits on every rank and every
   // backend (NCCL reduces only device tensors), whatever the reduction tree.

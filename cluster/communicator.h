@@ -70,6 +70,10 @@ class Communicator {
 // (backward) and MPI sees one thread per communicator.
 std::unique_ptr<Communicator> make_mpi_communicator(MPI_Comm comm, double timeout_seconds);
 
+// The MPI_COMM_WORLD rank of each rank of `comm`, in `comm`'s order: errors name ranks as the
+// job knows them, not as a sweep group does.
+std::vector<int> world_ranks_of(MPI_Comm comm);
+
 #if defined(AGAVE_WITH_NCCL)
 // NCCL communicator for CUDA tensors on `device`; the unique id is broadcast over `mpi_comm`.
 // Collectives run on a side stream ordered after the current stream with CUDA events.

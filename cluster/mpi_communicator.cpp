@@ -119,15 +119,7 @@ class MpiCommunicator : public Communicator {
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
     // Timeout reports name ranks as the job knows them (world ranks), not as this group does.
-    MPI_Group mine = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
-    MPI_Comm_group(comm_, &mine);
-    MPI_Comm_group(MPI_COMM_WORLD, &world);
-    std::vector<int> local(size_);
-    for (int r = 0; r < size_; ++r) local[r] = r;
-    world_ranks_.resize(size_);
-    MPI_Group_translate_ranks(mine, size_, local.data(), world, world_ranks_.data());
-    MPI_Group_free(&mine);
-    MPI_Group_free(&world);
+    world_ranks_ = world_ranks_of(comm_);
     worker_ = std::make_shared<WorkerState>();
     thread_ = std::thread([w = worker_] { work_loop(w); });
   }

@@ -108,15 +108,7 @@ class NcclCommunicator : public Communicator {
         side_stream_(c10::cuda::getStreamFromPool(/*isHighPriority=*/true, device)) {
     MPI_Comm_rank(comm, &rank_);
     MPI_Comm_size(comm, &size_);
-    MPI_Group mine = MPI_GROUP_NULL, world = MPI_GROUP_NULL;
-    MPI_Comm_group(comm, &mine);
-    MPI_Comm_group(MPI_COMM_WORLD, &world);
-    std::vector<int> local(size_);
-    for (int r = 0; r < size_; ++r) local[r] = r;
-    world_ranks_.resize(size_);
-    MPI_Group_translate_ranks(mine, size_, local.data(), world, world_ranks_.data());
-    MPI_Group_free(&mine);
-    MPI_Group_free(&world);
+    world_ranks_ = world_ranks_of(comm);
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
     MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm);

@@ -666,6 +666,8 @@ struct ShardLoader::Impl {
   }
 };
 
+// Long on purpose: each shard is opened, checked against its manifest entry, mapped and cut
+// into blocks in one pass, so a bad shard is refused before the worker thread starts.
 ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& split,
                          LoaderOptions options)
     : impl_(std::make_unique<Impl>()) {

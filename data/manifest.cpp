@@ -62,6 +62,7 @@ Manifest read_manifest(const std::string& path) {
   return parse_manifest(text, path);
 }
 
+// Long on purpose: one check per field, in the file's order, each with its own message.
 Manifest parse_manifest(const std::string& text, const std::string& path) {
   if (text.size() > kMaxManifestBytes) {
     throw BadDataError(path, "manifest is " + std::to_string(text.size()) + " bytes; at most " +

@@ -257,6 +257,8 @@ std::string dims_string(const std::vector<hsize_t>& d) {
 
 }  // namespace
 
+// Long on purpose: every header field is checked against the file (and the others) before
+// anything is allocated or read, one check and one message each, in the order they depend on.
 ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   ShardInfo& info = m.info;

@@ -632,6 +632,8 @@ std::vector<RunSpec> load_runs(const std::string& file, const std::vector<std::s
 
 // ---- writing -------------------------------------------------------------------------------
 
+// One line per key, in the order of docs/configuration.md (long on purpose: the key list is
+// the point, and split up it would no longer read against the reader functions above).
 YAML::Node to_yaml(const Config& c) {
   YAML::Node n;
   n["run"]["name"] = c.run.name;

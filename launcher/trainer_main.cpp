@@ -324,6 +324,90 @@ void print_sweep_table(const launcher::Config& first) {
   std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
 }
 
+struct GroupOutcome {
+  int exit_code = 0;
+  bool stopped = false;  // a run checkpointed on request, or the job agreed to stop
+};
+
+// Trains this group's runs of the sweep in turn.
+GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan& plan, int group,
+                         const cluster::MpiGroup& group_comm, cluster::Communicator& comm,
+                         const trainer::ResumeRequest& resume,
+                         const std::shared_ptr<trainer::FaultHooks>& faults,
+                         const cluster::ProcessPlacement& where, const torch::Device& device) {
+  GroupOutcome out;
+  const auto& first = sweep.first().config;
+  for (size_t index : plan.groups[group].runs) {
+    launcher::RunSpec spec;
+    try {
+      spec = sweep.point(index);
+    } catch (const launcher::ConfigError& e) {
+      // Every value was validated on loading; an invalid combination fails this run alike on
+      // all of its ranks (the same expansion), and the sweep goes on.
+      if (group_comm.rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << std::endl;
+      out.exit_code = std::max(out.exit_code, launcher::kConfigErrorExit);
+      continue;
+    }
+    // A stop that reached any rank of the job (relayed by the channel) ends the sweep here too.
+    if (trainer::agree_on_stop(comm)) {
+      out.stopped = true;
+      break;
+    }
+    if (spec.config.data.shards != first.data.shards) {
+      if (group_comm.rank() == 0) data::ensure_shards(spec.config.data);
+      group_comm.barrier();
+    }
+    if (group_comm.rank() == 0) {
+      std::cout << "agave_trainer: run " << spec.name << " on ranks "
+                << plan.groups[group].first_rank << "-"
+                << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
+                << spec.output_dir << std::endl;
+    }
+    auto setup = setup_for(spec, where.local_rank);
+    setup.resume = resume;
+    setup.faults = faults;
+    setup.world_rank = where.world_rank;
+    setup.device = device;
+    const auto end = train_run(std::move(setup), comm, sweep.size() > 1);
+    if (end == RunEnd::kStopped) {
+      out.stopped = true;
+      break;
+    }
+    if (end == RunEnd::kFailed) out.exit_code = std::max(out.exit_code, 1);
+    if (end == RunEnd::kConfigFailed) {
+      out.exit_code = std::max(out.exit_code, launcher::kConfigErrorExit);
+    }
+  }
+  return out;
+}
+
+// The sweep, the resume request and the fault hooks; an exit code when there is nothing more
+// to do (--print-config, an error: one line on the launcher's rank 0, exit code 2).
+std::optional<int> load_job(const Arguments& args, launcher::Sweep& sweep,
+                            trainer::ResumeRequest& resume,
+                            std::shared_ptr<trainer::FaultHooks>& faults) {
+  try {
+    // A sweep's points are expanded lazily: each rank expands the points it trains (load_sweep
+    // validates every value of every axis, and the run folders they name, all the same).
+    sweep = launcher::load_sweep(args.config_file, args.overrides);
+    if (args.sweep_point >= 0) keep_only_point(sweep, args.sweep_point, args.config_file);
+    resume = trainer::ResumeRequest::parse(args.resume);
+    faults = trainer::fault_hooks_from_environment();
+    if (!args.print_config) return std::nullopt;
+    const auto all = sweep.all();
+    if (launcher_rank() == 0) {
+      for (const auto& r : all) {
+        if (all.size() > 1) std::cout << "--- # run " << r.name << "\n";
+        std::cout << launcher::to_yaml_string(r.config);
+      }
+    }
+    return 0;
+  } catch (const std::exception& e) {  // ConfigError, invalid_argument
+    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
+    return launcher::kConfigErrorExit;
+  }
+}
+
 // Everything that can be wrong with the config and the arguments is found before MPI starts or
 // any file is written; one line on the launcher's rank 0, exit code 2.
 int run(int argc, char** argv) {
@@ -331,30 +415,10 @@ int run(int argc, char** argv) {
   install_stop_signals();
   Arguments args;
   if (const auto code = parse_arguments(argc, argv, args)) return *code;
-  // A sweep's points are expanded lazily: each rank expands the points it trains (load_sweep
-  // validates every value of every axis, and the run folders they name, all the same).
   launcher::Sweep sweep;
   trainer::ResumeRequest resume;
   std::shared_ptr<trainer::FaultHooks> faults;
-  try {
-    sweep = launcher::load_sweep(args.config_file, args.overrides);
-    if (args.sweep_point >= 0) keep_only_point(sweep, args.sweep_point, args.config_file);
-    resume = trainer::ResumeRequest::parse(args.resume);
-    faults = trainer::fault_hooks_from_environment();
-    if (args.print_config) {
-      const auto all = sweep.all();
-      if (launcher_rank() == 0) {
-        for (const auto& r : all) {
-          if (all.size() > 1) std::cout << "--- # run " << r.name << "\n";
-          std::cout << launcher::to_yaml_string(r.config);
-        }
-      }
-      return 0;
-    }
-  } catch (const std::exception& e) {  // ConfigError, invalid_argument
-    if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
-    return launcher::kConfigErrorExit;
-  }
+  if (const auto code = load_job(args, sweep, resume, faults)) return *code;
   const launcher::Config& first = sweep.first().config;
 
   cluster::MpiRuntime mpi(&argc, &argv);
@@ -401,51 +465,13 @@ int run(int argc, char** argv) {
     if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
   }
-  int exit_code = 0;
-  bool stopped = false;
-  for (size_t index : plan.groups[group].runs) {
-    launcher::RunSpec spec;
-    try {
-      spec = sweep.point(index);
-    } catch (const launcher::ConfigError& e) {
-      // Every value was validated on loading; an invalid combination fails this run alike on
-      // all of its ranks (the same expansion), and the sweep goes on.
-      if (group_comm->rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << std::endl;
-      exit_code = std::max(exit_code, launcher::kConfigErrorExit);
-      continue;
-    }
-    // A stop that reached any rank of the job (relayed by the channel) ends the sweep here too.
-    if (trainer::agree_on_stop(*comm)) {
-      stopped = true;
-      break;
-    }
-    if (spec.config.data.shards != first.data.shards) {
-      if (group_comm->rank() == 0) data::ensure_shards(spec.config.data);
-      group_comm->barrier();
-    }
-    if (group_comm->rank() == 0) {
-      std::cout << "agave_trainer: run " << spec.name << " on ranks "
-                << plan.groups[group].first_rank << "-"
-                << plan.groups[group].first_rank + plan.groups[group].size - 1 << " -> "
-                << spec.output_dir << std::endl;
-    }
-    auto setup = setup_for(spec, where.local_rank);
-    setup.resume = resume;
-    setup.faults = faults;
-    setup.world_rank = where.world_rank;
-    setup.device = device;
-    const auto end = train_run(std::move(setup), *comm, sweep.size() > 1);
-    if (end == RunEnd::kStopped) {
-      stopped = true;
-      break;
-    }
-    if (end == RunEnd::kFailed) exit_code = std::max(exit_code, 1);
-    if (end == RunEnd::kConfigFailed) exit_code = std::max(exit_code, launcher::kConfigErrorExit);
-  }
+  const auto outcome =
+      train_group(sweep, plan, group, *group_comm, *comm, resume, faults, mpi.placement(), device);
   comm.reset();
   // Every group's outcome, on every rank: a stop anywhere makes the job exit 75 (checkpointed,
   // requeue), so the job script requeues whatever a group left unfinished.
-  const auto agreed = channel.agree_max({stopped ? 1 : 0, exit_code}, "end-of-job agreement");
+  const auto agreed =
+      channel.agree_max({outcome.stopped ? 1 : 0, outcome.exit_code}, "end-of-job agreement");
   if (agreed[0] > 0) {
     if (where.world_rank == 0) {
       std::cerr << "agave_trainer: stopped on request after a checkpoint; exit " << kStoppedExit

@@ -239,6 +239,8 @@ torch::Tensor CachedPixelCnn::State::run_ul(Node& node, int64_t r, int64_t c) {
   return {};
 }
 
+// Long on purpose: it mirrors PixelCnnImpl::forward layer by layer (up pass, then down pass),
+// so the two can be read side by side.
 CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, int64_t n,
                                int64_t height, int64_t width)
     : state_(std::make_unique<State>()) {

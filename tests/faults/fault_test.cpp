@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "data/checksum.h"
+#include "tests/common/background_job.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
@@ -27,6 +28,7 @@ namespace {
 
 using agave::testing::count_of;
 using agave::testing::mpirun;
+using agave::testing::rank_pid;
 using agave::testing::sh;
 using agave::testing::TempDir;
 using agave::testing::TinyConfig;
@@ -72,29 +74,6 @@ std::vector<std::string> listing(const fs::path& dir) {
   for (const auto& e : fs::directory_iterator(dir, ec)) out.push_back(e.path().filename().string());
   std::sort(out.begin(), out.end());
   return out;
-}
-
-// The pid of the child of `parent` whose environment says it is MPI rank `rank`.
-int rank_pid(int parent, int rank) {
-  const std::string want = "OMPI_COMM_WORLD_RANK=" + std::to_string(rank);
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = read_file(e.path() / "stat");
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    int ppid = 0;
-    char state = 0;
-    if (std::sscanf(stat.c_str() + close + 1, " %c %d", &state, &ppid) != 2 || ppid != parent) {
-      continue;
-    }
-    const std::string env = read_file(e.path() / "environ");
-    for (size_t p = 0; p < env.size(); p = env.find('\0', p) + 1) {
-      if (env.compare(p, want.size() + 1, want + '\0') == 0) return std::stoi(name);
-      if (env.find('\0', p) == std::string::npos) break;
-    }
-  }
-  return -1;
 }
 
 class Faults : public ::testing::Test {
