@@ -33,7 +33,7 @@
 # more after a pause; exit code 3 means PyPI could not be reached at all, so a caller (.ci/run)
 # can tell "no network" from a broken install (exit 1).
 #
-# Environment: AGAVE_TORCH2_VENV (default <project>/.venv-torch2), PYTHON (default python3),
+# Environment: AGAVE_TORCH2_ACCEPT_SYSTEM (see below), AGAVE_TORCH2_VENV (default <project>/.venv-torch2), PYTHON (default python3),
 #              AGAVE_WHEEL_CACHE (default ~/.cache/agave-torch2-wheels).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,9 +71,13 @@ fi
 
 # The device machine: its python3 already holds this torch with CUDA, and nothing can be
 # downloaded there. A wrapper keeps `$venv/bin/python` the one name every caller uses.
-if info=$(probe "$python") && [[ ${info%% *} = "$torch_pin" && $(cut -d' ' -f2 <<<"$info") != None ]]; then
+# AGAVE_TORCH2_ACCEPT_SYSTEM=1 (scripts/gpu-check.sh) accepts any torch 2.x with CUDA there, so
+# a newer device image costs a version mismatch in the log rather than the session.
+if info=$(probe "$python") && [[ $(cut -d' ' -f2 <<<"$info") != None ]] &&
+   [[ ${info%% *} = "$torch_pin" || ( ${AGAVE_TORCH2_ACCEPT_SYSTEM:-0} = 1 && ${info%% *} = 2.* ) ]]; then
   real=$("$python" -c 'import sys; print(sys.executable)')
-  log "using the torch $torch_pin already installed for $real"
+  torch_pin=${info%% *}
+  log "using the torch $torch_pin (pinned: $(sed -n 's/^torch==//p' "$req")) already installed for $real"
   rm -rf "$venv"
   mkdir -p "$venv/bin"
   printf '#!/bin/sh\nexec %q "$@"\n' "$real" >"$venv/bin/python"
