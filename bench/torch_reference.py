@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""PyTorch (Python) reference for the GPU check: the CIFAR-default conditional PixelCNN++ of
-agave (5 resnets x 160 filters x 10 mixtures, the f(z) conditioning stream with a 1x1
-projection into every gated resnet) trained with Adamax under bf16 autocast + channels_last,
-the same settings agave_trainer uses on CUDA. The ladder VAE is left out (a few percent of the
+"""PyTorch (Python) reference: the CIFAR-default conditional PixelCNN++ of agave (5 resnets x
+160 filters x 10 mixtures, the f(z) conditioning stream with a 1x1 projection into every gated
+resnet) trained with Adamax under bf16 autocast + channels_last, the same settings agave_trainer
+uses on CUDA and on CPUs with bf16 units. The ladder VAE is left out (a few percent of the
 FLOPs), so the ratio agave / this slightly favours this script.
 
-  python3 bench/torch_reference.py [--steps N] [--batch B] [--device cuda]
-Prints "images/s: X" for scripts/gpu-check.sh."""
+  python3 bench/torch_reference.py [--steps N] [--batch B] [--device cuda|cpu]
+                                   [--threads T] [--precision bf16|fp32] [--compile]
+--compile wraps the model in torch.compile (inductor; on the CPU it generates C++/OpenMP
+kernels), timed after the warm-up steps that compile it (compile time printed apart).
+Prints "images/s: X" (scripts/gpu-check.sh and bench/run read it)."""
 import argparse
 import time
 
@@ -136,29 +139,50 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--device", default="cuda")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: default)")
+    p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
+    p.add_argument("--warmup", type=int, default=3)
     a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
-    model = CondPixelCnn().to(dev).to(memory_format=torch.channels_last)
+    bf16 = a.precision == "bf16"
+    torch.manual_seed(1)
+    model = CondPixelCnn().to(dev)
+    if bf16:
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adamax(model.parameters(), lr=2e-3)
     x = torch.rand(a.batch, 3, 32, 32, device=dev) * 2 - 1
     fz = torch.rand(a.batch, 3, 32, 32, device=dev) * 2 - 1
+    fwd = torch.compile(model) if a.compile else model
     print("parameters:", sum(p.numel() for p in model.parameters()))
-    for i in range(a.steps + 3):
-        if i == 3:  # warm-up done
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+
+    def sync():
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    t_start = time.time()
+    for i in range(a.steps + a.warmup):
+        if i == a.warmup:  # warm-up (and compilation) done
+            sync()
             t0 = time.time()
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
-            out = model(x.contiguous(memory_format=torch.channels_last), fz)
+            warm = t0 - t_start
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+            xin = x.contiguous(memory_format=torch.channels_last) if bf16 else x
+            out = fwd(xin, fz)
         loss = mix_logistic_nll(x, out).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    sync()
     dt = time.time() - t0
-    print(f"images/s: {a.steps * a.batch / dt:.1f}")
+    print(f"torch {torch.__version__}, {dev}, batch {a.batch}, {a.steps} step(s), "
+          f"{'bf16 autocast + channels_last' if bf16 else 'fp32'}, "
+          f"{torch.get_num_threads()} thread(s), {'torch.compile' if a.compile else 'eager'}, "
+          f"warm-up {warm:.1f} s")
+    print(f"images/s: {a.steps * a.batch / dt:.3f}")
     if dev.type == "cuda":
         print(f"max memory: {torch.cuda.max_memory_allocated() / 2**30:.2f} GiB")
 

@@ -3,7 +3,9 @@
 find_path(NCCL_INCLUDE_DIR nccl.h
   HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${AGAVE_CUDA_ROOT} $ENV{CUDA_HOME}
   PATH_SUFFIXES include)
-find_library(NCCL_LIBRARY NAMES nccl
+# libnccl.so.2: the nvidia-nccl wheel ships no unversioned libnccl.so; NAMES_PER_DIR keeps
+# NCCL_ROOT (searched first) ahead of a libnccl.so under AGAVE_CUDA_ROOT.
+find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR
   HINTS ${NCCL_ROOT} $ENV{NCCL_ROOT} ${AGAVE_CUDA_ROOT} $ENV{CUDA_HOME}
   PATH_SUFFIXES lib64 lib)
 if(NCCL_INCLUDE_DIR AND EXISTS "${NCCL_INCLUDE_DIR}/nccl.h")

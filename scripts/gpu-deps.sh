@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Downloads (here, where Debian's mirror is reachable) the .deb files the GPU build needs on the
-# device machine, which has CUDA, PyTorch's LibTorch and NCCL but none of our Debian libraries
-# and no network. They land in .device/debs (git-ignored) and travel with `carry`;
-# scripts/gpu-check.sh unpacks them there with `dpkg -x` into a private prefix.
+# Prepares, here, what scripts/gpu-check.sh needs on the device machine, which has CUDA,
+# PyTorch's LibTorch and NCCL but none of our Debian libraries, no network and no ../shared:
+# - .device/debs: the .deb files of the libraries the build needs (Debian's mirror is reachable
+#   here); gpu-check.sh unpacks them there with `dpkg -x` into a private prefix;
+# - .device/cifar-mini: the first 128 records of each CIFAR-10 binary batch (768 images,
+#   2.4 MB) from ../shared/data/cifar10, so agave_trainer can train the CIFAR-default model there
+#   (the whole data set, 176 MB, is over what a device call carries).
+# Both are git-ignored (.device/) and travel with `carry: [.device]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=.device/debs
@@ -22,3 +26,13 @@ cd "$out"
 echo "gpu-deps: downloading ${#packages[@]} packages into $out"
 apt-get download "${packages[@]}"
 du -sh .
+cd - >/dev/null
+mini=.device/cifar-mini
+src=../shared/data/cifar10
+mkdir -p "$mini"
+for f in data_batch_1.bin data_batch_2.bin data_batch_3.bin data_batch_4.bin data_batch_5.bin \
+         test_batch.bin; do
+  head -c $((128 * 3073)) "$src/$f" >"$mini/$f"   # 3073-byte records: label + 3x32x32
+done
+cp "$src/batches.meta.txt" "$mini/"
+du -sh .device/debs "$mini"
