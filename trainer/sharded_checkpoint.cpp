@@ -12,6 +12,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "data/atomic_file.h"
 #include "data/checksum.h"
 #include "trainer/checkpoint_manifest.h"
 #include "trainer/tensor_file.h"
@@ -57,18 +58,14 @@ std::string cause_of(const std::string& what, const std::string& path) {
   return line;
 }
 
-// Writes `text` to `path` atomically: temporary file, fsync, rename, fsync of the folder.
+// The manifest and `latest`: written whole or not at all (data/atomic_file.h); a failure is the
+// checkpoint's (CheckpointWriteError), reported with the newest complete checkpoint.
 void write_atomically(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out) throw CheckpointWriteError(tmp + ": cannot write: " + std::strerror(errno));
+  try {
+    data::write_file_atomically(path, text);
+  } catch (const std::runtime_error& e) {
+    throw CheckpointWriteError(e.what());
   }
-  fsync_path(tmp, false);
-  fs::rename(tmp, path);
-  fsync_path(fs::path(path).parent_path().string(), true);
 }
 
 bool complete(const fs::path& dir) { return fs::exists(dir / "manifest.json"); }

@@ -45,7 +45,7 @@ void expect_bad_data(Fn fn, const std::string& file, const std::string& field) {
 
 // ---- the bounds helper -------------------------------------------------------------------------
 
-TEST(data_bounds, RangeChecksDoNotWrapAround) {
+TEST(Bounds, RangeChecksDoNotWrapAround) {
   const uint64_t size = 1 << 20;
   EXPECT_TRUE(range_fits(0, size, size));
   EXPECT_TRUE(range_fits(size, 0, size));
@@ -87,7 +87,7 @@ int patch_u64(const std::string& path, uint64_t from, uint64_t to) {
   return n;
 }
 
-TEST(data_malformed, ChunkAddressNearTwoToThe64IsRefusedNotRead) {
+TEST(MalformedInput, ChunkAddressNearTwoToThe64IsRefusedNotRead) {
   TempDir dir;
   const Manifest m = test::write_synthetic_split(dir.path().string(), "train", {64}, {1, 8, 8}, 16);
   const std::string shard = m.shard_path(m.shards[0]);
@@ -102,7 +102,7 @@ TEST(data_malformed, ChunkAddressNearTwoToThe64IsRefusedNotRead) {
   expect_bad_data([&] { ShardLoader(dir.path().string(), "train", o); }, shard, "chunk index");
 }
 
-TEST(data_malformed, ChunkBeyondTheEndOfTheFileIsRefused) {
+TEST(MalformedInput, ChunkBeyondTheEndOfTheFileIsRefused) {
   TempDir dir;
   const Manifest m = test::write_synthetic_split(dir.path().string(), "train", {64}, {1, 8, 8}, 16);
   const std::string shard = m.shard_path(m.shards[0]);
@@ -150,7 +150,7 @@ void write_raw_shard(const std::string& path, std::vector<hsize_t> dims, std::ve
   H5Fclose(f);
 }
 
-TEST(data_malformed, ZeroDimensionIsRefusedBeforeAnyDivision) {
+TEST(MalformedInput, ZeroDimensionIsRefusedBeforeAnyDivision) {
   TempDir dir;
   const std::string shard = dir / "zero.h5";
   write_raw_shard(shard, {4, 0, 28, 28}, {0, 28, 28}, 4);
@@ -164,7 +164,7 @@ TEST(data_malformed, ZeroDimensionIsRefusedBeforeAnyDivision) {
                      "image at most 67108864 bytes\n");
 }
 
-TEST(data_malformed, HugeDimensionsAreRefusedWithoutOverflow) {
+TEST(MalformedInput, HugeDimensionsAreRefusedWithoutOverflow) {
   TempDir dir;
   const std::string shard = dir / "huge.h5";
   // C·H·W = 2^62: a product that wraps in int64 arithmetic further on.
@@ -176,7 +176,7 @@ TEST(data_malformed, HugeDimensionsAreRefusedWithoutOverflow) {
   expect_bad_data([&] { ShardReader r(many); }, many, "attributes 'count'");
 }
 
-TEST(data_malformed, ManifestWithZeroOrHugeDimsOrEscapingFilesIsRefused) {
+TEST(MalformedInput, ManifestWithZeroOrHugeDimsOrEscapingFilesIsRefused) {
   TempDir dir;
   test::write_synthetic_split(dir.path().string(), "train", {32}, {1, 8, 8}, 16);
   const std::string path = manifest_path(dir.path().string(), "train");
@@ -214,7 +214,7 @@ TEST(data_malformed, ManifestWithZeroOrHugeDimsOrEscapingFilesIsRefused) {
   EXPECT_EQ(ok.split_size(), 32);
 }
 
-TEST(data_malformed, ShardThatDisagreesWithItsManifestIsRefused) {
+TEST(MalformedInput, ShardThatDisagreesWithItsManifestIsRefused) {
   TempDir dir;
   const Manifest m =
       test::write_synthetic_split(dir.path().string(), "train", {16, 16}, {1, 8, 8}, 8);
@@ -245,7 +245,7 @@ void flip_pixel(const std::string& shard, int64_t image, int64_t image_bytes) {
   FAIL() << "image " << image << " not found";
 }
 
-TEST(data_malformed, FlippedPixelStopsTheLoaderWithinTheFirstEpoch) {
+TEST(MalformedInput, FlippedPixelStopsTheLoaderWithinTheFirstEpoch) {
   TempDir dir;
   const Manifest m =
       test::write_synthetic_split(dir.path().string(), "train", {96, 96, 64}, {1, 8, 8}, 16);
@@ -276,7 +276,7 @@ TEST(data_malformed, FlippedPixelStopsTheLoaderWithinTheFirstEpoch) {
   EXPECT_EQ(n, unverified.batches_per_epoch());
 }
 
-TEST(data_malformed, IntactShardsPassVerificationEvenWhenTheConsumerIsIdle) {
+TEST(MalformedInput, IntactShardsPassVerificationEvenWhenTheConsumerIsIdle) {
   TempDir dir;
   test::write_synthetic_split(dir.path().string(), "train", {100, 60}, {3, 4, 4}, 16, 3);
   LoaderOptions o;
@@ -320,7 +320,7 @@ void write_gz(const std::string& path, const std::vector<uint8_t>& bytes) {
   gzclose(f);
 }
 
-TEST(data_malformed, ArchiveMemberSizesAreBoundedByTheFormatAndTheBytesPresent) {
+TEST(MalformedInput, ArchiveMemberSizesAreBoundedByTheFormatAndTheBytesPresent) {
   TempDir dir;
   const std::string tar = dir / kCifarTarName;
   // 8 GiB announced for a CIFAR batch: refused from the header, before any allocation.
@@ -343,7 +343,7 @@ TEST(data_malformed, ArchiveMemberSizesAreBoundedByTheFormatAndTheBytesPresent) 
                   "size field is not an octal number");
 }
 
-TEST(data_malformed, ConvertOfACraftedArchiveIsOneLineExitTwoAndBoundedMemory) {
+TEST(MalformedInput, ConvertOfACraftedArchiveIsOneLineExitTwoAndBoundedMemory) {
   TempDir dir;
   const std::string tar = dir / kCifarTarName;
   std::vector<uint8_t> bytes;
@@ -376,7 +376,7 @@ void put_be32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
   b[at + 3] = static_cast<uint8_t>(v);
 }
 
-TEST(data_malformed, IdxHeadersAreCheckedAgainstTheFileSizeBeforeAllocating) {
+TEST(MalformedInput, IdxHeadersAreCheckedAgainstTheFileSizeBeforeAllocating) {
   TempDir dir;
   std::vector<uint8_t> images(16 + 2 * 28 * 28, 1), labels(8 + 2, 1);
   put_be32(images, 0, 0x803);
@@ -407,7 +407,7 @@ TEST(data_malformed, IdxHeadersAreCheckedAgainstTheFileSizeBeforeAllocating) {
                   "header implies");
 }
 
-TEST(data_malformed, CifarFileLargerThanABatchIsRefused) {
+TEST(MalformedInput, CifarFileLargerThanABatchIsRefused) {
   TempDir dir;
   for (const char* n : {"data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin",
                         "data_batch_4.bin", "data_batch_5.bin", "test_batch.bin"}) {
@@ -421,7 +421,7 @@ TEST(data_malformed, CifarFileLargerThanABatchIsRefused) {
 
 // ---- checkpoint manifests ----------------------------------------------------------------------
 
-TEST(data_malformed, CheckpointManifestFieldsAreCheckedBeforeUse) {
+TEST(MalformedInput, CheckpointManifestFieldsAreCheckedBeforeUse) {
   const auto good = nlohmann::json::parse(R"({
     "format": "agave-checkpoint-1", "world_size": 2,
     "shards": [{"file": "shard-00000-of-00002.h5", "sha256": "x"},

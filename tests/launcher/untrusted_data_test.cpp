@@ -95,4 +95,19 @@ TEST(UntrustedData, CraftedChunkAddressIsOneLineNotASegfault) {
   expect_one_error_line_exit_two(r, shard + ": chunk index: chunk at image 64", run);
 }
 
+// A broken test split is refused before the first training step, not after the whole run
+// (issue 13): the shard's recorded checksum no longer matches its manifest.
+TEST(UntrustedData, ABrokenTestSplitIsRefusedBeforeTraining) {
+  TinyRun run(200);
+  const std::string m = agave::data::manifest_path(run.dir / "shards", "test");
+  auto j = nlohmann::json::parse(std::ifstream(m));
+  std::string& sha = j["shards"][0]["sha256"].get_ref<std::string&>();
+  sha[0] = sha[0] == '0' ? '1' : '0';
+  std::ofstream(m, std::ios::trunc) << j.dump();
+  const auto r = agave::testing::sh(kTrainer + " " + run.config);
+  expect_one_error_line_exit_two(r, "test-0.h5: checksum attribute", run);
+  EXPECT_EQ(r.output.find("] step "), std::string::npos) << "trained before the check";
+  EXPECT_EQ(r.output.find("] phase "), std::string::npos) << r.output;
+}
+
 }  // namespace

@@ -109,7 +109,9 @@ echo "slurm up after $(($(date +%s) - started)) s: $(sinfo -h -N -o '%N %T %C %G
 
 # The model of tests/trainer/training_run_test.cpp, one sample per rank and step: seconds a run.
 steps=6
-[ "$case_name" = completes ] || steps=16
+# Signal cases: enough steps that a stop sent at step 5 lands well before the end on a quiet
+# machine too (a stop at the last step leaves the restart nothing to train).
+[ "$case_name" = completes ] || steps=40
 cat >"$work/tiny.yaml" <<EOF
 run: {name: tiny, output_dir: $work/runs, seed: 3}
 data: {dataset: fashion_mnist, shards: $work/fmnist}
