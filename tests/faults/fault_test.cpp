@@ -22,6 +22,7 @@
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
+#include "tests/faults/fashion_mnist_run.h"
 #include "trainer/sharded_checkpoint.h"
 
 namespace {
@@ -76,18 +77,8 @@ std::vector<std::string> listing(const fs::path& dir) {
   return out;
 }
 
-class Faults : public ::testing::Test {
+class Faults : public agave::testing::FashionMnistRun {
  protected:
-  void SetUp() override {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-      GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-    }
-  }
-  // Fashion-MNIST converted once for all the tests of this file (the trainer converts under a
-  // file lock, so tests running side by side convert it once too).
-  static std::string shards() {
-    return (fs::path(AGAVE_BIN_DIR).parent_path() / "tests/faults/fmnist-shards").string();
-  }
   // The tiny model of tests/trainer (dropout on, so that resuming must restore the random
   // streams too), `steps` steps in two phases, a checkpoint every `every` steps.
   std::string config(const std::string& out, int steps, int every, int keep = 3) {

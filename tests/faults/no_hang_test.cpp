@@ -15,6 +15,7 @@
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
+#include "tests/faults/fashion_mnist_run.h"
 
 namespace {
 
@@ -31,17 +32,8 @@ const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 // What a stalled job may take to end: the 3 s timeout, up to 2 s of probing, the abort.
 constexpr double kEndsWithin = 15;
 
-class NoHang : public ::testing::Test {
+class NoHang : public agave::testing::FashionMnistRun {
  protected:
-  void SetUp() override {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-      GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-    }
-  }
-  // Shared with fault_test.cpp: converted once (under the trainer's file lock).
-  static std::string shards() {
-    return (fs::path(AGAVE_BIN_DIR).parent_path() / "tests/faults/fmnist-shards").string();
-  }
   // A 3 s collective timeout unless `cluster` is false (the test writes its own section).
   TinyConfig tiny(const std::string& out, int steps, bool cluster = true) const {
     TinyConfig c = TinyConfig("r", out, shards())
