@@ -2,6 +2,8 @@
 // overriding only sizes, steps and where things go, so a shipped config that cannot start on
 // one node (two sweep groups asking for one metrics port) fails here, not on a user's machine.
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -18,6 +20,24 @@ namespace fs = std::filesystem;
 
 class ShippedConfigs : public ::testing::TestWithParam<const char*> {};
 
+// A port p such that p and p + 1 can both be bound on 127.0.0.1 right now.
+int free_port_pair() {
+  auto bindable = [](int port) {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    const bool ok = fd >= 0 && ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0;
+    if (fd >= 0) ::close(fd);
+    return ok;
+  };
+  for (int p = 20000 + getpid() % 20000; p < 60000; p += 2) {
+    if (bindable(p) && bindable(p + 1)) return p;
+  }
+  return 20000;
+}
+
 TEST_P(ShippedConfigs, TrainsAFewStepsOnTwoRanks) {
   const std::string name = GetParam();
   const bool cifar = name.find("cifar") != std::string::npos || name == "sweep_aux";
@@ -31,8 +51,9 @@ TEST_P(ShippedConfigs, TrainsAFewStepsOnTwoRanks) {
   const std::string shards = (fs::path(AGAVE_BIN_DIR).parent_path() / "tests/faults" /
                               (cifar ? "cifar10-shards" : "fmnist-shards"))
                                  .string();
-  // A port of its own: tests of other checkouts may run on this machine at the same time.
-  const std::string port = std::to_string(20000 + getpid() % 20000);
+  // Ports of its own, free now (port and port + 1: one per node-local rank): other tests and
+  // their connections use ports of this machine at the same time.
+  const std::string port = std::to_string(free_port_pair());
   const std::string latent = cifar ? "8" : "7";
   const std::string cmd =
       "cd " + std::string(AGAVE_SOURCE_DIR) + " && " + mpirun(2) + AGAVE_BIN_DIR +
