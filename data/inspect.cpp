@@ -6,6 +6,7 @@
 
 #include "data/checksum.h"
 #include "data/errors.h"
+#include "data/header_probe.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 
@@ -29,6 +30,7 @@ ShardReport scan_shard(const std::string& path, const std::string& manifest_sha,
   r.path = path;
   r.sha256_manifest = manifest_sha;
   try {
+    probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
     ShardReader reader(path);
     const ShardInfo& info = reader.info();
     r.count = info.count;

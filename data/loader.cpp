@@ -33,6 +33,7 @@
 #include "data/bounds.h"
 #include "data/checksum.h"
 #include "data/errors.h"
+#include "data/header_probe.h"
 #include "data/shard.h"
 
 namespace agave::data {
@@ -695,6 +696,7 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
   for (size_t s = 0; s < man.shards.size(); ++s) {
     const ManifestShard& ms = man.shards[s];
     const std::string path = man.shard_path(ms);
+    probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
     ShardReader reader(path);
     const ShardInfo& info = reader.info();
     if (info.count != ms.count) {

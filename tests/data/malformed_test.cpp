@@ -15,6 +15,7 @@
 
 #include "data/bounds.h"
 #include "data/errors.h"
+#include "data/header_probe.h"
 #include "data/inspect.h"
 #include "data/loader.h"
 #include "data/sources.h"
@@ -162,6 +163,56 @@ TEST(MalformedInput, ZeroDimensionIsRefusedBeforeAnyDivision) {
   EXPECT_EQ(out, "agave_data: error: " + shard +
                      ": attribute 'image_shape' [0, 28, 28]: every dimension must be >= 1 and an "
                      "image at most 67108864 bytes\n");
+}
+
+// libhdf5 1.10.8 itself crashes, loops or allocates gigabytes on these crafted headers
+// (fuzz/hdf5-known/, found by fuzz_shard), before agave sees a value. The header probe reads them
+// in a process of its own: the caller gets one line naming the file, never a signal or a hang.
+TEST(MalformedInput, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
+  ASSERT_NE(header_probe_executable(), "") << "agave_h5probe was not built";
+  ::setenv("AGAVE_H5PROBE_SECONDS", "5", 1);  // the looping input: 5 s, not the default 30
+  TempDir dir;
+  int inputs = 0;
+  for (const auto& e : fs::directory_iterator(std::string(AGAVE_SOURCE_DIR) + "/fuzz/hdf5-known")) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("crash-", 0) != 0 && name.rfind("oom-", 0) != 0 &&
+        name.rfind("timeout-", 0) != 0) {
+      continue;
+    }
+    ++inputs;
+    const std::string shard = dir / (name + ".h5");
+    fs::copy_file(e.path(), shard);
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      probe_shard_header(shard);
+      ADD_FAILURE() << name << ": the probe accepted a crafted header";
+    } catch (const DataError& err) {  // BadDataError, or an allocation HDF5 reports as failed
+      const std::string what = err.what();
+      EXPECT_EQ(what.rfind(shard + ": ", 0), 0u) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    }
+    EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 15)
+        << name;
+    // The command line the same way: one error line, an exit code, no signal.
+    std::string out;
+    const int code = test::run_command(kCli + " inspect -q " + shard, &out);
+    EXPECT_TRUE(code == 1 || code == 2) << name << " exit " << code << "\n" << out;
+    EXPECT_EQ(out.rfind("agave_data: error: " + shard + ": ", 0), 0u) << out;
+    EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  }
+  EXPECT_GE(inputs, 4) << "fuzz/hdf5-known/ lost its inputs";
+  ::unsetenv("AGAVE_H5PROBE_SECONDS");
+}
+
+// A valid shard passes the probe, and an ordinary header error comes back with its own text.
+TEST(MalformedInput, HeaderProbePassesValidShardsAndReportsOrdinaryErrors) {
+  TempDir dir;
+  const std::string good = dir / "good.h5";
+  write_raw_shard(good, {4, 1, 28, 28}, {1, 28, 28}, 4);
+  EXPECT_NO_THROW(probe_shard_header(good));
+  const std::string zero = dir / "zero.h5";
+  write_raw_shard(zero, {4, 0, 28, 28}, {0, 28, 28}, 4);
+  expect_bad_data([&] { probe_shard_header(zero); }, zero, "attribute 'image_shape' [0, 28, 28]");
 }
 
 TEST(MalformedInput, HugeDimensionsAreRefusedWithoutOverflow) {

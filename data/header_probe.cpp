@@ -1,0 +1,135 @@
+#include "data/header_probe.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <optional>
+#include <thread>
+#include <vector>
+
+#include "data/errors.h"
+
+extern char** environ;
+
+namespace agave::data {
+
+namespace fs = std::filesystem;
+
+std::string header_probe_executable() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec && fs::exists(self.parent_path() / "agave_h5probe", ec)) {
+    return (self.parent_path() / "agave_h5probe").string();
+  }
+  if (const char* env = std::getenv("AGAVE_H5PROBE"); env && fs::exists(env, ec)) return env;
+#ifdef AGAVE_H5PROBE_BUILT
+  if (fs::exists(AGAVE_H5PROBE_BUILT, ec)) return AGAVE_H5PROBE_BUILT;
+#endif
+  return "";
+}
+
+namespace {
+
+std::chrono::seconds deadline_of(const HeaderProbeOptions& o) {
+  if (const char* env = std::getenv("AGAVE_H5PROBE_SECONDS")) {
+    const long v = std::strtol(env, nullptr, 10);
+    if (v > 0) return std::chrono::seconds(v);
+  }
+  return o.deadline;
+}
+
+// Waits for `pid` until `deadline`; kills it past that. The wait status, or nullopt on timeout.
+std::optional<int> wait_until(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+  auto pause = std::chrono::milliseconds(1);
+  while (true) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (r < 0 && errno != EINTR) return 0;  // reaped elsewhere: nothing to report
+    if (std::chrono::steady_clock::now() >= deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      return std::nullopt;
+    }
+    std::this_thread::sleep_for(pause);
+    pause = std::min(pause * 2, std::chrono::milliseconds(50));
+  }
+}
+
+}  // namespace
+
+void probe_shard_header(const std::string& path, const HeaderProbeOptions& options) {
+  const std::string probe = header_probe_executable();
+  if (probe.empty()) return;
+  const auto seconds = deadline_of(options);
+  const std::string cap = std::to_string(options.memory_bytes);
+  std::vector<char*> argv = {const_cast<char*>(probe.c_str()), const_cast<char*>(path.c_str()),
+                             const_cast<char*>(cap.c_str()), nullptr};
+  // The probe writes its error (if any) to a pipe: this process then throws it without reading
+  // the file itself, since the probe's error may come from its memory cap.
+  int out[2];
+  if (::pipe2(out, O_CLOEXEC) != 0) {
+    throw DataError(
+        path, std::string("cannot make a pipe for the header probe: ") + std::strerror(errno));
+  }
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out[1], 1);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int err = ::posix_spawn(&pid, probe.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out[1]);
+  struct CloseAtEnd {
+    int fd;
+    ~CloseAtEnd() { ::close(fd); }
+  } reader{out[0]};
+  if (err != 0) {
+    throw DataError(path,
+                    "cannot start " + probe + " to read the header safely: " + std::strerror(err));
+  }
+  const auto status = wait_until(pid, std::chrono::steady_clock::now() + seconds);
+  if (!status) {
+    throw BadDataError(path, "libhdf5 did not finish reading the header within " +
+                                 std::to_string(seconds.count()) +
+                                 " s (in a separate process, which was killed): the file is "
+                                 "corrupt or crafted");
+  }
+  if (WIFSIGNALED(*status)) {
+    const int sig = WTERMSIG(*status);
+    throw BadDataError(path, std::string("libhdf5 crashed reading the header (") + strsignal(sig) +
+                                 ", in a separate process; this one is unharmed): the file is "
+                                 "corrupt or crafted");
+  }
+  if (!WIFEXITED(*status) || WEXITSTATUS(*status) == 0) return;
+  std::string message;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(reader.fd, buf, sizeof(buf))) > 0;) message.append(buf, n);
+  while (!message.empty() && message.back() == '\n') message.pop_back();
+  switch (WEXITSTATUS(*status)) {
+    case kProbeBadData:
+      throw BadDataError(path, message);
+    case kProbeDataError:
+      throw DataError(path, message);
+    default:
+      break;
+  }
+  if (WEXITSTATUS(*status) == kProbeOutOfMemory) {
+    throw BadDataError(path, "libhdf5 ran out of its " +
+                                 std::to_string(options.memory_bytes >> 20) +
+                                 " MiB reading the header (in a separate process): the file is "
+                                 "corrupt or crafted");
+  }
+  throw DataError(path, probe + " failed with exit code " + std::to_string(WEXITSTATUS(*status)) +
+                            (message.empty() ? "" : ": " + message));
+}
+
+}  // namespace agave::data

@@ -1,0 +1,7 @@
+# agave_h5probe: reads one untrusted shard's HDF5 header in a process of its own, for
+# data/header_probe.h. Built from the shard reader's own sources without LibTorch (the data
+# library's objects use the LibTorch precompiled header), so it starts in milliseconds.
+add_executable(agave_h5probe h5probe_main.cpp ${PROJECT_SOURCE_DIR}/data/shard.cpp
+                             ${PROJECT_SOURCE_DIR}/data/hdf5_util.cpp
+                             ${PROJECT_SOURCE_DIR}/data/checksum.cpp)
+target_link_libraries(agave_h5probe PRIVATE agave_common agave_hdf5 HDF5::HDF5 OpenSSL::Crypto)
