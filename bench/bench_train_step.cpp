@@ -111,13 +111,13 @@ int main(int argc, char** argv) {
     model::Ema ema(*model, c.train.ema_decay);
     trainer::Adamax optimizer(model->parameters(), trainer::AdamaxOptions(c.train.optimizer.lr));
     trainer::TrainStepOptions so;
-    so.lambda = c.loss.lambda;
     so.grad_clip = c.train.grad_clip;
     so.bf16 = bf16;
     so.buckets = {c.cluster.bucket_mb, std::min(1.0, c.cluster.bucket_mb),
                   cluster::overlaps_backward(c.cluster.overlap, comm->backend())};
     trainer::TrainStep step(model, optimizer, ema, *comm, so);
-    step.set_phase(trainer::phase_spec(trainer::PhaseKind::kJoint));
+    step.set_phase(
+        trainer::phase_spec({trainer::PhaseKind::kJoint, 1}, c.loss, c.model.vae().free_bits()));
 
     step.run(x, indices, 0);  // warm-up: first-call allocations and oneDNN primitive creation
     const auto t0 = Clock::now();

@@ -78,6 +78,10 @@ std::string divisors_of(int64_t n) {
 
 void read_model(YamlReader r, model::AgaveOptions& o, const data::ImageShape& shape) {
   o.image_channels(shape.channels).image_size(shape.height);
+  r.read_enum(
+      "kind", o.kind(),
+      named({model::ModelKind::kAgave, model::ModelKind::kVaeOnly, model::ModelKind::kPixelCnnOnly},
+            model::model_kind_name));
   {
     YamlReader v = r.child("vae");
     auto& vae = o.vae();
@@ -148,6 +152,40 @@ const std::vector<std::pair<std::string, trainer::PhaseKind>> kPhases = {
     {"joint", trainer::PhaseKind::kJoint},
     {"no_aux", trainer::PhaseKind::kNoAux}};
 
+// A phase's own loss settings (optional): lambda, free_bits, and terms as a list of
+// pixel / aux / kl.
+void read_phase_loss(YamlReader& p, trainer::PhaseOptions& ph) {
+  if (p.has("lambda")) {
+    double v = 0;
+    p.read("lambda", v);
+    ph.lambda = v;
+  }
+  if (p.has("free_bits")) {
+    double v = 0;
+    p.read("free_bits", v);
+    ph.free_bits = v;
+  }
+  if (!p.has("terms")) return;
+  const YAML::Node terms = p.raw("terms");
+  if (!terms.IsSequence() || terms.size() == 0) {
+    p.fail("terms", "expected a non-empty list of pixel, aux, kl");
+  }
+  model::LossSelection on{false, false, false};
+  for (const auto& t : terms) {
+    const std::string name = t.IsScalar() ? t.Scalar() : "";
+    if (name == "pixel") {
+      on.pixel = true;
+    } else if (name == "aux") {
+      on.aux = true;
+    } else if (name == "kl") {
+      on.kl = true;
+    } else {
+      p.fail("terms", "'" + name + "' is not a loss term; allowed: pixel, aux, kl");
+    }
+  }
+  ph.terms = on;
+}
+
 void read_train(YamlReader r, trainer::TrainOptions& o) {
   r.read("batch_size", o.batch_size);
   require(o.batch_size >= 1, r, "batch_size", "must be >= 1, got " + std::to_string(o.batch_size));
@@ -169,6 +207,7 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
       p.read_enum("name", ph.kind, kPhases);
       p.read("steps", ph.steps);
       require(ph.steps >= 1, p, "steps", "must be >= 1, got " + std::to_string(ph.steps));
+      read_phase_loss(p, ph);
       p.finish();
       total += ph.steps;
       o.phases.push_back(ph);
@@ -199,6 +238,7 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
   }
   r.read("grad_clip", o.grad_clip);
   r.read("ema_decay", o.ema_decay);
+  r.read("ema_warmup", o.ema_warmup);
   r.read_enum(
       "precision", o.precision,
       named({trainer::Precision::kAuto, trainer::Precision::kFp32, trainer::Precision::kBf16},
@@ -220,6 +260,8 @@ void read_eval(YamlReader r, trainer::EvalOptions& o) {
   r.read("batch_size", o.batch_size);
   r.read("use_ema", o.use_ema);
   r.read("sample_images", o.sample_images);
+  r.read("final_subset", o.final_subset);
+  r.read("samples_per_latent", o.samples_per_latent);
   require(o.sample_images >= 0 && o.sample_images <= 64, r, "sample_images",
           "must be in [0, 64], got " + std::to_string(o.sample_images));
   require(o.every >= 0, r, "every",
@@ -227,6 +269,10 @@ void read_eval(YamlReader r, trainer::EvalOptions& o) {
   require(o.importance_samples >= 1, r, "importance_samples",
           "must be >= 1, got " + std::to_string(o.importance_samples));
   require(o.subset >= 0, r, "subset", "must be >= 0 (0 = all), got " + std::to_string(o.subset));
+  require(o.final_subset >= 0, r, "final_subset",
+          "must be >= 0 (0 = all), got " + std::to_string(o.final_subset));
+  require(o.samples_per_latent >= 1 && o.samples_per_latent <= 64, r, "samples_per_latent",
+          "must be in [1, 64], got " + std::to_string(o.samples_per_latent));
   require(o.batch_size >= 1, r, "batch_size", "must be >= 1, got " + std::to_string(o.batch_size));
   r.finish();
 }
@@ -323,6 +369,32 @@ void read_sweep(YamlReader r, SweepOptions& o) {
   r.finish();
 }
 
+// The baselines of Table 1 have one part each: one joint phase, and the VAE alone models x
+// itself with its decoder.
+void check_baseline(const YAML::Node& root, const Origins& origins, const Config& c) {
+  const auto kind = c.model.kind();
+  if (kind == model::ModelKind::kAgave) return;
+  const std::string name = model::model_kind_name(kind);
+  for (const auto& p : c.train.phases) {
+    if (p.kind != trainer::PhaseKind::kJoint) {
+      YamlReader(root["train"], "train", origins)
+          .fail("phases", std::string("phase '") + trainer::phase_name(p.kind) +
+                              "' has no meaning for model.kind " + name +
+                              ", which trains in one joint phase (give train.steps)");
+    }
+  }
+  const auto& aux = c.model.aux();
+  if (kind == model::ModelKind::kVaeOnly &&
+      (aux.resolution() != c.model.image_size() || aux.color_bins() != 256)) {
+    YamlReader(root["aux"], "aux", origins)
+        .fail("resolution",
+              "model.kind vae_only models x with the VAE decoder: aux must be x "
+              "itself (resolution " +
+                  std::to_string(c.model.image_size()) + ", color_bins 256), got " +
+                  std::to_string(aux.resolution()) + " and " + std::to_string(aux.color_bins()));
+  }
+}
+
 Config parse_with(const YAML::Node& root, const Origins& origins) {
   YamlReader r(root, "", origins);
   Config c;
@@ -340,6 +412,7 @@ Config parse_with(const YAML::Node& root, const Origins& origins) {
   read_sweep(r.child("sweep"), c.sweep);
   r.finish();
   // Cross-section checks that need the whole picture.
+  check_baseline(root, origins, c);
   if (c.sweep.ranks_per_run > 0 && c.train.batch_size % c.sweep.ranks_per_run != 0) {
     YamlReader t(root["train"], "train", origins);
     t.fail("batch_size", "the global batch " + std::to_string(c.train.batch_size) +
@@ -649,6 +722,7 @@ YAML::Node to_yaml(const Config& c) {
   n["data"]["verify_checksums"] = c.data.verify_checksums;
 
   const auto& vae = c.model.vae();
+  n["model"]["kind"] = model::model_kind_name(c.model.kind());
   n["model"]["vae"]["depth"] = vae.depth();
   n["model"]["vae"]["width"] = vae.width();
   n["model"]["vae"]["latent_channels"] = vae.latent_channels();
@@ -672,6 +746,14 @@ YAML::Node to_yaml(const Config& c) {
     YAML::Node ph;
     ph["name"] = trainer::phase_name(p.kind);
     ph["steps"] = p.steps;
+    if (p.lambda) ph["lambda"] = *p.lambda;
+    if (p.free_bits) ph["free_bits"] = *p.free_bits;
+    if (p.terms) {
+      for (const auto& [on, name] :
+           {std::pair{p.terms->pixel, "pixel"}, {p.terms->aux, "aux"}, {p.terms->kl, "kl"}}) {
+        if (on) ph["terms"].push_back(name);
+      }
+    }
     ph.SetStyle(YAML::EmitterStyle::Flow);
     t["phases"].push_back(ph);
   }
@@ -682,6 +764,7 @@ YAML::Node to_yaml(const Config& c) {
   t["optimizer"]["eps"] = c.train.optimizer.eps;
   t["grad_clip"] = c.train.grad_clip;
   t["ema_decay"] = c.train.ema_decay;
+  t["ema_warmup"] = c.train.ema_warmup;
   t["precision"] = trainer::precision_name(c.train.precision);
   t["max_nonfinite_steps"] = c.train.max_nonfinite_steps;
 
@@ -692,6 +775,8 @@ YAML::Node to_yaml(const Config& c) {
   n["eval"]["batch_size"] = c.eval.batch_size;
   n["eval"]["use_ema"] = c.eval.use_ema;
   n["eval"]["sample_images"] = c.eval.sample_images;
+  n["eval"]["final_subset"] = c.eval.final_subset;
+  n["eval"]["samples_per_latent"] = c.eval.samples_per_latent;
 
   // Empty means <run>/checkpoints; an empty value is refused on reading, so it is left out.
   if (!c.checkpoint.dir.empty()) n["checkpoint"]["dir"] = c.checkpoint.dir;

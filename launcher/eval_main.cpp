@@ -157,6 +157,8 @@ void print_results(const Plan& plan, const trainer::EvalResult& r, double second
             << " bits/dim (KL " << fmt(r.kl_bpd) << ")\n"
             << "test IW bound K=" << std::left << std::setw(4) << k << fmt(r.iw_bpd) << " ± "
             << fmt(r.iw_bpd_stderr) << " bits/dim\n"
+            << "test VAE bound     " << fmt(r.vae_bpd) << " bits/dim (aux " << fmt(r.aux_bpd)
+            << ", " << trainer::weights_name(r.weights) << " weights)\n"
             << r.images << " images in " << fmt(seconds, 2) << " s: " << fmt(r.images / seconds, 2)
             << " images/s, " << fmt(static_cast<double>(r.images * k) / seconds, 1)
             << " image·samples/s (IW)" << std::endl;
@@ -216,8 +218,9 @@ int run(int argc, char** argv) {
     bar->update(done * world);
   };
   const auto start = std::chrono::steady_clock::now();
-  const auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed,
-                                   torch::kCPU, progress);
+  auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed, torch::kCPU,
+                             trainer::EvalControl{progress});
+  r.weights = plan.eval.use_ema ? trainer::EvalWeights::kEma : trainer::EvalWeights::kLive;
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   if (bar) bar->finish();

@@ -17,6 +17,9 @@ AgaveImpl::AgaveImpl(const AgaveOptions& options) : options_(options) {
               " must divide image_size ", s);
   TORCH_CHECK(bins >= 2 && bins <= 256 && 256 % bins == 0, "Agave: aux.color_bins ", bins,
               " must divide 256");
+  TORCH_CHECK(options_.kind() != ModelKind::kVaeOnly || (r == s && bins == 256),
+              "Agave: vae_only models x with the VAE decoder, so aux must be x itself (resolution ",
+              s, ", 256 color bins), got ", r, " and ", bins);
   vae = register_module("vae", Vae(options_.vae(), c, s, r));
   // f(z) has one channel per color, so the conditioning image has C channels too.
   pixelcnn = register_module("pixelcnn", PixelCnn(options_.pixelcnn(), c, c));
@@ -46,24 +49,43 @@ torch::Tensor AgaveImpl::pixel_params(const torch::Tensor& x, const torch::Tenso
   return pixelcnn->forward(scale_pixels(x), conditioning(fz));
 }
 
+torch::Tensor AgaveImpl::decoder_log_prob(const torch::Tensor& x, const torch::Tensor& fz) const {
+  return discretized_logistic_binned_log_prob(aux_target(x), VaeImpl::y_mean(fz),
+                                              vae->y_log_scale(), options_.aux().color_bins());
+}
+
+torch::Tensor AgaveImpl::no_latent(const torch::Tensor& x) const {
+  return torch::zeros(
+      {x.size(0), options_.image_channels(), options_.image_size(), options_.image_size()},
+      torch::TensorOptions().dtype(torch::kFloat).device(x.device()));
+}
+
 LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms) {
   check_input(x);
-  auto v = vae->forward(x);
   LossTerms out;
+  if (options_.kind() == ModelKind::kPixelCnnOnly) {
+    // No latents: the KL and the auxiliary term are 0, the PixelCNN sees a constant f(z).
+    out.pixel_nll =
+        -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, no_latent(x)));
+    out.kl = out.kl_train = out.aux_nll = torch::zeros_like(out.pixel_nll);
+    return out;
+  }
+  auto v = vae->forward(x);
   auto zeros = torch::zeros_like(v.kl);
   out.kl = v.kl;
   out.kl_train = v.kl_train;
+  if (options_.kind() == ModelKind::kVaeOnly) {
+    // The decoder is the likelihood of x: it is the pixel term, and there is no other.
+    out.pixel_nll = (terms.pixel || terms.aux) ? -decoder_log_prob(x, v.fz) : zeros;
+    out.aux_nll = zeros;
+    return out;
+  }
   if (terms.pixel) {
     out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, v.fz));
   } else {
     out.pixel_nll = zeros;
   }
-  if (terms.aux) {
-    out.aux_nll = -discretized_logistic_binned_log_prob(
-        aux_target(x), VaeImpl::y_mean(v.fz), vae->y_log_scale(), options_.aux().color_bins());
-  } else {
-    out.aux_nll = zeros;
-  }
+  out.aux_nll = terms.aux ? -decoder_log_prob(x, v.fz) : zeros;
   return out;
 }
 
@@ -103,8 +125,16 @@ torch::Tensor AgaveImpl::importance_weighted_bound(const torch::Tensor& x, int64
   std::vector<torch::Tensor> log_w;
   for (int64_t start = 0; start < rows; start += chunk) {
     auto xb = x.index_select(0, index.slice(0, start, std::min(rows, start + chunk)));
+    if (options_.kind() == ModelKind::kPixelCnnOnly) {
+      // No latent: every draw is the exact log-likelihood.
+      log_w.push_back(
+          discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, no_latent(xb))));
+      continue;
+    }
     auto v = vae->forward(xb);
-    auto log_px = discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, v.fz));
+    auto log_px = options_.kind() == ModelKind::kVaeOnly
+                      ? decoder_log_prob(xb, v.fz)
+                      : discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, v.fz));
     log_w.push_back(log_px + v.log_p - v.log_q);
   }
   auto w = torch::cat(log_w).view({n, k}).to(torch::kDouble);
@@ -118,6 +148,11 @@ void AgaveImpl::data_init(const torch::Tensor& x) {
 
 ParameterGroups AgaveImpl::parameter_groups() const {
   return {vae->parameters(), pixelcnn->parameters()};
+}
+
+void AgaveImpl::set_free_bits(double nats) {
+  vae->set_free_bits(nats);
+  options_.vae().free_bits(nats);
 }
 
 }  // namespace agave::model

@@ -24,14 +24,6 @@ struct LossTerms {
   torch::Tensor kl_train;   // kl with free bits: what training minimises
 };
 
-// Which terms a forward computes and a loss includes. VAE pretraining turns `pixel` off,
-// which also skips the PixelCNN pass; the no-aux fine-tune (paper App. C) turns `aux` off.
-struct LossSelection {
-  bool pixel = true;
-  bool aux = true;
-  bool kl = true;
-};
-
 struct ParameterGroups {
   std::vector<torch::Tensor> vae;
   std::vector<torch::Tensor> pixelcnn;
@@ -42,7 +34,9 @@ class AgaveImpl : public torch::nn::Module {
   explicit AgaveImpl(const AgaveOptions& options);
 
   // x: N×C×H×W, uint8 or float holding pixel values 0..255. y is derived inside (average
-  // pooling to aux.resolution, rounded). z ~ q(z|x), one draw per image.
+  // pooling to aux.resolution, rounded). z ~ q(z|x), one draw per image. The baselines
+  // (options().kind()): vae_only puts the decoder's −ln p(x|z) in pixel_nll (aux_nll is 0);
+  // pixelcnn_only has no latents (kl and aux_nll are 0).
   LossTerms forward(const torch::Tensor& x, const LossSelection& terms = {});
 
   // Mean over the batch of pixel_nll + aux_nll + λ·kl_train, restricted to `enabled` (nats).
@@ -71,6 +65,10 @@ class AgaveImpl : public torch::nn::Module {
   torch::Tensor aux_target(const torch::Tensor& x) const;
   // f(z) (aux resolution, [−1, 1] units) upsampled to x's size by nearest neighbour.
   torch::Tensor conditioning(const torch::Tensor& fz) const;
+  // ln p(y|z) of the VAE decoder, per image, for y = aux_target(x).
+  torch::Tensor decoder_log_prob(const torch::Tensor& x, const torch::Tensor& fz) const;
+  // The f(z) of pixelcnn_only models: zeros at x's size, so the PixelCNN is unconditional.
+  torch::Tensor no_latent(const torch::Tensor& x) const;
   // PixelCNN mixture parameters for x given f(z); x as in forward().
   torch::Tensor pixel_params(const torch::Tensor& x, const torch::Tensor& fz);
   // Pixel values 0..255 → the PixelCNN's [−1, 1] bin centres.
@@ -79,6 +77,8 @@ class AgaveImpl : public torch::nn::Module {
   }
 
   const AgaveOptions& options() const { return options_; }
+  // The VAE's free bits from now on (a training phase's setting); options() follows.
+  void set_free_bits(double nats);
 
   Vae vae{nullptr};
   PixelCnn pixelcnn{nullptr};

@@ -1,8 +1,11 @@
 #include "model/ema.h"
 
+#include <algorithm>
+
 namespace agave::model {
 
-Ema::Ema(const torch::nn::Module& module, double decay) : decay_(decay) {
+Ema::Ema(const torch::nn::Module& module, double decay, bool warmup)
+    : decay_(decay), warmup_(warmup) {
   TORCH_CHECK(decay >= 0.0 && decay <= 1.0, "Ema: decay must be in [0, 1], got ", decay);
   for (const auto& item : module.named_parameters(/*recurse=*/true)) {
     live_.insert(item.key(), item.value());
@@ -17,14 +20,20 @@ void Ema::reset() {
   num_updates_ = 0;
 }
 
+double Ema::decay_at(int64_t t) const {
+  if (!warmup_) return decay_;
+  return std::min(decay_, (1.0 + static_cast<double>(t)) / (10.0 + static_cast<double>(t)));
+}
+
 void Ema::update() {
   torch::NoGradGuard no_grad;
+  const double d = decay_at(num_updates_);
   for (const auto& item : live_) {
     auto& s = shadow_[item.key()];
     const auto& p = item.value();
     // The shadow follows the live weights across devices and dtypes (Module::to).
     if (s.device() != p.device() || s.scalar_type() != p.scalar_type()) s = s.to(p.options());
-    s.lerp_(p.detach(), 1.0 - decay_);
+    s.lerp_(p.detach(), 1.0 - d);
   }
   ++num_updates_;
 }

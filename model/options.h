@@ -7,14 +7,22 @@
 
 namespace agave::model {
 
+// Which terms a forward computes and a loss includes. VAE pretraining turns `pixel` off,
+// which also skips the PixelCNN pass; the no-aux fine-tune (paper App. C) turns `aux` off.
+struct LossSelection {
+  bool pixel = true;
+  bool aux = true;
+  bool kl = true;
+};
+
 // Bidirectional (ladder) ResNet VAE, after the IAF-VAE of Kingma et al. 2016.
 struct VaeOptions {
-  TORCH_ARG(int64_t, depth) = 2;              // stochastic layers
-  TORCH_ARG(int64_t, width) = 64;             // hidden channels of the ResNet blocks
-  TORCH_ARG(int64_t, latent_channels) = 8;    // latent channels per stochastic layer
-  TORCH_ARG(int64_t, latent_resolution) = 14; // spatial size of every latent layer
-  TORCH_ARG(double, free_bits) = 0.0;         // kl_min in nats per channel per layer; 0 = off
-  TORCH_ARG(int64_t, iaf_steps) = 0;          // inverse autoregressive flow steps; 0 = off
+  TORCH_ARG(int64_t, depth) = 2;               // stochastic layers
+  TORCH_ARG(int64_t, width) = 64;              // hidden channels of the ResNet blocks
+  TORCH_ARG(int64_t, latent_channels) = 8;     // latent channels per stochastic layer
+  TORCH_ARG(int64_t, latent_resolution) = 14;  // spatial size of every latent layer
+  TORCH_ARG(double, free_bits) = 0.0;          // kl_min in nats per channel per layer; 0 = off
+  TORCH_ARG(int64_t, iaf_steps) = 0;           // inverse autoregressive flow steps; 0 = off
 };
 
 // Conditional PixelCNN++ (Salimans et al. 2017); CIFAR defaults are 5 / 160 / 10 / 0.5.
@@ -31,7 +39,27 @@ struct AuxOptions {
   TORCH_ARG(int64_t, color_bins) = 256;
 };
 
+// What is trained: AGAVE, or one of the paper's Table 1 baselines.
+enum class ModelKind {
+  kAgave,         // PixelCNN++ conditioned on f(z), plus the auxiliary term −ln p(y|z)
+  kVaeOnly,       // the VAE alone: its decoder is the likelihood of x (y = x: full size, 256 bins)
+  kPixelCnnOnly,  // PixelCNN++ alone, unconditional: f(z) is replaced by zeros, no latents
+};
+
+inline const char* model_kind_name(ModelKind k) {
+  switch (k) {
+    case ModelKind::kVaeOnly:
+      return "vae_only";
+    case ModelKind::kPixelCnnOnly:
+      return "pixelcnn_only";
+    case ModelKind::kAgave:
+      break;
+  }
+  return "agave";
+}
+
 struct AgaveOptions {
+  TORCH_ARG(ModelKind, kind) = ModelKind::kAgave;
   TORCH_ARG(int64_t, image_channels) = 3;
   TORCH_ARG(int64_t, image_size) = 32;  // H = W
   TORCH_ARG(VaeOptions, vae) = {};

@@ -156,4 +156,9 @@ VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<La
   return out;
 }
 
+void VaeImpl::set_free_bits(double nats) {
+  TORCH_CHECK(nats >= 0.0, "VAE: free_bits must be >= 0, got ", nats);
+  options_.free_bits(nats);
+}
+
 }  // namespace agave::model

@@ -50,6 +50,9 @@ class VaeImpl : public torch::nn::Module {
   const torch::Tensor& y_log_scale() const { return log_scale_; }
 
   const VaeOptions& options() const { return options_; }
+  // Training phases may change the free bits (Eq. 6 has none); nothing else changes after
+  // construction.
+  void set_free_bits(double nats);
 
   // Sums a tensor over every replica's batch (data-parallel training: an all-reduce). Free bits
   // decide on the batch-average KL per channel; averaging over the global batch instead of one

@@ -152,6 +152,8 @@ struct MetricsExporter::Impl {
   prometheus::Gauge* eval_elbo;
   prometheus::Gauge* eval_iw;
   prometheus::Gauge* eval_kl;
+  prometheus::Gauge* eval_vae;
+  prometheus::Gauge* eval_aux;
   prometheus::Gauge* eval_step;
   prometheus::Gauge* eval_samples;
   prometheus::Histogram* checkpoint_seconds;
@@ -190,6 +192,9 @@ struct MetricsExporter::Impl {
     eval_iw = &gauge(r, "agave_eval_bits_per_dim", eval_help, with(labels, "bound", "iw"));
     eval_kl = &gauge(r, "agave_eval_kl_bits_per_dim",
                      "Test-set KL(q(z|x)||p(z)) in bits per dimension", labels);
+    eval_vae = &gauge(r, "agave_eval_bits_per_dim", eval_help, with(labels, "bound", "vae"));
+    eval_aux = &gauge(r, "agave_eval_aux_bits_per_dim",
+                      "Test-set -ln p(y|z) of the VAE decoder in bits per dimension of x", labels);
     eval_step = &gauge(r, "agave_eval_step", "Global step of the last evaluation", labels);
     eval_samples = &gauge(r, "agave_eval_importance_samples",
                           "Importance samples per image of the last IW bound", labels);
@@ -267,6 +272,8 @@ void MetricsExporter::record_eval(const EvalRecord& r) {
   m.eval_elbo->Set(r.elbo_bpd);
   m.eval_iw->Set(r.iw_bpd);
   m.eval_kl->Set(r.kl_bpd);
+  m.eval_vae->Set(r.vae_bpd);
+  m.eval_aux->Set(r.aux_bpd);
   m.eval_step->Set(static_cast<double>(r.step));
   m.eval_samples->Set(static_cast<double>(r.importance_samples));
   m.memory->Set(resident_memory_bytes());

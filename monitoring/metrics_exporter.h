@@ -27,6 +27,8 @@ struct EvalRecord {
   double elbo_bpd = 0;
   double iw_bpd = 0;
   double kl_bpd = 0;
+  double aux_bpd = 0;  // −ln p(y|z) per dimension of x
+  double vae_bpd = 0;  // the VAE-decoder bound −ln p(y|z) + KL
   int64_t importance_samples = 0;
 };
 

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <stdexcept>
@@ -59,6 +60,16 @@ std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::str
   return out;
 }
 
+namespace {
+// A number of a summary, or NaN when it is missing or null (JSON has no NaN: nlohmann writes
+// null for it).
+double number_or_nan(const nlohmann::json& s, const char* key) {
+  const auto it = s.find(key);
+  if (it == s.end() || it->is_null()) return std::numeric_limits<double>::quiet_NaN();
+  return it->get<double>();
+}
+}  // namespace
+
 std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
                                  std::vector<std::pair<std::string, std::string>>* unreadable) {
   if (!fs::is_directory(sweep_dir)) {
@@ -80,6 +91,10 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
       r.test_elbo_bpd = s.at("test_elbo_bpd").get<double>();
       r.test_iw_bpd = s.at("test_iw_bpd").get<double>();
       r.test_kl_bpd = s.at("test_kl_bpd").get<double>();
+      r.test_aux_bpd = number_or_nan(s, "test_aux_bpd");
+      r.test_vae_bpd = number_or_nan(s, "test_vae_bpd");
+      r.weights = s.value("test_weights", "");
+      r.test_images = s.value("test_images", int64_t{0});
       r.steps = s.at("steps").get<int64_t>();
       rows.push_back(std::move(r));
     } catch (const nlohmann::json::exception& e) {
@@ -100,12 +115,14 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
 void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path) {
   std::ofstream out(path);
   if (!out) throw std::runtime_error("sweep summary: cannot write " + path);
-  out << "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,steps\n";
+  out << "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
+         "test_aux_bpd,test_vae_bpd,weights,test_images,steps\n";
   for (const auto& r : rows) {
     // Shortest representation that reads back to the same double.
-    out << fmt::format("{},{},{},{},{},{},{},{}\n", csv_field(r.run), csv_field(r.lambda),
-                       csv_field(r.aux_resolution), csv_field(r.color_bins), r.test_elbo_bpd,
-                       r.test_iw_bpd, r.test_kl_bpd, r.steps);
+    out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.run),
+                       csv_field(r.lambda), csv_field(r.aux_resolution), csv_field(r.color_bins),
+                       r.test_elbo_bpd, r.test_iw_bpd, r.test_kl_bpd, r.test_aux_bpd,
+                       r.test_vae_bpd, csv_field(r.weights), r.test_images, r.steps);
   }
   if (!out) throw std::runtime_error("sweep summary: cannot write " + path);
 }

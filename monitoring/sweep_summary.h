@@ -16,6 +16,10 @@ struct SweepRow {
   double test_elbo_bpd = 0;
   double test_iw_bpd = 0;
   double test_kl_bpd = 0;
+  double test_aux_bpd = 0;  // NaN when the summary has none (pixelcnn_only, older runs)
+  double test_vae_bpd = 0;
+  std::string weights;  // "ema" or "live"; "" in older summaries
+  int64_t test_images = 0;
   int64_t steps = 0;
 };
 
@@ -33,7 +37,8 @@ std::vector<SweepRow> read_sweep(
 std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::string& sweep_dir);
 
 // Writes the rows as CSV with the header
-// run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,steps.
+// run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,test_aux_bpd,
+// test_vae_bpd,weights,test_images,steps.
 void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path);
 
 // read_sweep + write_sweep_csv to <sweep_dir>/sweep.csv; returns the rows.

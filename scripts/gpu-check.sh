@@ -75,7 +75,7 @@ if [[ -f .device/cifar-mini/data_batch_1.bin ]]; then
     --set run.output_dir="$work/runs" --set run.name=gpu --set cluster.backend=nccl \
     --set train.batch_size=64 --set "train.phases=[{name: joint, steps: $((steps + 5))}]" \
     --set monitoring.log_every=5 --set monitoring.prometheus=false --set monitoring.progress=plain \
-    --set eval.subset=64 --set eval.sample_images=0 --set eval.importance_samples=1 \
+    --set eval.subset=64 --set eval.final_subset=64 --set eval.sample_images=0 --set eval.importance_samples=1 \
     --set checkpoint.every=0 --set checkpoint.keep=1 2>&1 | tail -20 || fails=$((fails + 1))
   python3 - "$work/runs/gpu/metrics.jsonl" <<'PY' | tee "$out/trainer.txt" || fails=$((fails + 1))
 import json, sys

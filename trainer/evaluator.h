@@ -1,6 +1,7 @@
 #pragma once
 // Test-set evaluation split across the ranks of a run: the single-sample ELBO and the
 // importance-weighted bound on ln p(x), both in bits/dim of x, with standard errors.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <nlohmann/json.hpp>
@@ -12,21 +13,34 @@
 
 namespace agave::trainer {
 
+// Which weights an evaluation used: a number is meaningless without it (issue 15).
+enum class EvalWeights { kLive, kEma };
+const char* weights_name(EvalWeights w);  // "live", "ema"
+
 struct EvalResult {
   int64_t images = 0;   // images evaluated, all ranks
   double elbo_bpd = 0;  // −ELBO (pixel + KL) in bits/dim
   double elbo_bpd_stderr = 0;
   double kl_bpd = 0;
+  // −ln p(y|z) of the VAE decoder and the VAE-decoder bound −ln p(y|z) + KL, both per
+  // dimension of x (a bound on −ln p(x) when y = x; the VAE alone's ELBO for vae_only). NaN
+  // for pixelcnn_only, which has no latents.
+  double aux_bpd = 0;
+  double vae_bpd = 0;
+  double vae_bpd_stderr = 0;
   double iw_bpd = 0;  // −IW bound with K samples, bits/dim
   double iw_bpd_stderr = 0;
   int64_t importance_samples = 0;
+  EvalWeights weights = EvalWeights::kLive;  // set by the caller, which chose them
+  bool interrupted = false;  // a stop request ended it early: the numbers are not reported
 };
 
 // The result's numbers under their names, for every JSON that reports an evaluation (the
 // JSONL eval event, summary.json with `prefix` "test_", agave_eval --json).
 nlohmann::json to_json(const EvalResult& r, const std::string& prefix = "");
 
-// "test ELBO 3.412 ± 0.010 bits/dim, IW(K=150) 3.401 ± 0.010, KL 0.012 (1000 images)".
+// "test ELBO 3.412 ± 0.010 bits/dim, IW(K=150) 3.401 ± 0.010, KL 0.012 (1000 images, EMA
+// weights)".
 std::string describe(const EvalResult& r);
 
 // Evaluates `model` (in eval mode, no autograd) on this rank's disjoint share of the first
@@ -38,9 +52,19 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
 // Called on every rank after each batch with this rank's images done and its share in all.
 using EvalProgress = std::function<void(int64_t done, int64_t share)>;
 
-// The same, reporting progress (e.g. to a progress bar on rank 0); `progress` may be empty.
+// How a caller follows and may end an evaluation; both members may be empty.
+struct EvalControl {
+  EvalProgress progress;  // e.g. a progress bar on rank 0
+  // Read after every batch; the ranks agree on it (one small all-reduce a batch, also on ranks
+  // whose share is done) and all stop at the same batch, so a stop signal that arrives during a
+  // long evaluation is honoured within a batch instead of after the whole test set. The
+  // result is then `interrupted`.
+  const std::atomic<bool>* stop = nullptr;
+};
+
+// The same, followed and possibly ended through `control`.
 EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
                     cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
-                    const EvalProgress& progress);
+                    const EvalControl& control);
 
 }  // namespace agave::trainer

@@ -12,7 +12,7 @@
 namespace agave::trainer {
 namespace {
 
-enum class LossFault { kNone, kNan, kExit, kThrow, kStop, kSigstop, kSigstopEval };
+enum class LossFault { kNone, kNan, kExit, kThrow, kStop, kSigstop, kSigstopEval, kStopEval };
 
 class EnvironmentFaults : public FaultHooks {
  public:
@@ -41,6 +41,7 @@ class EnvironmentFaults : public FaultHooks {
         std::raise(SIGSTOP);
         break;
       case LossFault::kSigstopEval:
+      case LossFault::kStopEval:
       case LossFault::kNone:
         break;
     }
@@ -50,6 +51,10 @@ class EnvironmentFaults : public FaultHooks {
     std::cerr << "rank " << r << ": AGAVE_FAULT: SIGSTOP in the evaluation at step " << s
               << std::endl;
     std::raise(SIGSTOP);
+  }
+  void on_eval_batch(int64_t s, int r, int64_t /*done*/) override {
+    if (kind != LossFault::kStopEval || s != step || r != rank) return;
+    stop_requested() = true;
   }
   void after_checkpoint_shards(int64_t s) override {
     if (s == kill_after_shards_step) std::raise(SIGKILL);
@@ -79,7 +84,8 @@ std::shared_ptr<FaultHooks> fault_hooks_from_environment() {
   if (loss == nullptr && ckpt == nullptr) return nullptr;
   auto f = std::make_shared<EnvironmentFaults>();
   if (loss != nullptr) {
-    constexpr const char* form = "<nan|exit|throw|stop|sigstop|sigstop-eval>:<step>:<rank>";
+    constexpr const char* form =
+        "<nan|exit|throw|stop|sigstop|sigstop-eval|stop-eval>:<step>:<rank>";
     const std::string v(loss);
     const auto a = v.find(':'), b = v.rfind(':');
     if (a == std::string::npos || a == b) bad("AGAVE_FAULT", v, form);
@@ -96,6 +102,8 @@ std::shared_ptr<FaultHooks> fault_hooks_from_environment() {
       f->kind = LossFault::kSigstop;
     } else if (kind == "sigstop-eval") {
       f->kind = LossFault::kSigstopEval;
+    } else if (kind == "stop-eval") {
+      f->kind = LossFault::kStopEval;
     } else {
       bad("AGAVE_FAULT", v, form);
     }

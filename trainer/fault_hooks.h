@@ -20,11 +20,14 @@ class FaultHooks {
   virtual void after_checkpoint_shards(int64_t step) = 0;
   // On `rank` as an evaluation after `step` steps begins (the final one: step = total steps).
   virtual void on_eval(int64_t /*step*/, int /*rank*/) {}
+  // On `rank` after each batch of that evaluation, with this rank's images done so far.
+  virtual void on_eval_batch(int64_t /*step*/, int /*rank*/, int64_t /*done*/) {}
 };
 
 // The faults named by AGAVE_FAULT="<kind>:<step>:<rank>" (kind = nan | exit | throw | stop |
 // sigstop: the rank stops itself with SIGSTOP before backward, as `kill -STOP` would; sigstop-eval:
-// the same as the evaluation after <step> steps begins) and
+// the same as the evaluation after <step> steps begins; stop-eval: a stop request after that
+// evaluation's first batch, as a signal arriving mid-evaluation would make) and
 // AGAVE_FAULT_CHECKPOINT="kill-after-shards:<step>", read once; nullptr when neither is set.
 // A malformed value is an error naming the variable (a test that misspells its fault must not
 // pass by injecting nothing).

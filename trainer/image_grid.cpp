@@ -3,11 +3,15 @@
 #include "data/loader.h"
 #include "model/sampler.h"
 
+#include <cstdio>
+#include <filesystem>
 #include <stdexcept>
+#include <utility>
 
 namespace agave::trainer {
 
-monitoring::Image image_grid(const std::vector<torch::Tensor>& rows, int64_t pad) {
+monitoring::Image image_grid(const std::vector<torch::Tensor>& rows, int64_t pad,
+                             int64_t min_size) {
   if (rows.empty()) throw std::invalid_argument("image_grid: no rows");
   int64_t size = 0, cols = 0;
   const int64_t channels = rows.front().size(1);
@@ -18,6 +22,7 @@ monitoring::Image image_grid(const std::vector<torch::Tensor>& rows, int64_t pad
     size = std::max(size, r.size(2));
     cols = std::max(cols, r.size(0));
   }
+  size *= std::max<int64_t>(1, (min_size + size - 1) / size);
   const int64_t n_rows = static_cast<int64_t>(rows.size());
   // White background: gaps read as gaps on dark samples.
   auto canvas = torch::full({n_rows * (size + pad) + pad, cols * (size + pad) + pad, channels}, 255,
@@ -45,23 +50,58 @@ monitoring::Image image_grid(const std::vector<torch::Tensor>& rows, int64_t pad
 
 namespace agave::trainer {
 
-void write_picture_sheets(model::Agave& model, const std::string& shards, int64_t n,
-                          const torch::Device& device, const std::string& output_dir) {
+namespace {
+
+torch::Tensor to_pixels(const torch::Tensor& fz) {
+  return model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
+}
+
+}  // namespace
+
+void write_picture_sheets(model::Agave& model, const std::string& shards,
+                          const PictureOptions& options, const torch::Device& device,
+                          const std::string& output_dir, int64_t step) {
   model::ScopedEval eval_mode(*model);
   torch::NoGradGuard no_grad;
+  const int64_t n = options.images;
+  const auto kind = model->options().kind();
+  const int64_t k = kind == model::ModelKind::kVaeOnly ? 0 : options.samples_per_latent;
   data::LoaderOptions tl;
   tl.batch_size = n;
   tl.shuffle = false;
   tl.drop_last = false;
   data::ShardLoader test(shards, "test", tl);
   const auto xb = test.next()->images.to(device);
-  const auto fz = torch::cat({model->vae->sample_prior(n).fz, model->vae->forward(xb).fz});
-  const auto xs = model::sample_pixels(model, fz);
-  const auto fz_u8 = model::VaeImpl::y_mean(fz).round().clamp(0, 255).to(torch::kUInt8).cpu();
-  monitoring::write_png(output_dir + "/samples.png",
-                        image_grid({fz_u8.narrow(0, 0, n), xs.narrow(0, 0, n).cpu()}));
-  monitoring::write_png(output_dir + "/reconstructions.png",
-                        image_grid({xb.cpu(), fz_u8.narrow(0, n, n), xs.narrow(0, n, n).cpu()}));
+  const bool latent = kind != model::ModelKind::kPixelCnnOnly;
+  // f(z) at x's size (nearest), so it sits in a row with x-sized samples.
+  const auto prior =
+      latent ? model->conditioning(model->vae->sample_prior(n).fz) : model->no_latent(xb);
+  const auto posterior =
+      latent ? model->conditioning(model->vae->forward(xb).fz) : model->no_latent(xb);
+  torch::Tensor drawn;  // k samples for each prior f(z), then one for each posterior f(z)
+  if (k > 0) {
+    drawn =
+        model::sample_pixels(model, torch::cat({prior.repeat_interleave(k, 0), posterior})).cpu();
+  }
+  const auto prior_px = to_pixels(prior), posterior_px = to_pixels(posterior);
+  std::vector<torch::Tensor> sample_rows, recon_rows = {xb.cpu()};
+  for (int64_t i = 0; i < n; ++i) {
+    std::vector<torch::Tensor> row;
+    if (latent) row.push_back(prior_px.narrow(0, i, 1));
+    if (k > 0) row.push_back(drawn.narrow(0, i * k, k));
+    sample_rows.push_back(torch::cat(row));
+  }
+  if (latent) recon_rows.push_back(posterior_px);
+  if (k > 0) recon_rows.push_back(drawn.narrow(0, n * k, n));
+  char name[64];
+  std::snprintf(name, sizeof(name), "-step-%08lld.png", static_cast<long long>(step));
+  for (const auto& [sheet, rows] :
+       {std::pair{"samples", &sample_rows}, {"reconstructions", &recon_rows}}) {
+    const std::string stepped = output_dir + "/" + sheet + name;
+    monitoring::write_png(stepped, image_grid(*rows));
+    std::filesystem::copy_file(stepped, output_dir + "/" + sheet + ".png",
+                               std::filesystem::copy_options::overwrite_existing);
+  }
 }
 
 }  // namespace agave::trainer

@@ -1,8 +1,11 @@
 #pragma once
 // Typed options of training (YAML sections `loss`, `train`, `eval`, `checkpoint`).
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "model/options.h"
 
 namespace agave::trainer {
 
@@ -11,7 +14,7 @@ enum class PhaseKind {
   kPretrainVae,       // VAE parameters; aux + lambda*KL
   kPretrainPixelCnn,  // PixelCNN parameters; pixel term
   kJoint,             // all parameters; all terms
-  kNoAux,             // all parameters; pixel + lambda*KL (the paper's Appendix C control)
+  kNoAux,  // all parameters; pixel + KL, λ = 1, no free bits: Eq. (6), the paper's App. C control
 };
 
 inline const char* phase_name(PhaseKind k) {
@@ -27,9 +30,13 @@ inline const char* phase_name(PhaseKind k) {
   }
 }
 
+// A phase's loss settings default to its kind's (trainer/phase.h); each may be set per phase.
 struct PhaseOptions {
   PhaseKind kind = PhaseKind::kJoint;
   int64_t steps = 0;
+  std::optional<double> lambda;               // KL weight; default loss.lambda (no_aux: 1, Eq. 6)
+  std::optional<double> free_bits;            // default model.vae.free_bits (no_aux: 0, Eq. 6)
+  std::optional<model::LossSelection> terms;  // default: the kind's terms
 };
 
 struct LossOptions {
@@ -70,6 +77,7 @@ struct TrainOptions {
   OptimizerOptions optimizer;
   double grad_clip = 0.0;     // max global gradient norm; 0 = off
   double ema_decay = 0.9995;  // Polyak averaging of the weights used for eval and sampling
+  bool ema_warmup = true;     // d_t = min(decay, (1 + t) / (10 + t)): see model/ema.h
   Precision precision = Precision::kAuto;
   int64_t max_nonfinite_steps = 20;  // consecutive skipped steps before aborting
 };
@@ -78,10 +86,12 @@ struct EvalOptions {
   int64_t every = 0;                 // steps between evaluations; 0 = only at the end
   bool at_start = false;             // also evaluate the initial model (fresh runs): a baseline
   int64_t importance_samples = 150;  // K of the importance-weighted bound
-  int64_t subset = 1000;             // test images for the IW bound; 0 = the whole test split
+  int64_t subset = 1000;             // test images of periodic evaluations; 0 = the whole split
+  int64_t final_subset = 0;          // test images of the final evaluation; 0 = the whole split
   int64_t batch_size = 64;
   bool use_ema = true;
-  int64_t sample_images = 8;  // images per picture sheet at the end of a run; 0 = none
+  int64_t sample_images = 8;        // latents / test images per picture sheet; 0 = no sheets
+  int64_t samples_per_latent = 10;  // PixelCNN samples per f(z) on the samples sheet
 };
 
 struct CheckpointOptions {

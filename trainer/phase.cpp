@@ -4,10 +4,12 @@
 
 namespace agave::trainer {
 
-PhaseSpec phase_spec(PhaseKind kind) {
+PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits) {
   PhaseSpec s;
-  s.kind = kind;
-  switch (kind) {
+  s.kind = phase.kind;
+  s.lambda = loss.lambda;
+  s.free_bits = model_free_bits;
+  switch (phase.kind) {
     case PhaseKind::kPretrainVae:
       // The VAE alone: reconstruct y and pay λ·KL; the PixelCNN pass is skipped entirely.
       s.train_pixelcnn = false;
@@ -20,11 +22,27 @@ PhaseSpec phase_spec(PhaseKind kind) {
       break;
     case PhaseKind::kNoAux:
       s.terms = {/*pixel=*/true, /*aux=*/false, /*kl=*/true};
+      s.lambda = 1.0;
+      s.free_bits = 0.0;
       break;
     case PhaseKind::kJoint:
       break;
   }
+  if (phase.lambda) s.lambda = *phase.lambda;
+  if (phase.free_bits) s.free_bits = *phase.free_bits;
+  if (phase.terms) s.terms = *phase.terms;
   return s;
+}
+
+std::string terms_text(const model::LossSelection& terms) {
+  std::string s;
+  auto add = [&s](bool on, const char* name) {
+    if (on) s += (s.empty() ? "" : " + ") + std::string(name);
+  };
+  add(terms.pixel, "pixel");
+  add(terms.aux, "aux");
+  add(terms.kl, "KL");
+  return s.empty() ? "none" : s;
 }
 
 PhaseSchedule::PhaseSchedule(std::vector<PhaseOptions> phases) : phases_(std::move(phases)) {

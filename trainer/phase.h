@@ -2,6 +2,7 @@
 // Training phases: which parameters train and which loss terms count (paper §4: pretrain the
 // VAE and the PixelCNN, then train everything; Appendix C: continue without the aux term).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "model/agave.h"
@@ -14,9 +15,16 @@ struct PhaseSpec {
   bool train_vae = true;
   bool train_pixelcnn = true;
   model::LossSelection terms;  // what the forward computes and the loss includes
+  double lambda = 1.0;         // KL weight of the training loss
+  double free_bits = 0.0;      // the VAE's kl_min during this phase
 };
 
-PhaseSpec phase_spec(PhaseKind kind);
+// The kind's parameters and terms, with `loss.lambda` and the model's free bits, except that
+// no_aux is the standard ELBO of Eq. (6) (λ = 1, free bits 0); then what `phase` sets itself.
+PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits);
+
+// "pixel + aux + KL", for log lines and errors.
+std::string terms_text(const model::LossSelection& terms);
 
 // Maps a global step to its phase.
 class PhaseSchedule {

@@ -32,9 +32,14 @@ std::string choose(const ResumeRequest& request, const std::string& root,
 
 void check_signature(const std::string& dir, const CheckpointMeta& meta,
                      const std::map<std::string, std::string>& want) {
+  // Keys added after checkpoints were first written: an older checkpoint has their default.
+  static const std::map<std::string, std::string> added_later = {{"model.kind", "agave"}};
   for (const auto& [key, value] : want) {
     const auto it = meta.model_signature.find(key);
-    const std::string had = it == meta.model_signature.end() ? "(none)" : it->second;
+    const auto old = added_later.find(key);
+    const std::string had = it != meta.model_signature.end() ? it->second
+                            : old != added_later.end()       ? old->second
+                                                             : "(none)";
     if (had != value) {
       throw CheckpointError(dir + " was written with " + key + " = " + had +
                             " but the config has " + value +
@@ -62,6 +67,7 @@ std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
     return s.str();
   };
   return {{"data.dataset", data::dataset_name(data.dataset)},
+          {"model.kind", model::model_kind_name(o.kind())},
           {"model.vae.depth", str(v.depth())},
           {"model.vae.width", str(v.width())},
           {"model.vae.latent_channels", str(v.latent_channels())},

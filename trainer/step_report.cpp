@@ -73,7 +73,8 @@ void StepReport::skipped(int64_t step, const std::string& reason) const {
 
 void StepReport::evaluated(int64_t step, const EvalResult& r) const {
   if (sinks_.exporter) {
-    sinks_.exporter->record_eval({step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.importance_samples});
+    sinks_.exporter->record_eval(
+        {step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.aux_bpd, r.vae_bpd, r.importance_samples});
   }
   if (sinks_.log) {
     auto j = to_json(r);

@@ -42,6 +42,7 @@ TrainStep::TrainStep(model::Agave& model, Adamax& optimizer, model::Ema& ema,
 
 void TrainStep::set_phase(const PhaseSpec& spec) {
   spec_ = spec;
+  model_->set_free_bits(spec.free_bits);
   bucketer_.reset();  // its autograd hooks hold the old parameter list
   const auto groups = model_->parameter_groups();
   for (auto p : groups.vae) p.set_requires_grad(spec.train_vae);
@@ -69,7 +70,7 @@ torch::Tensor TrainStep::forward_loss(const torch::Tensor& x, const torch::Tenso
   }
   terms = model_->forward(x, spec_.terms);
   if (global_kl) model_->vae->set_batch_sum(nullptr);
-  return model::AgaveImpl::loss(terms, options_.lambda, spec_.terms);
+  return model::AgaveImpl::loss(terms, spec_.lambda, spec_.terms);
 }
 
 void TrainStep::apply_update(double norm) {

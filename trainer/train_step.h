@@ -27,7 +27,6 @@
 namespace agave::trainer {
 
 struct TrainStepOptions {
-  double lambda = 2.0;     // weight of the KL term
   double grad_clip = 0.0;  // max global gradient norm; 0 = off
   bool bf16 = false;       // bf16 autocast (weights already channels_last)
   uint64_t seed = 1;       // the run's seed: per-example random streams derive from it

@@ -4,6 +4,8 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -132,7 +134,10 @@ class TrainingRun {
                                                     stderr, monitoring::ProgressBar::Mode::kBar);
       bar_->update(first_step);
     }
-    if (s_.eval.at_start && first_step == 0) evaluate_and_report(0);
+    if (s_.eval.at_start && first_step == 0 && evaluate_and_report(0).interrupted) {
+      result_.stopped = true;  // nothing trained yet, so nothing to save
+      return result_;
+    }
     for (int64_t step = first_step; step < schedule_.total_steps(); ++step) {
       if (!train_one(step)) return result_;  // stopped on request, after a checkpoint
     }
@@ -211,7 +216,7 @@ class TrainingRun {
     if (fresh && lead_) data_dependent_init();
     cluster::broadcast_module_state(*model_, comm_);
     if (bf16_) to_channels_last(*model_);
-    ema_ = std::make_unique<model::Ema>(*model_, s_.train.ema_decay);
+    ema_ = std::make_unique<model::Ema>(*model_, s_.train.ema_decay, s_.train.ema_warmup);
     // The model's draws in training steps (z ~ q, dropout) come from per-example streams;
     // anything else random differs per rank from here on.
     torch::manual_seed(rank_seed(s_.seed, rank_));
@@ -219,7 +224,6 @@ class TrainingRun {
     optimizer_ = std::make_unique<Adamax>(
         model_->parameters(), AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
     TrainStepOptions so;
-    so.lambda = s_.loss.lambda;
     so.grad_clip = s_.train.grad_clip;
     so.bf16 = bf16_;
     so.seed = s_.seed;
@@ -248,6 +252,7 @@ class TrainingRun {
     std::map<std::string, torch::Tensor> rng = {{checkpoint_keys::kCpuRng, torch::Tensor()}};
     const bool same_ranks = checkpoints_->load(from.dir, state.tensors(), &rng);
     state.apply_loaded_steps();
+    ema_->set_num_updates(meta.step);
     // Same ranks: each continues its own random stream, so the run is bit-identical to one
     // never stopped. Other ranks: fresh per-rank streams from (seed, step, rank).
     if (same_ranks) {
@@ -294,9 +299,10 @@ class TrainingRun {
       result_.last_loss_bpd =
           report_->flush(done, step_->phase().kind, result_.skipped_steps).loss_bpd;
     }
-    if (s_.eval.every > 0 && done % s_.eval.every == 0 && !last) evaluate_and_report(done);
+    const bool eval_stopped = s_.eval.every > 0 && done % s_.eval.every == 0 && !last &&
+                              evaluate_and_report(done).interrupted;
     if (bar_) bar_->update(done);
-    if (outcome.stop) {
+    if (outcome.stop || eval_stopped) {
       report_->say("stop requested: checkpointing at step " + std::to_string(done));
       save_checkpoint(done);
       result_.stopped = true;
@@ -313,12 +319,15 @@ class TrainingRun {
     if (pi == phase_index_) return;
     phase_index_ = pi;
     const auto& phase = schedule_.at(step);
-    step_->set_phase(phase_spec(phase.kind));
+    const auto spec = phase_spec(phase, s_.loss, s_.model.vae().free_bits());
+    step_->set_phase(spec);
     if (exporter_) exporter_->set_phase(phase_name(phase.kind));
-    report_->say("phase " + std::string(phase_name(phase.kind)) + ": steps " +
-                 std::to_string(schedule_.phase_start(pi)) + "-" +
-                 std::to_string(schedule_.phase_start(pi) + phase.steps - 1) + ", " +
-                 std::to_string(step_->trainable().size()) + " parameter tensors train");
+    report_->say(
+        fmt::format("phase {}: steps {}-{}, {} parameter tensors train on {}, λ {}, free "
+                    "bits {}",
+                    phase_name(phase.kind), schedule_.phase_start(pi),
+                    schedule_.phase_start(pi) + phase.steps - 1, step_->trainable().size(),
+                    terms_text(spec.terms), spec.lambda, spec.free_bits));
   }
 
   data::Batch next_batch(double& data_seconds) {
@@ -363,12 +372,36 @@ class TrainingRun {
 
   // ---- what steps lead to -------------------------------------------------------------------
 
-  EvalResult evaluate_and_report(int64_t step) {
-    if (s_.faults) s_.faults->on_eval(step, rank_);
+  // The evaluation after `step` steps (`final`: on eval.final_subset images) and, on rank 0,
+  // the picture sheets of the same weights. A stop request ends the evaluation at the next
+  // batch on every rank (`interrupted`): its partial numbers are not reported, and the caller
+  // checkpoints or leaves it to the restart.
+  EvalResult evaluate_and_report(int64_t step, bool final = false) {
+    EvalControl control;
+    control.stop = &stop_requested();
+    if (s_.faults) {
+      s_.faults->on_eval(step, rank_);
+      control.progress = [this, step](int64_t done, int64_t) {
+        s_.faults->on_eval_batch(step, rank_, done);
+      };
+    }
+    EvalOptions options = s_.eval;
+    if (final) options.subset = s_.eval.final_subset;
     if (s_.eval.use_ema) ema_->swap(*model_);
-    const auto r = evaluate(model_, s_.data.shards, s_.eval, comm_, s_.seed, s_.device);
+    auto r = evaluate(model_, s_.data.shards, options, comm_, s_.seed, s_.device, control);
+    r.weights = s_.eval.use_ema ? EvalWeights::kEma : EvalWeights::kLive;
+    if (lead_ && s_.eval.sample_images > 0 && !r.interrupted) {
+      write_picture_sheets(model_, s_.data.shards,
+                           {s_.eval.sample_images, s_.eval.samples_per_latent}, s_.device,
+                           s_.output_dir, step);
+    }
     if (s_.eval.use_ema) ema_->swap(*model_);
-    report_->evaluated(step, r);
+    if (r.interrupted) {
+      report_->say("stop requested during the evaluation after step " + std::to_string(step) +
+                   ": it ended early and reports nothing");
+    } else {
+      report_->evaluated(step, r);
+    }
     return r;
   }
 
@@ -402,11 +435,11 @@ class TrainingRun {
       result_.stopped = true;
       return;
     }
-    result_.eval = evaluate_and_report(schedule_.total_steps());
-    if (lead_ && s_.eval.sample_images > 0) {
-      if (s_.eval.use_ema) ema_->swap(*model_);
-      write_picture_sheets(model_, s_.data.shards, s_.eval.sample_images, s_.device, s_.output_dir);
-      if (s_.eval.use_ema) ema_->swap(*model_);
+    result_.eval = evaluate_and_report(schedule_.total_steps(), /*final=*/true);
+    if (result_.eval.interrupted) {
+      report_->say("the final evaluation runs when the run restarts");
+      result_.stopped = true;
+      return;
     }
     if (lead_) write_summary();
     linger();

@@ -78,8 +78,8 @@ class TinyConfig {
     o << "eval: {";
     if (eval_every_) o << "every: " << *eval_every_ << ", ";
     o << "importance_samples: " << eval_.importance_samples << ", subset: " << eval_.subset
-      << ", batch_size: " << eval_.batch_size << ", sample_images: " << eval_.sample_images
-      << "}\n";
+      << ", final_subset: " << eval_.subset << ", batch_size: " << eval_.batch_size
+      << ", sample_images: " << eval_.sample_images << ", samples_per_latent: 2}\n";
     if (checkpoint_) {
       o << "checkpoint: {every: " << checkpoint_->first << ", keep: " << checkpoint_->second
         << "}\n";

@@ -133,7 +133,7 @@ model:
   pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
 aux: {resolution: 7, color_bins: 32}
 train: {batch_size: 4, steps: 6}
-eval: {importance_samples: 2, subset: 4, batch_size: 4, sample_images: 0}
+eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 3, keep: 2}
 monitoring: {log_every: 1, progress: plain, prometheus: false}
 # One thread each: both "hosts" share this machine's cores, but each rank is alone on its node

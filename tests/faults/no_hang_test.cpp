@@ -209,4 +209,45 @@ TEST_F(RunCompletion, StopAtTheLastStepEvaluatesOnRestart) {
   EXPECT_TRUE(fs::exists(out + "/r/summary.json")) << restart.output;
 }
 
+// A stop request that arrives during a periodic evaluation (after its first batch on rank 1):
+// every rank leaves the evaluation at the same batch, the run checkpoints at that step and
+// exits 75 without reporting the partial numbers; the restart resumes there and finishes.
+TEST_F(RunCompletion, StopDuringAPeriodicEvalCheckpointsThere) {
+  const std::string out = (dir_.path() / "o").string();
+  // 16 test images, 2 a batch: 4 batches a rank, so the stop lands mid-evaluation.
+  const std::string cfg = dir_.write("c.yaml", tiny(out, 6).eval(2, 16, 2, 0).eval_every(2).yaml());
+  const auto stopped = sh(job(cfg, 2, "AGAVE_FAULT=stop-eval:2:1"));
+  ASSERT_EQ(stopped.code, 75) << stopped.output;
+  EXPECT_NE(stopped.output.find("stop requested during the evaluation after step 2"),
+            std::string::npos)
+      << stopped.output;
+  EXPECT_EQ(stopped.output.find("eval step 2:"), std::string::npos) << stopped.output;
+  EXPECT_TRUE(fs::exists(out + "/r/checkpoints/step-00000002/manifest.json")) << stopped.output;
+  EXPECT_FALSE(fs::exists(out + "/r/checkpoints/step-00000003")) << stopped.output;
+  const auto restart = sh(job(cfg, 2));
+  ASSERT_EQ(restart.code, 0) << restart.output;
+  EXPECT_NE(restart.output.find("at step 2"), std::string::npos) << restart.output;
+  EXPECT_NE(restart.output.find("eval step 4:"), std::string::npos) << restart.output;
+  EXPECT_TRUE(fs::exists(out + "/r/summary.json")) << restart.output;
+}
+
+// A stop request during the final evaluation: exit 75 with the last step's checkpoint and no
+// summary.json; the restart trains nothing and runs the final evaluation.
+TEST_F(RunCompletion, StopDuringTheFinalEvalEvaluatesOnRestart) {
+  const std::string out = (dir_.path() / "o").string();
+  const std::string cfg = dir_.write("c.yaml", tiny(out, 4).eval(2, 16, 2, 0).yaml());
+  const auto stopped = sh(job(cfg, 2, "AGAVE_FAULT=stop-eval:4:0"));
+  ASSERT_EQ(stopped.code, 75) << stopped.output;
+  EXPECT_NE(stopped.output.find("the final evaluation runs when the run restarts"),
+            std::string::npos)
+      << stopped.output;
+  EXPECT_TRUE(fs::exists(out + "/r/checkpoints/step-00000004/manifest.json")) << stopped.output;
+  EXPECT_FALSE(fs::exists(out + "/r/summary.json"));
+  const auto restart = sh(job(cfg, 2));
+  ASSERT_EQ(restart.code, 0) << restart.output;
+  EXPECT_NE(restart.output.find("no summary.json: running the final evaluation"), std::string::npos)
+      << restart.output;
+  EXPECT_TRUE(fs::exists(out + "/r/summary.json")) << restart.output;
+}
+
 }  // namespace

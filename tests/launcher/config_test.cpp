@@ -47,7 +47,8 @@ struct LoadRuns : ::testing::Test {
     } catch (const ConfigError& e) {
       const std::string msg = e.what();
       EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-      for (const auto& p : pieces) EXPECT_NE(msg.find(p), std::string::npos) << msg << "\nmissing: " << p;
+      for (const auto& p : pieces)
+        EXPECT_NE(msg.find(p), std::string::npos) << msg << "\nmissing: " << p;
     }
   }
   std::string replace(std::string text, const std::string& from, const std::string& to) {
@@ -102,7 +103,8 @@ TEST_F(LoadRuns, StepsWithoutPhasesMeansOneJointPhase) {
   const auto runs = load(replace(kBase, R"(  phases:
     - {name: pretrain_vae, steps: 10}
     - {name: joint, steps: 20}
-)", "  steps: 7\n"));
+)",
+                                 "  steps: 7\n"));
   ASSERT_EQ(runs[0].config.train.phases.size(), 1u);
   EXPECT_EQ(runs[0].config.train.phases[0].kind, trainer::PhaseKind::kJoint);
   EXPECT_EQ(runs[0].config.train.phases[0].steps, 7);
@@ -121,41 +123,60 @@ TEST_F(LoadRuns, ResolvedConfigRoundTrips) {
 // ---- every validation error names where, the key and what is allowed ------------------------
 
 TEST_F(LoadRuns, UnknownKeysListAllowedOnes) {
-  expect_error(std::string(kBase) + "bogus: 1\n", {"c.yaml:19", "bogus", "unknown key", "allowed keys here", "sweep"});
-  expect_error(replace(kBase, "lambda: 2", "lamda: 2"), {"c.yaml:13", "loss.lamda", "unknown key", "lambda"});
-  expect_error(replace(kBase, "depth: 2", "depht: 2"), {"c.yaml:7", "model.vae.depht", "latent_channels"});
+  expect_error(std::string(kBase) + "bogus: 1\n",
+               {"c.yaml:19", "bogus", "unknown key", "allowed keys here", "sweep"});
+  expect_error(replace(kBase, "lambda: 2", "lamda: 2"),
+               {"c.yaml:13", "loss.lamda", "unknown key", "lambda"});
+  expect_error(replace(kBase, "depth: 2", "depht: 2"),
+               {"c.yaml:7", "model.vae.depht", "latent_channels"});
 }
 
 TEST_F(LoadRuns, WrongTypes) {
-  expect_error(replace(kBase, "batch_size: 32", "batch_size: many"), {"c.yaml:15", "train.batch_size", "expected an integer", "'many'"});
-  expect_error(replace(kBase, "batch_size: 32", "batch_size: 32.5"), {"train.batch_size", "expected an integer"});
-  expect_error(replace(kBase, "lambda: 2", "lambda: [1, 2]"), {"c.yaml:13", "loss.lambda", "expected a number", "list"});
-  expect_error(replace(kBase, "lambda: 2", "lambda: big"), {"loss.lambda", "expected a finite number"});
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: many"),
+               {"c.yaml:15", "train.batch_size", "expected an integer", "'many'"});
+  expect_error(replace(kBase, "batch_size: 32", "batch_size: 32.5"),
+               {"train.batch_size", "expected an integer"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: [1, 2]"),
+               {"c.yaml:13", "loss.lambda", "expected a number", "list"});
+  expect_error(replace(kBase, "lambda: 2", "lambda: big"),
+               {"loss.lambda", "expected a finite number"});
   expect_error(replace(kBase, "lambda: 2", "lambda: .nan"), {"loss.lambda", "finite"});
-  expect_error(replace(kBase, "loss:\n  lambda: 2", "loss: 3"), {"c.yaml:12", "loss", "expected a mapping"});
+  expect_error(replace(kBase, "loss:\n  lambda: 2", "loss: 3"),
+               {"c.yaml:12", "loss", "expected a mapping"});
   expect_error(std::string(kBase) + "eval: {use_ema: maybe}\n", {"eval.use_ema", "true or false"});
 }
 
 TEST_F(LoadRuns, ImpossibleValues) {
   expect_error(replace(kBase, "lambda: 2", "lambda: -1"),
                {"c.yaml:13", "loss.lambda", "[0, 1000]", "-1"});
-  expect_error(replace(kBase, "color_bins: 32", "color_bins: 3"), {"c.yaml:11", "aux.color_bins", "must divide 256", "2, 4, 8, 16, 32, 64, 128, 256", "got 3"});
+  expect_error(
+      replace(kBase, "color_bins: 32", "color_bins: 3"),
+      {"c.yaml:11", "aux.color_bins", "must divide 256", "2, 4, 8, 16, 32, 64, 128, 256", "got 3"});
   expect_error(replace(kBase, "color_bins: 32", "color_bins: 512"), {"aux.color_bins", "512"});
   expect_error(replace(kBase, "color_bins: 32", "color_bins: 1"), {"aux.color_bins", "[2, 256]"});
-  expect_error(replace(kBase, "resolution: 14", "resolution: 5"), {"c.yaml:10", "aux.resolution", "must divide the image size 28", "1, 2, 4, 7, 14, 28", "got 5"});
-  expect_error(replace(kBase, "latent_resolution: 7", "latent_resolution: 5"), {"model.vae.latent_resolution", "power of two"});
-  expect_error(replace(kBase, "dataset: fashion_mnist", "dataset: mnist"), {"c.yaml:5", "data.dataset", "'mnist'", "fashion_mnist, cifar10"});
-  expect_error(replace(kBase, "dropout: 0.0", "dropout: 1.0"), {"model.pixelcnn.dropout", "[0, 1)"});
+  expect_error(replace(kBase, "resolution: 14", "resolution: 5"),
+               {"c.yaml:10", "aux.resolution", "must divide the image size 28",
+                "1, 2, 4, 7, 14, 28", "got 5"});
+  expect_error(replace(kBase, "latent_resolution: 7", "latent_resolution: 5"),
+               {"model.vae.latent_resolution", "power of two"});
+  expect_error(replace(kBase, "dataset: fashion_mnist", "dataset: mnist"),
+               {"c.yaml:5", "data.dataset", "'mnist'", "fashion_mnist, cifar10"});
+  expect_error(replace(kBase, "dropout: 0.0", "dropout: 1.0"),
+               {"model.pixelcnn.dropout", "[0, 1)"});
   expect_error(replace(kBase, "nr_filters: 16", "nr_filters: 0"),
                {"model.pixelcnn.nr_filters", "[1, 4096]"});
   expect_error(replace(kBase, "batch_size: 32", "batch_size: 0"),
                {"train.batch_size", "[1, 65536]"});
   expect_error(std::string(kBase) + "  optimizer: {lr: 0}\n", {"train.optimizer.lr", "(0, 1]"});
-  expect_error(std::string(kBase) + "  optimizer: {name: sgd}\n", {"train.optimizer.name", "allowed: adamax"});
+  expect_error(std::string(kBase) + "  optimizer: {name: sgd}\n",
+               {"train.optimizer.name", "allowed: adamax"});
   expect_error(std::string(kBase) + "  precision: fp8\n", {"train.precision", "auto, fp32, bf16"});
-  expect_error(std::string(kBase) + "monitoring: {port: 70000}\n", {"monitoring.port", "[1, 65535]"});
-  expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n", {"monitoring.progress", "auto, bar, plain, off"});
-  expect_error(std::string(kBase) + "cluster: {backend: gloo}\n", {"cluster.backend", "auto, mpi, nccl"});
+  expect_error(std::string(kBase) + "monitoring: {port: 70000}\n",
+               {"monitoring.port", "[1, 65535]"});
+  expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n",
+               {"monitoring.progress", "auto, bar, plain, off"});
+  expect_error(std::string(kBase) + "cluster: {backend: gloo}\n",
+               {"cluster.backend", "auto, mpi, nccl"});
   expect_error(std::string(kBase) + "cluster: {timeout_seconds: 0}\n",
                {"cluster.timeout_seconds", "(0, 604800]"});
   expect_error(std::string(kBase) + "eval: {importance_samples: 0}\n",
@@ -165,19 +186,75 @@ TEST_F(LoadRuns, ImpossibleValues) {
 }
 
 TEST_F(LoadRuns, PhaseErrors) {
-  expect_error(replace(kBase, "name: joint", "name: finetune"), {"c.yaml:18", "train.phases[1].name", "'finetune'", "pretrain_vae, pretrain_pixelcnn, joint, no_aux"});
-  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint}"), {"train.phases[1].steps", "required"});
+  expect_error(replace(kBase, "name: joint", "name: finetune"),
+               {"c.yaml:18", "train.phases[1].name", "'finetune'",
+                "pretrain_vae, pretrain_pixelcnn, joint, no_aux"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint}"),
+               {"train.phases[1].steps", "required"});
   expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 0}"),
                {"train.phases[1].steps", "[1, 1000000000]"});
-  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"), {"train.steps", "99", "add up to 30"});
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"),
+               {"train.steps", "99", "add up to 30"});
   expect_error(replace(kBase, R"(  phases:
     - {name: pretrain_vae, steps: 10}
     - {name: joint, steps: 20}
-)", ""), {"train.steps", "required"});
+)",
+                       ""),
+               {"train.steps", "required"});
+}
+
+// A phase may set its own λ, free bits and loss terms (issue 15); they round-trip through the
+// resolved config, and bad values name the phase.
+TEST_F(LoadRuns, PhasesMaySetLambdaFreeBitsAndTerms) {
+  const auto runs =
+      load(replace(kBase, "{name: joint, steps: 20}",
+                   "{name: joint, steps: 20}\n    - {name: no_aux, steps: 5, lambda: 0.5, "
+                   "free_bits: 0.25, terms: [pixel, kl]}"));
+  ASSERT_EQ(runs.size(), 1u);
+  const auto& phases = runs[0].config.train.phases;
+  ASSERT_EQ(phases.size(), 3u);
+  EXPECT_FALSE(phases[1].lambda.has_value());
+  ASSERT_TRUE(phases[2].lambda && phases[2].free_bits && phases[2].terms);
+  EXPECT_EQ(*phases[2].lambda, 0.5);
+  EXPECT_EQ(*phases[2].free_bits, 0.25);
+  EXPECT_TRUE(phases[2].terms->pixel && phases[2].terms->kl);
+  EXPECT_FALSE(phases[2].terms->aux);
+  const std::string resolved = to_yaml_string(runs[0].config);
+  EXPECT_NE(resolved.find("lambda: 0.5"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("terms: [pixel, kl]"), std::string::npos) << resolved;
+  expect_error(
+      replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 20, terms: [pixel, y]}"),
+      {"train.phases[1].terms", "'y'", "pixel, aux, kl"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 20, terms: []}"),
+               {"train.phases[1].terms", "non-empty"});
+  expect_error(replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 20, lambda: -1}"),
+               {"train.phases[1].lambda", "[0, 1000]"});
+}
+
+// The Table 1 baselines train in one joint phase, and the VAE alone models x itself.
+TEST_F(LoadRuns, BaselineKindsAreCheckedAgainstPhasesAndAux) {
+  const std::string one_phase = replace(kBase, R"(  phases:
+    - {name: pretrain_vae, steps: 10}
+    - {name: joint, steps: 20}
+)",
+                                        "  steps: 30\n");
+  const auto pixelcnn = load(replace(one_phase, "model:\n", "model:\n  kind: pixelcnn_only\n"));
+  EXPECT_EQ(pixelcnn[0].config.model.kind(), agave::model::ModelKind::kPixelCnnOnly);
+  EXPECT_NE(to_yaml_string(pixelcnn[0].config).find("kind: pixelcnn_only"), std::string::npos);
+  expect_error(replace(kBase, "model:\n", "model:\n  kind: pixelcnn_only\n"),
+               {"train.phases", "'pretrain_vae'", "pixelcnn_only"});
+  expect_error(replace(one_phase, "model:\n", "model:\n  kind: vae_only\n"),
+               {"aux.resolution", "vae_only", "resolution 28, color_bins 256"});
+  const auto vae = load(replace(replace(one_phase, "model:\n", "model:\n  kind: vae_only\n"),
+                                "  resolution: 14\n  color_bins: 32\n", "  resolution: 28\n"));
+  EXPECT_EQ(vae[0].config.model.kind(), agave::model::ModelKind::kVaeOnly);
+  expect_error(replace(kBase, "model:\n", "model:\n  kind: flow\n"),
+               {"model.kind", "'flow'", "agave, vae_only, pixelcnn_only"});
 }
 
 TEST_F(LoadRuns, GlobalBatchMustSplitOverRanksPerRun) {
-  expect_error(std::string(kBase) + "sweep: {ranks_per_run: 3}\n", {"c.yaml:15", "train.batch_size", "32", "divisible", "ranks_per_run = 3"});
+  expect_error(std::string(kBase) + "sweep: {ranks_per_run: 3}\n",
+               {"c.yaml:15", "train.batch_size", "32", "divisible", "ranks_per_run = 3"});
 }
 
 TEST_F(LoadRuns, MalformedYamlNamesLineAndColumn) {

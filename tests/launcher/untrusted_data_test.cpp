@@ -43,7 +43,8 @@ struct TinyRun {
         << "  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}\n"
         << "aux: {resolution: 7, color_bins: 32}\n"
         << "train: {batch_size: 16, steps: " << steps << "}\n"
-        << "eval: {subset: 16, importance_samples: 2, batch_size: 16, sample_images: 0}\n"
+        << "eval: {subset: 16, final_subset: 16, importance_samples: 2, batch_size: 16, "
+           "sample_images: 0}\n"
         << "checkpoint: {every: 0}\n"
         << "monitoring: {prometheus: false, progress: 'off'}\n";
     config = dir / "c.yaml";

@@ -16,7 +16,7 @@ TEST(Ema, MovesTowardTheWeightsWithTheDecay) {
   torch::NoGradGuard no_grad;
   net->weight.fill_(1.0);
   net->bias.fill_(0.0);
-  Ema ema(*net, 0.9);
+  Ema ema(*net, 0.9, /*warmup=*/false);
   net->weight.fill_(3.0);
   net->bias.fill_(10.0);
   ema.update();
@@ -29,11 +29,42 @@ TEST(Ema, MovesTowardTheWeightsWithTheDecay) {
   EXPECT_EQ(net->weight[0][0].item<double>(), 3.0);
 }
 
+// The warm-up decay min(decay, (1 + t) / (10 + t)): the shadow follows the live weights
+// closely at first, so a short run's EMA is a trained model, then settles at `decay`.
+TEST(Ema, WarmUpDecayFollowsTheWeightsEarlyAndSettlesAtTheDecay) {
+  torch::nn::Linear net(1, 1);
+  torch::NoGradGuard no_grad;
+  net->weight.fill_(0.0);
+  Ema ema(*net, 0.999);
+  EXPECT_NEAR(ema.decay_at(0), 0.1, 1e-12);
+  EXPECT_NEAR(ema.decay_at(90), 91.0 / 100.0, 1e-12);
+  EXPECT_EQ(ema.decay_at(100000), 0.999);
+  net->weight.fill_(1.0);
+  ema.update();  // 0.1 · 0 + 0.9 · 1
+  EXPECT_NEAR(ema.shadow()["weight"][0][0].item<double>(), 0.9, 1e-6);
+  // 400 steps of a weight moving linearly from 0 to 1: the warmed-up shadow lags by a few
+  // steps, the plain one is still mostly the start.
+  Ema plain(*net, 0.9995, false), warm(*net, 0.9995, true);
+  net->weight.fill_(0.0);
+  plain.reset();
+  warm.reset();
+  for (int t = 1; t <= 400; ++t) {
+    net->weight.fill_(t / 400.0);
+    plain.update();
+    warm.update();
+  }
+  EXPECT_GT(warm.shadow()["weight"][0][0].item<double>(), 0.85);
+  EXPECT_LT(plain.shadow()["weight"][0][0].item<double>(), 0.15);
+  // A resumed run continues the warm-up from the checkpoint's step.
+  warm.set_num_updates(5);
+  EXPECT_EQ(warm.num_updates(), 5);
+}
+
 TEST(Ema, SwapTwiceRestoresAndCopyToWrites) {
   torch::nn::Linear net(2, 2);
   torch::NoGradGuard no_grad;
   net->weight.fill_(1.0);
-  Ema ema(*net, 0.5);
+  Ema ema(*net, 0.5, /*warmup=*/false);
   net->weight.fill_(5.0);
   ema.update();  // shadow 3
   ema.swap(*net);
@@ -52,7 +83,7 @@ TEST(Ema, TracksTheAgaveModelByName) {
   Agave model(testing::tiny_options());
   auto x = testing::structured_images(2, 3, 8);
   model->data_init(x);
-  Ema ema(*model, 0.99);
+  Ema ema(*model, 0.99, /*warmup=*/false);
   EXPECT_EQ(ema.shadow().size(), model->named_parameters().size());
   EXPECT_TRUE(ema.shadow().contains("vae.h_top"));
   EXPECT_TRUE(ema.shadow().contains("pixelcnn.out.v"));

@@ -120,7 +120,7 @@ model:
   pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
 aux: {resolution: 7, color_bins: 32}
 train: {batch_size: 2, steps: $steps}
-eval: {importance_samples: 2, subset: 4, batch_size: 4, sample_images: 0}
+eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 4}
 monitoring: {log_every: 1, progress: plain, prometheus: false}
 EOF

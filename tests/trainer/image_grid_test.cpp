@@ -11,7 +11,7 @@ namespace {
 TEST(ImageGrid, PlacesEveryImageAndUpscalesSmallRows) {
   auto big = torch::randint(0, 256, {3, 3, 8, 8}, torch::kUInt8);
   auto small = torch::randint(0, 256, {2, 3, 4, 4}, torch::kUInt8);
-  const auto img = image_grid({big, small}, /*pad=*/1);
+  const auto img = image_grid({big, small}, /*pad=*/1, /*min_size=*/1);
   EXPECT_EQ(img.channels, 3);
   EXPECT_EQ(img.height, 2 * 9 + 1);
   EXPECT_EQ(img.width, 3 * 9 + 1);
@@ -28,6 +28,21 @@ TEST(ImageGrid, PlacesEveryImageAndUpscalesSmallRows) {
   // The gap is white; the missing third image of row 1 too.
   EXPECT_EQ(at(0, 0, 0), 255);
   EXPECT_EQ(at(12, 1 + 2 * 9 + 3, 2), 255);
+}
+
+// Small images are scaled up by a whole factor to at least min_size pixels: 28 → 84.
+TEST(ImageGrid, ScalesSmallImagesUpToTheMinimumSize) {
+  auto x = torch::randint(0, 256, {2, 1, 28, 28}, torch::kUInt8);
+  const auto img = image_grid({x}, /*pad=*/2, /*min_size=*/64);
+  EXPECT_EQ(img.height, 84 + 4);
+  EXPECT_EQ(img.width, 2 * 86 + 2);
+  // Pixel (5, 7) of image 1 fills a 3×3 block.
+  for (int64_t dy = 0; dy < 3; ++dy)
+    for (int64_t dx = 0; dx < 3; ++dx)
+      EXPECT_EQ(img.pixels[(2 + 5 * 3 + dy) * img.width + 2 + 86 + 7 * 3 + dx],
+                x[1][0][5][7].item<uint8_t>());
+  // 32×32 images: ×2.
+  EXPECT_EQ(image_grid({torch::zeros({1, 3, 32, 32}, torch::kUInt8)}, 0, 64).height, 64);
 }
 
 TEST(PngImage, RoundTripsAndRejectsGarbage) {

@@ -20,6 +20,9 @@ namespace {
 constexpr uint64_t kSeed = 7;
 constexpr double kLambda = 2.0;
 
+// The joint phase with λ = kLambda, no free bits.
+PhaseSpec joint() { return phase_spec({PhaseKind::kJoint, 1}, LossOptions{kLambda}, 0.0); }
+
 model::AgaveOptions tiny() {
   return model::AgaveOptions()
       .image_channels(3)
@@ -83,7 +86,6 @@ class TrainStepTest : public ::testing::Test {
                                        const std::atomic<bool>* stop = nullptr) {
     TrainStepOptions o;
     o.stop = stop;
-    o.lambda = kLambda;
     o.seed = kSeed;
     o.grad_clip = grad_clip;
     o.buckets = {0.002, 0.001, true};  // several small buckets, launched from backward hooks
@@ -115,7 +117,7 @@ double reference_step(Replica& r, const torch::Tensor& x, const torch::Tensor& i
 TEST_F(TrainStepTest, MatchesTheFp32ReferenceStepForStep) {
   Replica trained(x_, ids_), reference(x_, ids_);
   auto step = make_step(trained);
-  step->set_phase(phase_spec(PhaseKind::kJoint));
+  step->set_phase(joint());
   for (int64_t s = 0; s < 3; ++s) {
     const auto out = step->run(x_, ids_, s);
     const double want = reference_step(reference, x_, ids_, s);
@@ -151,7 +153,7 @@ class NanAtStep : public FaultHooks {
 TEST_F(TrainStepTest, ANonFiniteLossSkipsTheStepAndLeavesWeightsEmaAndMomentsAlone) {
   Replica r(x_, ids_);
   auto step = make_step(r, std::make_shared<NanAtStep>(1));
-  step->set_phase(phase_spec(PhaseKind::kJoint));
+  step->set_phase(joint());
   ASSERT_TRUE(step->run(x_, ids_, 0).applied);
   const auto weights = snapshot(*r.model);
   std::vector<torch::Tensor> ema;
@@ -183,7 +185,7 @@ TEST_F(TrainStepTest, FrozenGroupsStayFrozen) {
   auto step = make_step(r);
   const auto groups = r.model->parameter_groups();
   for (const auto kind : {PhaseKind::kPretrainVae, PhaseKind::kPretrainPixelCnn}) {
-    const auto spec = phase_spec(kind);
+    const auto spec = phase_spec({kind, 2}, LossOptions{kLambda}, 0.0);
     step->set_phase(spec);
     const auto vae = clone_all(groups.vae), pixelcnn = clone_all(groups.pixelcnn);
     for (int64_t s = 0; s < 2; ++s) ASSERT_TRUE(step->run(x_, ids_, s).applied);
@@ -208,7 +210,7 @@ TEST_F(TrainStepTest, AStopRequestIsAgreedAndTheStepStillTrains) {
   Replica r(x_, ids_);
   std::atomic<bool> stop{false};
   auto step = make_step(r, nullptr, 0, &stop);
-  step->set_phase(phase_spec(PhaseKind::kJoint));
+  step->set_phase(joint());
   EXPECT_FALSE(step->run(x_, ids_, 0).stop);
   stop = true;
   const auto out = step->run(x_, ids_, 1);
@@ -220,8 +222,8 @@ TEST_F(TrainStepTest, GradientsAreClippedToTheGlobalNorm) {
   Replica clipped(x_, ids_), free(x_, ids_);
   auto a = make_step(clipped, nullptr, /*grad_clip=*/1e-3);
   auto b = make_step(free);
-  a->set_phase(phase_spec(PhaseKind::kJoint));
-  b->set_phase(phase_spec(PhaseKind::kJoint));
+  a->set_phase(joint());
+  b->set_phase(joint());
   const auto oa = a->run(x_, ids_, 0);
   b->run(x_, ids_, 0);
   ASSERT_GT(oa.grad_norm, 1e-3);  // so the clip applies

@@ -108,14 +108,40 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_TRUE(std::isfinite(summary["test_elbo_bpd"].get<double>()));
   EXPECT_LE(summary["test_iw_bpd"].get<double>(), summary["test_elbo_bpd"].get<double>() + 0.5);
 
-  // Sheets: f(z) above the samples (2 rows), and x / f(z) / sample (3 rows) of 28×28 gray images.
+  // Sheets of 28×28 gray images shown at 84×84 (cells of 86 px with the gap): a row per z ~ p(z)
+  // with f(z) and 2 samples given it (samples_per_latent 2), and x / f(z) / sample rows; the
+  // final evaluation's sheets carry its step, samples.png is the newest.
   const auto samples = agave::monitoring::read_png((run_dir() / "samples.png").string());
   EXPECT_EQ(samples.channels, 1);
-  EXPECT_EQ(samples.height, 2 * 30 + 2);
-  EXPECT_EQ(samples.width, 2 * 30 + 2);
+  EXPECT_EQ(samples.height, 2 * 86 + 2);
+  EXPECT_EQ(samples.width, 3 * 86 + 2);
   const auto recon = agave::monitoring::read_png((run_dir() / "reconstructions.png").string());
-  EXPECT_EQ(recon.height, 3 * 30 + 2);
+  EXPECT_EQ(recon.height, 3 * 86 + 2);
+  EXPECT_EQ(recon.width, 2 * 86 + 2);
+  EXPECT_TRUE(fs::exists(run_dir() / "samples-step-00000010.png"));
+  EXPECT_TRUE(fs::exists(run_dir() / "reconstructions-step-00000010.png"));
   EXPECT_TRUE(fs::exists(run_dir() / "config.yaml"));
+}
+
+// Each phase trains on its own loss settings, shown in its log line: λ and free bits from the
+// run unless the phase sets them; no_aux is Eq. (6) (λ 1, no free bits, no aux term). Sheets are
+// drawn at every evaluation.
+TEST_F(TrainingRun, PhasesUseTheirOwnLambdaFreeBitsAndTerms) {
+  const auto r =
+      sh(mpirun(1) + kTrainer + " " + config() +
+         " --set loss.lambda=4 --set model.vae.free_bits=0.1 --set eval.every=4" +
+         " --set 'train.phases=[{name: pretrain_vae, steps: 2}, {name: joint, steps: 2," +
+         " lambda: 8, terms: [pixel, kl]}, {name: no_aux, steps: 4}]'");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("phase pretrain_vae: steps 0-1,"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("parameter tensors train on aux + KL, λ 4, free bits 0.1"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("on pixel + KL, λ 8, free bits 0.1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("phase no_aux: steps 4-7"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("on pixel + KL, λ 1, free bits 0\n"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::exists(run_dir() / "samples-step-00000004.png"));
+  EXPECT_TRUE(fs::exists(run_dir() / "samples-step-00000008.png"));
 }
 
 TEST_F(TrainingRun, NonFiniteLossOnOneRankSkipsTheStepOnAll) {
@@ -281,7 +307,8 @@ TEST_F(TrainingRun, QuickstartImprovesTheTestBitsPerDim) {
          " --set data.shards=" + shards_->path().string() + "/fmnist" +
          " --set 'train.phases=[{name: pretrain_vae, steps: 40}, {name: pretrain_pixelcnn, steps: "
          "25}, {name: joint, steps: 5}]'" +
-         " --set eval.at_start=true --set eval.subset=64 --set eval.importance_samples=4"
+         " --set eval.at_start=true --set eval.subset=64 --set eval.final_subset=64 --set "
+         "eval.importance_samples=4"
          " --set eval.use_ema=false --set eval.sample_images=0 --set checkpoint.every=0"
          " --set monitoring.prometheus=false");
   ASSERT_EQ(r.code, 0) << r.output;

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# experiments/run.sh NAME [--scale cpu|paper] [--np N] [-- agave_trainer arguments...]
+# Runs one of the paper's experiments (experiments/NAME*.SCALE.yaml, one or more configs) and
+# writes its table (sweep.csv) and plots (sweep.png; Appendix C also kl_curve.png) beside the
+# runs, under runs/experiments/. NAME: fig4_lambda, fig5_resolution, fig5_bins, fig5 (both),
+# appendix_c, table1 (VAE alone, PixelCNN++ alone, AGAVE). docs/results.md reports them.
+# CIFAR-10 comes from data.source (default data/cifar10; AGAVE_CIFAR10=DIR overrides).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+usage() { sed -n 2,7p "$0" | sed 's/^# \{0,1\}//'; }
+[ $# -ge 1 ] || { usage; exit 2; }
+case "$1" in -h|--help) usage; exit 0 ;; esac
+name=$1
+shift
+scale=cpu
+np=${AGAVE_NP:-2}
+extra=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --scale) scale=${2:?--scale needs cpu or paper}; shift 2 ;;
+    --np) np=${2:?--np needs a number}; shift 2 ;;
+    --) shift; extra=("$@"); break ;;
+    *) echo "experiments/run.sh: unexpected argument '$1'" >&2; usage >&2; exit 2 ;;
+  esac
+done
+case "$scale" in cpu|paper) ;; *) echo "experiments/run.sh: --scale must be cpu or paper" >&2; exit 2 ;; esac
+shopt -s nullglob
+configs=(experiments/"$name".$scale.yaml experiments/"$name"_*.$scale.yaml)
+if [ ${#configs[@]} -eq 0 ]; then
+  echo "experiments/run.sh: no experiments/$name*.$scale.yaml; experiments:" >&2
+  ls experiments/*.yaml | sed 's|experiments/||; s|\.[a-z]*\.yaml$||' | sort -u >&2
+  exit 2
+fi
+bin=${AGAVE_BIN_DIR:-build/bin}
+[ -x "$bin/agave_trainer" ] || scripts/build.sh
+. scripts/mpi-env.sh
+data=()
+[ -n "${AGAVE_CIFAR10:-}" ] && data=(--set "data.source=$AGAVE_CIFAR10")
+
+# The folder a config's runs go to: run.output_dir/run.name, as the dry run prints it.
+folder_of() {
+  "$bin/agave_trainer" "$1" --dry-run "${data[@]}" "${extra[@]}" |
+    sed -n 's/.*-> \(.*\)$/\1/p' | head -1
+}
+
+for cfg in "${configs[@]}"; do
+  echo "== $cfg ($np ranks, $(date -u +%FT%TZ))"
+  start=$(date +%s)
+  mpirun --oversubscribe --allow-run-as-root -np "$np" "$bin/agave_trainer" "$cfg" \
+    "${data[@]}" "${extra[@]}"
+  echo "== $cfg took $(( $(date +%s) - start )) s"
+  run_dir=$(folder_of "$cfg")
+  # A sweep's runs are folders under its own; a single run's table is its parent's (table1).
+  table_dir=$run_dir
+  [ -f "$run_dir/summary.json" ] && table_dir=$(dirname "$run_dir")
+  "$bin/agave_sweep_plot" "$table_dir"
+  column -s, -t < "$table_dir/sweep.csv"
+  if [ -f "$run_dir/metrics.jsonl" ] && command -v gnuplot >/dev/null; then
+    # The training KL against the step: Appendix C's curve (KL falls after the aux loss goes).
+    python3 - "$run_dir/metrics.jsonl" > "$run_dir/kl_curve.dat" <<'PY'
+import json, sys
+for line in open(sys.argv[1]):
+    e = json.loads(line)
+    if e.get("event") == "train":
+        print(e["step"], e["kl_bpd"], e["phase"])
+PY
+    gnuplot -e "set terminal png size 800,450; set output '$run_dir/kl_curve.png';
+      set xlabel 'step'; set ylabel 'training KL (bits/dim)'; set key off; set grid;
+      plot '$run_dir/kl_curve.dat' using 1:2 with lines lw 2"
+    echo "$run_dir/kl_curve.png"
+  fi
+done
