@@ -31,8 +31,7 @@ std::string show(double v, const LineStyle& s) {
 }  // namespace
 
 std::string step_line(const StepRecord& r) {
-  std::string line = fmt::format("{}step {}/{} {}", r.time.empty() ? "" : r.time + " ", r.step,
-                                 r.total_steps, r.phase);
+  std::string line = fmt::format("step {}/{} {}", r.step, r.total_steps, r.phase);
   visit_fields(r, [&](const char*, const auto& value, const LineStyle& s) {
     if constexpr (std::is_arithmetic_v<std::decay_t<decltype(value)>>) {
       if (*s.label == '\0') return;

@@ -82,8 +82,9 @@ void visit_fields(const StepRecord& r, Visit&& v) {
 // Every field under its name.
 nlohmann::json to_json(const StepRecord& r);
 
-// "2026-01-02T03:04:05Z step 10/100 joint  loss 3.412  pixel ... bits/dim  12.3 img/s  comm 3.1%
-//  data 0.4%  lr 0.002  elapsed 4 min 05 s  ETA 1 h 02 min" (the time when set).
+// "step 10/100 joint  loss 3.412  pixel ... bits/dim  12.3 img/s  comm 3.1%  data 0.4%  lr 0.002
+//  elapsed 4 min 05 s  ETA 1 h 02 min". The time leads the printed line, before the run's tag
+// (trainer/step_report.h), so "[run] step N/T" stays one piece for whatever greps logs.
 std::string step_line(const StepRecord& r);
 
 }  // namespace agave::monitoring

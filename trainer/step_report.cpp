@@ -84,7 +84,7 @@ monitoring::StepRecord StepReport::flush(int64_t step, PhaseKind phase, int64_t 
     j["run"] = run_;
     sinks_.log->write(std::move(j));
   }
-  if (sinks_.print) say(monitoring::step_line(r));
+  if (sinks_.print) print(r.time + " [" + run_ + "] " + monitoring::step_line(r));
   return r;
 }
 
@@ -131,8 +131,12 @@ void StepReport::checkpointed(int64_t step, const SaveResult& saved) const {
 std::string StepReport::clear_prefix() const { return bar_ ? bar_->clear_prefix() : ""; }
 
 void StepReport::say(const std::string& text) const {
+  if (sinks_.print) print("[" + run_ + "] " + text);
+}
+
+void StepReport::print(const std::string& line) const {
   // One string, one write: the bar's clearing stays with its line.
-  if (sinks_.print) std::cout << clear_prefix() + "[" + run_ + "] " + text + "\n" << std::flush;
+  std::cout << clear_prefix() + line + "\n" << std::flush;
 }
 
 }  // namespace agave::trainer

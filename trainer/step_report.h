@@ -58,6 +58,7 @@ class StepReport {
   double to_bpd_;
   ReportSinks sinks_;
   std::string clear_prefix() const;
+  void print(const std::string& line) const;  // stdout, after clearing the bar
 
   Window w_;
   monitoring::ProgressBar* bar_ = nullptr;

@@ -208,7 +208,9 @@ TEST(Dashboard, UsesTheDatasourceVariableAndNumericSortsAndARankVariable) {
   }
   EXPECT_GE(targets, 10u);
   for (const auto& v : dash.at("templating").at("list")) {
-    if (v.at("type") == "query") EXPECT_EQ(v.at("datasource"), want) << v.at("name");
+    if (v.at("type") == "query") {
+      EXPECT_EQ(v.at("datasource"), want) << v.at("name");
+    }
   }
   for (const char* name : {"lambda", "rank"}) {
     const auto* v = variable(dash, name);

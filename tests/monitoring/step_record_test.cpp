@@ -24,9 +24,10 @@ StepRecord record() {
   return r;
 }
 
-TEST(StepLine, StartsWithTheTimeAndEndsWithLrElapsedAndEta) {
+TEST(StepLine, EndsWithLrElapsedAndEta) {
   const std::string line = step_line(record());
-  EXPECT_EQ(line.rfind("2026-01-02T03:04:05Z step 20/600 joint  loss 3.413  ", 0), 0u) << line;
+  // The time leads the printed line (StepReport), not this part.
+  EXPECT_EQ(line.rfind("step 20/600 joint  loss 3.413  ", 0), 0u) << line;
   EXPECT_NE(line.find("  123.5 img/s  comm 3.1%  data 0.0%  "), std::string::npos) << line;
   EXPECT_EQ(line.substr(line.find("  lr ")), "  lr 0.002  elapsed 4 min 05 s  ETA 1 h 02 min")
       << line;
@@ -36,9 +37,7 @@ TEST(StepLine, SmallLearningRatesAndUnknownEtaReadWell) {
   auto r = record();
   r.lr = 1e-5;
   r.eta_seconds = -1;
-  r.time.clear();
   const std::string line = step_line(r);
-  EXPECT_EQ(line.rfind("step 20/600", 0), 0u) << line;
   EXPECT_NE(line.find("  lr 1e-05  "), std::string::npos) << line;
   EXPECT_NE(line.find("  ETA ?"), std::string::npos) << line;
 }

@@ -80,9 +80,9 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_EQ(agave::testing::count_of(r.output, agave::version::describe("agave_trainer") + "\n"),
             1u)
       << r.output;
-  // Step lines: UTC time first, then the fields, lr, elapsed and ETA.
+  // Step lines: UTC time first, then "[run] step N/T" as before, the fields, lr, elapsed, ETA.
   const std::regex step_line(
-      R"(\[tiny\] \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ step 2/10 pretrain_vae  loss .*  lr 0\.002  )"
+      R"(\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[tiny\] step 2/10 pretrain_vae  loss .*  lr 0\.002  )"
       R"(elapsed [0-9.]+ s  ETA [0-9.]+ s\n)");
   EXPECT_TRUE(std::regex_search(r.output, step_line)) << r.output;
 
@@ -153,8 +153,11 @@ TEST_F(TrainingRun, StepLinesDoNotDrawOverTheProgressBar) {
   ASSERT_EQ(r.code, 0) << r.output;
   ASSERT_NE(r.output.find("\rtrain tiny ["), std::string::npos) << "no bar drawn:\n" << r.output;
   size_t lines = 0;
-  for (size_t p = r.output.find("[tiny] "); p != std::string::npos;
-       p = r.output.find("[tiny] ", p + 1)) {
+  const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ )");
+  for (size_t at = r.output.find("[tiny] "); at != std::string::npos;
+       at = r.output.find("[tiny] ", at + 1)) {
+    size_t p = at;  // where the line starts: before the time of a step line
+    if (p >= 21 && std::regex_match(r.output.substr(p - 21, 21), utc)) p -= 21;
     const bool at_line_start = p == 0 || r.output[p - 1] == '\n' ||
                                (p >= 4 && r.output.compare(p - 4, 4, "\r\033[K") == 0);
     EXPECT_TRUE(at_line_start) << "a line drawn after the bar: ..."
