@@ -141,8 +141,8 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
     throw UsageError(p.dir + "/manifest.json: its config is not valid YAML: " + e.msg);
   }
   p.eval = p.config.eval;
-  if (samples > 0)
-    p.eval.importance_samples = samples;  // else the config's eval.importance_samples
+  // Without --samples (0), K is the config's eval.importance_samples.
+  if (samples > 0) p.eval.importance_samples = samples;
   p.eval.subset = limit;
   if (batch > 0) p.eval.batch_size = batch;
   p.eval.use_ema = !no_ema;
