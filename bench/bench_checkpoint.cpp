@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <torch/torch.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -40,6 +41,7 @@
 #include "trainer/precision.h"
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/training_state.h"
+#include "version/version.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -275,36 +277,24 @@ int driver(const char* self, const Args& a) {
 
 int main(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string k = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) throw std::invalid_argument(k + " needs a value");
-      return argv[++i];
-    };
-    try {
-      if (k == "--worker") {
-        a.worker = true;
-      } else if (k == "--config") {
-        a.config = value();
-      } else if (k == "--dir") {
-        a.dir = value();
-      } else if (k == "--repeats") {
-        a.repeats = std::max(1, std::atoi(value().c_str()));
-      } else if (k == "--threads") {
-        a.threads = std::max(1, std::atoi(value().c_str()));
-      } else if (k == "--ranks") {
-        a.ranks.clear();
-        std::stringstream s(value());
-        for (std::string r; std::getline(s, r, ',');) a.ranks.push_back(std::atoi(r.c_str()));
-      } else {
-        std::fprintf(stderr, "bench_checkpoint: unknown argument %s\n", k.c_str());
-        return 2;
-      }
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "bench_checkpoint: %s\n", e.what());
-      return 2;
-    }
-  }
+  CLI::App app{"bench_checkpoint: sharded checkpoint save and load against plain writes"};
+  app.set_version_flag("--version", agave::version::describe("bench_checkpoint"));
+  app.add_option("--config", a.config, "config whose training state is saved")
+      ->capture_default_str();
+  app.add_option("--dir", a.dir, "folder to write in (default: a new one under $TMPDIR or /tmp)");
+  app.add_option("--ranks", a.ranks, "rank counts to time, e.g. 1,2")
+      ->delimiter(',')
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--repeats", a.repeats, "saves and loads per rank count")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--threads", a.threads, "LibTorch threads per rank")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  // The driver starts itself under mpirun with --worker: one measuring rank.
+  app.add_flag("--worker", a.worker)->group("");
+  CLI11_PARSE(app, argc, argv);
   try {
     if (a.worker) return worker(argc, argv, a);
     return driver(fs::read_symlink("/proc/self/exe").c_str(), a);

@@ -6,6 +6,7 @@
 //   bench_eval [--config FILE] [--batch B] [--samples K] [--seconds S] [--threads T]
 // Prints "forward ... images/s", "iw ... image*samples/s" and "ratio R" (goal: R >= 0.9).
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -14,6 +15,7 @@
 
 #include "launcher/config.h"
 #include "model/agave.h"
+#include "version/version.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -42,23 +44,22 @@ int main(int argc, char** argv) {
   std::string config = "configs/quickstart.yaml";
   int64_t batch = 32, samples = 16, threads = 1;
   double seconds = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--config") {
-      config = argv[i + 1];
-    } else if (a == "--batch") {
-      batch = std::atoll(argv[i + 1]);
-    } else if (a == "--samples") {
-      samples = std::atoll(argv[i + 1]);
-    } else if (a == "--seconds") {
-      seconds = std::atof(argv[i + 1]);
-    } else if (a == "--threads") {
-      threads = std::atoll(argv[i + 1]);
-    } else {
-      std::fprintf(stderr, "bench_eval: unknown argument %s\n", a.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{"bench_eval: importance-weighted evaluation throughput against the forward pass"};
+  app.set_version_flag("--version", agave::version::describe("bench_eval"));
+  app.add_option("--config", config, "config whose model is timed")->capture_default_str();
+  app.add_option("--batch", batch, "rows per pass")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--samples", samples, "K, importance samples per image")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--seconds", seconds, "minimum time per measurement")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--threads", threads, "LibTorch threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   try {
     torch::set_num_threads(static_cast<int>(threads));
     const auto runs = agave::launcher::load_runs(config, {});

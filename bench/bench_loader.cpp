@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <torch/torch.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -31,6 +32,7 @@
 #include "data/loader.h"
 #include "data/manifest.h"
 #include "data/shard.h"
+#include "version/version.h"
 
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
@@ -138,22 +140,23 @@ int main(int argc, char** argv) {
   int64_t batch = 64;
   int gzip = 0;
   bool one_only = false;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) {
-      min_seconds = std::atof(argv[++i]);
-    } else if (a == "--rounds" && i + 1 < argc) {
-      rounds = std::max(1, std::atoi(argv[++i]));
-    } else if (a == "--batch" && i + 1 < argc) {
-      batch = std::atoll(argv[++i]);
-    } else if (a == "--gzip" && i + 1 < argc) {
-      gzip = std::atoi(argv[++i]);
-    } else if (a == "--one-rank-only") {
-      one_only = true;
-    } else {
-      src = a;
-    }
-  }
+  CLI::App app{"bench_loader: HDF5 shard loader throughput against a raw read of the same bytes"};
+  app.set_version_flag("--version", agave::version::describe("bench_loader"));
+  app.add_option("cifar10", src, "folder with CIFAR-10's binary batches")->capture_default_str();
+  app.add_option("--seconds", min_seconds, "time per case, split over the rounds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--rounds", rounds, "rounds per case (the best is reported)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--batch", batch, "images per batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--gzip", gzip, "gzip level of the shards, 0-9")
+      ->check(CLI::Range(0, 9))
+      ->capture_default_str();
+  app.add_flag("--one-rank-only", one_only, "skip the multi-rank cases");
+  CLI11_PARSE(app, argc, argv);
   if (!fs::exists(fs::path(src) / "data_batch_1.bin")) {
     std::fprintf(stderr, "bench_loader: no CIFAR-10 binary batches in %s (pass the folder)\n",
                  src.c_str());

@@ -7,15 +7,16 @@
 #include <ATen/autocast_mode.h>
 #include <torch/torch.h>
 #include <torch/version.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "model/likelihood.h"
 #include "model/pixelcnn.h"
+#include "version/version.h"
 
 namespace {
 
@@ -123,12 +124,23 @@ void compare(const char* label, const PixelCnnOptions& options, int64_t channels
 int main(int argc, char** argv) {
   int threads = 2, iters = 2;
   int64_t cifar_batch = 16, quick_batch = 32;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--iters")) iters = std::atoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--cifar-batch")) cifar_batch = std::atoll(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--quick-batch")) quick_batch = std::atoll(argv[i + 1]);
-  }
+  CLI::App app{
+      "bench_model_pixelcnn: PixelCNN++ forward+backward, fp32 NCHW against bf16 "
+      "channels_last"};
+  app.set_version_flag("--version", agave::version::describe("bench_model_pixelcnn"));
+  app.add_option("--threads", threads, "LibTorch threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--iters", iters, "timed steps per measurement")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--cifar-batch", cifar_batch, "images per step, CIFAR-10 model")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--quick-batch", quick_batch, "images per step, quickstart model")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(threads);
   {
     PixelCnn plain(PixelCnnOptions(), 3, 0);

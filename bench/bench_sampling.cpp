@@ -10,16 +10,17 @@
 //
 //   bench_sampling [--threads N] [--batch N] [--naive-steps K] [--naive-full] [--quick-only]
 #include <torch/torch.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <string>
 
 #include "model/agave.h"
 #include "model/likelihood.h"
 #include "model/sampler.h"
+#include "version/version.h"
 
 namespace {
 
@@ -111,35 +112,22 @@ void run(const char* name, const AgaveOptions& options, const Args& args) {
 
 int main(int argc, char** argv) {
   Args args;
-  for (int i = 1; i < argc; ++i) {
-    auto next = [&](const char* flag) {
-      if (i + 1 >= argc) {
-        std::fprintf(stderr, "%s needs a value\n", flag);
-        std::exit(2);
-      }
-      return std::atoll(argv[++i]);
-    };
-    if (!std::strcmp(argv[i], "--threads")) {
-      args.threads = static_cast<int>(next("--threads"));
-    } else if (!std::strcmp(argv[i], "--batch")) {
-      args.batch = next("--batch");
-    } else if (!std::strcmp(argv[i], "--naive-steps")) {
-      args.naive_steps = next("--naive-steps");
-    } else if (!std::strcmp(argv[i], "--naive-full")) {
-      args.naive_full = true;
-    } else if (!std::strcmp(argv[i], "--quick-only")) {
-      args.quick_only = true;
-    } else {
-      std::fprintf(stderr,
-                   "usage: bench_sampling [--threads N] [--batch N] [--naive-steps K] "
-                   "[--naive-full] [--quick-only]\n");
-      return 2;
-    }
-  }
-  if (args.batch < 1 || args.naive_steps < 1 || args.threads < 1) {
-    std::fprintf(stderr, "bench_sampling: --batch, --naive-steps and --threads must be >= 1\n");
-    return 2;
-  }
+  CLI::App app{"bench_sampling: the naive PixelCNN sampler against the cached one"};
+  app.set_version_flag("--version", agave::version::describe("bench_sampling"));
+  app.add_option("--threads", args.threads, "LibTorch threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--batch", args.batch, "images sampled at once")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--naive-steps", args.naive_steps,
+                 "naive sampler steps timed and scaled to a whole image")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_flag("--naive-full", args.naive_full,
+               "run the naive sampler over whole images and compare the samples");
+  app.add_flag("--quick-only", args.quick_only, "only the quickstart model");
+  CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(args.threads);
   std::printf("bench_sampling: %d thread(s), fp32; naive = one full PixelCNN pass per pixel\n",
               args.threads);

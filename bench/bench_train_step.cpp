@@ -27,6 +27,7 @@
 #include "trainer/phase.h"
 #include "trainer/precision.h"
 #include "trainer/train_step.h"
+#include "version/version.h"
 
 using Clock = std::chrono::steady_clock;
 
@@ -65,6 +66,7 @@ void print_gpu_memory(const torch::Device& device) {
 
 int main(int argc, char** argv) {
   CLI::App app{"bench_train_step: time agave's training step (trainer::TrainStep) on one rank"};
+  app.set_version_flag("--version", agave::version::describe("bench_train_step"));
   std::string config = "configs/quickstart.yaml", precision, device_name = "cpu";
   int64_t batch = 16, steps = 5, threads = 1;
   app.add_option("--config", config, "YAML config whose model is timed")->capture_default_str();

@@ -9,6 +9,7 @@
 // Each verdict is cached per process, so every case runs in a fresh child process.
 #include <sys/wait.h>
 #include <unistd.h>
+#include <CLI/CLI.hpp>
 
 #include <chrono>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include <thread>
 
 #include "data/loader.h"
+#include "version/version.h"
 
 namespace {
 
@@ -33,7 +35,8 @@ double run_case(const std::string& dir, const std::string& split, int64_t batch,
   agave::data::ShardLoader loader(dir, split, o);
   int64_t n = 0;
   while (auto b = loader.next()) {
-    if (step_ms > 0) std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(step_ms));
+    if (step_ms > 0)
+      std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(step_ms));
     if (++n == max_batches) break;
   }
   return std::chrono::duration<double>(Clock::now() - t0).count();
@@ -60,22 +63,23 @@ double in_child(const std::string& dir, const std::string& split, int64_t batch,
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 2) {
-    std::fprintf(stderr, "usage: bench_verify SHARD_DIR [--split S] [--batch B] [--step-ms MS] "
-                         "[--steps N]\n");
-    return 2;
-  }
-  const std::string dir = argv[1];
-  std::string split = "train";
+  std::string dir, split = "train";
   int64_t batch = 64, steps = 200;
   double step_ms = 20;
-  for (int i = 2; i + 1 < argc; i += 2) {
-    const std::string a = argv[i];
-    if (a == "--split") split = argv[i + 1];
-    if (a == "--batch") batch = std::atoll(argv[i + 1]);
-    if (a == "--step-ms") step_ms = std::atof(argv[i + 1]);
-    if (a == "--steps") steps = std::atoll(argv[i + 1]);
-  }
+  CLI::App app{"bench_verify: the cost of verifying shard checksums while training"};
+  app.set_version_flag("--version", agave::version::describe("bench_verify"));
+  app.add_option("shards", dir, "shard folder")->required();
+  app.add_option("--split", split, "split to read")->capture_default_str();
+  app.add_option("--batch", batch, "images per batch")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  app.add_option("--step-ms", step_ms, "consumer work per batch, ms")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  app.add_option("--steps", steps, "batches in the consumer case")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   for (const bool verify : {false, true, false, true}) {
     std::printf("first epoch, no consumer work, verify %-5s: %.3f s\n", verify ? "on" : "off",
                 in_child(dir, split, batch, verify, 0, 0));

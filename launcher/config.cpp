@@ -306,8 +306,9 @@ void read_monitoring(YamlReader r, monitoring::MonitoringOptions& o) {
   require(o.linger_seconds >= 0 && o.linger_seconds <= 3600, r, "linger_seconds",
           "must be in [0, 3600], got " + num(o.linger_seconds));
   require(!o.bind.empty(), r, "bind", "must be an address such as 127.0.0.1 or 0.0.0.0");
-  require(o.port >= 1 && o.port <= 65535, r, "port",
-          "must be in [1, 65535], got " + std::to_string(o.port));
+  // 0: the kernel picks a free port; the run prints its metrics URL with it.
+  require(o.port >= 0 && o.port <= 65535, r, "port",
+          "must be in [0, 65535] (0: any free port), got " + std::to_string(o.port));
   require(o.log_every >= 1, r, "log_every", "must be >= 1, got " + std::to_string(o.log_every));
   r.finish();
 }

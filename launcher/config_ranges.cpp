@@ -53,7 +53,7 @@ const std::map<std::string, NumericRange>& ranges() {
       {"eval.sample_images", {0, 64}},
       {"checkpoint.every", {0, kBillion}},
       {"checkpoint.keep", {1, 1000}},
-      {"monitoring.port", {1, 65535}},
+      {"monitoring.port", {0, 65535}},
       {"monitoring.log_every", {1, kBillion}},
       {"monitoring.linger_seconds", {0, 3600}},
       {"monitoring.profile_steps", {0, 1000}},

@@ -13,6 +13,7 @@
 #include "data/fetch.h"
 #include "data/inspect.h"
 #include "monitoring/progress_bar.h"
+#include "version/version.h"
 
 namespace {
 
@@ -120,6 +121,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // -q is accepted after the subcommand too
   bool quiet = false;
+  app.set_version_flag("--version", agave::version::describe("agave_data"));
   app.add_flag("-q,--quiet", quiet, "No progress output");
 
   agave::data::ConvertOptions conv;
@@ -157,13 +159,8 @@ int main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::CallForAllHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    app.exit(e);
-    return 2;
+  } catch (const CLI::ParseError& e) {  // --help and --version exit 0, argument errors 2
+    return app.exit(e) == 0 ? 0 : 2;
   }
 
   try {

@@ -1,6 +1,7 @@
 // agave_eval: test-set bits/dim of a checkpoint (the single-sample ELBO and the
 // importance-weighted bound with K samples), split across the ranks of an MPI job.
-//   mpirun -np N agave_eval --checkpoint DIR --samples K [--limit N] [--batch B] [--no-ema]
+//   mpirun -np N agave_eval --checkpoint DIR [--samples K] [--device cpu|cuda[:N]] [--limit N]
+//                           [--batch B] [--no-ema]
 // DIR is a checkpoint folder (with manifest.json), or a folder holding checkpoints (a run's
 // checkpoints/ or the run folder itself): then its newest complete checkpoint is used.
 #include <CLI/CLI.hpp>
@@ -28,6 +29,7 @@
 #include "trainer/seed.h"
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/training_state.h"
+#include "version/version.h"
 
 namespace {
 
@@ -71,18 +73,65 @@ std::string resolve_checkpoint(const std::string& dir) {
                    ": not a complete checkpoint (no manifest.json) and holds none");
 }
 
+// --device: "cpu", "cuda" (the GPU of the node-local rank) or "cuda:N". Checked before MPI
+// starts, so a machine without CUDA gets one line instead of a LibTorch stack trace.
+struct DeviceChoice {
+  bool cuda = false;
+  int index = -1;  // -1: one GPU per node-local rank
+};
+
+DeviceChoice parse_device(const std::string& text) {
+  DeviceChoice d;
+  if (text == "cpu") return d;
+  if (text.rfind("cuda", 0) != 0) {
+    throw UsageError("--device " + text + ": expected cpu, cuda or cuda:N");
+  }
+  d.cuda = true;
+  if (text.size() > 4) {
+    const std::string index = text.substr(5);
+    if (text[4] != ':' || index.empty() ||
+        index.find_first_not_of("0123456789") != std::string::npos || index.size() > 4) {
+      throw UsageError("--device " + text + ": expected cpu, cuda or cuda:N");
+    }
+    d.index = std::stoi(index);
+  }
+  if (!torch::cuda::is_available()) {
+#if defined(AGAVE_WITH_CUDA)
+    const char* why = "no GPU found";
+#else
+    const char* why = "this build's LibTorch is a CPU build";
+#endif
+    throw UsageError("--device " + text + ": CUDA is not available (" + why +
+                     "); use --device cpu");
+  }
+  if (d.index >= static_cast<int>(torch::cuda::device_count())) {
+    throw UsageError("--device " + text + ": this node has " +
+                     std::to_string(torch::cuda::device_count()) + " GPU(s)");
+  }
+  return d;
+}
+
+torch::Device device_for(const DeviceChoice& d, int local_rank) {
+  if (!d.cuda) return torch::kCPU;
+  const int index =
+      d.index >= 0 ? d.index : local_rank % static_cast<int>(torch::cuda::device_count());
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
 struct Plan {
   std::string dir;
   trainer::CheckpointMeta meta;
   launcher::Config config;
   trainer::EvalOptions eval;
   std::string shards;
+  DeviceChoice device;
 };
 
 // Everything that can be wrong before MPI starts: the checkpoint, its config, the data.
 Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, int64_t batch,
-               bool no_ema, const std::string& shards) {
+               bool no_ema, const std::string& shards, const std::string& device) {
   Plan p;
+  p.device = parse_device(device);
   p.dir = resolve_checkpoint(checkpoint);
   p.meta = trainer::ShardedCheckpoint::read_meta(p.dir);
   if (p.meta.config.empty()) throw UsageError(p.dir + "/manifest.json: holds no config");
@@ -92,7 +141,8 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
     throw UsageError(p.dir + "/manifest.json: its config is not valid YAML: " + e.msg);
   }
   p.eval = p.config.eval;
-  p.eval.importance_samples = samples;
+  // Without --samples (0), K is the config's eval.importance_samples.
+  if (samples > 0) p.eval.importance_samples = samples;
   p.eval.subset = limit;
   if (batch > 0) p.eval.batch_size = batch;
   p.eval.use_ema = !no_ema;
@@ -113,7 +163,7 @@ void load_weights(model::Agave& model, const std::string& dir, bool use_ema) {
 }
 
 struct Arguments {
-  std::string checkpoint, shards, json_out;
+  std::string checkpoint, shards, json_out, device = "cpu";
   int64_t samples = 0, limit = 0, batch = 0, threads = 0;
   bool no_ema = false;
 };
@@ -127,8 +177,10 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
   app.add_option("--checkpoint", a.checkpoint,
                  "checkpoint folder, or a folder holding checkpoints (the newest is used)")
       ->required();
-  app.add_option("--samples", a.samples, "K, importance samples per test image")
-      ->required()
+  app.set_version_flag("--version", version::describe("agave_eval"));
+  app.add_option("--samples", a.samples,
+                 "K, importance samples per test image (default: the config's "
+                 "eval.importance_samples)")
       ->check(CLI::Range(int64_t{1}, int64_t{1000000}));
   app.add_option("--limit", a.limit, "evaluate the first N test images (0 = all)")
       ->check(CLI::NonNegativeNumber);
@@ -136,6 +188,8 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
                  "images per forward pass; the IW bound runs B rows of "
                  "image x sample per pass (default: the config's eval.batch_size)")
       ->check(CLI::PositiveNumber);
+  app.add_option("--device", a.device, "cpu, cuda (one GPU per node-local rank) or cuda:N")
+      ->capture_default_str();
   app.add_flag("--no-ema", a.no_ema, "use the trained weights instead of the EMA (Polyak) weights");
   app.add_option("--shards", a.shards, "data shards folder (default: the config's data.shards)");
   app.add_option("--threads", a.threads, "LibTorch threads per rank (default: cores / local ranks)")
@@ -177,7 +231,7 @@ int run(int argc, char** argv) {
   if (const auto code = parse_arguments(argc, argv, a)) return *code;
   Plan plan;
   try {
-    plan = make_plan(a.checkpoint, a.samples, a.limit, a.batch, a.no_ema, a.shards);
+    plan = make_plan(a.checkpoint, a.samples, a.limit, a.batch, a.no_ema, a.shards, a.device);
   } catch (const std::exception& e) {  // UsageError, CheckpointError, ConfigError
     if (launcher_rank() == 0) std::cerr << "agave_eval: error: " << e.what() << std::endl;
     return launcher::kConfigErrorExit;
@@ -200,13 +254,15 @@ int run(int argc, char** argv) {
     comm.reset();
     return launcher::kConfigErrorExit;
   }
+  const torch::Device device = device_for(plan.device, where.local_rank);
+  model->to(device);
   // z ~ q differs per rank, as in training; the test images are disjoint per rank anyway.
   torch::manual_seed(trainer::rank_seed(plan.meta.seed, where.world_rank));
   if (lead) {
     std::cout << "agave_eval: " << plan.dir << " (step " << plan.meta.step << ", "
               << (plan.eval.use_ema ? "EMA" : "trained") << " weights), test split of "
-              << plan.shards << ", K=" << plan.eval.importance_samples << ", batch "
-              << plan.eval.batch_size << ", " << where.world_size << " rank(s), "
+              << plan.shards << ", K=" << plan.eval.importance_samples << ", " << device.str()
+              << ", batch " << plan.eval.batch_size << ", " << where.world_size << " rank(s), "
               << torch::get_num_threads() << " thread(s) each" << std::endl;
   }
   std::unique_ptr<monitoring::ProgressBar> bar;
@@ -218,7 +274,7 @@ int run(int argc, char** argv) {
     bar->update(done * world);
   };
   const auto start = std::chrono::steady_clock::now();
-  auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed, torch::kCPU,
+  auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed, device,
                              trainer::EvalControl{progress});
   r.weights = plan.eval.use_ema ? trainer::EvalWeights::kEma : trainer::EvalWeights::kLive;
   const double seconds =

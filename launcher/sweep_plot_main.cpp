@@ -1,34 +1,29 @@
 // agave_sweep_plot <sweep dir> [--png FILE] [--title TEXT]: writes <sweep dir>/sweep.csv from
 // the runs' summary.json files and plots test bits/dim and KL against lambda (sweep.png).
+#include <CLI/CLI.hpp>
+
 #include <exception>
 #include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "monitoring/sweep_summary.h"
+#include "version/version.h"
 
 int main(int argc, char** argv) {
-  const std::string usage =
-      "usage: agave_sweep_plot <sweep dir> [--png FILE] [--title TEXT]\n"
-      "  <sweep dir> is <run.output_dir>/<run.name>: one folder per run with its summary.json\n";
+  CLI::App app{"agave_sweep_plot: sweep.csv and a plot of test bits/dim and KL against lambda"};
+  app.set_version_flag("--version", agave::version::describe("agave_sweep_plot"));
   std::string dir, png, title;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if ((a == "--png" || a == "--title") && i + 1 < argc) {
-      (a == "--png" ? png : title) = argv[++i];
-    } else if (a == "-h" || a == "--help") {
-      std::cout << usage;
-      return 0;
-    } else if (dir.empty() && !a.empty() && a[0] != '-') {
-      dir = a;
-    } else {
-      std::cerr << "agave_sweep_plot: unexpected argument '" << a << "'\n" << usage;
-      return 2;
-    }
-  }
-  if (dir.empty()) {
-    std::cerr << usage;
-    return 2;
+  app.add_option("dir", dir,
+                 "sweep folder, <run.output_dir>/<run.name>: one folder per run with its "
+                 "summary.json")
+      ->required();
+  app.add_option("--png", png, "plot to write (default: <dir>/sweep.png)");
+  app.add_option("--title", title, "plot title (default: the sweep folder's name)");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {  // --help and --version exit 0, argument errors 2
+    return app.exit(e) == 0 ? 0 : 2;
   }
   try {
     namespace fs = std::filesystem;

@@ -25,6 +25,7 @@
 #include "data/convert.h"
 #include "data/errors.h"
 #include "launcher/config.h"
+#include "launcher/config_diff.h"
 #include "launcher/config_error.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
@@ -35,6 +36,7 @@
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/stop_request.h"
 #include "trainer/trainer.h"
+#include "version/version.h"
 
 namespace {
 
@@ -108,6 +110,7 @@ struct Arguments {
 // argument error).
 std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
   CLI::App app{"agave_trainer: train AGAVE (VAE + conditional PixelCNN++) on an MPI job"};
+  app.set_version_flag("--version", version::describe("agave_trainer"));
   app.add_option("config", a.config_file, "YAML config (run, data, model, ..., sweep)")->required();
   app.add_option("--set", a.overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
   app.add_flag("--dry-run", a.dry_run, "print which ranks train which runs, and train nothing");
@@ -232,6 +235,7 @@ trainer::TrainerSetup setup_for(const launcher::RunSpec& spec, int local_rank) {
   setup.seed = static_cast<uint64_t>(c.run.seed);
   setup.labels = spec.labels;
   setup.resolved_config = launcher::to_yaml_string(c);
+  setup.describe_config_changes = launcher::describe_config_changes;
   setup.data = c.data;
   setup.model = c.model;
   setup.loss = c.loss;
@@ -436,6 +440,7 @@ int run(int argc, char** argv) {
   const double timeout = first.cluster.timeout_seconds;
   cluster::set_timeout_handler(on_collective_timeout);
   cluster::JobChannel channel(MPI_COMM_WORLD, trainer::stop_requested(), timeout);
+  if (where.world_rank == 0) std::cout << version::describe("agave_trainer") << std::endl;
   const auto threads =
       launcher::configure_torch_threads(first.cluster.threads_per_rank, where.local_size);
   std::cout << "agave_trainer: " << launcher::describe(threads, where.hostname, where.world_rank)

@@ -1,9 +1,11 @@
 #include "monitoring/metrics_exporter.h"
 
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 #include <unistd.h>
 
@@ -13,11 +15,38 @@
 #include <stdexcept>
 #include <vector>
 
+#include "version/version.h"
+
 namespace agave::monitoring {
 namespace {
 
 // How far next_free_port looks: a node rarely runs more exporters than this.
 constexpr int kPortSearch = 100;
+
+// Series of the process rather than of a run, computed on every scrape: the standard
+// process_resident_memory_bytes (what Prometheus's process collector names it) and
+// agave_build_info (1, the build in labels), without run labels, once per exposer.
+class ProcessCollector : public prometheus::Collectable {
+ public:
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily memory{"process_resident_memory_bytes",
+                                    "Resident memory size in bytes",
+                                    prometheus::MetricType::Gauge,
+                                    {}};
+    memory.metric.emplace_back();
+    memory.metric.back().gauge.value = resident_memory_bytes();
+    const auto& b = version::build_info();
+    prometheus::MetricFamily build{"agave_build_info",
+                                   "1, labelled with the agave build serving these metrics",
+                                   prometheus::MetricType::Gauge,
+                                   {}};
+    build.metric.emplace_back();
+    build.metric.back().label = {
+        {"version", b.version}, {"commit", b.commit}, {"torch", b.torch}, {"cuda", b.cuda}};
+    build.metric.back().gauge.value = 1;
+    return {std::move(memory), std::move(build)};
+  }
+};
 
 // One exposer and one registry per requested bind:port, kept for the life of the process.
 struct Hub {
@@ -25,6 +54,7 @@ struct Hub {
   int port = 0;
   std::shared_ptr<prometheus::Registry> registry;
   std::unique_ptr<prometheus::Exposer> exposer;
+  std::shared_ptr<ProcessCollector> process;
 };
 
 std::mutex& hubs_mutex() {
@@ -81,6 +111,8 @@ std::shared_ptr<Hub> get_hub(const MonitoringOptions& o) {
   }
   hub->registry = std::make_shared<prometheus::Registry>();
   hub->exposer->RegisterCollectable(hub->registry);
+  hub->process = std::make_shared<ProcessCollector>();
+  hub->exposer->RegisterCollectable(hub->process);
   hubs()[key] = hub;
   return hub;
 }

@@ -90,6 +90,12 @@ void ProgressBar::update(int64_t done) {
   emit(false);
 }
 
+std::string ProgressBar::clear_prefix() {
+  if (!bar_ || finished_) return "";
+  last_ = {};  // the next update draws at once, not up to 100 ms later
+  return "\r\033[K";
+}
+
 void ProgressBar::finish() {
   if (finished_) return;
   finished_ = true;

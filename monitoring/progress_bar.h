@@ -24,6 +24,12 @@ class ProgressBar {
   void restart(std::string label, int64_t total);
   // Prints the final state once; the destructor calls it.
   void finish();
+  // What a line printed next must start with so that it takes the bar off the terminal line
+  // instead of continuing after it: "\r\033[K" in bar mode until finish(), else "". The next
+  // update redraws the bar below that line. The caller writes it in the same write as its line:
+  // where stdout and stderr are relayed separately (mpirun), a bar drawn after the line may
+  // reach the terminal before it, so every line clears, not only those after a drawn bar.
+  std::string clear_prefix();
 
   bool is_bar() const { return bar_; }
   void set_line_interval(std::chrono::milliseconds d) { line_interval_ = d; }

@@ -4,6 +4,8 @@
 
 #include <type_traits>
 
+#include "monitoring/progress_bar.h"
+
 namespace agave::monitoring {
 
 nlohmann::json to_json(const StepRecord& r) {
@@ -12,12 +14,28 @@ nlohmann::json to_json(const StepRecord& r) {
   return j;
 }
 
+namespace {
+
+std::string show(double v, const LineStyle& s) {
+  switch (s.show) {
+    case Show::kGeneral:
+      return fmt::format("{:g}", v * s.scale);
+    case Show::kDuration:
+      return ProgressBar::format_duration(v * s.scale);
+    case Show::kFixed:
+      break;
+  }
+  return fmt::format("{:.{}f}", v * s.scale, s.digits);
+}
+
+}  // namespace
+
 std::string step_line(const StepRecord& r) {
   std::string line = fmt::format("step {}/{} {}", r.step, r.total_steps, r.phase);
   visit_fields(r, [&](const char*, const auto& value, const LineStyle& s) {
     if constexpr (std::is_arithmetic_v<std::decay_t<decltype(value)>>) {
       if (*s.label == '\0') return;
-      const std::string v = fmt::format("{:.{}f}", static_cast<double>(value) * s.scale, s.digits);
+      const std::string v = show(static_cast<double>(value), s);
       line += s.value_first ? fmt::format("  {} {}{}", v, s.label, s.unit)
                             : fmt::format("  {} {}{}", s.label, v, s.unit);
     }

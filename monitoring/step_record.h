@@ -30,21 +30,31 @@ struct StepRecord {
   int64_t skipped_steps_total = 0;  // non-finite steps skipped by this run so far (absolute)
   int64_t window_steps = 1;         // steps the means cover; histograms observe the mean that often
   int64_t ranks = 1;                // ranks of the run
+  double lr = 0;                    // the optimizer's learning rate at the window's end
+  std::string time;                 // UTC at the window's end, ISO-8601 to the second
+  double elapsed_seconds = 0;       // since this process started the run
+  double eta_seconds = -1;          // to the run's last step at the recent step rate; < 0: unknown
 };
 
-// How a field shows in the step line: after `label` (or before, when `unit_after`), with
-// `digits` decimals, multiplied by `scale`. An empty label: JSON only.
+// How a number shows in the step line: kFixed with `digits` decimals, kGeneral as short as
+// it reads exactly (a learning rate: 0.002, 1e-05), kDuration as "4 min 05 s".
+enum class Show { kFixed, kGeneral, kDuration };
+
+// How a field shows in the step line: after `label` (or before, when `value_first`),
+// multiplied by `scale`. An empty label: JSON only.
 struct LineStyle {
   const char* label = "";
   int digits = 3;
   const char* unit = "";
   double scale = 1.0;
   bool value_first = false;  // "12.3 img/s" rather than "img/s 12.3"
+  Show show = Show::kFixed;
 };
 
 // Calls v(json_name, value, style) for every field, in line order.
 template <class Visit>
 void visit_fields(const StepRecord& r, Visit&& v) {
+  v("time", r.time, LineStyle{});
   v("step", r.step, LineStyle{});
   v("total_steps", r.total_steps, LineStyle{});
   v("phase", r.phase, LineStyle{});
@@ -64,12 +74,17 @@ void visit_fields(const StepRecord& r, Visit&& v) {
   v("skipped_steps_total", r.skipped_steps_total, LineStyle{});
   v("window_steps", r.window_steps, LineStyle{});
   v("ranks", r.ranks, LineStyle{});
+  v("lr", r.lr, LineStyle{"lr", 0, "", 1.0, false, Show::kGeneral});
+  v("elapsed_seconds", r.elapsed_seconds, LineStyle{"elapsed", 0, "", 1.0, false, Show::kDuration});
+  v("eta_seconds", r.eta_seconds, LineStyle{"ETA", 0, "", 1.0, false, Show::kDuration});
 }
 
 // Every field under its name.
 nlohmann::json to_json(const StepRecord& r);
 
-// "step 10/100 joint  loss 3.412  pixel ... bits/dim  12.3 img/s  comm 3.1%  data 0.4%".
+// "step 10/100 joint  loss 3.412  pixel ... bits/dim  12.3 img/s  comm 3.1%  data 0.4%  lr 0.002
+//  elapsed 4 min 05 s  ETA 1 h 02 min". The time leads the printed line, before the run's tag
+// (trainer/step_report.h), so "[run] step N/T" stays one piece for whatever greps logs.
 std::string step_line(const StepRecord& r);
 
 }  // namespace agave::monitoring

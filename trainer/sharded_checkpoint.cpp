@@ -16,6 +16,7 @@
 #include "data/checksum.h"
 #include "trainer/checkpoint_manifest.h"
 #include "trainer/tensor_file.h"
+#include "version/version.h"
 
 namespace agave::trainer {
 namespace fs = std::filesystem;
@@ -228,6 +229,7 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
                      {"global_batch", meta.loader_global_batch}};
       j["model_signature"] = meta.model_signature;
       j["config"] = meta.config;
+      j["agave"] = version::to_json(version::build_info());
       for (int r = 0; r < world; ++r) {
         const auto& v = shards[static_cast<size_t>(r)];
         j["shards"].push_back(
@@ -314,6 +316,10 @@ CheckpointMeta ShardedCheckpoint::read_meta(const std::string& dir) {
     m.loader_global_batch = j.at("loader").value("global_batch", int64_t{0});
     m.model_signature = j.at("model_signature").get<std::map<std::string, std::string>>();
     m.config = j.at("config");
+    if (j.contains("agave")) {  // absent in manifests older than the field
+      m.agave_version = j.at("agave").value("version", "");
+      m.agave_commit = j.at("agave").value("commit", "");
+    }
   } catch (const nlohmann::json::exception& e) {
     throw CheckpointError(dir + "/manifest.json: incomplete manifest: " + e.what());
   }

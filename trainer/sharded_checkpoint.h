@@ -41,6 +41,9 @@ struct CheckpointMeta {
   uint64_t seed = 0;
   std::map<std::string, std::string> model_signature;  // what must match to resume
   std::string config;                                  // the resolved YAML config
+  // The build that wrote it (version/version.h; save() records its own); empty in manifests
+  // written before builds were recorded.
+  std::string agave_version, agave_commit;
 };
 
 struct SaveResult {

@@ -1,11 +1,21 @@
 #include "trainer/step_report.h"
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <ctime>
 #include <iostream>
 
 namespace agave::trainer {
+namespace {
+
+double seconds_between(std::chrono::steady_clock::time_point a,
+                       std::chrono::steady_clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+}  // namespace
 
 StepReport::StepReport(std::string run_name, int ranks, int64_t total_steps, double to_bpd,
                        ReportSinks sinks)
@@ -28,7 +38,8 @@ void StepReport::add(const StepOutcome& o, double step_seconds, double data_seco
   ++w_.steps;
 }
 
-monitoring::StepRecord StepReport::flush(int64_t step, PhaseKind phase, int64_t skipped_total) {
+monitoring::StepRecord StepReport::flush(int64_t step, PhaseKind phase, int64_t skipped_total,
+                                         double lr) {
   const double imgs = std::max(1.0, w_.images);
   const double steps = static_cast<double>(std::max<int64_t>(1, w_.steps));
   const double step_s = std::max(1e-9, w_.step_s);
@@ -52,6 +63,19 @@ monitoring::StepRecord StepReport::flush(int64_t step, PhaseKind phase, int64_t 
   r.skipped_steps_total = skipped_total;
   r.window_steps = w_.steps;
   r.ranks = ranks_;
+  r.lr = lr;
+  // Wall time per step between flushes, evaluations and checkpoints included, smoothed over
+  // recent windows; the first window counts its steps only, not the run's set-up before them.
+  const auto now = Clock::now();
+  const double window_wall =
+      last_flush_ == Clock::time_point{} ? w_.step_s : seconds_between(last_flush_, now);
+  const double per_step = window_wall / steps;
+  seconds_per_step_ = seconds_per_step_ > 0 ? 0.7 * seconds_per_step_ + 0.3 * per_step : per_step;
+  last_flush_ = now;
+  r.eta_seconds =
+      static_cast<double>(std::max<int64_t>(0, total_steps_ - step)) * seconds_per_step_;
+  r.elapsed_seconds = seconds_between(started_, now);
+  r.time = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
   w_ = Window{};
   if (sinks_.exporter) sinks_.exporter->record_step(r);
   if (sinks_.log) {
@@ -60,14 +84,16 @@ monitoring::StepRecord StepReport::flush(int64_t step, PhaseKind phase, int64_t 
     j["run"] = run_;
     sinks_.log->write(std::move(j));
   }
-  if (sinks_.print) say(monitoring::step_line(r));
+  if (sinks_.print) print(r.time + " [" + run_ + "] " + monitoring::step_line(r));
   return r;
 }
 
 void StepReport::skipped(int64_t step, const std::string& reason) const {
   if (sinks_.log) sinks_.log->write({{"event", "skip"}, {"step", step}, {"reason", reason}});
   if (sinks_.print) {
-    std::cerr << "[" << run_ << "] step " << step << ": " << reason << ", skipped" << std::endl;
+    std::cerr << clear_prefix() + "[" + run_ + "] step " + std::to_string(step) + ": " + reason +
+                     ", skipped\n"
+              << std::flush;
   }
 }
 
@@ -103,8 +129,15 @@ void StepReport::checkpointed(int64_t step, const SaveResult& saved) const {
   }
 }
 
+std::string StepReport::clear_prefix() const { return bar_ ? bar_->clear_prefix() : ""; }
+
 void StepReport::say(const std::string& text) const {
-  if (sinks_.print) std::cout << "[" << run_ << "] " << text << std::endl;
+  if (sinks_.print) print("[" + run_ + "] " + text);
+}
+
+void StepReport::print(const std::string& line) const {
+  // One string, one write: the bar's clearing stays with its line.
+  std::cout << clear_prefix() + line + "\n" << std::flush;
 }
 
 }  // namespace agave::trainer

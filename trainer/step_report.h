@@ -3,11 +3,13 @@
 // monitoring::StepRecord per window feeds Prometheus, the JSONL log and the stdout line), and
 // the skip, evaluation and checkpoint events. Sinks are optional: ranks other than the run's
 // rank 0 print nothing and may export to Prometheus only.
+#include <chrono>
 #include <cstdint>
 #include <string>
 
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
+#include "monitoring/progress_bar.h"
 #include "monitoring/step_record.h"
 #include "trainer/evaluator.h"
 #include "trainer/options.h"
@@ -31,14 +33,18 @@ class StepReport {
   // One step into the current window (skipped steps count for time, not for the loss terms).
   void add(const StepOutcome& outcome, double step_seconds, double data_seconds);
   // The window's means as one record to every sink; starts the next window. `step`: steps
-  // done (1-based); `skipped_total`: the run's skipped steps so far.
-  monitoring::StepRecord flush(int64_t step, PhaseKind phase, int64_t skipped_total);
+  // done (1-based); `skipped_total`: the run's skipped steps so far; `lr`: the optimizer's
+  // learning rate now.
+  monitoring::StepRecord flush(int64_t step, PhaseKind phase, int64_t skipped_total, double lr);
 
   void skipped(int64_t step, const std::string& reason) const;
   void evaluated(int64_t step, const EvalResult& r) const;
   void checkpointed(int64_t step, const SaveResult& saved) const;
   // A plain "[run] ..." line on stdout (rank 0).
   void say(const std::string& text) const;
+  // A progress bar on the same terminal (null: none): lines clear it as they print. It must
+  // outlive this report or be detached (nullptr) first.
+  void set_progress_bar(monitoring::ProgressBar* bar) { bar_ = bar; }
 
  private:
   struct Window {
@@ -51,7 +57,15 @@ class StepReport {
   int64_t total_steps_;
   double to_bpd_;
   ReportSinks sinks_;
+  std::string clear_prefix() const;
+  void print(const std::string& line) const;  // stdout, after clearing the bar
+
   Window w_;
+  monitoring::ProgressBar* bar_ = nullptr;
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point started_ = Clock::now();
+  Clock::time_point last_flush_;  // unset before the first window
+  double seconds_per_step_ = 0;   // smoothed wall time per step, for the ETA
 };
 
 }  // namespace agave::trainer

@@ -35,6 +35,7 @@
 #include "trainer/stop_request.h"
 #include "trainer/train_step.h"
 #include "trainer/training_state.h"
+#include "version/version.h"
 
 namespace agave::trainer {
 namespace {
@@ -133,6 +134,7 @@ class TrainingRun {
           std::make_unique<monitoring::ProgressBar>("train " + s_.run_name, schedule_.total_steps(),
                                                     stderr, monitoring::ProgressBar::Mode::kBar);
       bar_->update(first_step);
+      report_->set_progress_bar(bar_.get());
     }
     if (s_.eval.at_start && first_step == 0 && evaluate_and_report(0).interrupted) {
       result_.stopped = true;  // nothing trained yet, so nothing to save
@@ -275,6 +277,12 @@ class TrainingRun {
     report_->say("resumed from " + from.dir + " at step " + std::to_string(meta.step) +
                  " (written by " + std::to_string(meta.world_size) + " rank(s), now " +
                  std::to_string(world_) + ")");
+    if (s_.describe_config_changes && !meta.config.empty()) {
+      const auto changes = s_.describe_config_changes(meta.config, s_.resolved_config);
+      if (!changes.empty()) {
+        report_->say("config changed since step " + std::to_string(meta.step) + ": " + changes);
+      }
+    }
     return meta.step;
   }
 
@@ -296,8 +304,9 @@ class TrainingRun {
     // A window never mixes phases: their terms differ.
     const bool phase_ends = last || schedule_.index_at(done) != phase_index_;
     if (done % s_.monitoring.log_every == 0 || phase_ends) {
+      const double lr = optimizer_->options().lr();
       result_.last_loss_bpd =
-          report_->flush(done, step_->phase().kind, result_.skipped_steps).loss_bpd;
+          report_->flush(done, step_->phase().kind, result_.skipped_steps, lr).loss_bpd;
     }
     const bool eval_stopped = s_.eval.every > 0 && done % s_.eval.every == 0 && !last &&
                               evaluate_and_report(done).interrupted;
@@ -426,6 +435,7 @@ class TrainingRun {
 
   // After the last step: replicas checked, final eval, pictures, summary, linger, barrier.
   void finish() {
+    report_->set_progress_bar(nullptr);
     bar_.reset();
     cluster::ActivityScope named("final eval", schedule_.total_steps());
     check_replicas_agree();
@@ -469,6 +479,7 @@ class TrainingRun {
     summary["ranks"] = world_;
     summary["train_loss_bpd"] = result_.last_loss_bpd;
     summary["seconds"] = seconds_since(started_);
+    summary["agave"] = version::to_json(version::build_info());
     for (const auto& [k, v] : s_.labels) summary["labels"][k] = v;
     data::write_file_atomically(s_.output_dir + "/summary.json", summary.dump(2) + "\n");
   }

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -29,6 +30,10 @@ struct TrainerSetup {
   uint64_t seed = 1;
   std::map<std::string, std::string> labels;  // sweep values, e.g. lambda=12
   std::string resolved_config;                // YAML, saved beside the results
+  // At resume: the changes from the checkpoint's saved config to resolved_config as one line
+  // ("" when none). Set by the launcher, the side that reads YAML; null: not reported.
+  std::function<std::string(const std::string& saved, const std::string& current)>
+      describe_config_changes;
   ResumeRequest resume;
   std::shared_ptr<FaultHooks> faults;  // the failure tests' injection points; null in real runs
   int world_rank = 0;                  // this process's rank in the whole job (metrics label)

@@ -3,6 +3,7 @@
 // the ELBO), and with unusable arguments or checkpoints (one line, exit code 2).
 #include <gtest/gtest.h>
 
+#include <torch/torch.h>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -128,6 +129,37 @@ TEST_F(Eval, EmaIsTheDefaultAndNoEmaUsesTheTrainedWeights) {
   EXPECT_NE(last_.output.find("trained weights"), std::string::npos) << last_.output;
   EXPECT_FALSE(trained["ema"].get<bool>());
   EXPECT_NE(ema["elbo_bpd"].get<double>(), trained["elbo_bpd"].get<double>());
+}
+
+// Without --samples, K is the checkpoint config's eval.importance_samples (1 here, where the
+// built-in default is 150).
+TEST_F(Eval, SamplesDefaultToTheCheckpointsConfig) {
+  const auto r = eval(1, "--checkpoint " + checkpoint() + " --limit 8");
+  ASSERT_FALSE(r.empty()) << last_.output;
+  EXPECT_EQ(r["importance_samples"], 1) << last_.output;
+  EXPECT_NE(last_.output.find("K=1, cpu"), std::string::npos) << last_.output;
+}
+
+// --device: cpu, or CUDA where this build and node have it; otherwise one line, exit 2.
+TEST_F(Eval, DeviceIsCheckedBeforeAnythingRuns) {
+  auto r = eval(1, "--checkpoint " + checkpoint() + " --samples 2 --limit 8 --device cpu");
+  EXPECT_FALSE(r.empty()) << last_.output;
+  const auto bad = sh(kEval + " --checkpoint " + checkpoint() + " --device gpu");
+  EXPECT_EQ(bad.code, 2) << bad.output;
+  EXPECT_EQ(bad.output, "agave_eval: error: --device gpu: expected cpu, cuda or cuda:N\n");
+  if (torch::cuda::is_available()) {
+    r = eval(1, "--checkpoint " + checkpoint() + " --samples 2 --limit 8 --device cuda");
+    ASSERT_FALSE(r.empty()) << last_.output;
+    EXPECT_NE(last_.output.find(", cuda:0,"), std::string::npos) << last_.output;
+    const auto too_far = sh(kEval + " --checkpoint " + checkpoint() + " --device cuda:4096");
+    EXPECT_EQ(too_far.code, 2) << too_far.output;
+    EXPECT_NE(too_far.output.find("GPU(s)"), std::string::npos) << too_far.output;
+  } else {
+    const auto none = sh(mpirun(2) + kEval + " --checkpoint " + checkpoint() + " --device cuda");
+    EXPECT_EQ(none.code, 2) << none.output;
+    EXPECT_EQ(count_of(none.output, "agave_eval: error: --device cuda: CUDA is not available"), 1u)
+        << none.output;
+  }
 }
 
 TEST_F(Eval, UnusableArgumentsOrCheckpointsExitTwoWithOneLine) {

@@ -58,6 +58,12 @@ struct LoadRuns : ::testing::Test {
   }
 };
 
+// docs/metrics.md: port 0 lets the kernel pick a free port (the run prints its URL).
+TEST_F(LoadRuns, MonitoringPortZeroIsAccepted) {
+  const auto runs = load(std::string(kBase) + "monitoring: {port: 0}\n");
+  EXPECT_EQ(runs.at(0).config.monitoring.port, 0);
+}
+
 TEST_F(LoadRuns, ParsesEverySectionIntoTypedOptions) {
   const auto runs = load(kBase);
   ASSERT_EQ(runs.size(), 1u);
@@ -172,7 +178,8 @@ TEST_F(LoadRuns, ImpossibleValues) {
                {"train.optimizer.name", "allowed: adamax"});
   expect_error(std::string(kBase) + "  precision: fp8\n", {"train.precision", "auto, fp32, bf16"});
   expect_error(std::string(kBase) + "monitoring: {port: 70000}\n",
-               {"monitoring.port", "[1, 65535]"});
+               {"monitoring.port", "[0, 65535]"});
+  expect_error(std::string(kBase) + "monitoring: {port: -1}\n", {"monitoring.port", "[0, 65535]"});
   expect_error(std::string(kBase) + "monitoring: {progress: fancy}\n",
                {"monitoring.progress", "auto, bar, plain, off"});
   expect_error(std::string(kBase) + "cluster: {backend: gloo}\n",

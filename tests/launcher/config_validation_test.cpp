@@ -98,7 +98,7 @@ TEST(ConfigValidation, AbsurdNumbersAreRefusedWithTheAllowedRange) {
       {"checkpoint.every=" + max, "checkpoint.every: must be in [0, 1000000000], got " + max},
       {"checkpoint.keep=" + max, "checkpoint.keep: must be in [1, 1000], got " + max},
       {"monitoring.log_every=" + max, "monitoring.log_every: must be in [1, 1000000000], got"},
-      {"monitoring.port=70000", "monitoring.port: must be in [1, 65535], got 70000"},
+      {"monitoring.port=70000", "monitoring.port: must be in [0, 65535], got 70000"},
       {"cluster.timeout_seconds=1e300", "cluster.timeout_seconds: must be in (0, 604800], got"},
       {"cluster.bucket_mb=1e9", "cluster.bucket_mb: must be in (0, 4096], got 1e9"},
       {"data.images_per_shard=" + max, "data.images_per_shard: must be in [1, 10000000], got"},

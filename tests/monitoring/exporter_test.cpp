@@ -7,6 +7,7 @@
 
 #include "monitoring/metrics_exporter.h"
 #include "tests/monitoring/http_client.h"
+#include "version/version.h"
 
 namespace agave::monitoring {
 namespace {
@@ -33,7 +34,8 @@ const std::set<std::string> kFamilies = {"agave_train_bits_per_dim",
                                          "agave_checkpoint_seconds",
                                          "agave_checkpoint_bytes",
                                          "agave_phase",
-                                         "agave_resident_memory_bytes"};
+                                         "agave_resident_memory_bytes",
+                                         "agave_build_info"};
 
 MonitoringOptions loopback(int64_t port = 0) {
   MonitoringOptions o;
@@ -154,11 +156,25 @@ TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
   EXPECT_GT(value(s, "agave_resident_memory_bytes", run), 1e6);
   EXPECT_NEAR(value(s, "agave_resident_memory_bytes", run), resident_memory_bytes(), 64e6);
 
+  // The process's series, without run labels: its build, and its memory read at the scrape.
+  const auto& b = version::build_info();
+  EXPECT_DOUBLE_EQ(
+      value(s, "agave_build_info",
+            {{"version", b.version}, {"commit", b.commit}, {"torch", b.torch}, {"cuda", b.cuda}}),
+      1);
+  EXPECT_NEAR(value(s, "process_resident_memory_bytes", {}), resident_memory_bytes(), 64e6);
+  EXPECT_GT(value(s, "process_resident_memory_bytes", {}), 1e6);
+  for (const auto& sample : s) {
+    if (sample.name == "process_resident_memory_bytes") {
+      EXPECT_TRUE(sample.labels.empty());
+    }
+  }
+
   // Only the run's labels (+ term/bound/phase/le): nothing per step or per time.
   const std::set<std::string> allowed = {"run",  "lambda", "aux_resolution", "color_bins", "rank",
                                          "term", "bound",  "phase",          "le"};
   for (const auto& sample : s) {
-    if (sample.name.rfind("agave_", 0) != 0) continue;
+    if (sample.name.rfind("agave_", 0) != 0 || sample.name == "agave_build_info") continue;
     for (const auto& [k, v] : sample.labels)
       EXPECT_TRUE(allowed.count(k)) << sample.name << " " << k;
   }
@@ -204,6 +220,9 @@ TEST(MetricsExporter, RunsOfOneProcessShareOneExposerWithTheirOwnLabels) {
   EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "lambda=1"}, {"phase", "done"}}), 1);
   EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "lambda=1"}, {"phase", "joint"}}), 0);
   EXPECT_DOUBLE_EQ(value(s, "agave_phase", {{"run", "lambda=4"}, {"phase", "joint"}}), 1);
+  // The process's series once per exposer, not once per run.
+  EXPECT_DOUBLE_EQ(value(s, "agave_build_info", {}), 1);
+  EXPECT_GT(value(s, "process_resident_memory_bytes", {}), 0);
 }
 
 // Holds a listening TCP socket on a kernel-chosen loopback port.

@@ -62,6 +62,34 @@ TEST(ProgressBar, BarRedrawsInPlace) {
   EXPECT_EQ(out.back(), '\n');
 }
 
+TEST(ProgressBar, ClearPrefixTakesTheBarOffItsLineAndTheNextUpdateRedrawsIt) {
+  std::FILE* f = std::tmpfile();
+  ProgressBar bar("train", 100, f, ProgressBar::Mode::kBar);
+  std::this_thread::sleep_for(std::chrono::milliseconds(120));
+  bar.update(10);
+  const std::string line = bar.clear_prefix() + "a step line\n";
+  EXPECT_EQ(line, "\r\033[Ka step line\n");
+  std::fputs(line.c_str(), f);
+  bar.update(11);  // at once, not 100 ms later
+  const std::string out = drain(f);
+  EXPECT_NE(out.find("10/100"), std::string::npos) << out;
+  EXPECT_NE(out.find("\033[K\r\033[Ka step line\n\rtrain ["), std::string::npos) << out;
+  EXPECT_NE(out.find("11/100"), std::string::npos) << out;
+  bar.finish();
+  EXPECT_EQ(bar.clear_prefix(), "") << "a finished bar ends its own line";
+  std::fclose(f);
+}
+
+TEST(ProgressBar, ClearPrefixIsEmptyInLineMode) {
+  std::FILE* f = std::tmpfile();
+  ProgressBar bar("x", 10, f, ProgressBar::Mode::kLines);
+  bar.set_line_interval(std::chrono::milliseconds(0));
+  bar.update(5);
+  EXPECT_EQ(bar.clear_prefix(), "");
+  bar.finish();
+  std::fclose(f);
+}
+
 TEST(ProgressBar, FormatsDurations) {
   EXPECT_EQ(ProgressBar::format_duration(12.34), "12.3 s");
   EXPECT_EQ(ProgressBar::format_duration(245), "4 min 05 s");

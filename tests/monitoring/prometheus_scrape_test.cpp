@@ -7,6 +7,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -103,6 +104,7 @@ std::string substitute(std::string expr) {
                                                                  {"$aux_resolution", ".*"},
                                                                  {"$color_bins", ".*"},
                                                                  {"$lambda", ".*"},
+                                                                 {"$rank", ".*"},
                                                                  {"$run", ".*"}};
   for (const auto& [from, to] : vars) {
     for (size_t p; (p = expr.find(from)) != std::string::npos;) expr.replace(p, from.size(), to);
@@ -127,6 +129,7 @@ std::vector<DashboardQuery> dashboard_queries(const nlohmann::json& dash) {
   // label_values(<selector>, <label>) is Grafana's, not PromQL: ask for the label's values.
   const std::regex label_values(R"(^label_values\((.*),\s*(\w+)\)$)");
   for (const auto& v : dash.at("templating").at("list")) {
+    if (v.at("type") == "datasource") continue;  // picks a Prometheus, queries nothing
     const std::string q = v.at("definition");
     std::smatch m;
     if (!std::regex_match(q, m, label_values)) {
@@ -165,6 +168,66 @@ std::set<std::string> metric_names(const std::string& text) {
     out.insert(it->str());
   }
   return out;
+}
+
+nlohmann::json load_dashboard() {
+  std::ifstream in(std::string(AGAVE_SOURCE_DIR) + "/monitoring/grafana/dashboards/agave.json");
+  EXPECT_TRUE(in) << "monitoring/grafana/dashboards/agave.json is missing";
+  return in ? nlohmann::json::parse(in) : nlohmann::json::object();
+}
+
+const nlohmann::json* variable(const nlohmann::json& dash, const std::string& name) {
+  for (const auto& v : dash.at("templating").at("list")) {
+    if (v.at("name") == name) return &v;
+  }
+  return nullptr;
+}
+
+// Imported into any Grafana: the Prometheus is chosen with the datasource variable, never a
+// uid of ours; λ and rank sort as numbers; per-rank panels follow the rank variable.
+TEST(Dashboard, UsesTheDatasourceVariableAndNumericSortsAndARankVariable) {
+  const auto dash = load_dashboard();
+  const auto* ds = variable(dash, "datasource");
+  ASSERT_NE(ds, nullptr) << "no datasource variable";
+  EXPECT_EQ(ds->at("type"), "datasource");
+  EXPECT_EQ(ds->at("query"), "prometheus");
+  const nlohmann::json want = {{"type", "prometheus"}, {"uid", "${datasource}"}};
+  size_t targets = 0;
+  for (const auto& p : dash.at("panels")) {
+    if (!p.contains("targets")) continue;
+    const std::string title = p.at("title");
+    EXPECT_EQ(p.at("datasource"), want) << "panel '" << title << "'";
+    for (const auto& t : p.at("targets")) {
+      EXPECT_EQ(t.at("datasource"), want) << "panel '" << title << "'";
+      ++targets;
+      if (title.find("per rank") != std::string::npos) {
+        EXPECT_NE(t.at("expr").get<std::string>().find(R"(rank=~"$rank")"), std::string::npos)
+            << "panel '" << title << "' ignores $rank";
+      }
+    }
+  }
+  EXPECT_GE(targets, 10u);
+  for (const auto& v : dash.at("templating").at("list")) {
+    if (v.at("type") == "query") {
+      EXPECT_EQ(v.at("datasource"), want) << v.at("name");
+    }
+  }
+  for (const char* name : {"lambda", "rank"}) {
+    const auto* v = variable(dash, name);
+    ASSERT_NE(v, nullptr) << "no variable " << name;
+    EXPECT_EQ(v->at("sort"), 3) << name << " must sort numerically ascending (3)";
+  }
+  EXPECT_EQ(dash.dump().find("agave-prometheus"), std::string::npos);
+  // The λ bar chart sorts its groups as numbers: converted to a number before sortBy.
+  for (const auto& p : dash.at("panels")) {
+    if (p.at("type") != "barchart") continue;
+    std::vector<std::string> ids;
+    for (const auto& t : p.at("transformations")) ids.push_back(t.at("id"));
+    const auto sort = std::find(ids.begin(), ids.end(), "sortBy");
+    ASSERT_NE(sort, ids.end());
+    ASSERT_NE(sort, ids.begin());
+    EXPECT_EQ(*(sort - 1), "convertFieldType") << p.at("title");
+  }
 }
 
 TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealScrape) {
@@ -266,6 +329,9 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealScrape) {
   ASSERT_TRUE(ready) << "prometheus never became ready on 127.0.0.1:" << prom.port();
   for (const auto& [query, why] : failures) ADD_FAILURE() << query << "\n  -> " << why;
 
+  // The process's own series, scraped: its build (labels from the build) and its memory.
+  EXPECT_EQ(check_query(prom.port(), {"build", "agave_build_info == 1", "commit"}), "");
+  EXPECT_EQ(check_query(prom.port(), {"memory", "process_resident_memory_bytes > 1e6", ""}), "");
   // The check can fail: a metric nobody exports gives no data.
   EXPECT_EQ(check_query(prom.port(), {"control", "agave_no_such_metric", ""}), "empty result");
   // All four label sets were scraped from the one exposer.
@@ -369,6 +435,10 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   auto all = queries;
   all.push_back({"runs", "count(count by (lambda) (agave_steps_total)) == 2", ""});
   all.push_back({"end of training", "min(agave_steps_total) >= 200", ""});
+  // Each trainer process says which build it is and how much memory it holds.
+  all.push_back({"build", "count(agave_build_info == 1) == 2", ""});
+  all.push_back({"build commit", "agave_build_info", "commit"});
+  all.push_back({"memory", "count(process_resident_memory_bytes > 1e6) == 2", ""});
   const auto failures = wait_for_queries(*prom, all, std::chrono::seconds(150), alive);
   for (const auto& [query, why] : failures) ADD_FAILURE() << query << "\n  -> " << why;
 

@@ -5,6 +5,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "tests/common/process.h"
@@ -12,6 +13,7 @@
 #include "tests/common/tiny_config.h"
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/tensor_file.h"
+#include "version/version.h"
 
 namespace agave::trainer {
 namespace {
@@ -116,6 +118,8 @@ TEST_F(Resume, StopAndResumeIsBitIdenticalToAStraightRun) {
   ASSERT_EQ(last_.code, 0) << last_.output;
   EXPECT_NE(last_.output.find("resumed from " + ckpt(stopped, 4) + " at step 4"), std::string::npos)
       << last_.output;
+  EXPECT_EQ(last_.output.find("config changed"), std::string::npos) << "same config\n"
+                                                                    << last_.output;
   const auto cmp =
       sh("/usr/bin/python3 " + kCompare + " " + ckpt(straight, 8) + " " + ckpt(stopped, 8));
   EXPECT_EQ(cmp.code, 0) << cmp.output;
@@ -125,6 +129,39 @@ TEST_F(Resume, StopAndResumeIsBitIdenticalToAStraightRun) {
   train(2, stopped);
   ASSERT_EQ(last_.code, 0) << last_.output;
   EXPECT_NE(last_.output.find("already complete at step 8"), std::string::npos) << last_.output;
+}
+
+// The manifest records the build that wrote it; one written before that (no "agave" field)
+// still resumes. The resume lists what the config changed, in one line.
+TEST_F(Resume, ManifestRecordsTheBuildAndResumeListsConfigChanges) {
+  const std::string out = (dir_.path() / "changed").string();
+  train(2, out, "AGAVE_FAULT=stop:3:1");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  const std::string manifest = ckpt(out, 4) + "/manifest.json";
+  nlohmann::json j;
+  {
+    std::ifstream in(manifest);
+    j = nlohmann::json::parse(in);
+  }
+  const auto& b = agave::version::build_info();
+  EXPECT_EQ(j.at("agave").at("version"), b.version);
+  EXPECT_EQ(j.at("agave").at("commit"), b.commit);
+  EXPECT_EQ(agave::trainer::ShardedCheckpoint::read_meta(ckpt(out, 4)).agave_commit, b.commit);
+  j.erase("agave");  // as manifests were before builds were recorded
+  std::ofstream(manifest) << j.dump(1) << "\n";
+  EXPECT_EQ(agave::trainer::ShardedCheckpoint::read_meta(ckpt(out, 4)).agave_commit, "");
+
+  train(2, out, "", "--set loss.lambda=4 --set train.grad_clip=50");
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("resumed from " + ckpt(out, 4) + " at step 4"), std::string::npos)
+      << last_.output;
+  EXPECT_EQ(agave::testing::count_of(last_.output, "config changed since step 4:"), 1u)
+      << last_.output;
+  EXPECT_NE(last_.output.find("[r] config changed since step 4: loss.lambda 2 → 4, "
+                              "train.grad_clip "),
+            std::string::npos)
+      << last_.output;
+  EXPECT_NE(last_.output.find(" → 50\n"), std::string::npos) << last_.output;
 }
 
 TEST_F(Resume, OnADifferentNumberOfRanks) {

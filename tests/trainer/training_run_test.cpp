@@ -8,12 +8,14 @@
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "monitoring/png_image.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
+#include "version/version.h"
 
 namespace {
 
@@ -74,12 +76,33 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_NE(r.output.find("2 replica(s) in sync after 10 step(s), 0 skipped"), std::string::npos)
       << r.output;
   EXPECT_NE(r.output.find("[tiny] metrics at http://127.0.0.1:"), std::string::npos) << r.output;
+  // Once, from rank 0: which build trains.
+  EXPECT_EQ(agave::testing::count_of(r.output, agave::version::describe("agave_trainer") + "\n"),
+            1u)
+      << r.output;
+  // Step lines: UTC time first, then "[run] step N/T" as before, the fields, lr, elapsed, ETA.
+  const std::regex step_line(
+      R"(\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[tiny\] step 2/10 pretrain_vae  loss .*  lr 0\.002  )"
+      R"(elapsed [0-9.]+ s  ETA [0-9.]+ s\n)");
+  EXPECT_TRUE(std::regex_search(r.output, step_line)) << r.output;
 
   const auto lines = jsonl(run_dir() / "metrics.jsonl");
   int train = 0, eval = 0;
   for (const auto& l : lines) {
     if (l["event"] == "train") {
       ++train;
+      const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
+      EXPECT_TRUE(std::regex_match(l["time"].get<std::string>(), utc)) << l;
+      EXPECT_DOUBLE_EQ(l["lr"].get<double>(), 0.002) << l;
+      EXPECT_GE(l["elapsed_seconds"].get<double>(), 0.0) << l;
+      EXPECT_GE(l["eta_seconds"].get<double>(), 0.0) << l;
+      // Nothing left at the last step; something at the first.
+      const double eta = l["eta_seconds"].get<double>();
+      if (l["step"] == 10) {
+        EXPECT_EQ(eta, 0.0) << l;
+      } else if (l["step"] == 2) {
+        EXPECT_GT(eta, 0.0) << l;
+      }
       EXPECT_TRUE(std::isfinite(l["loss_bpd"].get<double>())) << l;
       EXPECT_EQ(l["ranks"], 2);
       if (l["phase"] == "pretrain_vae") {
@@ -105,6 +128,9 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   const auto summary = nlohmann::json::parse(in);
   EXPECT_EQ(summary["steps"], 10);
   EXPECT_EQ(summary["ranks"], 2);
+  EXPECT_EQ(summary["agave"]["version"], agave::version::build_info().version);
+  EXPECT_EQ(summary["agave"]["commit"], agave::version::build_info().commit);
+  EXPECT_EQ(summary["agave"]["torch"], agave::version::build_info().torch);
   EXPECT_TRUE(std::isfinite(summary["test_elbo_bpd"].get<double>()));
   EXPECT_LE(summary["test_iw_bpd"].get<double>(), summary["test_elbo_bpd"].get<double>() + 0.5);
 
@@ -142,6 +168,38 @@ TEST_F(TrainingRun, PhasesUseTheirOwnLambdaFreeBitsAndTerms) {
   EXPECT_NE(r.output.find("on pixel + KL, λ 1, free bits 0\n"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::exists(run_dir() / "samples-step-00000004.png"));
   EXPECT_TRUE(fs::exists(run_dir() / "samples-step-00000008.png"));
+}
+
+// A bar and the step lines on one terminal (forced here: stdout and stderr into one pipe): every
+// line starts at column 0, after a newline or after the bar cleared itself ("\r\033[K"), never
+// after the bar's text.
+TEST_F(TrainingRun, StepLinesDoNotDrawOverTheProgressBar) {
+  const auto r = sh(mpirun(1) + kTrainer + " " + config() +
+                    " --set monitoring.progress=bar --set eval.sample_images=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  ASSERT_NE(r.output.find("\rtrain tiny ["), std::string::npos) << "no bar drawn:\n" << r.output;
+  size_t lines = 0;
+  const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ )");
+  for (size_t at = r.output.find("[tiny] "); at != std::string::npos;
+       at = r.output.find("[tiny] ", at + 1)) {
+    size_t p = at;  // where the line starts: before the time of a step line
+    if (p >= 21 && std::regex_match(r.output.substr(p - 21, 21), utc)) p -= 21;
+    const bool at_line_start = p == 0 || r.output[p - 1] == '\n' ||
+                               (p >= 4 && r.output.compare(p - 4, 4, "\r\033[K") == 0);
+    EXPECT_TRUE(at_line_start) << "a line drawn after the bar: ..."
+                               << r.output.substr(p >= 80 ? p - 80 : 0, 120);
+    ++lines;
+  }
+  EXPECT_GE(lines, 6u) << r.output;
+}
+
+TEST_F(TrainingRun, MonitoringPortZeroServesAFreePortAndPrintsIt) {
+  const auto r = sh(mpirun(1) + kTrainer + " " + config() +
+                    " --set monitoring.port=0 --set eval.sample_images=0");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_TRUE(std::regex_search(
+      r.output, std::regex(R"(\[tiny\] metrics at http://127\.0\.0\.1:[1-9]\d*/metrics)")))
+      << r.output;
 }
 
 TEST_F(TrainingRun, NonFiniteLossOnOneRankSkipsTheStepOnAll) {
