@@ -37,10 +37,10 @@ bin=${AGAVE_BIN_DIR:-build/bin}
 data=()
 [ -n "${AGAVE_CIFAR10:-}" ] && data=(--set "data.source=$AGAVE_CIFAR10")
 
-# The folder a config's runs go to: run.output_dir/run.name, as the dry run prints it.
-folder_of() {
+# The output folder of a config's first run, as the dry run prints it ("... output DIR").
+first_output() {
   "$bin/agave_trainer" "$1" --dry-run "${data[@]}" "${extra[@]}" |
-    sed -n 's/.*-> \(.*\)$/\1/p' | head -1
+    sed -n 's/.* output \(.*\)$/\1/p' | head -1
 }
 
 for cfg in "${configs[@]}"; do
@@ -49,13 +49,12 @@ for cfg in "${configs[@]}"; do
   mpirun --oversubscribe --allow-run-as-root -np "$np" "$bin/agave_trainer" "$cfg" \
     "${data[@]}" "${extra[@]}"
   echo "== $cfg took $(( $(date +%s) - start )) s"
-  run_dir=$(folder_of "$cfg")
-  # A sweep's runs are folders under its own; a single run's table is its parent's (table1).
-  table_dir=$run_dir
-  [ -f "$run_dir/summary.json" ] && table_dir=$(dirname "$run_dir")
+  run_dir=$(first_output "$cfg")
+  # A sweep's runs are folders of its own folder; table1's three single runs share a parent.
+  table_dir=$(dirname "$run_dir")
   "$bin/agave_sweep_plot" "$table_dir"
   column -s, -t < "$table_dir/sweep.csv"
-  if [ -f "$run_dir/metrics.jsonl" ] && command -v gnuplot >/dev/null; then
+  if [ "$name" = appendix_c ] && command -v gnuplot >/dev/null; then
     # The training KL against the step: Appendix C's curve (KL falls after the aux loss goes).
     python3 - "$run_dir/metrics.jsonl" > "$run_dir/kl_curve.dat" <<'PY'
 import json, sys

@@ -27,6 +27,7 @@ const std::set<std::string> kFamilies = {"agave_train_bits_per_dim",
                                          "agave_data_wait_seconds",
                                          "agave_steps_total",
                                          "agave_nonfinite_steps_skipped_total",
+                                         "agave_eval_aux_bits_per_dim",
                                          "agave_eval_bits_per_dim",
                                          "agave_eval_kl_bits_per_dim",
                                          "agave_eval_step",
@@ -110,7 +111,7 @@ TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
   ASSERT_GT(ex.port(), 0);
   EXPECT_EQ(ex.url(), "http://127.0.0.1:" + std::to_string(ex.port()) + "/metrics");
   ex.record_step(step_record(100));
-  ex.record_eval({100, 4.5, 4.4, 0.3, 64});
+  ex.record_eval({100, 4.5, 4.4, 0.3, 0.2, 0.5, 64});
   ex.record_checkpoint(1.5, 2.5e6);
 
   const auto body = http_get(ex.port(), "/metrics").body;
@@ -145,6 +146,8 @@ TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
   EXPECT_DOUBLE_EQ(value(s, "agave_nonfinite_steps_skipped_total", run), 1);
   EXPECT_DOUBLE_EQ(value(s, "agave_eval_bits_per_dim", with("bound", "elbo")), 4.5);
   EXPECT_DOUBLE_EQ(value(s, "agave_eval_bits_per_dim", with("bound", "iw")), 4.4);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_bits_per_dim", with("bound", "vae")), 0.5);
+  EXPECT_DOUBLE_EQ(value(s, "agave_eval_aux_bits_per_dim", run), 0.2);
   EXPECT_DOUBLE_EQ(value(s, "agave_eval_kl_bits_per_dim", run), 0.3);
   EXPECT_DOUBLE_EQ(value(s, "agave_eval_step", run), 100);
   EXPECT_DOUBLE_EQ(value(s, "agave_eval_importance_samples", run), 64);
@@ -276,7 +279,7 @@ TEST(MetricsExporter, DisabledServesNothingAndIgnoresRecords) {
   EXPECT_EQ(ex.port(), 0);
   EXPECT_EQ(ex.url(), "");
   ex.record_step(step_record(1));
-  ex.record_eval({1, 1, 1, 1, 1});
+  ex.record_eval({1, 1, 1, 1, 1, 1, 1});
   ex.record_checkpoint(1, 1);
   ex.set_phase("joint");
 }

@@ -284,7 +284,8 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealScrape) {
         r.skipped_steps_total = step / 50;
         exporters[i]->record_step(r);
         if (step % 10 == 0) {
-          exporters[i]->record_eval({step, r.loss_bpd + 0.1, r.loss_bpd, r.kl_bpd, 8});
+          exporters[i]->record_eval(
+              {step, r.loss_bpd + 0.1, r.loss_bpd, r.kl_bpd, r.aux_bpd, r.aux_bpd + r.kl_bpd, 8});
           exporters[i]->record_checkpoint(0.2, 1e6);
         }
       }

@@ -33,6 +33,14 @@ class SweepSummary : public ::testing::Test {
                         {"seconds", 12.5},       {"ranks", 1}};
     s["labels"]["lambda"] = lambda;
     s["labels"]["aux_resolution"] = "16";
+    // Summaries since issue 15 also hold the aux term, the VAE bound, the weights and the image
+    // count; lambda 4 stands for an older summary without them (NaN, empty, 0 in the table).
+    if (lambda != "4") {
+      s["test_aux_bpd"] = kl * 2;
+      s["test_vae_bpd"] = kl * 3;
+      s["test_weights"] = "ema";
+      s["test_images"] = 10000;
+    }
     std::ofstream(dir_ / name / "summary.json") << s.dump(2);
   }
 
@@ -54,10 +62,12 @@ TEST_F(SweepSummary, CsvHasOneRowPerFinishedRunSortedByLambda) {
   const auto rows = write_sweep_summary(dir_.string());
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(read(dir_ / "sweep.csv"),
-            "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,steps\n"
-            "\"lambda=2,aux_resolution=16\",2,16,,3.25,3.125,0.5,1000\n"
-            "\"lambda=4,aux_resolution=16\",4,16,,3.3,3.2,0.2,999\n"
-            "\"lambda=12,aux_resolution=16\",12,16,,3.5,3.4,0.05,1000\n");
+            "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
+            "test_aux_bpd,test_vae_bpd,weights,test_images,steps\n"
+            "\"lambda=2,aux_resolution=16\",2,16,,3.25,3.125,0.5,1,1.5,ema,10000,1000\n"
+            "\"lambda=4,aux_resolution=16\",4,16,,3.3,3.2,0.2,nan,nan,,0,999\n"
+            "\"lambda=12,aux_resolution=16\",12,16,,3.5,3.4,0.05,0.1,0.15000000000000002,ema,10000,"
+            "1000\n");
 }
 
 TEST_F(SweepSummary, BrokenSummaryNamesTheFile) {
