@@ -12,6 +12,8 @@ PACKAGES=(
   libcli11-dev libfmt-dev libspdlog-dev nlohmann-json3-dev libssl-dev libpng-dev zlib1g-dev
   # data: the embedded default data set; h5py to check shards are readable by Python users
   dataset-fashion-mnist python3 python3-h5py python3-numpy
+  # PyTorch: scripts/agave_to_torch.py, python/agave_model.py and their test
+  python3-torch
   # servers used by the integration tests
   slurm-wlm munge prometheus
   # tools the tests and docs use
