@@ -185,12 +185,20 @@ def main():
     p.add_argument("--source-dir", required=True, help="the checkout (python/, scripts/)")
     p.add_argument("--cifar10", help="CIFAR-10 binary folder; the CIFAR-10 case runs when given "
                                      "and present")
+    p.add_argument("--agave-torch", default="",
+                   help="the LibTorch version agave was built with; the exact comparison needs "
+                        "the same major.minor in Python (the same random draws)")
     args = p.parse_args()
     try:
         import h5py  # noqa: F401
         import torch
     except ImportError as e:
         print(f"skipped: {e} (apt-get install python3-torch python3-h5py)")
+        return SKIP
+    if args.agave_torch and args.agave_torch.split(".")[:2] != torch.__version__.split(".")[:2]:
+        print(f"skipped: agave is built with LibTorch {args.agave_torch}, Python has torch "
+              f"{torch.__version__}: their generators draw different z, so the comparison "
+              "would not be exact")
         return SKIP
     if not os.path.isdir(FASHION_MNIST):
         print(f"skipped: {FASHION_MNIST} missing (apt-get install dataset-fashion-mnist)")
