@@ -27,6 +27,7 @@
 #include "launcher/config.h"
 #include "launcher/config_diff.h"
 #include "launcher/config_error.h"
+#include "launcher/data_source.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
@@ -397,6 +398,11 @@ std::optional<int> load_job(const Arguments& args, launcher::Sweep& sweep,
     if (args.sweep_point >= 0) keep_only_point(sweep, args.sweep_point, args.config_file);
     resume = trainer::ResumeRequest::parse(args.resume);
     faults = trainer::fault_hooks_from_environment();
+    // Every rank checks, like any config error, so the job fails with one line and code 2
+    // instead of rank 0 failing alone in the conversion with the others waiting for it.
+    if (!args.print_config && !args.dry_run) {
+      launcher::require_data_source(sweep.first().config.data, args.config_file);
+    }
     if (!args.print_config) return std::nullopt;
     const auto all = sweep.all();
     if (launcher_rank() == 0) {
