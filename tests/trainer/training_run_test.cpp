@@ -258,10 +258,10 @@ TEST_F(TrainingRun, SweepTrainsEveryPointOnItsGroup) {
   // The table: λ as its one column, the constants once above it (not empty columns).
   EXPECT_NE(r.output.find("\nconstants: aux_resolution=7, color_bins=32\nrun "), std::string::npos)
       << r.output;
-  const auto header = r.output.find("\nrun ");
-  ASSERT_NE(header, std::string::npos) << r.output;
+  const auto table = r.output.find("\nrun ");
+  ASSERT_NE(table, std::string::npos) << r.output;
   const std::string header_line =
-      r.output.substr(header + 1, r.output.find('\n', header + 1) - header - 1);
+      r.output.substr(table + 1, r.output.find('\n', table + 1) - table - 1);
   EXPECT_NE(header_line.find("lambda"), std::string::npos) << header_line;
   EXPECT_EQ(header_line.find("aux"), std::string::npos) << header_line;
   // The plot, written at the sweep's end by rank 0.
