@@ -48,8 +48,10 @@ void read_data(YamlReader r, data::DataOptions& o) {
   r.read_enum("dataset", o.dataset,
               named({data::Dataset::kFashionMnist, data::Dataset::kCifar10}, data::dataset_name));
   // Sources and shard folders default per data set, so `dataset: cifar10` alone is enough.
-  o.source = o.dataset == data::Dataset::kCifar10 ? "../shared/data/cifar10"
-                                                  : "/usr/share/datasets/fashion-mnist";
+  // CIFAR-10 lives inside the project (git-ignored), where `agave_data fetch cifar10 --output
+  // data/cifar10` puts it; Fashion-MNIST where Debian's dataset-fashion-mnist installs it.
+  o.source =
+      o.dataset == data::Dataset::kCifar10 ? "data/cifar10" : "/usr/share/datasets/fashion-mnist";
   o.shards = std::string("data-cache/") + data::dataset_name(o.dataset);
   r.read("source", o.source);
   r.read("shards", o.shards);

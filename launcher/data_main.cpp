@@ -149,7 +149,8 @@ int main(int argc, char** argv) {
   inspect->add_option("path", inspect_path, "Shard folder, manifest or shard file")->required();
   inspect->add_flag("--no-verify", no_verify, "Skip recomputing the checksums");
 
-  std::string fetch_dataset, fetch_dir = "data-cache/sources", fetch_url = agave::data::kCifar10Url;
+  // The default is where the CIFAR-10 configs' data.source looks, so fetch alone is enough.
+  std::string fetch_dataset, fetch_dir = "data/cifar10", fetch_url = agave::data::kCifar10Url;
   auto* fetch = app.add_subcommand("fetch",
                                    "Download the official CIFAR-10 binary archive and "
                                    "verify its MD5");

@@ -1,5 +1,5 @@
 // agave_sweep_plot <sweep dir> [--png FILE] [--title TEXT]: writes <sweep dir>/sweep.csv from
-// the runs' summary.json files and plots test bits/dim and KL against lambda (sweep.png).
+// the runs' summary.json files and plots test bits/dim and KL against each swept key (sweep.png).
 #include <CLI/CLI.hpp>
 
 #include <exception>
@@ -11,7 +11,8 @@
 #include "version/version.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"agave_sweep_plot: sweep.csv and a plot of test bits/dim and KL against lambda"};
+  CLI::App app{
+      "agave_sweep_plot: sweep.csv and a plot of test bits/dim and KL against each swept key"};
   app.set_version_flag("--version", agave::version::describe("agave_sweep_plot"));
   std::string dir, png, title;
   app.add_option("dir", dir,

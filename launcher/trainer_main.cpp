@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@
 #include "launcher/config.h"
 #include "launcher/config_diff.h"
 #include "launcher/config_error.h"
+#include "launcher/data_source.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
@@ -307,25 +309,50 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
   return end;
 }
 
-// The sweep's table: one row per run from its summary.json, also as <sweep>/sweep.csv.
-void print_sweep_table(const launcher::Config& first) {
+// The paper's three axes that no run of the sweep was given a label for (not in the grid), with
+// their configured values: shown once above the table, whose columns are the keys that
+// distinguish the runs (a grid axis of one value is a constant too; sweep_table adds those).
+std::vector<std::pair<std::string, std::string>> sweep_constants(
+    const launcher::Config& c, const std::vector<monitoring::SweepRow>& rows) {
+  std::set<std::string> swept;
+  for (const auto& r : rows)
+    for (const auto& [key, value] : r.labels) swept.insert(key);
+  std::ostringstream lambda;
+  lambda << c.loss.lambda;
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& [key, value] : {std::pair<std::string, std::string>{"lambda", lambda.str()},
+                                   {"aux_resolution", std::to_string(c.model.aux().resolution())},
+                                   {"color_bins", std::to_string(c.model.aux().color_bins())}}) {
+    if (!swept.count(key)) out.emplace_back(key, value);
+  }
+  return out;
+}
+
+// The sweep's end on world rank 0, once every group has finished: the table of its runs from
+// their summary.json (also <sweep>/sweep.csv) and sweep.png. A plot that cannot be drawn
+// (gnuplot missing or failing) costs the picture, not the job: one warning line.
+void finish_sweep(const launcher::Config& first) {
   const std::string sweep_dir = first.run.output_dir + "/" + first.run.name;
   std::vector<std::pair<std::string, std::string>> unreadable;
   const auto rows = monitoring::write_sweep_summary(sweep_dir, &unreadable);
-  std::printf("\n%-44s %8s %6s %6s %10s %10s %10s\n", "run", "lambda", "aux", "bins", "elbo bpd",
-              "iw bpd", "kl bpd");
-  for (const auto& r : rows) {
-    std::printf("%-44s %8s %6s %6s %10.4f %10.4f %10.4f\n", r.run.c_str(), r.lambda.c_str(),
-                r.aux_resolution.c_str(), r.color_bins.c_str(), r.test_elbo_bpd, r.test_iw_bpd,
-                r.test_kl_bpd);
-  }
+  std::printf("\n%s", monitoring::sweep_table(rows, sweep_constants(first, rows)).c_str());
   for (const auto& [run_name, error] : monitoring::read_failed_runs(sweep_dir)) {
-    std::printf("%-44s FAILED: %s\n", run_name.c_str(), error.c_str());
+    std::printf("%-*s FAILED: %s\n", monitoring::kRunColumn, run_name.c_str(), error.c_str());
   }
   for (const auto& [run_name, error] : unreadable) {
-    std::printf("%-44s UNREADABLE summary: %s\n", run_name.c_str(), error.c_str());
+    std::printf("%-*s UNREADABLE summary: %s\n", monitoring::kRunColumn, run_name.c_str(),
+                error.c_str());
   }
   std::printf("sweep summary: %s/sweep.csv\n", sweep_dir.c_str());
+  const std::string png = sweep_dir + "/sweep.png";
+  try {
+    monitoring::plot_sweep(rows, png, first.run.name);
+    std::printf("sweep plot: %s\n", png.c_str());
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "agave_trainer: warning: " << png << " not written: " << e.what() << std::endl;
+  }
+  std::fflush(stdout);
 }
 
 struct GroupOutcome {
@@ -397,6 +424,11 @@ std::optional<int> load_job(const Arguments& args, launcher::Sweep& sweep,
     if (args.sweep_point >= 0) keep_only_point(sweep, args.sweep_point, args.config_file);
     resume = trainer::ResumeRequest::parse(args.resume);
     faults = trainer::fault_hooks_from_environment();
+    // Every rank checks, like any config error, so the job fails with one line and code 2
+    // instead of rank 0 failing alone in the conversion with the others waiting for it.
+    if (!args.print_config && !args.dry_run) {
+      launcher::require_data_source(sweep.first().config.data, args.config_file);
+    }
     if (!args.print_config) return std::nullopt;
     const auto all = sweep.all();
     if (launcher_rank() == 0) {
@@ -484,7 +516,7 @@ int run(int argc, char** argv) {
     }
     return kStoppedExit;
   }
-  if (where.world_rank == 0 && sweep.size() > 1) print_sweep_table(first);
+  if (where.world_rank == 0 && sweep.size() > 1) finish_sweep(first);
   return agreed[1];
 }
 }  // namespace

@@ -2,6 +2,7 @@
 // The table of a sweep: one row per run, read from each run's summary.json, written as CSV
 // (and plotted by agave_sweep_plot).
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -13,6 +14,7 @@ struct SweepRow {
   std::string lambda;  // sweep values as in the run's labels; "" when not swept
   std::string aux_resolution;
   std::string color_bins;
+  std::map<std::string, std::string> labels;  // every sweep value of the run, by label
   double test_elbo_bpd = 0;
   double test_iw_bpd = 0;
   double test_kl_bpd = 0;
@@ -24,7 +26,8 @@ struct SweepRow {
 };
 
 // Rows of every <sweep_dir>/<run>/summary.json (runs without one, still training or failed,
-// are left out), sorted by lambda, aux_resolution, color_bins (numerically), then run name.
+// are left out), sorted by the values of lambda, aux_resolution, color_bins, then the other
+// labels by name (numerically where both are numbers), then run name.
 // Throws naming the file when a summary.json is unreadable or lacks a field, unless
 // `unreadable` is given: then such runs are left out and listed there as (run, why), so one
 // truncated file does not cost the table of every other run.
@@ -46,10 +49,24 @@ std::vector<SweepRow> write_sweep_summary(
     const std::string& sweep_dir,
     std::vector<std::pair<std::string, std::string>>* unreadable = nullptr);
 
-// Plots test bits/dim (ELBO and IW bound) and KL against lambda as a PNG with gnuplot (two
-// panels side by side). When fewer than two distinct numeric lambdas exist (a sweep over
-// auxiliary resolution or color bins), the x axis lists the runs instead. Throws when there is
-// nothing to plot or gnuplot fails (its message included). `title` heads the picture.
+// The labels that distinguish the rows (two or more values among them): lambda,
+// aux_resolution, color_bins first (the paper's axes), then the others by name.
+std::vector<std::string> swept_keys(const std::vector<SweepRow>& rows);
+
+// The table a sweep prints at its end: a line "constants: k=v, ..." (the given constants, then
+// labels that every row has with one value; no line when there are none), a header with one
+// column per swept key, then one line per row. The run column is kRunColumn wide, so lines of
+// failed runs printed after it line up.
+inline constexpr int kRunColumn = 44;
+std::string sweep_table(const std::vector<SweepRow>& rows,
+                        const std::vector<std::pair<std::string, std::string>>& constants);
+
+// Plots test bits/dim (ELBO and IW bound) and KL against each swept key as a PNG with gnuplot:
+// one row of two panels (bits/dim, KL) per key, 1200x500 pixels each, with one line per value
+// of the other swept keys. A key whose values are all numbers gets a numeric axis (log2 for
+// positive values spanning a factor of 4 or more), any other key one tick per value. Without a
+// swept key the x axis lists the runs. Throws when there is nothing to plot or gnuplot fails
+// (one line, with gnuplot's message). `title` heads the picture.
 void plot_sweep(const std::vector<SweepRow>& rows, const std::string& png_path,
                 const std::string& title = "");
 

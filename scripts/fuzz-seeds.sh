@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${AGAVE_BUILD_DIR:-build}/bin
 fm=/usr/share/datasets/fashion-mnist
-cifar=${AGAVE_CIFAR_DIR:-../shared/data/cifar10}
+cifar=${AGAVE_CIFAR10:-../shared/data/cifar10}  # as the tests: tests/common/cifar10.h
 out=fuzz/corpus
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

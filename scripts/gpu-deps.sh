@@ -4,8 +4,9 @@
 # - .device/debs: the .deb files of the libraries the build needs (Debian's mirror is reachable
 #   here); gpu-check.sh unpacks them there with `dpkg -x` into a private prefix;
 # - .device/cifar-mini: the first 128 records of each CIFAR-10 binary batch (768 images,
-#   2.4 MB) from ../shared/data/cifar10, so agave_trainer can train the CIFAR-default model there
-#   (the whole data set, 176 MB, is over what a device call carries).
+#   2.4 MB) from $AGAVE_CIFAR10 (default ../shared/data/cifar10), so agave_trainer can train
+#   the CIFAR-default model there (the whole data set, 176 MB, is over what a device call
+#   carries).
 # Both are git-ignored (.device/) and travel with `carry: [.device]`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,7 @@ apt-get download "${packages[@]}"
 du -sh .
 cd - >/dev/null
 mini=.device/cifar-mini
-src=../shared/data/cifar10
+src=${AGAVE_CIFAR10:-../shared/data/cifar10}  # as the tests: tests/common/cifar10.h
 mkdir -p "$mini"
 for f in data_batch_1.bin data_batch_2.bin data_batch_3.bin data_batch_4.bin data_batch_5.bin \
          test_batch.bin; do

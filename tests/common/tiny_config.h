@@ -12,6 +12,8 @@
 #include <utility>
 #include <vector>
 
+#include "tests/common/cifar10.h"
+
 namespace agave::testing {
 
 struct TinyPhase {
@@ -64,7 +66,10 @@ class TinyConfig {
   std::string yaml() const {
     std::ostringstream o;
     o << "run: {name: " << name_ << ", output_dir: " << output_dir_ << ", seed: " << seed_ << "}\n"
-      << "data: {dataset: " << dataset_ << ", shards: " << shards_ << "}\n"
+      << "data: {dataset: " << dataset_;
+    // CIFAR-10 from the tests' copy, never the configs' default (tests/common/cifar10.h).
+    if (dataset_ == "cifar10") o << ", source: " << cifar10_source();
+    o << ", shards: " << shards_ << "}\n"
       << "model:\n"
       << "  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: " << latent_resolution_
       << "}\n"

@@ -13,6 +13,7 @@
 
 #include "data/manifest.h"
 #include "data/shard.h"
+#include "tests/common/cifar10.h"
 
 namespace agave::data::test {
 
@@ -36,12 +37,12 @@ class TempDir {
   fs::path path_;
 };
 
-inline std::string cifar_dir() { return AGAVE_SOURCE_DIR "/../shared/data/cifar10"; }
+inline std::string cifar_dir() { return ::agave::testing::cifar10_source(); }
 inline bool have_cifar() { return fs::exists(cifar_dir() + "/data_batch_1.bin"); }
 #define AGAVE_REQUIRE_CIFAR()                                                                 \
   if (!::agave::data::test::have_cifar())                                                     \
   GTEST_SKIP() << "CIFAR-10 binary batches not found at " << ::agave::data::test::cifar_dir() \
-               << " (the shared data folder of this checkout)"
+               << " (set AGAVE_CIFAR10 to a folder of them)"
 
 inline constexpr const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";
 

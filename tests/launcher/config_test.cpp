@@ -101,7 +101,7 @@ TEST_F(LoadRuns, Cifar10SetsShapeAndDefaultSource) {
   const Config& c = runs[0].config;
   EXPECT_EQ(c.model.image_channels(), 3);
   EXPECT_EQ(c.model.image_size(), 32);
-  EXPECT_EQ(c.data.source, "../shared/data/cifar10");
+  EXPECT_EQ(c.data.source, "data/cifar10");
   EXPECT_EQ(c.data.shards, "data-cache/cifar10");
 }
 

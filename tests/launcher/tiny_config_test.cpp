@@ -51,6 +51,7 @@ TEST(TinyConfig, OverridesReachTheirOptions) {
                                  .threads_per_rank(1)
                                  .timeout_seconds(20));
   EXPECT_EQ(c.model.image_channels(), 3);
+  EXPECT_EQ(c.data.source, agave::testing::cifar10_source()) << "not the configs' default";
   EXPECT_EQ(c.model.image_size(), 32);
   EXPECT_EQ(c.model.vae().latent_resolution(), 8);
   EXPECT_EQ(c.model.aux().resolution(), 8);

@@ -18,14 +18,18 @@ const std::string kConfigs = std::string(AGAVE_SOURCE_DIR) + "/configs/";
 
 TEST(TrainerCli, DryRunUnderTwoRanksSplitsTheSweep) {
   TempDir out;
-  const auto r = sh(mpirun(2) + kTrainer + " --dry-run " + kConfigs + "sweep_lambda.yaml --set run.output_dir=" +
-                    out.path().string() + "/runs");
+  const auto r = sh(mpirun(2) + kTrainer + " --dry-run " + kConfigs +
+                    "sweep_lambda.yaml --set run.output_dir=" + out.path().string() + "/runs");
   ASSERT_EQ(r.code, 0) << r.output;
-  EXPECT_NE(r.output.find("plan: 5 run(s) on 2 rank(s), 2 group(s) of 1"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("plan: 5 run(s) on 2 rank(s), 2 group(s) of 1"), std::string::npos)
+      << r.output;
   // Each rank printed its own decision, taken from its own split communicator.
-  EXPECT_NE(r.output.find("group 0 rank 0/1, runs: lambda=1 lambda=4 lambda=12"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("group 1 rank 0/1, runs: lambda=2 lambda=8"), std::string::npos) << r.output;
-  EXPECT_NE(r.output.find("output " + out.path().string() + "/runs/sweep_lambda/lambda=8"), std::string::npos)
+  EXPECT_NE(r.output.find("group 0 rank 0/1, runs: lambda=1 lambda=4 lambda=12"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("group 1 rank 0/1, runs: lambda=2 lambda=8"), std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("output " + out.path().string() + "/runs/sweep_lambda/lambda=8"),
+            std::string::npos)
       << r.output;
   EXPECT_FALSE(std::filesystem::exists(out.path() / "runs")) << "a dry run wrote output";
 }
@@ -39,15 +43,18 @@ TEST(TrainerCli, DryRunOneRunOnTwoRanks) {
 }
 
 TEST(TrainerCli, RankCountThatDoesNotFitTheSweepExitsTwo) {
-  const auto r = sh(mpirun(3) + kTrainer + " --dry-run " + kConfigs + "sweep_lambda.yaml --set sweep.ranks_per_run=2");
+  const auto r = sh(mpirun(3) + kTrainer + " --dry-run " + kConfigs +
+                    "sweep_lambda.yaml --set sweep.ranks_per_run=2");
   EXPECT_EQ(r.code, 2) << r.output;
-  EXPECT_NE(r.output.find("sweep.ranks_per_run = 2 does not divide the 3 ranks"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("sweep.ranks_per_run = 2 does not divide the 3 ranks"), std::string::npos)
+      << r.output;
 }
 
 TEST(TrainerCli, ConfigErrorsExitTwoWithOneLineAndWriteNothing) {
   TempDir dir;
-  const std::string cfg = dir.write("bad.yaml", "run: {name: x, output_dir: " + dir.path().string() +
-                                                    "/runs}\nloss: {lambda: -1}\ntrain: {steps: 5}\n");
+  const std::string cfg =
+      dir.write("bad.yaml", "run: {name: x, output_dir: " + dir.path().string() +
+                                "/runs}\nloss: {lambda: -1}\ntrain: {steps: 5}\n");
   auto r = sh(kTrainer + " " + cfg);
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_EQ(r.output,
@@ -68,8 +75,43 @@ TEST(TrainerCli, ConfigErrorsExitTwoWithOneLineAndWriteNothing) {
   EXPECT_EQ(r.code, 2) << r.output;
 }
 
+// A user without CIFAR-10 (no data/cifar10, no shards yet) is told both ways to get it, in one
+// line, before MPI starts or anything is written; an empty data/cifar10 folder is the same.
+TEST(TrainerCli, AMissingCifar10SourceSaysHowToGetItInOneLineAndExitsTwo) {
+  TempDir dir;
+  const std::string run = "cd " + dir.path().string() + " && " + kTrainer + " " + kConfigs +
+                          "cifar10_agave_cpu.yaml --set cluster.threads_per_rank=1";
+  const std::string line =
+      "agave_trainer: error: " + kConfigs +
+      "cifar10_agave_cpu.yaml: data.source: 'data/cifar10' holds no CIFAR-10 (and data.shards "
+      "'data-cache/cifar10' has no shards yet); get it with `agave_data fetch cifar10 --output "
+      "data/cifar10` or give a folder of its binary batches or cifar-10-binary.tar.gz with --set "
+      "data.source=DIR_OR_ARCHIVE\n";
+  auto r = sh(run);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.output, line);
+  std::filesystem::create_directories(dir.path() / "data/cifar10");
+  r = sh(run);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.output, line);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "runs")) << "a run folder was written";
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "data-cache")) << "a shard folder was made";
+  // Under mpirun every rank finds it and the job prints the line once.
+  r = sh("cd " + dir.path().string() + " && " + mpirun(2) + kTrainer + " " + kConfigs +
+         "cifar10_agave_cpu.yaml --set cluster.threads_per_rank=1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(agave::testing::count_of(r.output, "holds no CIFAR-10"), 1u) << r.output;
+  // Fashion-MNIST names its Debian package.
+  r = sh(kTrainer + " " + kConfigs + "quickstart.yaml --set data.source=" + dir.path().string() +
+         "/none --set data.shards=" + dir.path().string() + "/shards");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("holds no Fashion-MNIST"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("apt-get install dataset-fashion-mnist"), std::string::npos) << r.output;
+}
+
 TEST(TrainerCli, PrintConfigShowsResolvedValuesWithOverrides) {
-  const auto r = sh(kTrainer + " --print-config --set loss.lambda=7 " + kConfigs + "quickstart.yaml");
+  const auto r =
+      sh(kTrainer + " --print-config --set loss.lambda=7 " + kConfigs + "quickstart.yaml");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("lambda: 7"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("importance_samples: 16"), std::string::npos) << r.output;
@@ -82,7 +124,8 @@ TEST(TrainerCli, PrintConfigShowsResolvedValuesWithOverrides) {
 }
 
 TEST(TrainerCli, SweepPointTrainsOnePointOnAllRanks) {
-  auto r = sh(mpirun(2) + kTrainer + " --dry-run --sweep-point 3 " + kConfigs + "sweep_lambda.yaml");
+  auto r =
+      sh(mpirun(2) + kTrainer + " --dry-run --sweep-point 3 " + kConfigs + "sweep_lambda.yaml");
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("run 0: lambda=8  ranks 0-1 (group 0)"), std::string::npos) << r.output;
   r = sh(kTrainer + " --dry-run --sweep-point 5 " + kConfigs + "sweep_lambda.yaml");
@@ -126,9 +169,9 @@ TEST(TrainerCli, ThreadsFollowTheCpusTheRankIsGiven) {
   EXPECT_NE(thread_line("OMP_NUM_THREADS=3 SLURM_CPUS_PER_TASK=1 taskset -c 0")
                 .find("1 thread(s) (SLURM_CPUS_PER_TASK)"),
             std::string::npos);
-  const auto r = sh("SLURM_CPUS_PER_TASK=1 taskset -c 0 " + mpirun(1) + " --bind-to none " +
-                    kTrainer + " --dry-run " + kConfigs +
-                    "quickstart.yaml --set cluster.threads_per_rank=2");
+  const auto r =
+      sh("SLURM_CPUS_PER_TASK=1 taskset -c 0 " + mpirun(1) + " --bind-to none " + kTrainer +
+         " --dry-run " + kConfigs + "quickstart.yaml --set cluster.threads_per_rank=2");
   EXPECT_NE(r.output.find("2 thread(s) (threads_per_rank); warning"), std::string::npos)
       << r.output;
 }

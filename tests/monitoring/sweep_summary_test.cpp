@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 
 namespace agave::monitoring {
 namespace {
@@ -42,6 +43,31 @@ class SweepSummary : public ::testing::Test {
       s["test_images"] = 10000;
     }
     std::ofstream(dir_ / name / "summary.json") << s.dump(2);
+  }
+
+  // A run of a sweep over any keys: its name and labels from `labels`, in that order.
+  void run_of(const std::vector<std::pair<std::string, std::string>>& labels, double iw,
+              double kl) {
+    std::string name;
+    for (const auto& [k, v] : labels) name += (name.empty() ? "" : ",") + k + "=" + v;
+    fs::create_directories(dir_ / name);
+    nlohmann::json s = {
+        {"run", name},       {"steps", 10},       {"skipped_steps", 0}, {"test_elbo_bpd", iw + 0.1},
+        {"test_iw_bpd", iw}, {"test_kl_bpd", kl}, {"seconds", 1.0},     {"ranks", 1}};
+    for (const auto& [k, v] : labels) s["labels"][k] = v;
+    std::ofstream(dir_ / name / "summary.json") << s.dump(2);
+  }
+
+  // Width and height of a PNG from its IHDR chunk; {0, 0} when it is not a PNG.
+  static std::pair<uint32_t, uint32_t> png_size(const std::string& bytes) {
+    if (bytes.size() < 24 || bytes.substr(0, 8) != std::string("\x89PNG\r\n\x1a\n", 8)) {
+      return {0, 0};
+    }
+    auto be32 = [&](size_t at) {
+      return (uint32_t(uint8_t(bytes[at])) << 24) | (uint32_t(uint8_t(bytes[at + 1])) << 16) |
+             (uint32_t(uint8_t(bytes[at + 2])) << 8) | uint32_t(uint8_t(bytes[at + 3]));
+    };
+    return {be32(16), be32(20)};
   }
 
   static std::string read(const fs::path& p) {
@@ -127,6 +153,77 @@ TEST_F(SweepSummary, PlotIsAPngOfTheSweep) {
     EXPECT_FALSE(e.path().filename().string().rfind("sweep.png.", 0) == 0) << e.path();
   }
   EXPECT_THROW(plot_sweep({}, png), std::runtime_error);
+}
+
+}  // namespace
+}  // namespace agave::monitoring
+
+namespace agave::monitoring {
+namespace {
+
+bool have_gnuplot() { return system("command -v gnuplot > /dev/null 2>&1") == 0; }
+
+// Fig. 5's sweep: two swept keys, each plotted against with one line per value of the other.
+TEST_F(SweepSummary, PlotHasARowOfPanelsPerSweptKey) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is missing (Debian package gnuplot-nox)";
+  for (const std::string res : {"8", "16", "32"}) {
+    for (const std::string bins : {"32", "256"}) {
+      run_of({{"aux_resolution", res}, {"color_bins", bins}, {"seed", "1"}}, 3 + res.size() * 0.1,
+             bins.size() * 0.2);
+    }
+  }
+  const auto rows = read_sweep(dir_.string());
+  EXPECT_EQ(swept_keys(rows), (std::vector<std::string>{"aux_resolution", "color_bins"}));
+  const auto png = (dir_ / "sweep.png").string();
+  plot_sweep(rows, png, "fig5");
+  EXPECT_EQ(png_size(read(png)), std::make_pair(1200u, 1000u)) << "two rows of 1200x500";
+  // A key that is not a number (a sweep over phases' names, optimizers, ...) gets one tick
+  // per value.
+  fs::remove_all(dir_);
+  fs::create_directories(dir_);
+  run_of({{"optimizer", "adam"}}, 3.2, 0.4);
+  run_of({{"optimizer", "adamax"}}, 3.1, 0.5);
+  plot_sweep(read_sweep(dir_.string()), png, "optimizers");
+  EXPECT_EQ(png_size(read(png)), std::make_pair(1200u, 500u));
+}
+
+TEST_F(SweepSummary, PlotFailureIsOneLineNamingGnuplot) {
+  if (!have_gnuplot()) GTEST_SKIP() << "gnuplot is missing (Debian package gnuplot-nox)";
+  run("1", 3.6, 3.5, 0.9, 100);
+  run("2", 3.5, 3.42, 0.5, 100);
+  fs::create_directories(dir_ / "sweep.png");  // gnuplot cannot write its output here
+  try {
+    plot_sweep(read_sweep(dir_.string()), (dir_ / "sweep.png").string(), "t");
+    FAIL() << "a plot gnuplot could not write was reported as drawn";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+    EXPECT_NE(what.find("gnuplot failed"), std::string::npos) << what;
+  }
+}
+
+// The columns are the keys that tell runs apart; what all runs share is said once above them.
+TEST_F(SweepSummary, TableHasAColumnPerSweptKeyAndTheConstantsAbove) {
+  run("2", 3.25, 3.125, 0.5, 1000);  // lambda swept, aux_resolution=16 in every run
+  run("12", 3.5, 3.4, 0.05, 1000);
+  const auto table = sweep_table(read_sweep(dir_.string()), {{"color_bins", "32"}});
+  std::istringstream lines(table);
+  std::string constants, header, first, second, extra;
+  std::getline(lines, constants);
+  std::getline(lines, header);
+  std::getline(lines, first);
+  std::getline(lines, second);
+  EXPECT_EQ(constants, "constants: color_bins=32, aux_resolution=16");
+  EXPECT_EQ(header.substr(0, 3), "run");
+  EXPECT_NE(header.find("lambda"), std::string::npos) << header;
+  EXPECT_EQ(header.find("aux"), std::string::npos) << "a constant as a column: " << header;
+  EXPECT_EQ(header.find("bins"), std::string::npos) << "a constant as a column: " << header;
+  EXPECT_EQ(first.substr(0, 27), "lambda=2,aux_resolution=16 ") << first;
+  EXPECT_NE(first.find("      2     3.2500     3.1250     0.5000"), std::string::npos) << first;
+  EXPECT_EQ(second.substr(0, 28), "lambda=12,aux_resolution=16 ") << second;
+  EXPECT_FALSE(std::getline(lines, extra)) << extra;
+  // Nothing constant: no constants line.
+  EXPECT_EQ(sweep_table({}, {}).substr(0, 3), "run");
 }
 
 }  // namespace

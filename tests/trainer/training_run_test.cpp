@@ -255,6 +255,22 @@ TEST_F(TrainingRun, SweepTrainsEveryPointOnItsGroup) {
   EXPECT_NE(row1.find("lambda=1"), std::string::npos) << row1;
   EXPECT_NE(row2.find("lambda=4"), std::string::npos) << row2;
   EXPECT_FALSE(std::getline(csv, extra)) << extra;
+  // The table: λ as its one column, the constants once above it (not empty columns).
+  EXPECT_NE(r.output.find("\nconstants: aux_resolution=7, color_bins=32\nrun "), std::string::npos)
+      << r.output;
+  const auto table = r.output.find("\nrun ");
+  ASSERT_NE(table, std::string::npos) << r.output;
+  const std::string header_line =
+      r.output.substr(table + 1, r.output.find('\n', table + 1) - table - 1);
+  EXPECT_NE(header_line.find("lambda"), std::string::npos) << header_line;
+  EXPECT_EQ(header_line.find("aux"), std::string::npos) << header_line;
+  // The plot, written at the sweep's end by rank 0.
+  std::ifstream png(run_dir() / "sweep.png", std::ios::binary);
+  std::string magic(8, '\0');
+  ASSERT_TRUE(png.read(magic.data(), 8)) << "no sweep.png\n" << r.output;
+  EXPECT_EQ(magic, std::string("\x89PNG\r\n\x1a\n", 8));
+  EXPECT_NE(r.output.find("sweep plot: " + (run_dir() / "sweep.png").string()), std::string::npos)
+      << r.output;
   for (const std::string point : {"lambda=1", "lambda=4"}) {
     std::ifstream in(run_dir() / point / "summary.json");
     ASSERT_TRUE(in) << point;
@@ -263,6 +279,20 @@ TEST_F(TrainingRun, SweepTrainsEveryPointOnItsGroup) {
     EXPECT_EQ(summary["ranks"], 1);
     EXPECT_FALSE(fs::exists(run_dir() / point / "samples.png"));
   }
+}
+
+// gnuplot failing for real (its output path is a folder) costs the picture, not the sweep.
+TEST_F(TrainingRun, ASweepWhosePlotFailsWarnsInOneLineAndSucceeds) {
+  fs::create_directories(run_dir() / "sweep.png");
+  const auto r = sh(mpirun(2) + kTrainer + " " +
+                    config("sweep:\n  ranks_per_run: 1\n  grid:\n    loss.lambda: [1, 4]\n") +
+                    " --set eval.sample_images=0 --set train.phases='[{name: joint, steps: 2}]'");
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_EQ(count_of(r.output, "agave_trainer: warning: " + (run_dir() / "sweep.png").string() +
+                                   " not written: sweep plot: gnuplot failed"),
+            1u)
+      << r.output;
+  EXPECT_TRUE(fs::exists(run_dir() / "sweep.csv"));
 }
 
 TEST_F(TrainingRun, AnErrorOnOneRankEndsTheJobInsteadOfHanging) {
