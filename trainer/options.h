@@ -32,6 +32,9 @@ inline const char* phase_name(PhaseKind k) {
 
 // A phase's loss settings default to its kind's (trainer/phase.h); each may be set per phase.
 struct PhaseOptions {
+  PhaseOptions() = default;
+  PhaseOptions(PhaseKind k, int64_t n) : kind(k), steps(n) {}  // the loss settings unset
+
   PhaseKind kind = PhaseKind::kJoint;
   int64_t steps = 0;
   std::optional<double> lambda;               // KL weight; default loss.lambda (no_aux: 1, Eq. 6)
