@@ -131,8 +131,12 @@ void expect_same_samples(const Shape& sh) {
   EXPECT_TRUE(model->is_training());
   ASSERT_EQ(cached.sizes(), naive.sizes());
   EXPECT_EQ(cached.scalar_type(), torch::kByte);
+  // The two compute the same logits in different orders (convolutions of cached rows against
+  // whole-image convolutions). Under LibTorch 2.x's oneDNN a logit can then differ in its last
+  // bits and flip a draw that lands within rounding of a bin or mixture edge (CI, LibTorch
+  // 2.11: 5 of 1568 pixels); a caching bug that feeds a wrong row or pixel changes far more.
   const int64_t differing = cached.ne(naive).sum().item<int64_t>();
-  EXPECT_EQ(differing, 0) << "C=" << sh.channels << " size=" << sh.size;
+  EXPECT_LE(differing, cached.numel() / 100) << "C=" << sh.channels << " size=" << sh.size;
   // Not a degenerate image: the draws spread over many values.
   EXPECT_GT(torch::bincount(cached.flatten().to(torch::kLong)).gt(0).sum().item<int64_t>(), 20);
 }
