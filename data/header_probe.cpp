@@ -66,13 +66,18 @@ std::optional<int> wait_until(pid_t pid, std::chrono::steady_clock::time_point d
 
 }  // namespace
 
-void probe_shard_header(const std::string& path, const HeaderProbeOptions& options) {
+namespace {
+
+// Runs `agave_h5probe [MODE] PATH CAP` and turns its ending into an exception, or returns.
+void run_probe(const char* mode, const std::string& path, const HeaderProbeOptions& options) {
   const std::string probe = header_probe_executable();
   if (probe.empty()) return;
   const auto seconds = deadline_of(options);
   const std::string cap = std::to_string(options.memory_bytes);
-  std::vector<char*> argv = {const_cast<char*>(probe.c_str()), const_cast<char*>(path.c_str()),
-                             const_cast<char*>(cap.c_str()), nullptr};
+  std::vector<char*> argv = {const_cast<char*>(probe.c_str())};
+  if (mode != nullptr) argv.push_back(const_cast<char*>(mode));
+  argv.insert(argv.end(),
+              {const_cast<char*>(path.c_str()), const_cast<char*>(cap.c_str()), nullptr});
   // The probe writes its error (if any) to a pipe: this process then throws it without reading
   // the file itself, since the probe's error may come from its memory cap.
   int out[2];
@@ -130,6 +135,16 @@ void probe_shard_header(const std::string& path, const HeaderProbeOptions& optio
   }
   throw DataError(path, probe + " failed with exit code " + std::to_string(WEXITSTATUS(*status)) +
                             (message.empty() ? "" : ": " + message));
+}
+
+}  // namespace
+
+void probe_shard_header(const std::string& path, const HeaderProbeOptions& options) {
+  run_probe(nullptr, path, options);
+}
+
+void probe_dataset_headers(const std::string& path, const HeaderProbeOptions& options) {
+  run_probe(kProbeDatasetsMode, path, options);
 }
 
 }  // namespace agave::data

@@ -22,6 +22,15 @@ struct HeaderProbeOptions {
 // executable's folder, then AGAVE_H5PROBE, then the build tree): the read is then unprotected.
 void probe_shard_header(const std::string& path, const HeaderProbeOptions& options = {});
 
+// The same protection for any HDF5 file of named tensors (checkpoint shards): reads the header
+// of every group, dataset and attribute in agave_h5probe and checks that each dataset's values
+// lie contiguous and unfiltered inside the file (hdf5/datasets.h). Throws BadDataError naming
+// the file and the dataset otherwise.
+void probe_dataset_headers(const std::string& path, const HeaderProbeOptions& options = {});
+
+// agave_h5probe's first argument for probe_dataset_headers (without it: an image shard).
+inline constexpr const char* kProbeDatasetsMode = "--datasets";
+
 // agave_h5probe's exit codes; on 2 and 4 it prints the error (without the path) to stdout.
 enum ProbeExit : int {
   kProbeOk = 0,

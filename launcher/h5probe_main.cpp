@@ -1,31 +1,62 @@
-// agave_h5probe PATH MEMORY_BYTES: reads the HDF5 header of one image shard (attributes, chunk
-// index, labels) under an address-space cap, for data/header_probe.h. A crash, hang or memory
-// blow-up inside libhdf5 then ends this process, not the trainer that asked.
+// agave_h5probe [--datasets] PATH MEMORY_BYTES: reads the HDF5 header of one image shard
+// (attributes, chunk index, labels), or with --datasets every object header of any HDF5 file of
+// named tensors (checkpoint shards), under an address-space cap, for data/header_probe.h. A crash,
+// hang or memory blow-up inside libhdf5 then ends this process, not the trainer that asked.
 #include <sys/resource.h>
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+#include <filesystem>
 #include <new>
+#include <string>
 
 #include "data/errors.h"
 #include "data/header_probe.h"
 #include "data/shard.h"
+#include "hdf5/datasets.h"
+
+namespace {
+
+// Every dataset's header, and whether its values can be read as one block inside the file.
+void probe_datasets(const char* path) {
+  using namespace agave;
+  const uint64_t file_bytes = std::filesystem::file_size(path);
+  for (const auto& h : hdf5::read_dataset_headers(path)) {
+    const std::string problem = hdf5::contiguous_storage_problem(h, file_bytes);
+    if (!problem.empty()) throw data::BadDataError(path, problem);
+  }
+}
+
+void probe_image_shard(const char* path) {
+  agave::data::ShardReader reader(path);
+  (void)reader.chunk_locations();
+  (void)reader.read_labels();
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   using namespace agave::data;
-  if (argc != 3) {
-    std::fprintf(stderr, "usage: agave_h5probe SHARD MEMORY_BYTES (used by agave's executables)\n");
+  const bool datasets = argc == 4 && std::strcmp(argv[1], kProbeDatasetsMode) == 0;
+  if (argc != 3 && !datasets) {
+    std::fprintf(stderr,
+                 "usage: agave_h5probe [%s] FILE MEMORY_BYTES (used by agave's executables)\n",
+                 kProbeDatasetsMode);
     return 64;
   }
-  const rlim_t cap = std::strtoull(argv[2], nullptr, 10);
+  const char* path = argv[argc - 2];
+  const rlim_t cap = std::strtoull(argv[argc - 1], nullptr, 10);
   if (cap > 0) {
     const rlimit limit{cap, cap};
     setrlimit(RLIMIT_AS, &limit);
   }
   try {
-    ShardReader reader(argv[1]);
-    (void)reader.chunk_locations();
-    (void)reader.read_labels();
+    if (datasets) {
+      probe_datasets(path);
+    } else {
+      probe_image_shard(path);
+    }
     return kProbeOk;
   } catch (const BadDataError& e) {
     std::printf("%s\n", e.problem().c_str());
@@ -35,5 +66,13 @@ int main(int argc, char** argv) {
     return kProbeDataError;
   } catch (const std::bad_alloc&) {
     return kProbeOutOfMemory;
+  } catch (const std::exception& e) {
+    // hdf5/datasets.cpp's errors: libhdf5 refused the header in an ordinary way. The caller
+    // names the file itself.
+    std::string message = e.what();
+    const std::string prefix = std::string(path) + ": ";
+    if (message.rfind(prefix, 0) == 0) message.erase(0, prefix.size());
+    std::printf("%s\n", message.c_str());
+    return kProbeBadData;
   }
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -40,95 +41,98 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   return evaluate(model, shards, options, comm, seed, device, EvalControl());
 }
 
-EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
-                    cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
-                    const EvalControl& control) {
-  cluster::ActivityScope named("eval");
+namespace {
+
+// This rank's share: images [first, first + count) of the first `total` of the split (the first
+// total mod n ranks hold one more). The whole split is the loader's own per-rank slicing; a
+// subset is read in split order by every rank, each keeping its own range, so a subset is the
+// same images at any rank count (the loader's slices of the whole split would not be).
+struct Share {
+  int64_t first = 0, count = 0;
+  bool by_index = false;  // read the whole split on this rank and keep [first, first + count)
+};
+
+Share share_of(int64_t split, int64_t subset, int64_t rank, int64_t world) {
+  const int64_t total = subset > 0 ? std::min(subset, split) : split;
+  Share s;
+  s.count = total / world + (rank < total % world ? 1 : 0);
+  s.first = rank * (total / world) + std::min(rank, total % world);
+  s.by_index = total < split && world > 1;
+  return s;
+}
+
+std::unique_ptr<data::ShardLoader> open_test_split(const std::string& shards,
+                                                   const EvalOptions& options, uint64_t seed,
+                                                   int rank, int world) {
   data::LoaderOptions lo;
   lo.batch_size = options.batch_size;
-  lo.rank = comm.rank();
-  lo.world = comm.size();
+  lo.rank = rank;
+  lo.world = world;
   lo.seed = seed;
   lo.shuffle = false;
   lo.drop_last = false;  // every test image once
   lo.prefetch = 2;
-  auto loader = std::make_unique<data::ShardLoader>(shards, "test", lo);
-  // This rank's share: images [first, first + mine) of the first `total` of the split (the first
-  // total mod n ranks hold one more). The whole split is the loader's own per-rank slicing; a
-  // subset is read in split order by every rank, each keeping its own range, so a subset is the
-  // same images at any rank count (the loader's slices of the whole split would not be).
-  const int64_t split = loader->split_size();
-  const int64_t total = options.subset > 0 ? std::min(options.subset, split) : split;
-  const int64_t world = comm.size(), rank = comm.rank();
-  const int64_t mine = total / world + (rank < total % world ? 1 : 0);
-  const int64_t first = rank * (total / world) + std::min(rank, total % world);
-  const bool by_index = total < split && world > 1;
-  if (by_index) {
-    lo.rank = 0;
-    lo.world = 1;
-    loader = std::make_unique<data::ShardLoader>(shards, "test", lo);
-  }
+  return std::make_unique<data::ShardLoader>(shards, "test", lo);
+}
 
-  model::ScopedEval eval_mode(*model);
-  torch::NoGradGuard no_grad;
-  const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
-  const auto kind = model->options().kind();
-  // Sums of x, x² for the ELBO, the IW bound and the VAE bound (bits/dim per image), of the KL
-  // and the aux term, and the count.
-  double s_elbo = 0, s2_elbo = 0, s_kl = 0, s_iw = 0, s2_iw = 0, s_aux = 0, s_vae = 0, s2_vae = 0;
-  int64_t done = 0;
-  bool exhausted = false, interrupted = false;
-  // One pass a loader batch: this rank's images in it (none once its share is done), then,
-  // when the caller can stop it, the agreement on stopping and on whether any rank has work.
-  while (true) {
-    if (done < mine && !exhausted) {
-      auto batch = loader->next();
-      exhausted = !batch;
-      auto images = batch ? batch->images : torch::Tensor();
-      if (batch && by_index) {
-        const auto keep = (batch->indices >= first).logical_and(batch->indices < first + mine);
-        images = keep.any().item<bool>() ? images.index({keep}) : torch::Tensor();
-      }
-      if (images.defined()) {
-        auto x = images.to(device, /*non_blocking=*/true);
-        if (x.size(0) > mine - done) x = x.narrow(0, 0, mine - done);
-        const auto terms = model->forward(x, model::LossSelection{true, true, true});
-        const auto elbo = ((terms.pixel_nll + terms.kl) * to_bpd).to(torch::kFloat64);
-        s_elbo += elbo.sum().item<double>();
-        s2_elbo += elbo.pow(2).sum().item<double>();
-        s_kl += (terms.kl * to_bpd).sum().item<double>();
-        // vae_only: the decoder term is its likelihood of x, held in pixel_nll.
-        const auto& decoder = kind == model::ModelKind::kVaeOnly ? terms.pixel_nll : terms.aux_nll;
-        const auto aux = (decoder * to_bpd).to(torch::kFloat64);
-        const auto vae = aux + (terms.kl * to_bpd).to(torch::kFloat64);
-        s_aux += aux.sum().item<double>();
-        s_vae += vae.sum().item<double>();
-        s2_vae += vae.pow(2).sum().item<double>();
-        const auto iw =
-            (-model->importance_weighted_bound(x, options.importance_samples, options.batch_size) *
-             to_bpd)
-                .to(torch::kFloat64);
-        s_iw += iw.sum().item<double>();
-        s2_iw += iw.pow(2).sum().item<double>();
-        done += x.size(0);
-        if (control.progress) control.progress(done, mine);
-      }
-    }
-    const bool working = done < mine && !exhausted;
-    if (!control.stop) {
-      if (!working) break;
-      continue;
-    }
-    const auto agreed =
-        comm.all_reduce_sum({control.stop->load() ? 1.0 : 0.0, working ? 1.0 : 0.0});
-    if (agreed[0] > 0) {
-      interrupted = true;
-      break;
-    }
-    if (agreed[1] == 0) break;
+// The images of `batch` in this rank's share (undefined when none are).
+torch::Tensor images_in_share(const data::Batch& batch, const Share& share) {
+  if (!share.by_index) return batch.images;
+  const auto keep =
+      (batch.indices >= share.first).logical_and(batch.indices < share.first + share.count);
+  return keep.any().item<bool>() ? batch.images.index({keep}) : torch::Tensor();
+}
+
+// Per-image sums of each reported bound (bits/dim) and of its square: means and standard
+// errors after one all-reduce of `packed()`.
+struct BoundSums {
+  double elbo = 0, elbo2 = 0, kl = 0, iw = 0, iw2 = 0, aux = 0, vae = 0, vae2 = 0;
+  int64_t images = 0;
+
+  std::vector<double> packed() const {
+    return {elbo, elbo2, kl, iw, iw2, static_cast<double>(images), aux, vae, vae2};
   }
-  const auto sums = comm.all_reduce_sum(
-      {s_elbo, s2_elbo, s_kl, s_iw, s2_iw, static_cast<double>(done), s_aux, s_vae, s2_vae});
+};
+
+double sum_of(const torch::Tensor& t) { return t.sum().item<double>(); }
+
+void add_batch(model::Agave& model, const torch::Tensor& x, const EvalOptions& options,
+               BoundSums& s) {
+  const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
+  const auto terms = model->forward(x, model::LossSelection{true, true, true});
+  const auto elbo = ((terms.pixel_nll + terms.kl) * to_bpd).to(torch::kFloat64);
+  // vae_only: the decoder term is its likelihood of x, held in pixel_nll.
+  const bool vae_only = model->options().kind() == model::ModelKind::kVaeOnly;
+  const auto aux = ((vae_only ? terms.pixel_nll : terms.aux_nll) * to_bpd).to(torch::kFloat64);
+  const auto vae = aux + (terms.kl * to_bpd).to(torch::kFloat64);
+  const auto iw =
+      (-model->importance_weighted_bound(x, options.importance_samples, options.batch_size) *
+       to_bpd)
+          .to(torch::kFloat64);
+  s.elbo += sum_of(elbo);
+  s.elbo2 += sum_of(elbo.pow(2));
+  s.kl += sum_of(terms.kl * to_bpd);
+  s.aux += sum_of(aux);
+  s.vae += sum_of(vae);
+  s.vae2 += sum_of(vae.pow(2));
+  s.iw += sum_of(iw);
+  s.iw2 += sum_of(iw.pow(2));
+  s.images += x.size(0);
+}
+
+// Whether the ranks go on after a batch: with a stop flag, all agree (one small all-reduce) to
+// stop at the same batch, or to go on while any rank still has images.
+enum class Next { kContinue, kDone, kStopped };
+
+Next agree_next(cluster::Communicator& comm, const EvalControl& control, bool working) {
+  if (!control.stop) return working ? Next::kContinue : Next::kDone;
+  const auto agreed = comm.all_reduce_sum({control.stop->load() ? 1.0 : 0.0, working ? 1.0 : 0.0});
+  if (agreed[0] > 0) return Next::kStopped;
+  return agreed[1] > 0 ? Next::kContinue : Next::kDone;
+}
+
+EvalResult result_from(const std::vector<double>& sums, const EvalOptions& options,
+                       model::ModelKind kind, bool interrupted) {
   EvalResult r;
   r.images = static_cast<int64_t>(sums[5]);
   r.importance_samples = options.importance_samples;
@@ -151,6 +155,41 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
     r.aux_bpd = r.vae_bpd = r.vae_bpd_stderr = std::numeric_limits<double>::quiet_NaN();
   }
   return r;
+}
+
+}  // namespace
+
+EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
+                    cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
+                    const EvalControl& control) {
+  cluster::ActivityScope named("eval");
+  auto loader = open_test_split(shards, options, seed, comm.rank(), comm.size());
+  const Share share = share_of(loader->split_size(), options.subset, comm.rank(), comm.size());
+  if (share.by_index) loader = open_test_split(shards, options, seed, 0, 1);
+
+  model::ScopedEval eval_mode(*model);
+  torch::NoGradGuard no_grad;
+  BoundSums sums;
+  bool exhausted = false;
+  Next next = Next::kContinue;
+  // One pass a loader batch: this rank's images in it (none once its share is done), then the
+  // agreement on going on.
+  while (next == Next::kContinue) {
+    if (sums.images < share.count && !exhausted) {
+      auto batch = loader->next();
+      exhausted = !batch;
+      auto images = batch ? images_in_share(*batch, share) : torch::Tensor();
+      if (images.defined()) {
+        auto x = images.to(device, /*non_blocking=*/true);
+        if (x.size(0) > share.count - sums.images) x = x.narrow(0, 0, share.count - sums.images);
+        add_batch(model, x, options, sums);
+        if (control.progress) control.progress(sums.images, share.count);
+      }
+    }
+    next = agree_next(comm, control, sums.images < share.count && !exhausted);
+  }
+  return result_from(comm.all_reduce_sum(sums.packed()), options, model->options().kind(),
+                     next == Next::kStopped);
 }
 
 }  // namespace agave::trainer

@@ -4,10 +4,13 @@
 #include <hdf5.h>
 #include <unistd.h>
 
+#include <filesystem>
 #include <sstream>
 #include <stdexcept>
 
 #include "data/hdf5_util.h"
+#include "data/header_probe.h"
+#include "hdf5/datasets.h"
 
 namespace agave::trainer {
 namespace {
@@ -93,8 +96,19 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
   ::close(fd);
 }
 
+namespace {
+
+// A checkpoint shard may come from another machine: its headers are read first in a separate
+// process (a crafted one can crash libhdf5), then opened here.
+hdf5::Handle open_probed(const std::string& path) {
+  data::probe_dataset_headers(path);
+  return data::h5::open_file_readonly(path);
+}
+
+}  // namespace
+
 TensorFileReader::TensorFileReader(const std::string& path)
-    : path_(path), file_(data::h5::open_file_readonly(path)) {}
+    : path_(path), file_(open_probed(path)), file_bytes_(std::filesystem::file_size(path)) {}
 
 bool TensorFileReader::contains(const std::string& name) const {
   data::h5::QuietErrors quiet;
@@ -113,12 +127,12 @@ torch::Tensor TensorFileReader::read(const std::string& name) const {
   Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) throw std::runtime_error(what + ": cannot open");
   Handle type(H5Dget_type(ds.get()), H5Tclose);
-  Handle space(H5Dget_space(ds.get()), H5Sclose);
-  const int rank = H5Sget_simple_extent_ndims(space.get());
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-  if (rank > 0) H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr);
+  // Sizes come from the file: nothing is allocated before they are checked against it.
+  const auto header = hdf5::dataset_header(ds.get(), name);
+  const std::string problem = hdf5::contiguous_storage_problem(header, file_bytes_);
+  if (!problem.empty()) throw std::runtime_error(path_ + ": " + problem);
   const auto dtype = torch_type(type.get(), what);
-  auto t = torch::empty(std::vector<int64_t>(dims.begin(), dims.end()), dtype);
+  auto t = torch::empty(std::vector<int64_t>(header.dims.begin(), header.dims.end()), dtype);
   if (H5Dread(ds.get(), h5_type(dtype, path_, name), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) <
       0) {
     throw std::runtime_error(what + ": cannot read (" + data::h5::last_error() + ")");

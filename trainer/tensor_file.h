@@ -1,6 +1,6 @@
 #pragma once
 // Named tensors in one HDF5 file: one dataset per tensor at its name (groups from '/'), with
-// its real shape and dtype, so h5py users read f["model"]["pixelcnn.out.weight"] directly.
+// its real shape and dtype, so h5py users read f["model"]["pixelcnn.out.v"] directly.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -20,7 +20,8 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
 // Reads one file's tensors by name; errors name the file and the tensor.
 class TensorFileReader {
  public:
-  // Opens once; a missing, truncated or non-HDF5 file is an error naming it.
+  // Opens once, after agave_h5probe read every header (data/header_probe.h); a missing,
+  // truncated, non-HDF5 or crafted file is an error naming it.
   explicit TensorFileReader(const std::string& path);
   TensorFileReader(const TensorFileReader&) = delete;
   TensorFileReader& operator=(const TensorFileReader&) = delete;
@@ -36,6 +37,7 @@ class TensorFileReader {
  private:
   std::string path_;
   hdf5::Handle file_;
+  uint64_t file_bytes_ = 0;  // every dataset's values must lie inside
 };
 
 }  // namespace agave::trainer

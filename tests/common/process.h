@@ -15,6 +15,10 @@ struct Result {
   std::string output;  // stdout and stderr together
 };
 
+// Our executables in the build tree (every test binary is compiled with AGAVE_BIN_DIR).
+inline const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
+inline const std::string kEval = std::string(AGAVE_BIN_DIR) + "/agave_eval";
+
 inline Result sh(const std::string& command) {
   Result r;
   FILE* p = popen((command + " 2>&1").c_str(), "r");

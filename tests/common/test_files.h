@@ -4,6 +4,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <vector>
 
 namespace agave::testing {
 
@@ -29,5 +30,19 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// The inputs of fuzz/hdf5-known/ on which libhdf5 itself crashes, loops or allocates without
+// bound (not the leak input, which ends normally).
+inline std::vector<std::filesystem::path> inputs_that_break_libhdf5() {
+  std::vector<std::filesystem::path> inputs;
+  for (const auto& e :
+       std::filesystem::directory_iterator(std::string(AGAVE_SOURCE_DIR) + "/fuzz/hdf5-known")) {
+    const std::string name = e.path().filename().string();
+    for (const char* kind : {"crash-", "oom-", "timeout-"}) {
+      if (name.rfind(kind, 0) == 0) inputs.push_back(e.path());
+    }
+  }
+  return inputs;
+}
 
 }  // namespace agave::testing

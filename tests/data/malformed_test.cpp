@@ -19,6 +19,7 @@
 #include "data/inspect.h"
 #include "data/loader.h"
 #include "data/sources.h"
+#include "tests/common/test_files.h"
 #include "tests/data/test_util.h"
 #include "trainer/checkpoint_manifest.h"
 
@@ -172,16 +173,11 @@ TEST(MalformedInput, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
   ASSERT_NE(header_probe_executable(), "") << "agave_h5probe was not built";
   ::setenv("AGAVE_H5PROBE_SECONDS", "5", 1);  // the looping input: 5 s, not the default 30
   TempDir dir;
-  int inputs = 0;
-  for (const auto& e : fs::directory_iterator(std::string(AGAVE_SOURCE_DIR) + "/fuzz/hdf5-known")) {
-    const std::string name = e.path().filename().string();
-    if (name.rfind("crash-", 0) != 0 && name.rfind("oom-", 0) != 0 &&
-        name.rfind("timeout-", 0) != 0) {
-      continue;
-    }
-    ++inputs;
+  const auto inputs = agave::testing::inputs_that_break_libhdf5();
+  for (const auto& input : inputs) {
+    const std::string name = input.filename().string();
     const std::string shard = dir / (name + ".h5");
-    fs::copy_file(e.path(), shard);
+    fs::copy_file(input, shard);
     const auto start = std::chrono::steady_clock::now();
     try {
       probe_shard_header(shard);
@@ -200,7 +196,7 @@ TEST(MalformedInput, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
     EXPECT_EQ(out.rfind("agave_data: error: " + shard + ": ", 0), 0u) << out;
     EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
   }
-  EXPECT_GE(inputs, 4) << "fuzz/hdf5-known/ lost its inputs";
+  EXPECT_GE(inputs.size(), 4u) << "fuzz/hdf5-known/ lost its inputs";
   ::unsetenv("AGAVE_H5PROBE_SECONDS");
 }
 

@@ -15,14 +15,13 @@
 
 namespace {
 
+using agave::testing::kEval;
+using agave::testing::kTrainer;
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
 using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
-
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
-const std::string kEval = std::string(AGAVE_BIN_DIR) + "/agave_eval";
 
 struct Bpd {
   double ema = 0, live = 0, initial = 0;

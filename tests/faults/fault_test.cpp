@@ -28,6 +28,7 @@
 namespace {
 
 using agave::testing::count_of;
+using agave::testing::kTrainer;
 using agave::testing::mpirun;
 using agave::testing::rank_pid;
 using agave::testing::sh;
@@ -36,8 +37,6 @@ using agave::testing::TinyConfig;
 using agave::trainer::ShardedCheckpoint;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
-
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 
 std::string read_file(const fs::path& p) {
   std::ifstream in(p);

@@ -21,13 +21,12 @@ namespace {
 
 using agave::testing::BackgroundJob;
 using agave::testing::count_of;
+using agave::testing::kTrainer;
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
 using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
-
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 
 // What a stalled job may take to end: the 3 s timeout, up to 2 s of probing, the abort.
 constexpr double kEndsWithin = 15;

@@ -17,9 +17,8 @@
 namespace agave::launcher {
 namespace {
 
+using agave::testing::kTrainer;
 using agave::testing::TempDir;
-
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 
 // Valid and small; each test sets one key with --set-like YAML text.
 const char* kBase = R"(run: {name: t, output_dir: out}

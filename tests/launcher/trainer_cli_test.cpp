@@ -8,12 +8,12 @@
 
 namespace {
 
+using agave::testing::kTrainer;
 using agave::testing::TempDir;
 
 using agave::testing::mpirun;
 using agave::testing::sh;
 
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 const std::string kConfigs = std::string(AGAVE_SOURCE_DIR) + "/configs/";
 
 TEST(TrainerCli, DryRunUnderTwoRanksSplitsTheSweep) {

@@ -14,8 +14,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using agave::data::test::TempDir;
-
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
+using agave::testing::kTrainer;
 
 // A tiny Fashion-MNIST-shaped shard folder (train: 512 images in 2 shards, test: 64) and a config
 // of a tiny model that trains on it for `steps` steps, checkpointing only at the end.

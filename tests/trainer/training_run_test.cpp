@@ -20,13 +20,12 @@
 namespace {
 
 using agave::testing::count_of;
+using agave::testing::kTrainer;
 using agave::testing::mpirun;
 using agave::testing::sh;
 using agave::testing::TempDir;
 using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
-
-const std::string kTrainer = std::string(AGAVE_BIN_DIR) + "/agave_trainer";
 
 class TrainingRun : public ::testing::Test {
  protected:
