@@ -6,9 +6,13 @@
 // own overhead.
 //
 //   bench_train_step [--config FILE] [--batch B] [--steps N] [--threads T]
-//                    [--precision auto|fp32|bf16] [--device cpu|cuda|cuda:K]
+//                    [--precision auto|fp32|bf16] [--device cpu|cuda|cuda:K] [--trace FILE]
+// --trace runs as many steps again under LibTorch's profiler (after the timed ones, so the
+// timing carries no profiler overhead) and writes a chrome://tracing file; bench/op_classes.py
+// breaks it down by op class (convolutions, element-wise, casts, likelihood, optimizer, ...).
 // Precision follows the trainer: auto = bf16 autocast + channels_last weights where the CPU has
 // bf16 matrix units (AMX or AVX512-BF16), fp32 otherwise.
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
 
@@ -67,7 +71,7 @@ void print_gpu_memory(const torch::Device& device) {
 int main(int argc, char** argv) {
   CLI::App app{"bench_train_step: time agave's training step (trainer::TrainStep) on one rank"};
   app.set_version_flag("--version", agave::version::describe("bench_train_step"));
-  std::string config = "configs/quickstart.yaml", precision, device_name = "cpu";
+  std::string config = "configs/quickstart.yaml", precision, device_name = "cpu", trace;
   int64_t batch = 16, steps = 5, threads = 1;
   app.add_option("--config", config, "YAML config whose model is timed")->capture_default_str();
   app.add_option("--batch", batch, "images per step")
@@ -82,6 +86,8 @@ int main(int argc, char** argv) {
   app.add_option("--precision", precision, "auto | fp32 | bf16 (default: the config's)")
       ->check(CLI::IsMember({"auto", "fp32", "bf16"}));
   app.add_option("--device", device_name, "cpu, cuda or cuda:K")->capture_default_str();
+  app.add_option("--trace", trace,
+                 "after timing, profile as many steps into this chrome://tracing file");
   CLI11_PARSE(app, argc, argv);
   try {
     cluster::MpiRuntime mpi(&argc, &argv);
@@ -131,6 +137,13 @@ int main(int argc, char** argv) {
                 bf16 ? "bf16 autocast + channels_last" : "fp32", static_cast<long long>(threads));
     std::printf("step %.4f s, %.3f images/s\n", secs / steps, batch * steps / secs);
     print_gpu_memory(device);
+    if (!trace.empty()) {
+      {
+        torch::autograd::profiler::RecordProfile profile(trace);
+        for (int64_t s = steps + 1; s <= 2 * steps; ++s) step.run(x, indices, s);
+      }
+      std::printf("profile of %lld step(s): %s\n", static_cast<long long>(steps), trace.c_str());
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_train_step: %s\n", e.what());
     return 1;

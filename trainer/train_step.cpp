@@ -1,5 +1,7 @@
 #include "trainer/train_step.h"
 
+#include <ATen/record_function.h>
+
 #include <chrono>
 #include <cmath>
 
@@ -57,6 +59,7 @@ void TrainStep::set_phase(const PhaseSpec& spec) {
 
 torch::Tensor TrainStep::forward_loss(const torch::Tensor& x, const torch::Tensor& keys,
                                       model::LossTerms& terms) {
+  RECORD_USER_SCOPE("agave::forward");
   AutocastGuard autocast(options_.bf16, x.is_cuda());
   model::ExampleRandomScope rng(keys);
   // Free bits look at the global batch's KL per channel (see VaeImpl::set_batch_sum); set only
@@ -78,6 +81,7 @@ void TrainStep::apply_update(double norm) {
     torch::NoGradGuard no_grad;
     for (auto& p : trainable_) p.grad().mul_(options_.grad_clip / norm);
   }
+  RECORD_USER_SCOPE("agave::optimizer");  // Adamax and the EMA, one class in profiles
   optimizer_.step();
   ema_.update();
 }
@@ -95,9 +99,15 @@ StepOutcome TrainStep::run(const torch::Tensor& images, const torch::Tensor& ind
   model::LossTerms terms;
   auto loss = forward_loss(x, keys, terms);
   if (faults_) faults_->on_loss(step, comm_.rank(), loss);
-  loss.backward();
+  {
+    RECORD_USER_SCOPE("agave::backward");
+    loss.backward();
+  }
   StepOutcome out;
-  out.allreduce_seconds = bucketer_->finish();
+  {
+    RECORD_USER_SCOPE("agave::allreduce");  // what backward has not already overlapped
+    out.allreduce_seconds = bucketer_->finish();
+  }
 
   // Gradients are already averaged (equal on every rank); the loss is still per rank.
   // Everything the host needs leaves the device in one copy (one sync on a GPU, not one per
