@@ -7,10 +7,12 @@ is charged to one class, so the classes add up to the profiled time.
 
 Classes, first match wins: ops inside the user scopes that trainer::TrainStep and the model
 open (agave::optimizer = Adamax + EMA, agave::allreduce = the gradient all-reduce left after
-backward, agave::likelihood = the forward of both likelihoods), then by op name: convolutions
-(forward and backward), casts and layout copies (to, _to_copy, copy_, contiguous, clone), and
-everything else as element-wise and other (activations, gates, shifts, concatenations, the
-likelihood's backward, autograd bookkeeping)."""
+backward, agave::likelihood = the forward of both likelihoods); the likelihood's backward, taken
+as every op of agave::backward before its first convolution or matrix-product backward (the
+likelihoods are the last ops of the forward, so autograd runs their backward first); then by op
+name: convolutions (forward and backward), casts and layout copies (to, _to_copy, copy_,
+contiguous, clone), and everything else as element-wise and other (activations, gates, shifts,
+concatenations, autograd bookkeeping)."""
 import argparse
 import collections
 import json
@@ -23,6 +25,8 @@ CONV = re.compile(r"conv", re.I)
 CAST = re.compile(r"^(aten::)?(to|_to_copy|copy_|contiguous|clone|_copy_from|empty_strided|"
                   r"ToCopyBackward0|CloneBackward0)$")
 PHASES = ("agave::forward", "agave::backward")
+FIRST_LAYER_BACKWARD = re.compile(r"^autograd::engine::evaluate_function: .*(Convolution|Mm|Addmm)")
+LIKELIHOOD_BACKWARD = "likelihood (backward)"
 
 
 def events_of(path):
@@ -32,19 +36,23 @@ def events_of(path):
     return [e for e in events if e.get("ph") == "X" and "dur" in e]
 
 
-def classify(name, scopes):
+def classify(event, scopes, backward_start):
+    names = [s["name"] for s in scopes]
+    for n in names:
+        if n in SCOPES:
+            return SCOPES[n]
     for s in scopes:
-        if s in SCOPES:
-            return SCOPES[s]
-    if CONV.search(name):
+        if s["name"] == "agave::backward" and float(event["ts"]) < backward_start[id(s)]:
+            return LIKELIHOOD_BACKWARD
+    if CONV.search(event["name"]):
         return "convolutions (forward + backward)"
-    if CAST.match(name):
+    if CAST.match(event["name"]):
         return "casts and layout copies"
     return "element-wise and other"
 
 
 def self_times(events):
-    """(name, enclosing scope names, self time in us) for every event, nested by time per thread."""
+    """(event, enclosing events, self time in us) for every event, nested by time per thread."""
     by_thread = collections.defaultdict(list)
     for e in events:
         by_thread[e.get("tid")].append(e)
@@ -52,11 +60,13 @@ def self_times(events):
     for evs in by_thread.values():
         evs.sort(key=lambda e: (float(e["ts"]), -float(e["dur"])))
         stack = []  # [event, end, children time]
+
         def close(entry):
             e, _, child = entry
-            out.append((e["name"], [s[0]["name"] for s in stack], float(e["dur"]) - child))
+            out.append((e, [s[0] for s in stack], float(e["dur"]) - child))
             if stack:
                 stack[-1][2] += float(e["dur"])
+
         for e in evs:
             start = float(e["ts"])
             while stack and stack[-1][1] <= start:
@@ -67,18 +77,40 @@ def self_times(events):
     return out
 
 
+def backward_starts(timed):
+    """For each agave::backward scope: when its first layer's backward began (its end if none)."""
+    starts = {}
+    for e, scopes, _ in timed:
+        if e["name"] == "agave::backward":
+            starts.setdefault(id(e), float(e["ts"]) + float(e["dur"]))
+    for e, scopes, _ in timed:
+        if FIRST_LAYER_BACKWARD.match(e["name"]):
+            for s in scopes:
+                if s["name"] == "agave::backward":
+                    starts[id(s)] = min(starts[id(s)], float(e["ts"]))
+    return starts
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("trace")
     ap.add_argument("--steps", type=int, default=0, help="profiled steps, for ms per step")
+    ap.add_argument("--top", type=int, default=10, help="element-wise ops listed by name")
     a = ap.parse_args()
     totals = collections.Counter()
     phase = collections.Counter()
-    for name, scopes, self_us in self_times(events_of(a.trace)):
-        if name in SCOPES or name in PHASES:
+    other = collections.Counter()  # element-wise and other, by op name
+    timed = self_times(events_of(a.trace))
+    starts = backward_starts(timed)
+    for e, scopes, self_us in timed:
+        if e["name"] in SCOPES or e["name"] in PHASES:
             continue  # a scope's own time is its children's, charged to them
-        totals[classify(name, scopes)] += self_us
-        phase[next((p for p in PHASES if p in scopes), "outside forward/backward")] += self_us
+        cls = classify(e, scopes, starts)
+        totals[cls] += self_us
+        if cls == "element-wise and other":
+            other[e["name"]] += self_us
+        names = [s["name"] for s in scopes]
+        phase[next((p for p in PHASES if p in names), "outside forward/backward")] += self_us
     whole = sum(totals.values())
     per = f" per step over {a.steps} steps" if a.steps else ""
     print(f"| op class | ms{per} | share |")
@@ -90,6 +122,10 @@ def main():
     print()
     for p, us in phase.most_common():
         print(f"{p}: {100 * us / whole:.1f} %")
+    print()
+    print("largest element-wise and other ops (self time):")
+    for name, us in other.most_common(a.top):
+        print(f"  {name}: {us / 1000 / (a.steps or 1):.1f} ms ({100 * us / whole:.1f} %)")
 
 
 if __name__ == "__main__":
