@@ -5,7 +5,7 @@
 // agave_trainer's images/s per rank is compared with (bench/run), so the ratio is the trainer's
 // own overhead.
 //
-//   bench_train_step [--config FILE] [--batch B] [--steps N] [--threads T]
+//   bench_train_step [--config FILE] [--set KEY=VALUE]... [--batch B] [--steps N] [--threads T]
 //                    [--precision auto|fp32|bf16] [--device cpu|cuda|cuda:K] [--trace FILE]
 // --trace runs as many steps again under LibTorch's profiler (after the timed ones, so the
 // timing carries no profiler overhead) and writes a chrome://tracing file; bench/op_classes.py
@@ -20,6 +20,7 @@
 #include <cstdio>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
@@ -72,8 +73,10 @@ int main(int argc, char** argv) {
   CLI::App app{"bench_train_step: time agave's training step (trainer::TrainStep) on one rank"};
   app.set_version_flag("--version", agave::version::describe("bench_train_step"));
   std::string config = "configs/quickstart.yaml", precision, device_name = "cpu", trace;
+  std::vector<std::string> overrides;
   int64_t batch = 16, steps = 5, threads = 1;
   app.add_option("--config", config, "YAML config whose model is timed")->capture_default_str();
+  app.add_option("--set", overrides, "KEY=VALUE over the config, as agave_trainer --set");
   app.add_option("--batch", batch, "images per step")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
@@ -92,7 +95,7 @@ int main(int argc, char** argv) {
   try {
     cluster::MpiRuntime mpi(&argc, &argv);
     torch::set_num_threads(static_cast<int>(threads));
-    const auto runs = launcher::load_runs(config, {});
+    const auto runs = launcher::load_runs(config, overrides);
     const auto& c = runs.front().config;
     auto mode = c.train.precision;
     if (precision == "fp32") mode = trainer::Precision::kFp32;
