@@ -12,7 +12,9 @@ as every op of agave::backward before its first convolution or matrix-product ba
 likelihoods are the last ops of the forward, so autograd runs their backward first); then by op
 name: convolutions (forward and backward), casts and layout copies (to, _to_copy, copy_,
 contiguous, clone), and everything else as element-wise and other (activations, gates, shifts,
-concatenations, autograd bookkeeping)."""
+concatenations, autograd bookkeeping). Time a scope spends outside any op (agave's own loops, such
+as the one-pass dropout masks) is charged to the scope's class, or for agave::forward and
+agave::backward to a class of its own."""
 import argparse
 import collections
 import json
@@ -103,13 +105,16 @@ def main():
     timed = self_times(events_of(a.trace))
     starts = backward_starts(timed)
     for e, scopes, self_us in timed:
-        if e["name"] in SCOPES or e["name"] in PHASES:
-            continue  # a scope's own time is its children's, charged to them
-        cls = classify(e, scopes, starts)
+        if e["name"] in SCOPES:
+            cls = SCOPES[e["name"]]  # work of ours between its ops
+        elif e["name"] in PHASES:
+            cls = "agave's own loops between ops (dropout masks, ...)"
+        else:
+            cls = classify(e, scopes, starts)
         totals[cls] += self_us
         if cls == "element-wise and other":
             other[e["name"]] += self_us
-        names = [s["name"] for s in scopes]
+        names = [s["name"] for s in scopes] + [e["name"]]
         phase[next((p for p in PHASES if p in names), "outside forward/backward")] += self_us
     whole = sum(totals.values())
     per = f" per step over {a.steps} steps" if a.steps else ""

@@ -37,6 +37,10 @@ class ExampleRandomScope {
   torch::Tensor uniform_like(const torch::Tensor& like);
   // Bernoulli(1 − p) keep mask (bool) shaped and laid out (channels_last or not) like `like`.
   torch::Tensor keep_mask_like(const torch::Tensor& like, double p);
+  // Inverted dropout's multiplier: the keep mask of the same draw as a tensor of like's dtype
+  // and layout, 1 / (kept fraction) where kept and 0 elsewhere; equal to
+  // keep_mask_like(like, p).to(dtype) * (1 / kept fraction), in one pass on CPU.
+  torch::Tensor dropout_scale_like(const torch::Tensor& like, double p);
 
   int64_t draws() const { return next_stream_; }
 

@@ -79,8 +79,7 @@ torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training) {
   if (!training || p == 0.0) return x;
   if (auto* scope = ExampleRandomScope::current()) {
     // Training steps: masks per example from (seed, step, example), whatever the rank split.
-    const double keep = 1.0 - static_cast<double>(std::llround(p * 16777216.0)) / 16777216.0;
-    return x * scope->keep_mask_like(x, p).to(x.scalar_type()).mul_(1.0 / keep);
+    return x * scope->dropout_scale_like(x, p);
   }
   const int64_t threshold = std::llround(p * 256.0);
   if (threshold == 0) return x;

@@ -83,6 +83,49 @@ TEST(ExampleRandom, MasksFollowTheLogicalLayoutNotTheMemoryLayout) {
   EXPECT_TRUE(torch::equal(plain, last));
 }
 
+// On CPU, contiguous and channels_last tensors get their masks from a one-pass loop; any other
+// layout from the tensor ops (the path GPUs take). Bit for bit the same, so the fast path
+// changes no training run and CPU and GPU runs still draw alike.
+TEST(ExampleRandom, TheOnePassCpuMasksAreTheTensorOpMasks) {
+  const auto keys = example_keys(7, 3, ids({0, 1, 2, 9, 4}));
+  const auto contiguous = torch::zeros({5, 6, 4, 3});
+  const auto channels_last = contiguous.contiguous(at::MemoryFormat::ChannelsLast);
+  const auto strided = torch::zeros({5, 3, 4, 6}).permute({0, 3, 2, 1});  // the tensor-op path
+  ASSERT_FALSE(strided.is_contiguous());
+  ASSERT_FALSE(strided.is_contiguous(at::MemoryFormat::ChannelsLast));
+  const auto flat = torch::zeros({5, 37});
+  const auto flat_strided = torch::zeros({37, 5}).t();
+  auto mask = [&](const torch::Tensor& like, double p) {
+    ExampleRandomScope s(keys);
+    s.keep_mask_like(like, 0.3);  // a second stream, as in a forward pass
+    return s.keep_mask_like(like, p);
+  };
+  auto scale = [&](const torch::Tensor& like, double p) {
+    ExampleRandomScope s(keys);
+    s.keep_mask_like(like, 0.3);
+    return s.dropout_scale_like(like, p);
+  };
+  for (double p : {0.1, 0.5, 0.9}) {
+    const auto reference = mask(strided, p);
+    EXPECT_TRUE(torch::equal(mask(contiguous, p), reference)) << p;
+    const auto last = mask(channels_last, p);
+    EXPECT_TRUE(last.is_contiguous(at::MemoryFormat::ChannelsLast));
+    EXPECT_TRUE(torch::equal(last, reference)) << p;
+    EXPECT_TRUE(torch::equal(mask(flat, p), mask(flat_strided, p))) << p;
+    EXPECT_GT(reference.sum().item<int64_t>(), 0);
+    for (auto dtype : {torch::kFloat32, torch::kBFloat16}) {
+      const auto want = scale(strided.to(dtype), p);
+      ASSERT_EQ(want.scalar_type(), dtype);
+      EXPECT_TRUE(torch::equal(scale(contiguous.to(dtype), p), want)) << p;
+      const auto got = scale(channels_last.to(dtype), p);
+      EXPECT_TRUE(got.is_contiguous(at::MemoryFormat::ChannelsLast));
+      EXPECT_TRUE(torch::equal(got, want)) << p;
+      // The multiplier is 0 or 1 / (kept fraction), on exactly the kept elements.
+      EXPECT_TRUE(torch::equal(want.ne(0), reference));
+    }
+  }
+}
+
 TEST(ExampleRandom, GaussianSamplesAndDropoutUseTheScopeAndTorchOutsideIt) {
   const DiagonalGaussian g(torch::zeros({2, 3, 4, 4}), torch::zeros({2, 3, 4, 4}));
   const auto keys = example_keys(9, 2, ids({0, 1}));
