@@ -2,7 +2,9 @@
 # scripts/sanitize.sh [CTEST_ARGS...]: builds the unit tests with AddressSanitizer and
 # UndefinedBehaviorSanitizer (gcc, -O1 -g) into build-asan/ (AGAVE_ASAN_BUILD_DIR) and runs them
 # under ctest. Without arguments it runs the suites that parse outside bytes and their neighbours
-# (-R 'data|launcher|Config|TrainerCli|fuzz'); pass e.g. `-R .` for everything. Not part of CI:
+# (-R 'data|launcher|Config|TrainerCli|fuzz'). AGAVE_ASAN_TARGETS names the targets to build
+# (default: those suites' binaries; `all` for every target), e.g. AGAVE_ASAN_TARGETS=all
+# scripts/sanitize.sh -R . for everything (docs/fuzzing.md). Not part of CI:
 # a full sanitized build of the project takes about an hour on 2 cores (docs/fuzzing.md).
 # Any sanitizer report fails the test that triggered it (halt_on_error).
 set -euo pipefail
@@ -17,8 +19,12 @@ if [ ! -f "$build_dir/CMakeCache.txt" ]; then
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" -DAGAVE_BUILD_BENCH=OFF
 fi
 targets=${AGAVE_ASAN_TARGETS:-agave_data_tests agave_data_malformed_tests agave_data_cli_tests agave_launcher_tests agave_fuzz_replay_tests}
-# shellcheck disable=SC2086
-cmake --build "$build_dir" --target $targets -j "$(nproc)"
+if [ "$targets" = all ]; then
+  cmake --build "$build_dir" -j "$(nproc)"
+else
+  # shellcheck disable=SC2086
+  cmake --build "$build_dir" --target $targets -j "$(nproc)"
+fi
 . scripts/mpi-env.sh
 # LibTorch and MPI are not instrumented: their one-time allocations at exit are not our leaks,
 # and Open MPI's progress threads trip the ODR check of some libraries; protect_shadow_gap=0 lets
