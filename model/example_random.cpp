@@ -78,6 +78,8 @@ template <typename T>
 void fill_kept(const torch::Tensor& like, const torch::Tensor& keys, uint64_t draw,
                uint32_t threshold, T kept, T zero, T* out) {
   const int64_t n = like.size(0);
+  TORCH_CHECK(n == keys.size(0), "ExampleRandomScope: a draw for ", n, " examples in a scope of ",
+              keys.size(0));
   const int64_t m = n > 0 ? like.numel() / n : 0;
   const auto cpu_keys = keys.to(torch::kCPU).contiguous();
   const int64_t* key = cpu_keys.data_ptr<int64_t>();

@@ -161,6 +161,13 @@ TEST(ExampleRandom, GaussianSamplesAndDropoutUseTheScopeAndTorchOutsideIt) {
 TEST(ExampleRandom, ADrawForTheWrongBatchSizeIsAnError) {
   ExampleRandomScope scope(example_keys(1, 0, ids({0, 1})));
   EXPECT_THROW(scope.normal_like(torch::zeros({3, 2})), c10::Error);
+  // Every path: the one-pass CPU masks (contiguous, channels_last) and the tensor ops.
+  EXPECT_THROW(scope.keep_mask_like(torch::zeros({3, 2}), 0.5), c10::Error);
+  EXPECT_THROW(scope.dropout_scale_like(torch::zeros({3, 2}), 0.5), c10::Error);
+  EXPECT_THROW(scope.dropout_scale_like(
+                   torch::zeros({3, 4, 2, 2}).contiguous(at::MemoryFormat::ChannelsLast), 0.5),
+               c10::Error);
+  EXPECT_THROW(scope.keep_mask_like(torch::zeros({2, 3}).t(), 0.5), c10::Error);
 }
 
 }  // namespace
