@@ -72,8 +72,6 @@ torch::Tensor right_shift(const torch::Tensor& x) {
   return torch::constant_pad_nd(x.slice(3, 0, x.size(3) - 1), {1, 0, 0, 0});
 }
 
-torch::Tensor concat_elu(const torch::Tensor& x) { return torch::elu(torch::cat({x, -x}, 1)); }
-
 torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1)");
   if (!training || p == 0.0) return x;
