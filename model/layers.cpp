@@ -130,8 +130,7 @@ torch::Tensor GatedResnetImpl::forward(const torch::Tensor& x, const torch::Tens
   if (options.dropout() > 0) c1 = fast_dropout(c1, options.dropout(), is_training());
   auto c2 = conv2(c1);
   if (h.defined()) c2 = c2 + cond_conv(torch::elu(h));
-  auto ab = c2.chunk(2, 1);
-  return x + ab[0] * torch::sigmoid(ab[1]);
+  return gated_residual(x, c2);
 }
 
 }  // namespace agave::model

@@ -45,6 +45,10 @@ torch::Tensor right_shift(const torch::Tensor& x);
 torch::Tensor concat_elu(const torch::Tensor& x);
 // The same as three ATen ops, always: what the fused path is tested against.
 torch::Tensor concat_elu_reference(const torch::Tensor& x);
+// x + a · sigmoid(b), (a, b) the channel halves of ab (N×2C×H×W, x N×C×H×W): the gated resnet's
+// output. Fused on CPU as concat_elu is (model/gate.cpp); elsewhere the ATen ops.
+torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& ab);
+torch::Tensor gated_residual_reference(const torch::Tensor& x, const torch::Tensor& ab);
 
 // Element-wise dropout, ~5× faster than torch::dropout on this CPU: the keep mask comes from
 // random bytes (four per generator call) instead of one Bernoulli draw per element, so the drop

@@ -285,5 +285,52 @@ TEST_F(Layers, FusedConcatEluMatchesTheAtenOps) {
   auto nan = concat_elu(torch::full({1, 1, 1, 1}, std::nanf("")).to(torch::kBFloat16));
   EXPECT_TRUE(torch::isnan(nan).all().item<bool>());
 }
+
+// The fused CPU gate x + a·sigmoid(b) against double math on the same inputs (bfloat16 rounds
+// once, at the end) and against the ATen ops, forward and backward, both layouts and dtypes.
+TEST_F(Layers, FusedGateMatchesFloatMath) {
+  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
+    for (const auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
+      SCOPED_TRACE(std::string(c10::toString(dtype)) +
+                   (format == at::MemoryFormat::Contiguous ? " NCHW" : " channels_last"));
+      auto x0 = torch::randn({2, 6, 5, 7}).to(dtype).contiguous(format);
+      auto ab_values = torch::randn({2, 12, 5, 7}) * 6;
+      ab_values.view(-1).slice(0, 0, 2) = torch::tensor({-100.0F, 100.0F});
+      auto ab0 = ab_values.to(dtype).contiguous(format);
+      auto leaf = [](const torch::Tensor& t, torch::Dtype d) {
+        return t.to(d).detach().requires_grad_(true);
+      };
+      auto x = leaf(x0, dtype), ab = leaf(ab0, dtype);
+      auto xf = leaf(x0, torch::kDouble), abf = leaf(ab0, torch::kDouble);
+      auto xr = leaf(x0, dtype), abr = leaf(ab0, dtype);
+      auto y = gated_residual(x, ab);
+      auto yf = gated_residual_reference(xf, abf);
+      auto yr = gated_residual_reference(xr, abr);
+      EXPECT_EQ(y.scalar_type(), dtype);
+      EXPECT_TRUE(y.is_contiguous(format));
+      auto g = torch::randn(y.sizes()).to(dtype).contiguous(format == at::MemoryFormat::Contiguous
+                                                                ? at::MemoryFormat::ChannelsLast
+                                                                : at::MemoryFormat::Contiguous);
+      y.backward(g);
+      yf.backward(g.to(torch::kDouble));
+      yr.backward(g);
+      const double rtol = dtype == torch::kFloat ? 1e-5 : 1.0 / 200;
+      auto close = [&](const torch::Tensor& got, const torch::Tensor& truth, const char* what) {
+        auto err = (got.to(torch::kDouble) - truth).abs();
+        auto bound = truth.abs() * rtol + 1e-5;
+        EXPECT_TRUE(err.le(bound).all().item<bool>()) << what << ": " << (err - bound).max();
+      };
+      close(y, yf.detach(), "output");
+      close(x.grad(), xf.grad(), "dx");
+      close(ab.grad(), abf.grad(), "d(a, b)");
+      // The ATen ops in bfloat16 round sigmoid, 1 - s and each product (1 - s is 0 or 2^-8 where
+      // s nears 1), so only in float are they a second reference for the gradient.
+      EXPECT_TRUE(torch::allclose(y.to(torch::kFloat), yr.to(torch::kFloat), 0.02, 0.02));
+      if (dtype == torch::kFloat) {
+        EXPECT_TRUE(torch::allclose(ab.grad(), abr.grad(), 1e-4, 1e-5));
+      }
+    }
+  }
+}
 }  // namespace
 }  // namespace agave::model
