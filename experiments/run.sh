@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
-# experiments/run.sh NAME [--scale cpu|paper] [--np N] [-- agave_trainer arguments...]
+# experiments/run.sh NAME [--scale cpu|paper] [--np N] [--list] [-- agave_trainer arguments...]
 # Runs one of the paper's experiments (experiments/NAME*.SCALE.yaml, one or more configs) and
 # writes its table (sweep.csv) and plots (sweep.png; Appendix C also kl_curve.png) beside the
 # runs, under runs/experiments/. NAME: fig4_lambda, fig5_resolution, fig5_bins, fig5 (both),
 # appendix_c, table1 (VAE alone, PixelCNN++ alone, AGAVE). docs/results.md reports them.
 # CIFAR-10 comes from data.source (default data/cifar10; AGAVE_CIFAR10=DIR overrides).
+# --list prints the configs NAME runs, one a line, and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n 2,7p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,8p "$0" | sed 's/^# \{0,1\}//'; }
 [ $# -ge 1 ] || { usage; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 name=$1
@@ -15,21 +16,32 @@ shift
 scale=cpu
 np=${AGAVE_NP:-2}
 extra=()
+list=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale=${2:?--scale needs cpu or paper}; shift 2 ;;
     --np) np=${2:?--np needs a number}; shift 2 ;;
+    --list) list=1; shift ;;
     --) shift; extra=("$@"); break ;;
     *) echo "experiments/run.sh: unexpected argument '$1'" >&2; usage >&2; exit 2 ;;
   esac
 done
 case "$scale" in cpu|paper) ;; *) echo "experiments/run.sh: --scale must be cpu or paper" >&2; exit 2 ;; esac
 shopt -s nullglob
-configs=(experiments/"$name".$scale.yaml experiments/"$name"_*.$scale.yaml)
+# NAME.SCALE.yaml alone, or the NAME_*.SCALE.yaml family (table1: three single-run configs); a
+# plain path survives nullglob, so each candidate is checked.
+configs=()
+for candidate in experiments/"$name".$scale.yaml experiments/"$name"_*.$scale.yaml; do
+  [ -f "$candidate" ] && configs+=("$candidate")
+done
 if [ ${#configs[@]} -eq 0 ]; then
   echo "experiments/run.sh: no experiments/$name*.$scale.yaml; experiments:" >&2
   ls experiments/*.yaml | sed 's|experiments/||; s|\.[a-z]*\.yaml$||' | sort -u >&2
   exit 2
+fi
+if [ "$list" = 1 ]; then
+  printf '%s\n' "${configs[@]}"
+  exit 0
 fi
 bin=${AGAVE_BIN_DIR:-build/bin}
 [ -x "$bin/agave_trainer" ] || scripts/build.sh

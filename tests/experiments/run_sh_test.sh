@@ -9,6 +9,17 @@ export AGAVE_BIN_DIR=${AGAVE_BIN_DIR:-$src/build/bin}
 export AGAVE_CIFAR10=${AGAVE_CIFAR10:-$src/../shared/data/cifar10}
 [ -d "$AGAVE_CIFAR10" ] || { echo "SKIPPED: no CIFAR-10 at $AGAVE_CIFAR10"; exit 77; }
 command -v gnuplot >/dev/null || { echo "SKIPPED: gnuplot is not installed"; exit 77; }
+# Experiments that are families of configs (table1, fig5) resolve to their members.
+[ "$("$src/experiments/run.sh" table1 --list | tr '\n' ' ')" = \
+  "experiments/table1_agave.cpu.yaml experiments/table1_pixelcnn.cpu.yaml experiments/table1_vae.cpu.yaml " ] ||
+  { echo "FAILED: run.sh table1 --list: $("$src/experiments/run.sh" table1 --list 2>&1)"; exit 1; }
+[ "$("$src/experiments/run.sh" fig5 --scale paper --list | wc -l)" -eq 2 ] ||
+  { echo "FAILED: run.sh fig5 --list should name fig5_bins and fig5_resolution"; exit 1; }
+[ "$("$src/experiments/run.sh" fig4_lambda --list)" = experiments/fig4_lambda.cpu.yaml ] ||
+  { echo "FAILED: run.sh fig4_lambda --list"; exit 1; }
+if "$src/experiments/run.sh" no_such_experiment --list >/dev/null 2>&1; then
+  echo "FAILED: an unknown experiment must exit non-zero"; exit 1
+fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail() { echo "FAILED: $*"; exit 1; }
