@@ -238,6 +238,14 @@ TEST_F(Layers, ChannelsLastAndAutocastMatchFp32) {
   EXPECT_LT(err, 0.05 * ref.abs().max().item<double>());
 }
 
+// A random incoming gradient for y laid out the other way (NCHW for channels_last and back), as
+// convolutions may send them: the fused backwards must not assume the output's layout.
+torch::Tensor gradient_in_the_other_layout(const torch::Tensor& y) {
+  const auto other =
+      y.is_contiguous() ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
+  return torch::randn(y.sizes()).to(y.scalar_type()).contiguous(other);
+}
+
 // The fused CPU concat_elu against the three ATen ops, forward and backward, in both layouts
 // and both dtypes the model trains in, over values from -100 (exp underflows) through 0 to 30.
 TEST_F(Layers, FusedConcatEluMatchesTheAtenOps) {
@@ -253,10 +261,7 @@ TEST_F(Layers, FusedConcatEluMatchesTheAtenOps) {
       ASSERT_EQ(y.sizes(), y_ref.sizes());
       EXPECT_EQ(y.scalar_type(), dtype);
       EXPECT_TRUE(y.is_contiguous(format));
-      // Gradients arrive in another layout than the output's, as convolutions may send them.
-      auto g = torch::randn(y.sizes()).to(dtype).contiguous(format == at::MemoryFormat::Contiguous
-                                                                ? at::MemoryFormat::ChannelsLast
-                                                                : at::MemoryFormat::Contiguous);
+      auto g = gradient_in_the_other_layout(y);
       y.backward(g);
       y_ref.backward(g);
       const double tol = dtype == torch::kFloat ? 1e-6 : 1.0 / 128;
@@ -308,9 +313,7 @@ TEST_F(Layers, FusedGateMatchesFloatMath) {
       auto yr = gated_residual_reference(xr, abr);
       EXPECT_EQ(y.scalar_type(), dtype);
       EXPECT_TRUE(y.is_contiguous(format));
-      auto g = torch::randn(y.sizes()).to(dtype).contiguous(format == at::MemoryFormat::Contiguous
-                                                                ? at::MemoryFormat::ChannelsLast
-                                                                : at::MemoryFormat::Contiguous);
+      auto g = gradient_in_the_other_layout(y);
       y.backward(g);
       yf.backward(g.to(torch::kDouble));
       yr.backward(g);
