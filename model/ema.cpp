@@ -3,6 +3,18 @@
 #include <algorithm>
 
 namespace agave::model {
+namespace {
+
+size_t index_of(const torch::OrderedDict<std::string, torch::Tensor>& live,
+                const std::string& name) {
+  for (size_t i = 0; i < live.size(); ++i) {
+    if (live[i].key() == name) return i;
+  }
+  TORCH_CHECK(false, "Ema: no parameter '", name, "'");
+  return live.size();
+}
+
+}  // namespace
 
 Ema::Ema(const torch::nn::Module& module, double decay, bool warmup)
     : decay_(decay), warmup_(warmup) {
@@ -17,7 +29,19 @@ void Ema::reset() {
   torch::NoGradGuard no_grad;
   shadow_.clear();
   for (const auto& item : live_) shadow_.insert(item.key(), item.value().detach().clone());
-  num_updates_ = 0;
+  updates_.assign(live_.size(), 0);
+}
+
+int64_t Ema::num_updates() const {
+  return updates_.empty() ? 0 : *std::max_element(updates_.begin(), updates_.end());
+}
+
+int64_t Ema::num_updates(const std::string& name) const { return updates_[index_of(live_, name)]; }
+
+void Ema::set_num_updates(int64_t n) { updates_.assign(live_.size(), n); }
+
+void Ema::set_num_updates(const std::string& name, int64_t n) {
+  updates_[index_of(live_, name)] = n;
 }
 
 double Ema::decay_at(int64_t t) const {
@@ -25,17 +49,18 @@ double Ema::decay_at(int64_t t) const {
   return std::min(decay_, (1.0 + static_cast<double>(t)) / (10.0 + static_cast<double>(t)));
 }
 
-void Ema::update() {
+void Ema::update(Scope scope) {
   torch::NoGradGuard no_grad;
-  const double d = decay_at(num_updates_);
-  for (const auto& item : live_) {
-    auto& s = shadow_[item.key()];
+  for (size_t i = 0; i < live_.size(); ++i) {
+    const auto& item = live_[i];
     const auto& p = item.value();
+    if (scope == Scope::kStepped && !p.grad().defined()) continue;
+    const double d = decay_at(updates_[i]++);
+    auto& s = shadow_[item.key()];
     // The shadow follows the live weights across devices and dtypes (Module::to).
     if (s.device() != p.device() || s.scalar_type() != p.scalar_type()) s = s.to(p.options());
     s.lerp_(p.detach(), 1.0 - d);
   }
-  ++num_updates_;
 }
 
 void Ema::copy_to(torch::nn::Module& module) const {

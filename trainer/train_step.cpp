@@ -83,7 +83,7 @@ void TrainStep::apply_update(double norm) {
   }
   RECORD_USER_SCOPE("agave::optimizer");  // Adamax and the EMA, one class in profiles
   optimizer_.step();
-  ema_.update();
+  ema_.update(model::Ema::Scope::kStepped);
 }
 
 StepOutcome TrainStep::run(const torch::Tensor& images, const torch::Tensor& indices,

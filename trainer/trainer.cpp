@@ -254,7 +254,6 @@ class TrainingRun {
     std::map<std::string, torch::Tensor> rng = {{checkpoint_keys::kCpuRng, torch::Tensor()}};
     const bool same_ranks = checkpoints_->load(from.dir, state.tensors(), &rng);
     state.apply_loaded_steps();
-    ema_->set_num_updates(meta.step);
     // Same ranks: each continues its own random stream, so the run is bit-identical to one
     // never stopped. Other ranks: fresh per-rank streams from (seed, step, rank).
     if (same_ranks) {

@@ -10,7 +10,8 @@ std::string optim(const std::string& parameter, const std::string& field) {
 }
 }  // namespace checkpoint_keys
 
-TrainingState::TrainingState(torch::nn::Module& model, model::Ema& ema, Adamax& optimizer) {
+TrainingState::TrainingState(torch::nn::Module& model, model::Ema& ema, Adamax& optimizer)
+    : ema_(ema) {
   namespace keys = checkpoint_keys;
   for (auto& kv : model.named_parameters()) tensors_[keys::model(kv.key())] = kv.value();
   for (auto& kv : model.named_buffers()) tensors_[keys::model(kv.key())] = kv.value();
@@ -29,12 +30,15 @@ TrainingState::TrainingState(torch::nn::Module& model, model::Ema& ema, Adamax& 
     tensors_[keys::optim(name, "exp_inf")] = st.exp_inf;
     const std::string step = keys::optim(name, "step");
     tensors_[step] = torch::tensor(st.step, torch::kInt64);
-    steps_.emplace_back(step, &st);
+    steps_.push_back({name, step, &st});
   }
 }
 
 void TrainingState::apply_loaded_steps() {
-  for (auto& [name, st] : steps_) st->step = tensors_.at(name).item<int64_t>();
+  for (auto& s : steps_) {
+    s.state->step = tensors_.at(s.key).item<int64_t>();
+    ema_.set_num_updates(s.parameter, s.state->step);
+  }
 }
 
 TensorMap evaluation_weights(torch::nn::Module& model, bool use_ema) {

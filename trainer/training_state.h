@@ -38,12 +38,19 @@ class TrainingState {
   TrainingState& operator=(const TrainingState&) = delete;
 
   TensorMap& tensors() { return tensors_; }
-  // After a load into tensors(): the step counts (stored as tensors) back into the optimizer.
+  // After a load into tensors(): the step counts (stored as tensors) back into the optimizer,
+  // and into the EMA's warm-up, which counts the same updates (model/ema.h).
   void apply_loaded_steps();
 
  private:
   TensorMap tensors_;
-  std::vector<std::pair<std::string, AdamaxState*>> steps_;
+  struct Steps {
+    std::string parameter;
+    std::string key;
+    AdamaxState* state;
+  };
+  std::vector<Steps> steps_;
+  model::Ema& ema_;
 };
 
 // The weights evaluation reads, aliasing `model`'s tensors: its parameters from the EMA shadow

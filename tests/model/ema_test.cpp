@@ -60,6 +60,39 @@ TEST(Ema, WarmUpDecayFollowsTheWeightsEarlyAndSettlesAtTheDecay) {
   EXPECT_EQ(warm.num_updates(), 5);
 }
 
+// Phases freeze one network while the other trains: under Scope::kStepped a parameter without
+// a gradient keeps its shadow and its warm-up count, so when it starts training its shadow
+// follows it from the start (decay 0.1 at its first update), not at the global step's decay.
+TEST(Ema, FrozenParametersKeepTheirShadowAndTheirWarmUp) {
+  torch::nn::Linear net(1, 1);
+  net->weight.data().fill_(0.0);
+  net->bias.data().fill_(0.0);
+  Ema ema(*net, 0.999);
+  // 1000 steps in which only the weight trains.
+  net->weight.mutable_grad() = torch::ones_like(net->weight);
+  for (int t = 0; t < 1000; ++t) {
+    net->weight.data().fill_(1.0);
+    net->bias.data().fill_(5.0);  // moved, but not by the optimizer: not averaged in
+    ema.update(Ema::Scope::kStepped);
+  }
+  EXPECT_EQ(ema.num_updates("weight"), 1000);
+  EXPECT_EQ(ema.num_updates("bias"), 0);
+  EXPECT_EQ(ema.num_updates(), 1000);
+  EXPECT_EQ(ema.shadow()["bias"][0].item<double>(), 0.0);
+  // Then the bias trains too: its first update uses decay 0.1, not 0.999.
+  net->bias.mutable_grad() = torch::ones_like(net->bias);
+  ema.update(Ema::Scope::kStepped);
+  EXPECT_NEAR(ema.shadow()["bias"][0].item<double>(), 0.9 * 5.0, 1e-5);
+  EXPECT_EQ(ema.num_updates("bias"), 1);
+  ema.set_num_updates("bias", 7);
+  EXPECT_EQ(ema.num_updates("bias"), 7);
+  EXPECT_THROW(ema.num_updates("no_such"), c10::Error);
+  // Scope::kAll (the default) averages every parameter.
+  net->bias.mutable_grad() = torch::Tensor();
+  ema.update();
+  EXPECT_EQ(ema.num_updates("bias"), 8);
+}
+
 TEST(Ema, SwapTwiceRestoresAndCopyToWrites) {
   torch::nn::Linear net(2, 2);
   torch::NoGradGuard no_grad;
