@@ -72,6 +72,8 @@ torch::Tensor right_shift(const torch::Tensor& x) {
   return torch::constant_pad_nd(x.slice(3, 0, x.size(3) - 1), {1, 0, 0, 0});
 }
 
+torch::Tensor concat_elu(const torch::Tensor& x) { return torch::elu(torch::cat({x, -x}, 1)); }
+
 torch::Tensor fast_dropout(const torch::Tensor& x, double p, bool training) {
   TORCH_CHECK(p >= 0.0 && p < 1.0, "dropout probability must be in [0, 1)");
   if (!training || p == 0.0) return x;
@@ -130,7 +132,8 @@ torch::Tensor GatedResnetImpl::forward(const torch::Tensor& x, const torch::Tens
   if (options.dropout() > 0) c1 = fast_dropout(c1, options.dropout(), is_training());
   auto c2 = conv2(c1);
   if (h.defined()) c2 = c2 + cond_conv(torch::elu(h));
-  return gated_residual(x, c2);
+  auto ab = c2.chunk(2, 1);
+  return x + ab[0] * torch::sigmoid(ab[1]);
 }
 
 }  // namespace agave::model

@@ -39,16 +39,8 @@ WeightNormConv2dOptions plain_conv(int64_t in, int64_t out, int64_t kernel = 3, 
 torch::Tensor down_shift(const torch::Tensor& x);
 // Drop the last column, insert a column of zeros on the left.
 torch::Tensor right_shift(const torch::Tensor& x);
-// elu(concat(x, −x)) along channels: C → 2C. On CPU, for float and bfloat16 in NCHW or
-// channels_last, one fused pass forward and backward (model/concat_elu.cpp; float math, within
-// 2 ulp of float of the ATen ops); elsewhere the ATen ops.
+// elu(concat(x, −x)) along channels: C → 2C.
 torch::Tensor concat_elu(const torch::Tensor& x);
-// The same as three ATen ops, always: what the fused path is tested against.
-torch::Tensor concat_elu_reference(const torch::Tensor& x);
-// x + a · sigmoid(b), (a, b) the channel halves of ab (N×2C×H×W, x N×C×H×W): the gated resnet's
-// output. Fused on CPU as concat_elu is (model/gate.cpp); elsewhere the ATen ops.
-torch::Tensor gated_residual(const torch::Tensor& x, const torch::Tensor& ab);
-torch::Tensor gated_residual_reference(const torch::Tensor& x, const torch::Tensor& ab);
 
 // Element-wise dropout, ~5× faster than torch::dropout on this CPU: the keep mask comes from
 // random bytes (four per generator call) instead of one Bernoulli draw per element, so the drop

@@ -2,8 +2,6 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include <cmath>
-#include <string>
 #include <tuple>
 
 #include "model/layers.h"
@@ -238,102 +236,5 @@ TEST_F(Layers, ChannelsLastAndAutocastMatchFp32) {
   EXPECT_LT(err, 0.05 * ref.abs().max().item<double>());
 }
 
-// A random incoming gradient for y laid out the other way (NCHW for channels_last and back), as
-// convolutions may send them: the fused backwards must not assume the output's layout.
-torch::Tensor gradient_in_the_other_layout(const torch::Tensor& y) {
-  const auto other =
-      y.is_contiguous() ? at::MemoryFormat::ChannelsLast : at::MemoryFormat::Contiguous;
-  return torch::randn(y.sizes()).to(y.scalar_type()).contiguous(other);
-}
-
-// The fused CPU concat_elu against the three ATen ops, forward and backward, in both layouts
-// and both dtypes the model trains in, over values from -100 (exp underflows) through 0 to 30.
-TEST_F(Layers, FusedConcatEluMatchesTheAtenOps) {
-  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    for (const auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
-      SCOPED_TRACE(std::string(c10::toString(dtype)) +
-                   (format == at::MemoryFormat::Contiguous ? " NCHW" : " channels_last"));
-      auto base = torch::randn({3, 5, 7, 9}) * 4;
-      base.view(-1).slice(0, 0, 4) = torch::tensor({-100.0F, -87.5F, 0.0F, 30.0F});
-      auto make = [&] { return base.to(dtype).contiguous(format).detach().requires_grad_(true); };
-      auto x = make(), x_ref = make();
-      auto y = concat_elu(x), y_ref = concat_elu_reference(x_ref);
-      ASSERT_EQ(y.sizes(), y_ref.sizes());
-      EXPECT_EQ(y.scalar_type(), dtype);
-      EXPECT_TRUE(y.is_contiguous(format));
-      auto g = gradient_in_the_other_layout(y);
-      y.backward(g);
-      y_ref.backward(g);
-      const double tol = dtype == torch::kFloat ? 1e-6 : 1.0 / 128;
-      EXPECT_TRUE(torch::allclose(y.to(torch::kFloat), y_ref.to(torch::kFloat), tol, 1e-7))
-          << (y.to(torch::kFloat) - y_ref.to(torch::kFloat)).abs().max();
-      // The gradient against float math on the same (rounded) inputs. The fused backward takes
-      // elu' from the saved output (o + 1 where o <= 0, as the ATen op does), so the output's
-      // rounding costs up to half an ulp of 1 times the incoming gradient; then it rounds the sum
-      // once (the ATen ops round each term, then the sum, and differ more where they cancel).
-      auto xf = x.detach().to(torch::kFloat).requires_grad_(true);
-      auto gf = g.to(torch::kFloat);
-      auto yf = concat_elu_reference(xf);
-      yf.backward(gf);
-      const int64_t c = x.size(1);
-      const auto yd = yf.detach();
-      auto terms = (gf * torch::where(yd.gt(0), torch::ones_like(yd), yd + 1)).abs() + gf.abs();
-      auto bound = (terms.narrow(1, 0, c) + terms.narrow(1, c, c)) *
-                       (dtype == torch::kFloat ? 1e-6 : 1.0 / 256) +
-                   1e-6;
-      auto err = (x.grad().to(torch::kFloat) - xf.grad()).abs();
-      EXPECT_TRUE(err.le(bound).all().item<bool>()) << (err - bound).max();
-      EXPECT_TRUE(torch::allclose(x_ref.grad().to(torch::kFloat), xf.grad(), 0.05, 0.05));
-    }
-  }
-  // A NaN stays a NaN in both halves.
-  auto nan = concat_elu(torch::full({1, 1, 1, 1}, std::nanf("")).to(torch::kBFloat16));
-  EXPECT_TRUE(torch::isnan(nan).all().item<bool>());
-}
-
-// The fused CPU gate x + a·sigmoid(b) against double math on the same inputs (bfloat16 rounds
-// once, at the end) and against the ATen ops, forward and backward, both layouts and dtypes.
-TEST_F(Layers, FusedGateMatchesFloatMath) {
-  for (const auto dtype : {torch::kFloat, torch::kBFloat16}) {
-    for (const auto format : {at::MemoryFormat::Contiguous, at::MemoryFormat::ChannelsLast}) {
-      SCOPED_TRACE(std::string(c10::toString(dtype)) +
-                   (format == at::MemoryFormat::Contiguous ? " NCHW" : " channels_last"));
-      auto x0 = torch::randn({2, 6, 5, 7}).to(dtype).contiguous(format);
-      auto ab_values = torch::randn({2, 12, 5, 7}) * 6;
-      ab_values.view(-1).slice(0, 0, 2) = torch::tensor({-100.0F, 100.0F});
-      auto ab0 = ab_values.to(dtype).contiguous(format);
-      auto leaf = [](const torch::Tensor& t, torch::Dtype d) {
-        return t.to(d).detach().requires_grad_(true);
-      };
-      auto x = leaf(x0, dtype), ab = leaf(ab0, dtype);
-      auto xf = leaf(x0, torch::kDouble), abf = leaf(ab0, torch::kDouble);
-      auto xr = leaf(x0, dtype), abr = leaf(ab0, dtype);
-      auto y = gated_residual(x, ab);
-      auto yf = gated_residual_reference(xf, abf);
-      auto yr = gated_residual_reference(xr, abr);
-      EXPECT_EQ(y.scalar_type(), dtype);
-      EXPECT_TRUE(y.is_contiguous(format));
-      auto g = gradient_in_the_other_layout(y);
-      y.backward(g);
-      yf.backward(g.to(torch::kDouble));
-      yr.backward(g);
-      const double rtol = dtype == torch::kFloat ? 1e-5 : 1.0 / 200;
-      auto close = [&](const torch::Tensor& got, const torch::Tensor& truth, const char* what) {
-        auto err = (got.to(torch::kDouble) - truth).abs();
-        auto bound = truth.abs() * rtol + 1e-5;
-        EXPECT_TRUE(err.le(bound).all().item<bool>()) << what << ": " << (err - bound).max();
-      };
-      close(y, yf.detach(), "output");
-      close(x.grad(), xf.grad(), "dx");
-      close(ab.grad(), abf.grad(), "d(a, b)");
-      // The ATen ops in bfloat16 round sigmoid, 1 - s and each product (1 - s is 0 or 2^-8 where
-      // s nears 1), so only in float are they a second reference for the gradient.
-      EXPECT_TRUE(torch::allclose(y.to(torch::kFloat), yr.to(torch::kFloat), 0.02, 0.02));
-      if (dtype == torch::kFloat) {
-        EXPECT_TRUE(torch::allclose(ab.grad(), abr.grad(), 1e-4, 1e-5));
-      }
-    }
-  }
-}
 }  // namespace
 }  // namespace agave::model
