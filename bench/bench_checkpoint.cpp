@@ -71,7 +71,7 @@ double thread_cpu_seconds() {
 
 // The trainer's checkpoint state (trainer.cpp, TrainingState): model parameters and buffers,
 // EMA shadow, Adamax exp_avg / exp_inf / step per parameter; channels_last weights where the
-// trainer uses them (bf16). The moments get random values (a trained model's are not zero).
+// trainer uses them. The moments get random values (a trained model's are not zero).
 struct State {
   agave::model::Agave model{nullptr};
   std::unique_ptr<agave::model::Ema> ema;
@@ -84,9 +84,8 @@ std::unique_ptr<State> build_state(const agave::launcher::Config& c) {
   auto s = std::make_unique<State>();
   torch::manual_seed(1);
   s->model = agave::model::Agave(c.model);
-  if (agave::trainer::use_bf16(c.train.precision, torch::kCPU)) {
-    agave::trainer::to_channels_last(*s->model);
-  }
+  agave::trainer::apply_layout(agave::trainer::choose_numerics(c.train.precision, torch::kCPU),
+                               *s->model);
   s->ema = std::make_unique<agave::model::Ema>(*s->model, c.train.ema_decay);
   s->optimizer = std::make_unique<agave::trainer::Adamax>(
       s->model->parameters(), agave::trainer::AdamaxOptions(c.train.optimizer.lr));

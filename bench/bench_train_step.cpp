@@ -10,8 +10,8 @@
 // --trace runs as many steps again under LibTorch's profiler (after the timed ones, so the
 // timing carries no profiler overhead) and writes a chrome://tracing file; bench/op_classes.py
 // breaks it down by op class (convolutions, element-wise, casts, likelihood, optimizer, ...).
-// Precision follows the trainer: auto = bf16 autocast + channels_last weights where the CPU has
-// bf16 matrix units (AMX or AVX512-BF16), fp32 otherwise.
+// Precision follows the trainer (trainer/precision.h): auto = bf16 autocast + channels_last on
+// CPUs with AMX, fp32 + channels_last on other CPUs.
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
@@ -91,6 +91,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "cpu, cuda or cuda:K")->capture_default_str();
   app.add_option("--trace", trace,
                  "after timing, profile as many steps into this chrome://tracing file");
+  bool numerics_only = false;
+  app.add_flag("--numerics-only", numerics_only,
+               "print what the precision resolves to on this device and CPU, and exit");
   CLI11_PARSE(app, argc, argv);
   try {
     cluster::MpiRuntime mpi(&argc, &argv);
@@ -102,7 +105,11 @@ int main(int argc, char** argv) {
     if (precision == "bf16") mode = trainer::Precision::kBf16;
     if (precision == "auto") mode = trainer::Precision::kAuto;
     const torch::Device device(device_name);
-    const bool bf16 = trainer::use_bf16(mode, device);
+    const auto numerics = trainer::choose_numerics(mode, device);
+    if (numerics_only) {
+      std::printf("%s\n", trainer::describe(numerics).c_str());
+      return 0;
+    }
     const auto& o = c.model;
     auto comm = communicator(mpi, device);
 
@@ -118,12 +125,12 @@ int main(int argc, char** argv) {
       model::ExampleRandomScope rng(model::example_keys(1, -1, indices).to(device));
       model->data_init(x.to(device));
     }
-    if (bf16) trainer::to_channels_last(*model);
+    trainer::apply_layout(numerics, *model);
     model::Ema ema(*model, c.train.ema_decay);
     trainer::Adamax optimizer(model->parameters(), trainer::AdamaxOptions(c.train.optimizer.lr));
     trainer::TrainStepOptions so;
     so.grad_clip = c.train.grad_clip;
-    so.bf16 = bf16;
+    so.bf16 = numerics.bf16;
     so.buckets = {c.cluster.bucket_mb, std::min(1.0, c.cluster.bucket_mb),
                   cluster::overlaps_backward(c.cluster.overlap, comm->backend())};
     trainer::TrainStep step(model, optimizer, ema, *comm, so);
@@ -137,7 +144,7 @@ int main(int argc, char** argv) {
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::printf("model %s, batch %lld, %lld step(s), %s, %lld thread(s)\n", config.c_str(),
                 static_cast<long long>(batch), static_cast<long long>(steps),
-                bf16 ? "bf16 autocast + channels_last" : "fp32", static_cast<long long>(threads));
+                trainer::describe(numerics).c_str(), static_cast<long long>(threads));
     std::printf("step %.4f s, %.3f images/s\n", secs / steps, batch * steps / secs);
     print_gpu_memory(device);
     if (!trace.empty()) {

@@ -7,6 +7,10 @@ FLOPs), so the ratio agave / this slightly favours this script.
 
   python3 bench/torch_reference.py [--steps N] [--batch B] [--device cuda|cpu]
                                    [--threads T] [--precision bf16|fp32] [--compile]
+                                   [--layout channels_last|contiguous] [--unconditional]
+--layout: of weights and input (default channels_last, PyTorch's faster CPU layout in both
+precisions here). --unconditional drops the f(z) stream and its 1x1 projections: the
+PixelCNN++ alone of Table 1 (agave's model.kind: pixelcnn_only).
 --compile wraps the model in torch.compile (inductor; on the CPU it generates C++/OpenMP
 kernels), timed after the warm-up steps that compile it (compile time printed apart).
 Prints "images/s: X" (scripts/gpu-check.sh and bench/run read it)."""
@@ -39,42 +43,49 @@ class DownRightShifted(nn.Conv2d):  # [2,2] kernel: pad top 1, left 1
 
 
 class GatedResnet(nn.Module):
-    def __init__(self, f, conv, skip=0):
+    def __init__(self, f, conv, skip=0, cond=True):
         super().__init__()
         self.c1 = conv(2 * f, f)
         self.skip = nn.Conv2d(2 * skip * f, f, 1) if skip else None
         self.c2 = conv(2 * f, 2 * f)
-        self.cond = nn.Conv2d(f, 2 * f, 1)
+        self.cond = nn.Conv2d(f, 2 * f, 1) if cond else None
 
     def forward(self, x, h, a=None):
         c1 = self.c1(concat_elu(x))
         if a is not None:
             c1 = c1 + self.skip(concat_elu(a))
         c1 = F.dropout(concat_elu(c1), 0.5, self.training)
-        c2 = self.c2(c1) + self.cond(h)
+        c2 = self.c2(c1)
+        if self.cond is not None:
+            c2 = c2 + self.cond(h)
         a_, b_ = c2.chunk(2, dim=1)
         return x + a_ * torch.sigmoid(b_)
 
 
 class CondPixelCnn(nn.Module):
-    def __init__(self, f=160, nr=5, m=10):
+    def __init__(self, f=160, nr=5, m=10, cond=True):
         super().__init__()
+        self.conditional = cond
         self.u0 = DownShifted(4, f)
         self.ul0a = DownShifted(4, f)
         self.ul0b = DownRightShifted(4, f)
-        self.up_u = nn.ModuleList([GatedResnet(f, DownShifted) for _ in range(3 * nr)])
-        self.up_ul = nn.ModuleList([GatedResnet(f, DownRightShifted, 1) for _ in range(3 * nr)])
+        self.up_u = nn.ModuleList([GatedResnet(f, DownShifted, 0, cond) for _ in range(3 * nr)])
+        self.up_ul = nn.ModuleList(
+            [GatedResnet(f, DownRightShifted, 1, cond) for _ in range(3 * nr)])
         n_down = nr + 2 * (nr + 1)
-        self.dn_u = nn.ModuleList([GatedResnet(f, DownShifted, 1) for _ in range(n_down)])
-        self.dn_ul = nn.ModuleList([GatedResnet(f, DownRightShifted, 2) for _ in range(n_down)])
+        self.dn_u = nn.ModuleList([GatedResnet(f, DownShifted, 1, cond) for _ in range(n_down)])
+        self.dn_ul = nn.ModuleList(
+            [GatedResnet(f, DownRightShifted, 2, cond) for _ in range(n_down)])
         self.down_u = nn.ModuleList([DownShifted(f, f, 2) for _ in range(2)])
         self.down_ul = nn.ModuleList([DownRightShifted(f, f, 2) for _ in range(2)])
         self.up_u_t = nn.ModuleList([nn.ConvTranspose2d(f, f, 2, 2) for _ in range(2)])
         self.up_ul_t = nn.ModuleList([nn.ConvTranspose2d(f, f, 2, 2) for _ in range(2)])
         # Conditioning stream on f(z): non-masked 3x3 convs at each resolution.
-        self.c0 = nn.Conv2d(3, f, 3, padding=1)
-        self.cs = nn.ModuleList([nn.Conv2d(f, f, 3, padding=1) for _ in range(3 * nr)])
-        self.cdown = nn.ModuleList([nn.Conv2d(f, f, 3, stride=2, padding=1) for _ in range(2)])
+        if cond:
+            self.c0 = nn.Conv2d(3, f, 3, padding=1)
+            self.cs = nn.ModuleList([nn.Conv2d(f, f, 3, padding=1) for _ in range(3 * nr)])
+            self.cdown = nn.ModuleList(
+                [nn.Conv2d(f, f, 3, stride=2, padding=1) for _ in range(2)])
         self.out = nn.Conv2d(f, 10 * m, 1)
         self.nr = nr
 
@@ -83,15 +94,16 @@ class CondPixelCnn(nn.Module):
         xi = torch.cat([x, ones], 1)
         u = F.pad(self.u0(xi), (0, 0, 1, 0))[:, :, :-1]
         ul = F.pad(self.ul0a(xi), (0, 0, 1, 0))[:, :, :-1] + F.pad(self.ul0b(xi), (1, 0))[:, :, :, :-1]
-        h = self.c0(fz)
-        hs, k = [], 0
-        for s in range(3):
-            for _ in range(self.nr):
-                h = h + self.cs[k](F.elu(h))
-                k += 1
-            hs.append(h)
-            if s < 2:
-                h = self.cdown[s](h)
+        hs, k = [None] * 3, 0
+        if self.conditional:
+            h = self.c0(fz)
+            for s in range(3):
+                for _ in range(self.nr):
+                    h = h + self.cs[k](F.elu(h))
+                    k += 1
+                hs[s] = h
+                if s < 2:
+                    h = self.cdown[s](h)
         us, uls, k = [u], [ul], 0
         for s in range(3):
             for _ in range(self.nr):
@@ -144,14 +156,17 @@ def main():
     p.add_argument("--precision", choices=("bf16", "fp32"), default="bf16")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (inductor)")
     p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--layout", choices=("channels_last", "contiguous"), default="channels_last")
+    p.add_argument("--unconditional", action="store_true", help="no f(z) stream (PixelCNN++ alone)")
     a = p.parse_args()
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
     bf16 = a.precision == "bf16"
     torch.manual_seed(1)
-    model = CondPixelCnn().to(dev)
-    if bf16:
+    model = CondPixelCnn(cond=not a.unconditional).to(dev)
+    cl = a.layout == "channels_last"
+    if cl:
         model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adamax(model.parameters(), lr=2e-3)
     x = torch.rand(a.batch, 3, 32, 32, device=dev) * 2 - 1
@@ -170,7 +185,7 @@ def main():
             t0 = time.time()
             warm = t0 - t_start
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
-            xin = x.contiguous(memory_format=torch.channels_last) if bf16 else x
+            xin = x.contiguous(memory_format=torch.channels_last) if cl else x
             out = fwd(xin, fz)
         loss = mix_logistic_nll(x, out).mean()
         opt.zero_grad(set_to_none=True)
@@ -179,7 +194,8 @@ def main():
     sync()
     dt = time.time() - t0
     print(f"torch {torch.__version__}, {dev}, batch {a.batch}, {a.steps} step(s), "
-          f"{'bf16 autocast + channels_last' if bf16 else 'fp32'}, "
+          f"{'bf16 autocast' if bf16 else 'fp32'}{' + channels_last' if cl else ''}, "
+          f"{'unconditional' if a.unconditional else 'conditional'}, "
           f"{torch.get_num_threads()} thread(s), {'torch.compile' if a.compile else 'eager'}, "
           f"warm-up {warm:.1f} s")
     print(f"images/s: {a.steps * a.batch / dt:.3f}")

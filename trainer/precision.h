@@ -1,20 +1,41 @@
 #pragma once
-// Which precision a run's forward pass uses: train.precision, resolved for a device.
+// How a run's forward pass computes: train.precision resolved for a device and this CPU into a
+// dtype rule (bf16 autocast or fp32) and a weight layout (channels_last or not).
 #include <torch/torch.h>
+
+#include <string>
 
 #include "trainer/options.h"
 
 namespace agave::trainer {
 
-// True when the CPU has bf16 matrix units (AMX or AVX512-BF16), where bf16 autocast pays.
-bool cpu_has_bf16_units();
+// The CPU features the rule depends on, from /proc/cpuinfo's first "flags" line.
+struct CpuFeatures {
+  bool amx_bf16 = false;     // bf16 matrix tiles: oneDNN's bf16 convolutions far outrun fp32
+  bool avx512_bf16 = false;  // bf16 dot products only: oneDNN 2.6's bf16 convolutions lose to fp32
 
-// "bf16" / "fp32" as asked; "auto": bf16 on CUDA and on CPUs with bf16 units, fp32 elsewhere
-// (docs/model.md: 1.6x the quickstart, 12x the CIFAR model on this AMX CPU).
-bool use_bf16(Precision precision, const torch::Device& device);
+  static CpuFeatures from_flags(const std::string& flags_line);
+  static CpuFeatures of_this_machine();
+};
 
-// Weights in channels_last, so convolutions run on oneDNN's (and cuDNN's) fast NHWC kernels.
+struct Numerics {
+  bool bf16 = false;           // bf16 autocast over the forward pass (likelihoods stay fp32)
+  bool channels_last = false;  // 4-d weights (and so activations) in channels_last
+};
+
+// "bf16" / "fp32" as asked; "auto": bf16 on CUDA and on CPUs with AMX, fp32 elsewhere. Why not
+// on AVX512-BF16 alone: measured on such a 2-core Xeon (docs/performance.md), the CIFAR-default
+// step took 11.5-13.3 s in bf16 and 8.7 s in fp32, the quickstart step 0.32 s and 0.27 s.
+// channels_last on every CPU (oneDNN's fp32 kernels gain from it too: 8.7 s against 10.0 s) and
+// on CUDA with bf16 (tensor cores).
+Numerics choose_numerics(Precision precision, const torch::Device& device, const CpuFeatures& cpu);
+Numerics choose_numerics(Precision precision, const torch::Device& device);
+
+// "bf16 autocast + channels_last", "fp32 + channels_last" or "fp32".
+std::string describe(const Numerics& numerics);
+
+// Puts the module's 4-d weights in the layout `numerics` asks for (no-op when not channels_last).
 // nn::Module::to has no memory-format overload in LibTorch 1.13.
-void to_channels_last(torch::nn::Module& module);
+void apply_layout(const Numerics& numerics, torch::nn::Module& module);
 
 }  // namespace agave::trainer

@@ -95,7 +95,7 @@ class TrainingRun {
         world_(comm.size()),
         lead_(rank_ == 0),
         schedule_(setup.train.phases),
-        bf16_(use_bf16(setup.train.precision, setup.device)) {}
+        numerics_(choose_numerics(setup.train.precision, setup.device)) {}
 
   TrainResult run() {
     cluster::set_activity_run(s_.run_name);
@@ -217,7 +217,7 @@ class TrainingRun {
     model_->to(s_.device);
     if (fresh && lead_) data_dependent_init();
     cluster::broadcast_module_state(*model_, comm_);
-    if (bf16_) to_channels_last(*model_);
+    apply_layout(numerics_, *model_);
     ema_ = std::make_unique<model::Ema>(*model_, s_.train.ema_decay, s_.train.ema_warmup);
     // The model's draws in training steps (z ~ q, dropout) come from per-example streams;
     // anything else random differs per rank from here on.
@@ -227,7 +227,7 @@ class TrainingRun {
         model_->parameters(), AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
     TrainStepOptions so;
     so.grad_clip = s_.train.grad_clip;
-    so.bf16 = bf16_;
+    so.bf16 = numerics_.bf16;
     so.seed = s_.seed;
     so.buckets = {s_.cluster.bucket_mb, std::min(1.0, s_.cluster.bucket_mb),
                   cluster::overlaps_backward(s_.cluster.overlap, comm_.backend())};
@@ -478,6 +478,7 @@ class TrainingRun {
     summary["ranks"] = world_;
     summary["train_loss_bpd"] = result_.last_loss_bpd;
     summary["seconds"] = seconds_since(started_);
+    summary["numerics"] = describe(numerics_);
     summary["agave"] = version::to_json(version::build_info());
     for (const auto& [k, v] : s_.labels) summary["labels"][k] = v;
     data::write_file_atomically(s_.output_dir + "/summary.json", summary.dump(2) + "\n");
@@ -499,7 +500,7 @@ class TrainingRun {
   const int rank_, world_;
   const bool lead_;
   const PhaseSchedule schedule_;
-  const bool bf16_;
+  const Numerics numerics_;
   const Clock::time_point started_ = Clock::now();
 
   std::unique_ptr<monitoring::MetricsLog> log_;

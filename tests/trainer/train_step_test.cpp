@@ -11,6 +11,7 @@
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
 #include "model/example_random.h"
+#include "trainer/precision.h"
 
 extern agave::cluster::MpiRuntime* g_mpi;
 
@@ -135,6 +136,37 @@ TEST_F(TrainStepTest, MatchesTheFp32ReferenceStepForStep) {
   const auto out = step->run(x_, ids_, 3);
   EXPECT_NEAR(out.loss_sum, out.pixel_sum + out.aux_sum + kLambda * out.kl_sum,
               1e-4 * std::abs(out.loss_sum));
+}
+
+// fp32 with channels_last weights (the CPU default without AMX) computes the contiguous fp32
+// loss and gradients within fp32 tolerance: the layout changes the convolution kernels, not the
+// math or the per-example random draws. (Weights after an Adamax step are no test: for a
+// gradient near eps, lr·g/(|g| + eps) amplifies rounding.)
+TEST_F(TrainStepTest, ChannelsLastWeightsGiveTheContiguousLossAndGradients) {
+  Replica laid_out(x_, ids_), reference(x_, ids_);
+  apply_layout(Numerics{false, true}, *laid_out.model);
+  const model::LossSelection all{true, true, true};
+  std::vector<double> losses;
+  for (auto* r : {&laid_out, &reference}) {
+    r->optimizer->zero_grad();
+    model::ExampleRandomScope rng(model::example_keys(kSeed, 0, ids_));
+    auto loss = model::AgaveImpl::loss(r->model->forward(x_, all), kLambda, all);
+    loss.backward();
+    losses.push_back(loss.item<double>());
+  }
+  EXPECT_NEAR(losses[0], losses[1], 1e-5 * std::abs(losses[1]));
+  const auto a = laid_out.model->parameters(), b = reference.model->parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].grad().defined(), b[i].grad().defined()) << "parameter " << i;
+    if (!b[i].grad().defined()) continue;  // not in this loss (e.g. a prior's unused layer)
+    const double scale = b[i].grad().abs().max().item<double>();
+    EXPECT_LE((a[i].grad() - b[i].grad()).abs().max().item<double>(), 1e-4 * scale + 1e-7)
+        << "parameter " << i;
+  }
+  int64_t channels_last = 0;  // the layout really differed
+  for (const auto& p : a) channels_last += p.dim() == 4 && !p.is_contiguous();
+  EXPECT_GT(channels_last, 10);
 }
 
 // Poisons the loss of one step, as a rank whose numbers overflow would.

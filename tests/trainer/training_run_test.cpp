@@ -15,6 +15,7 @@
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
+#include "trainer/precision.h"
 #include "version/version.h"
 
 namespace {
@@ -130,6 +131,9 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_EQ(summary["agave"]["version"], agave::version::build_info().version);
   EXPECT_EQ(summary["agave"]["commit"], agave::version::build_info().commit);
   EXPECT_EQ(summary["agave"]["torch"], agave::version::build_info().torch);
+  // The tiny config leaves train.precision at auto: what this CPU resolves it to.
+  EXPECT_EQ(summary["numerics"], agave::trainer::describe(agave::trainer::choose_numerics(
+                                     agave::trainer::Precision::kAuto, torch::Device("cpu"))));
   EXPECT_TRUE(std::isfinite(summary["test_elbo_bpd"].get<double>()));
   EXPECT_LE(summary["test_iw_bpd"].get<double>(), summary["test_elbo_bpd"].get<double>() + 0.5);
 
