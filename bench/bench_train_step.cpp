@@ -25,6 +25,7 @@
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
 #include "launcher/config.h"
+#include "launcher/host_allocator.h"
 #include "model/agave.h"
 #include "model/ema.h"
 #include "model/example_random.h"
@@ -91,10 +92,15 @@ int main(int argc, char** argv) {
   app.add_option("--device", device_name, "cpu, cuda or cuda:K")->capture_default_str();
   app.add_option("--trace", trace,
                  "after timing, profile as many steps into this chrome://tracing file");
+  bool default_malloc = false;
+  app.add_flag("--default-malloc", default_malloc,
+               "leave glibc malloc at its defaults (the trainer keeps freed memory for reuse)");
   bool numerics_only = false;
   app.add_flag("--numerics-only", numerics_only,
                "print what the precision resolves to on this device and CPU, and exit");
   CLI11_PARSE(app, argc, argv);
+  const std::string allocator =
+      default_malloc ? "default glibc malloc" : launcher::reuse_freed_tensor_memory();
   try {
     cluster::MpiRuntime mpi(&argc, &argv);
     torch::set_num_threads(static_cast<int>(threads));
@@ -145,6 +151,7 @@ int main(int argc, char** argv) {
     std::printf("model %s, batch %lld, %lld step(s), %s, %lld thread(s)\n", config.c_str(),
                 static_cast<long long>(batch), static_cast<long long>(steps),
                 trainer::describe(numerics).c_str(), static_cast<long long>(threads));
+    std::printf("allocator: %s\n", allocator.c_str());
     std::printf("step %.4f s, %.3f images/s\n", secs / steps, batch * steps / secs);
     print_gpu_memory(device);
     if (!trace.empty()) {

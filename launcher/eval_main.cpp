@@ -22,6 +22,7 @@
 #include "cluster/mpi_runtime.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
+#include "launcher/host_allocator.h"
 #include "launcher/torch_threads.h"
 #include "model/agave.h"
 #include "monitoring/progress_bar.h"
@@ -240,6 +241,7 @@ int run(int argc, char** argv) {
   cluster::MpiRuntime mpi(&argc, &argv);
   const auto& where = mpi.placement();
   const bool lead = where.world_rank == 0;
+  launcher::reuse_freed_tensor_memory();
   launcher::configure_torch_threads(
       a.threads > 0 ? a.threads : plan.config.cluster.threads_per_rank, where.local_size);
   auto comm = cluster::make_mpi_communicator(MPI_COMM_WORLD, plan.config.cluster.timeout_seconds);

@@ -29,6 +29,7 @@
 #include "launcher/config_diff.h"
 #include "launcher/config_error.h"
 #include "launcher/data_source.h"
+#include "launcher/host_allocator.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
@@ -477,6 +478,8 @@ int run(int argc, char** argv) {
       launcher::configure_torch_threads(first.cluster.threads_per_rank, where.local_size);
   std::cout << "agave_trainer: " << launcher::describe(threads, where.hostname, where.world_rank)
             << std::endl;
+  const auto allocator = launcher::reuse_freed_tensor_memory();
+  if (where.world_rank == 0) std::cout << "agave_trainer: " << allocator << std::endl;
   launcher::SweepPlan plan;
   std::unique_ptr<cluster::Communicator> comm;
   torch::Device device = torch::kCPU;
