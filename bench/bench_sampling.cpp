@@ -47,7 +47,7 @@ double naive_seconds_per_step(Agave& model, const torch::Tensor& fz, int64_t ste
   auto& net = model->pixelcnn;
   const int64_t n = fz.size(0), c = model->options().image_channels();
   const int64_t s = model->options().image_size();
-  auto features = net->cond_features(model->conditioning(fz));
+  auto features = model->cond_features(fz);
   auto canvas = torch::zeros({n, c, s, s});
   using torch::indexing::Slice;
   const auto t0 = Clock::now();

@@ -21,8 +21,12 @@ AgaveImpl::AgaveImpl(const AgaveOptions& options) : options_(options) {
               "Agave: vae_only models x with the VAE decoder, so aux must be x itself (resolution ",
               s, ", 256 color bins), got ", r, " and ", bins);
   vae = register_module("vae", Vae(options_.vae(), c, s, r));
-  // f(z) has one channel per color, so the conditioning image has C channels too.
-  pixelcnn = register_module("pixelcnn", PixelCnn(options_.pixelcnn(), c, c));
+  // f(z) has one channel per color, so the conditioning image has C channels too. The PixelCNN++
+  // alone of Table 1 is Salimans et al.'s unconditional network: no conditioning stream at all
+  // (a stream fed zeros would learn position-dependent biases at the borders and cost ~15 % of
+  // the convolution time).
+  const int64_t cond = options_.kind() == ModelKind::kPixelCnnOnly ? 0 : c;
+  pixelcnn = register_module("pixelcnn", PixelCnn(options_.pixelcnn(), c, cond));
 }
 
 void AgaveImpl::check_input(const torch::Tensor& x) const {
@@ -45,8 +49,13 @@ torch::Tensor AgaveImpl::conditioning(const torch::Tensor& fz) const {
       fz, F::InterpolateFuncOptions().size(std::vector<int64_t>{s, s}).mode(torch::kNearest));
 }
 
+CondFeatures AgaveImpl::cond_features(const torch::Tensor& fz) {
+  if (pixelcnn->cond_channels() == 0) return {};
+  return pixelcnn->cond_features(conditioning(fz));
+}
+
 torch::Tensor AgaveImpl::pixel_params(const torch::Tensor& x, const torch::Tensor& fz) {
-  return pixelcnn->forward(scale_pixels(x), conditioning(fz));
+  return pixelcnn->forward_with_features(scale_pixels(x), cond_features(fz));
 }
 
 torch::Tensor AgaveImpl::decoder_log_prob(const torch::Tensor& x, const torch::Tensor& fz) const {
@@ -64,7 +73,7 @@ LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms)
   check_input(x);
   LossTerms out;
   if (options_.kind() == ModelKind::kPixelCnnOnly) {
-    // No latents: the KL and the auxiliary term are 0, the PixelCNN sees a constant f(z).
+    // No latents: the KL and the auxiliary term are 0, the PixelCNN is unconditional.
     out.pixel_nll =
         -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, no_latent(x)));
     out.kl = out.kl_train = out.aux_nll = torch::zeros_like(out.pixel_nll);

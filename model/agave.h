@@ -67,8 +67,12 @@ class AgaveImpl : public torch::nn::Module {
   torch::Tensor conditioning(const torch::Tensor& fz) const;
   // ln p(y|z) of the VAE decoder, per image, for y = aux_target(x).
   torch::Tensor decoder_log_prob(const torch::Tensor& x, const torch::Tensor& fz) const;
-  // The f(z) of pixelcnn_only models: zeros at x's size, so the PixelCNN is unconditional.
+  // A placeholder f(z) for pixelcnn_only models (zeros at x's size): it carries the batch size
+  // and device; their PixelCNN is unconditional and never reads it.
   torch::Tensor no_latent(const torch::Tensor& x) const;
+  // The PixelCNN's conditioning feature maps of f(z); empty for pixelcnn_only, whose PixelCNN
+  // is unconditional (fz is then only a placeholder, e.g. no_latent(x)).
+  CondFeatures cond_features(const torch::Tensor& fz);
   // PixelCNN mixture parameters for x given f(z); x as in forward().
   torch::Tensor pixel_params(const torch::Tensor& x, const torch::Tensor& fz);
   // Pixel values 0..255 → the PixelCNN's [−1, 1] bin centres.

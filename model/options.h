@@ -43,7 +43,7 @@ struct AuxOptions {
 enum class ModelKind {
   kAgave,         // PixelCNN++ conditioned on f(z), plus the auxiliary term −ln p(y|z)
   kVaeOnly,       // the VAE alone: its decoder is the likelihood of x (y = x: full size, 256 bins)
-  kPixelCnnOnly,  // PixelCNN++ alone, unconditional: f(z) is replaced by zeros, no latents
+  kPixelCnnOnly,  // PixelCNN++ alone, unconditional (no conditioning stream), no latents
 };
 
 inline const char* model_kind_name(ModelKind k) {

@@ -18,7 +18,7 @@ torch::Tensor naive_pixels(Agave& model, const torch::Tensor& fz) {
   const int64_t n = fz.size(0), c = model->options().image_channels();
   const int64_t s = model->options().image_size();
   const int64_t nr_mix = pixelcnn->options.nr_logistic_mix();
-  auto features = pixelcnn->cond_features(model->conditioning(fz));
+  auto features = model->cond_features(fz);
   // Unvisited pixels are never seen by the pixels being drawn (causality), so any value works.
   auto canvas = torch::zeros({n, c, s, s}, fz.options().dtype(torch::kFloat));
   using torch::indexing::Slice;
@@ -39,7 +39,7 @@ torch::Tensor cached_pixels(Agave& model, const torch::Tensor& fz) {
   const int64_t n = fz.size(0), c = model->options().image_channels();
   const int64_t s = model->options().image_size();
   const int64_t nr_mix = pixelcnn->options.nr_logistic_mix();
-  CachedPixelCnn net(*pixelcnn, pixelcnn->cond_features(model->conditioning(fz)), n, s, s);
+  CachedPixelCnn net(*pixelcnn, model->cond_features(fz), n, s, s);
   auto canvas = torch::zeros({n, c, s, s}, fz.options().dtype(torch::kFloat));
   using torch::indexing::Slice;
   for (int64_t i = 0; i < s; ++i) {

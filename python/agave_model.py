@@ -230,12 +230,13 @@ class PixelCnn(nn.Module):
         self.u_init = down_shifted_conv(inp, f, (2, 3), fold=fold)
         self.ul_init_down = down_shifted_conv(inp, f, (1, 3), fold=fold)
         self.ul_init_right = down_right_shifted_conv(inp, f, (2, 1), fold=fold)
-        self.up_u = nn.ModuleList(GatedResnet(f, False, 0, f, fold) for _ in range(SCALES * nr))
-        self.up_ul = nn.ModuleList(GatedResnet(f, True, f, f, fold) for _ in range(SCALES * nr))
+        cf = f if cond_channels else 0
+        self.up_u = nn.ModuleList(GatedResnet(f, False, 0, cf, fold) for _ in range(SCALES * nr))
+        self.up_ul = nn.ModuleList(GatedResnet(f, True, f, cf, fold) for _ in range(SCALES * nr))
         self.down_u = nn.ModuleList(
-            GatedResnet(f, False, f, f, fold) for _ in range(SCALES * nr + 2))
+            GatedResnet(f, False, f, cf, fold) for _ in range(SCALES * nr + 2))
         self.down_ul = nn.ModuleList(
-            GatedResnet(f, True, 2 * f, f, fold) for _ in range(SCALES * nr + 2))
+            GatedResnet(f, True, 2 * f, cf, fold) for _ in range(SCALES * nr + 2))
         self.u_downsample = nn.ModuleList(
             down_shifted_conv(f, f, (2, 3), 2, fold=fold) for _ in range(SCALES - 1))
         self.ul_downsample = nn.ModuleList(
@@ -244,15 +245,19 @@ class PixelCnn(nn.Module):
         self.ul_upsample = nn.ModuleList(
             down_right_shifted_deconv(f, f, fold=fold) for _ in range(SCALES - 1))
         self.out = nin(f, out_channels, fold=fold)
-        # agave always builds the conditioning stream (pixelcnn_only feeds it zeros).
-        self.cond_stem = plain_conv(cond_channels, f, 3, fold=fold)
-        self.cond_blocks = nn.ModuleList(plain_conv(f, f, 3, fold=fold) for _ in range(SCALES * nr))
-        self.cond_downsample = nn.ModuleList(
-            plain_conv(f, f, 3, 2, fold=fold) for _ in range(SCALES - 1))
+        # cond_channels = 0 (pixelcnn_only): unconditional, no conditioning stream, as agave.
+        if cond_channels:
+            self.cond_stem = plain_conv(cond_channels, f, 3, fold=fold)
+            self.cond_blocks = nn.ModuleList(
+                plain_conv(f, f, 3, fold=fold) for _ in range(SCALES * nr))
+            self.cond_downsample = nn.ModuleList(
+                plain_conv(f, f, 3, 2, fold=fold) for _ in range(SCALES - 1))
 
     def cond_features(self, cond):
-        """Feature maps of f(z) at H, H/2, H/4: computed once per f(z)."""
+        """Feature maps of f(z) at H, H/2, H/4: computed once per f(z); Nones when cond is."""
         nr, features = self.nr_resnet, []
+        if cond is None:
+            return [None] * SCALES
         h = self.cond_stem(cond)
         for s in range(SCALES):
             if s > 0:
@@ -263,7 +268,7 @@ class PixelCnn(nn.Module):
         return features
 
     def forward(self, x, cond):
-        """x: N×C×H×W in [−1, 1]; cond: f(z) at x's size."""
+        """x: N×C×H×W in [−1, 1]; cond: f(z) at x's size, or None when unconditional."""
         feats, nr = self.cond_features(cond), self.nr_resnet
         xp = torch.cat([x, torch.ones_like(x[:, :1])], 1)
         us = [down_shift(self.u_init(xp))]
@@ -499,8 +504,10 @@ class Agave(nn.Module):
         self.cfg = cfg
         c = cfg.image_channels
         self.vae = Vae(cfg)
+        # The PixelCNN++ alone is unconditional (model/agave.cpp).
+        cond = 0 if cfg.kind == "pixelcnn_only" else c
         self.pixelcnn = PixelCnn(c, cfg.pixelcnn_nr_resnet, cfg.pixelcnn_nr_filters,
-                                 cfg.pixelcnn_nr_logistic_mix, c, cfg.fold_weight_norm)
+                                 cfg.pixelcnn_nr_logistic_mix, cond, cfg.fold_weight_norm)
 
     def dims_per_image(self):
         return self.cfg.image_channels * self.cfg.image_size ** 2
@@ -526,7 +533,8 @@ class Agave(nn.Module):
     def pixel_log_prob(self, x, fz):
         """ln p(x|z) of the PixelCNN per image, given f(z) (aux resolution, [−1, 1] units)."""
         xs = x.float() / 127.5 - 1.0
-        return discretized_mix_logistic_log_prob(xs, self.pixelcnn(xs, self.conditioning(fz)))
+        cond = None if self.cfg.kind == "pixelcnn_only" else self.conditioning(fz)
+        return discretized_mix_logistic_log_prob(xs, self.pixelcnn(xs, cond))
 
     def _no_latent(self, x):
         c, s = self.cfg.image_channels, self.cfg.image_size

@@ -30,16 +30,30 @@ std::string choose(const ResumeRequest& request, const std::string& root,
   throw CheckpointError(request.folder + ": no complete checkpoint there");
 }
 
+constexpr const char* kConditioningKey = "model.pixelcnn.conditioning";
+
+std::string pixelcnn_conditioning(model::ModelKind kind) {
+  return kind == model::ModelKind::kPixelCnnOnly ? "none" : "f(z)";
+}
+
+// What a checkpoint written before `key` was recorded had: "(none)" if the key is unknown.
+std::string value_before_key_existed(const std::string& key, const CheckpointMeta& meta) {
+  if (key == "model.kind") return "agave";
+  if (key == kConditioningKey) {
+    const auto kind = meta.model_signature.find("model.kind");
+    // Before 2026-12-03 the PixelCNN++ alone carried a conditioning stream fed zeros.
+    const bool alone = kind != meta.model_signature.end() && kind->second == "pixelcnn_only";
+    return alone ? "a stream fed zeros (agave before 2026-12-03)" : "f(z)";
+  }
+  return "(none)";
+}
+
 void check_signature(const std::string& dir, const CheckpointMeta& meta,
                      const std::map<std::string, std::string>& want) {
-  // Keys added after checkpoints were first written: an older checkpoint has their default.
-  static const std::map<std::string, std::string> added_later = {{"model.kind", "agave"}};
   for (const auto& [key, value] : want) {
     const auto it = meta.model_signature.find(key);
-    const auto old = added_later.find(key);
-    const std::string had = it != meta.model_signature.end() ? it->second
-                            : old != added_later.end()       ? old->second
-                                                             : "(none)";
+    const std::string had =
+        it != meta.model_signature.end() ? it->second : value_before_key_existed(key, meta);
     if (had != value) {
       throw CheckpointError(dir + " was written with " + key + " = " + had +
                             " but the config has " + value +
@@ -76,6 +90,7 @@ std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
           {"model.pixelcnn.nr_resnet", str(p.nr_resnet())},
           {"model.pixelcnn.nr_filters", str(p.nr_filters())},
           {"model.pixelcnn.nr_logistic_mix", str(p.nr_logistic_mix())},
+          {kConditioningKey, pixelcnn_conditioning(o.kind())},
           {"aux.resolution", str(o.aux().resolution())},
           {"aux.color_bins", str(o.aux().color_bins())}};
 }

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "model/agave.h"
+#include "model/sampler.h"
 #include "tests/model/tiny.h"
 
 namespace agave::model {
@@ -97,6 +98,14 @@ TEST(Agave, PixelCnnOnlyIsUnconditionalAndExact) {
   EXPECT_GT(t.pixel_nll.min().item<double>(), 0.0);
   AgaveImpl::loss(t, 12.0).backward();
   for (const auto& p : model->vae->parameters()) EXPECT_FALSE(p.grad().defined());
+  // Salimans et al.'s network: no conditioning stream, no cond_conv in any gated resnet.
+  EXPECT_EQ(model->pixelcnn->cond_channels(), 0);
+  for (const auto& p : model->pixelcnn->named_parameters()) {
+    EXPECT_EQ(p.key().find("cond"), std::string::npos) << p.key();
+  }
+  EXPECT_TRUE(model->cond_features(model->no_latent(x)).empty());
+  const auto drawn = sample_pixels(model, model->no_latent(x.slice(0, 0, 1)), SamplerKind::kCached);
+  EXPECT_EQ(drawn.sizes(), torch::IntArrayRef({1, 3, 8, 8}));
   const auto iw = model->importance_weighted_bound(x, 4, 5);
   EXPECT_TRUE(torch::allclose(iw, -t.pixel_nll, 1e-4, 1e-3)) << iw << t.pixel_nll;
   // The same images in another order give the same per-image values: nothing conditions them.

@@ -7,7 +7,9 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "tests/common/process.h"
@@ -290,6 +292,46 @@ TEST_F(Resume, BadCheckpointsAreOneClearErrorAndNothingIsOverwritten) {
       << last_.output;
   EXPECT_EQ(fs::last_write_time(latest + "/manifest.json"), before);
   EXPECT_FALSE(fs::exists(ckpt(out, 8)));
+}
+
+// model.pixelcnn.conditioning entered the signature on 2026-12-03, when the PixelCNN++ alone
+// lost the conditioning stream it used to be fed zeros through: a checkpoint from before then
+// resumes if it is an AGAVE one and is refused, saying why, if it is a PixelCNN++ alone.
+TEST_F(Resume, CheckpointsFromBeforeTheConditioningKeyAreJudgedByTheirKind) {
+  // What a checkpoint from before the key looks like: its manifest without it.
+  auto drop_key = [](const std::string& checkpoint) {
+    const std::string manifest = checkpoint + "/manifest.json";
+    nlohmann::json j = nlohmann::json::parse(std::ifstream(manifest));
+    EXPECT_EQ(j["model_signature"].erase("model.pixelcnn.conditioning"), 1u) << j.dump();
+    std::ofstream(manifest) << j.dump(2);
+  };
+  const std::string agave = (dir_.path() / "agave").string();
+  train(2, agave, "AGAVE_FAULT=stop:1:0");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  drop_key(ckpt(agave, 2));
+  train(2, agave);
+  EXPECT_EQ(last_.code, 0) << last_.output;
+  EXPECT_TRUE(fs::exists(ckpt(agave, 8) + "/manifest.json")) << last_.output;
+
+  const std::string alone = (dir_.path() / "alone").string();
+  const std::string alone_config =
+      dir_.write("alone.yaml", TinyConfig("r", alone, (dir_.path() / "shards").string())
+                                   .seed(5)
+                                   .batch_size(8)
+                                   .phases({{"joint", 4}})
+                                   .eval(2, 8, 8, 0)
+                                   .checkpoint(0, 2)
+                                   .yaml()) +
+      " --set model.kind=pixelcnn_only";
+  last_ = sh(std::string("AGAVE_FAULT=stop:1:0 ") + mpirun(1) + kTrainer + " " + alone_config);
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  drop_key(ckpt(alone, 2));
+  last_ = sh(mpirun(1) + kTrainer + " " + alone_config);
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("was written with model.pixelcnn.conditioning = a stream fed zeros "
+                              "(agave before 2026-12-03) but the config has none"),
+            std::string::npos)
+      << last_.output;
 }
 
 TEST_F(Resume, KeepsTheNewestAndIgnoresFoldersWithoutManifest) {
