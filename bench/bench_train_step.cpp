@@ -140,8 +140,8 @@ int main(int argc, char** argv) {
     so.buckets = {c.cluster.bucket_mb, std::min(1.0, c.cluster.bucket_mb),
                   cluster::overlaps_backward(c.cluster.overlap, comm->backend())};
     trainer::TrainStep step(model, optimizer, ema, *comm, so);
-    step.set_phase(
-        trainer::phase_spec({trainer::PhaseKind::kJoint, 1}, c.loss, c.model.vae().free_bits()));
+    step.set_phase(trainer::phase_spec({trainer::PhaseKind::kJoint, 1}, c.loss,
+                                       c.model.vae().free_bits(), c.model.kind()));
 
     step.run(x, indices, 0);  // warm-up: first-call allocations and oneDNN primitive creation
     const auto t0 = Clock::now();

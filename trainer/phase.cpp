@@ -4,7 +4,8 @@
 
 namespace agave::trainer {
 
-PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits) {
+PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits,
+                     model::ModelKind model) {
   PhaseSpec s;
   s.kind = phase.kind;
   s.lambda = loss.lambda;
@@ -31,6 +32,18 @@ PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double 
   if (phase.lambda) s.lambda = *phase.lambda;
   if (phase.free_bits) s.free_bits = *phase.free_bits;
   if (phase.terms) s.terms = *phase.terms;
+  switch (model) {
+    case model::ModelKind::kPixelCnnOnly:  // no latents: aux and KL are 0
+      s.train_vae = false;
+      s.terms.aux = s.terms.kl = false;
+      break;
+    case model::ModelKind::kVaeOnly:  // the decoder is the pixel term; there is no aux term
+      s.train_pixelcnn = false;
+      s.terms.aux = false;
+      break;
+    case model::ModelKind::kAgave:
+      break;
+  }
   return s;
 }
 

@@ -21,7 +21,11 @@ struct PhaseSpec {
 
 // The kind's parameters and terms, with `loss.lambda` and the model's free bits, except that
 // no_aux is the standard ELBO of Eq. (6) (λ = 1, free bits 0); then what `phase` sets itself.
-PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits);
+// Table 1's baselines (`model` vae_only, pixelcnn_only) never train the half they do not use
+// and drop the terms that are 0 for them: an unused half with zero gradients would still be
+// all-reduced, stepped by Adamax and averaged by the EMA on every step.
+PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits,
+                     model::ModelKind model);
 
 // "pixel + aux + KL", for log lines and errors.
 std::string terms_text(const model::LossSelection& terms);

@@ -327,7 +327,7 @@ class TrainingRun {
     if (pi == phase_index_) return;
     phase_index_ = pi;
     const auto& phase = schedule_.at(step);
-    const auto spec = phase_spec(phase, s_.loss, s_.model.vae().free_bits());
+    const auto spec = phase_spec(phase, s_.loss, s_.model.vae().free_bits(), s_.model.kind());
     step_->set_phase(spec);
     if (exporter_) exporter_->set_phase(phase_name(phase.kind));
     report_->say(

@@ -22,7 +22,9 @@ constexpr uint64_t kSeed = 7;
 constexpr double kLambda = 2.0;
 
 // The joint phase with λ = kLambda, no free bits.
-PhaseSpec joint() { return phase_spec({PhaseKind::kJoint, 1}, LossOptions{kLambda}, 0.0); }
+PhaseSpec joint() {
+  return phase_spec({PhaseKind::kJoint, 1}, LossOptions{kLambda}, 0.0, model::ModelKind::kAgave);
+}
 
 model::AgaveOptions tiny() {
   return model::AgaveOptions()
@@ -40,9 +42,10 @@ struct Replica {
   std::unique_ptr<model::Ema> ema;
   std::unique_ptr<Adamax> optimizer;
 
-  Replica(const torch::Tensor& images, const torch::Tensor& indices) {
+  Replica(const torch::Tensor& images, const torch::Tensor& indices,
+          const model::AgaveOptions& options = tiny()) {
     torch::manual_seed(3);
-    model = model::Agave(tiny());
+    model = model::Agave(options);
     {
       torch::NoGradGuard no_grad;
       model::ExampleRandomScope rng(model::example_keys(kSeed, -1, indices));
@@ -217,7 +220,7 @@ TEST_F(TrainStepTest, FrozenGroupsStayFrozen) {
   auto step = make_step(r);
   const auto groups = r.model->parameter_groups();
   for (const auto kind : {PhaseKind::kPretrainVae, PhaseKind::kPretrainPixelCnn}) {
-    const auto spec = phase_spec({kind, 2}, LossOptions{kLambda}, 0.0);
+    const auto spec = phase_spec({kind, 2}, LossOptions{kLambda}, 0.0, model::ModelKind::kAgave);
     step->set_phase(spec);
     const auto vae = clone_all(groups.vae), pixelcnn = clone_all(groups.pixelcnn);
     for (int64_t s = 0; s < 2; ++s) ASSERT_TRUE(step->run(x_, ids_, s).applied);
@@ -235,6 +238,32 @@ TEST_F(TrainStepTest, FrozenGroupsStayFrozen) {
     }
     EXPECT_EQ(step->trainable().size(), (spec.train_vae ? groups.vae.size() : 0) +
                                             (spec.train_pixelcnn ? groups.pixelcnn.size() : 0));
+  }
+}
+
+// Table 1's baselines leave one half of the model unused: it must get no gradient (nothing to
+// all-reduce), no Adamax state and no update, while the half in use trains.
+TEST_F(TrainStepTest, BaselinesStepOnlyTheHalfTheyUse) {
+  for (const auto kind : {model::ModelKind::kPixelCnnOnly, model::ModelKind::kVaeOnly}) {
+    auto options = tiny().kind(kind);
+    if (kind == model::ModelKind::kVaeOnly) options.aux(model::AuxOptions().resolution(8));
+    Replica r(x_, ids_, options);
+    auto step = make_step(r);
+    step->set_phase(phase_spec({PhaseKind::kJoint, 2}, LossOptions{kLambda}, 0.0, kind));
+    const auto groups = r.model->parameter_groups();
+    const bool alone = kind == model::ModelKind::kPixelCnnOnly;
+    const auto& used = alone ? groups.pixelcnn : groups.vae;
+    const auto& unused = alone ? groups.vae : groups.pixelcnn;
+    const auto used_before = clone_all(used), unused_before = clone_all(unused);
+    for (int64_t s = 0; s < 2; ++s) ASSERT_TRUE(step->run(x_, ids_, s).applied);
+    const auto name = model::model_kind_name(kind);
+    EXPECT_GT(max_difference(clone_all(used), used_before), 0.0) << name;
+    EXPECT_EQ(max_difference(clone_all(unused), unused_before), 0.0) << name;
+    EXPECT_EQ(step->trainable().size(), used.size()) << name;
+    for (const auto& p : unused) EXPECT_FALSE(p.grad().defined()) << name;
+    size_t stepped = 0;
+    for (const auto& st : r.optimizer->states()) stepped += st.exp_avg.defined() ? 1 : 0;
+    EXPECT_EQ(stepped, used.size()) << name;
   }
 }
 
