@@ -23,7 +23,7 @@ AgaveImpl::AgaveImpl(const AgaveOptions& options) : options_(options) {
   vae = register_module("vae", Vae(options_.vae(), c, s, r));
   // f(z) has one channel per color, so the conditioning image has C channels too. The PixelCNN++
   // alone of Table 1 is Salimans et al.'s unconditional network: no conditioning stream at all
-  // (a stream fed zeros would learn position-dependent biases at the borders and cost ~15 % of
+  // (a stream fed zeros would learn position-dependent biases at the borders and cost ≈ 14 % of
   // the convolution time).
   const int64_t cond = options_.kind() == ModelKind::kPixelCnnOnly ? 0 : c;
   pixelcnn = register_module("pixelcnn", PixelCnn(options_.pixelcnn(), c, cond));
@@ -74,8 +74,7 @@ LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms)
   LossTerms out;
   if (options_.kind() == ModelKind::kPixelCnnOnly) {
     // No latents: the KL and the auxiliary term are 0, the PixelCNN is unconditional.
-    out.pixel_nll =
-        -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, no_latent(x)));
+    out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, {}));
     out.kl = out.kl_train = out.aux_nll = torch::zeros_like(out.pixel_nll);
     return out;
   }
@@ -136,8 +135,7 @@ torch::Tensor AgaveImpl::importance_weighted_bound(const torch::Tensor& x, int64
     auto xb = x.index_select(0, index.slice(0, start, std::min(rows, start + chunk)));
     if (options_.kind() == ModelKind::kPixelCnnOnly) {
       // No latent: every draw is the exact log-likelihood.
-      log_w.push_back(
-          discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, no_latent(xb))));
+      log_w.push_back(discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, {})));
       continue;
     }
     auto v = vae->forward(xb);

@@ -71,9 +71,10 @@ class AgaveImpl : public torch::nn::Module {
   // and device; their PixelCNN is unconditional and never reads it.
   torch::Tensor no_latent(const torch::Tensor& x) const;
   // The PixelCNN's conditioning feature maps of f(z); empty for pixelcnn_only, whose PixelCNN
-  // is unconditional (fz is then only a placeholder, e.g. no_latent(x)).
+  // is unconditional (fz is then not read: undefined, or a placeholder such as no_latent(x)).
   CondFeatures cond_features(const torch::Tensor& fz);
-  // PixelCNN mixture parameters for x given f(z); x as in forward().
+  // PixelCNN mixture parameters for x given f(z); x as in forward(). fz may be undefined when
+  // the PixelCNN is unconditional (pixelcnn_only).
   torch::Tensor pixel_params(const torch::Tensor& x, const torch::Tensor& fz);
   // Pixel values 0..255 → the PixelCNN's [−1, 1] bin centres.
   static torch::Tensor scale_pixels(const torch::Tensor& x) {

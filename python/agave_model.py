@@ -246,6 +246,7 @@ class PixelCnn(nn.Module):
             down_right_shifted_deconv(f, f, fold=fold) for _ in range(SCALES - 1))
         self.out = nin(f, out_channels, fold=fold)
         # cond_channels = 0 (pixelcnn_only): unconditional, no conditioning stream, as agave.
+        self.conditioned = bool(cond_channels)
         if cond_channels:
             self.cond_stem = plain_conv(cond_channels, f, 3, fold=fold)
             self.cond_blocks = nn.ModuleList(
@@ -533,7 +534,7 @@ class Agave(nn.Module):
     def pixel_log_prob(self, x, fz):
         """ln p(x|z) of the PixelCNN per image, given f(z) (aux resolution, [−1, 1] units)."""
         xs = x.float() / 127.5 - 1.0
-        cond = None if self.cfg.kind == "pixelcnn_only" else self.conditioning(fz)
+        cond = self.conditioning(fz) if self.pixelcnn.conditioned else None
         return discretized_mix_logistic_log_prob(xs, self.pixelcnn(xs, cond))
 
     def _no_latent(self, x):
