@@ -4,6 +4,8 @@
 #include <atomic>
 #include <cstring>
 
+#include "cluster/job_channel.h"
+
 namespace agave::cluster {
 namespace {
 std::atomic<TimeoutHandler> g_timeout_handler{nullptr};
@@ -28,6 +30,13 @@ std::vector<int> world_ranks_of(MPI_Comm comm) {
   MPI_Group_free(&mine);
   MPI_Group_free(&world);
   return out;
+}
+
+void Communicator::barrier_while_alive(const std::string& what) {
+  auto work = barrier_async();
+  // bound: liveness (wait_while_alive), probed every cluster.timeout_seconds.
+  wait_while_alive([&] { return work->done(); }, world_ranks(), what, timeout_seconds());
+  work->wait();  // done: returns at once, or rethrows the backend's error
 }
 
 std::vector<double> Communicator::all_reduce_sum(std::vector<double> values) {

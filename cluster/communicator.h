@@ -52,6 +52,13 @@ class Communicator {
   // Copies `root`'s tensor into every rank's (same shape and dtype everywhere).
   virtual void broadcast(torch::Tensor tensor, int root) = 0;
   virtual void barrier() = 0;
+  // A barrier after work that only some ranks do (rank 0 draws the pictures, converts the data,
+  // writes the sweep table): waits as long as the ranks that have not arrived answer liveness
+  // probes, and ends the job naming any that does not (JobChannel's wait_while_alive). A plain
+  // barrier there would end a healthy job whose rank 0 is merely slower than the timeout.
+  void barrier_while_alive(const std::string& what);
+  // The MPI_COMM_WORLD rank of each rank, in this communicator's order.
+  virtual const std::vector<int>& world_ranks() const = 0;
 
   // Host-side helpers for decisions every rank must take alike.
   std::vector<double> all_reduce_sum(std::vector<double> values);
@@ -63,6 +70,10 @@ class Communicator {
  protected:
   // Backends implement the host helpers on CPU double tensors through their own collectives.
   virtual void all_gather_cpu(const torch::Tensor& mine, torch::Tensor& all) = 0;
+  // A barrier in flight; its wait() is never called by barrier_while_alive, only done().
+  virtual std::unique_ptr<Work> barrier_async() = 0;
+  // The deadline of this communicator's collectives.
+  virtual double timeout_seconds() const = 0;
 };
 
 // MPI communicator over an MPI_Comm (CPU tensors). All MPI calls of this communicator run on

@@ -8,6 +8,7 @@
 #include <stdexcept>
 
 #include "cluster/activity.h"
+#include "cluster/bounded_call.h"
 #include "cluster/communicator.h"
 
 namespace agave::cluster {
@@ -39,14 +40,20 @@ std::string fmt_seconds(double s) {
 
 JobChannel::JobChannel(MPI_Comm world, std::atomic<bool>& stop, double timeout_seconds)
     : timeout_seconds_(timeout_seconds), stop_(stop) {
-  if (MPI_Comm_dup(world, &comm_) != MPI_SUCCESS) throw std::runtime_error("MPI_Comm_dup failed");
+  // bound: cluster.timeout_seconds (run_within), every rank of the job duplicates at start-up.
+  run_within("job channel start-up (MPI_Comm_dup)", timeout_seconds, [&] {
+    if (MPI_Comm_dup(world, &comm_) != MPI_SUCCESS) throw std::runtime_error("MPI_Comm_dup failed");
+  });
   MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
   MPI_Comm_rank(comm_, &rank_);
   MPI_Comm_size(comm_, &size_);
   char host[kHostBytes] = {0};
   gethostname(host, kHostBytes - 1);
   std::vector<char> all(static_cast<size_t>(kHostBytes) * size_);
-  MPI_Allgather(host, kHostBytes, MPI_CHAR, all.data(), kHostBytes, MPI_CHAR, comm_);
+  // bound: cluster.timeout_seconds (run_within): no service thread answers probes yet.
+  run_within("job channel start-up (host names all-gather)", timeout_seconds, [&] {
+    MPI_Allgather(host, kHostBytes, MPI_CHAR, all.data(), kHostBytes, MPI_CHAR, comm_);
+  });
   for (int r = 0; r < size_; ++r) hosts_.emplace_back(all.data() + r * kHostBytes);
   thread_ = std::thread([this] { serve(); });
   g_current.store(this);
@@ -70,6 +77,7 @@ std::string JobChannel::name_of(int r) const {
 
 void JobChannel::send_stop(int to) {
   int one = 1;
+  // bound: one int, sent eagerly (Open MPI's TCP and shared-memory eager limits are kilobytes).
   MPI_Send(&one, 1, MPI_INT, to, kStopTag, comm_);
 }
 
@@ -80,12 +88,13 @@ void JobChannel::serve() {
     MPI_Iprobe(MPI_ANY_SOURCE, kProbeTag, comm_, &flag, &st);
     if (flag) {
       int id = 0;
+      // bound: the message is there (MPI_Iprobe found it): returns at once.
       MPI_Recv(&id, 1, MPI_INT, st.MPI_SOURCE, kProbeTag, comm_, MPI_STATUS_IGNORE);
       const Activity a = current_activity();
       const std::string reply =
           std::to_string(id) + "|" +
           (a.waiting_for.empty() ? "busy|" + a.describe() : "waiting|" + a.waiting_for);
-      // A few hundred bytes: sent eagerly, so this never blocks on the prober.
+      // bound: a few hundred bytes, sent eagerly, so this never blocks on the prober.
       MPI_Send(reply.data(), static_cast<int>(reply.size()), MPI_CHAR, st.MPI_SOURCE, kReplyTag,
                comm_);
       continue;
@@ -93,6 +102,7 @@ void JobChannel::serve() {
     MPI_Iprobe(MPI_ANY_SOURCE, kStopTag, comm_, &flag, &st);
     if (flag) {
       int one = 0;
+      // bound: the message is there (MPI_Iprobe found it): returns at once.
       MPI_Recv(&one, 1, MPI_INT, st.MPI_SOURCE, kStopTag, comm_, MPI_STATUS_IGNORE);
       if (!stop_.load()) stop_learned_ = true;
       stop_.store(true);
@@ -132,6 +142,7 @@ std::vector<std::string> JobChannel::probe(const std::vector<int>& ranks, double
     int n = 0;
     MPI_Get_count(&st, MPI_CHAR, &n);
     std::string reply(static_cast<size_t>(n), '\0');
+    // bound: the message is there (MPI_Iprobe found it): returns at once.
     MPI_Recv(reply.data(), n, MPI_CHAR, st.MPI_SOURCE, kReplyTag, comm_, MPI_STATUS_IGNORE);
     const auto bar = reply.find('|');
     if (bar == std::string::npos || reply.substr(0, bar) != std::to_string(id)) continue;  // stale
@@ -154,33 +165,52 @@ std::vector<int> JobChannel::agree_max(const std::vector<int>& mine, const std::
   std::vector<int> in = mine, out(mine.size(), 0);
   MPI_Request req = MPI_REQUEST_NULL;
   MPI_Iallreduce(in.data(), out.data(), static_cast<int>(in.size()), MPI_INT, MPI_MAX, comm_, &req);
+  std::vector<int> everybody(static_cast<size_t>(size_));
+  for (int r = 0; r < size_; ++r) everybody[static_cast<size_t>(r)] = r;
+  // bound: liveness (wait_while_alive): other groups may legitimately train for hours.
+  wait_while_alive(
+      [&] {
+        int done = 0;
+        MPI_Test(&req, &done, MPI_STATUS_IGNORE);
+        return done != 0;
+      },
+      everybody, what, timeout_seconds_);
+  return out;
+}
+
+void wait_while_alive(const std::function<bool()>& done, const std::vector<int>& peers,
+                      const std::string& what, double timeout_seconds) {
   WaitingScope waiting(what);
+  JobChannel* channel = JobChannel::current();
+  const double period = std::clamp(timeout_seconds, 0.0, 1e7);
   const auto start = Clock::now();
-  auto check_at = start + std::chrono::duration<double>(timeout_seconds_);
-  while (true) {
-    int done = 0;
-    MPI_Test(&req, &done, MPI_STATUS_IGNORE);
-    if (done) return out;
+  auto check_at = start + std::chrono::duration<double>(period);
+  auto pause = std::chrono::milliseconds(1);
+  while (!done()) {
     if (Clock::now() < check_at) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      std::this_thread::sleep_for(pause);
+      pause = std::min(pause * 2, std::chrono::milliseconds(10));
       continue;
     }
-    // Other groups may legitimately train for hours; only a rank that no longer answers (stopped,
-    // hung in the kernel, its node gone) ends the job.
+    if (channel == nullptr) {
+      collective_timed_out(what + " did not complete within " + fmt_seconds(period) +
+                           " s: a rank died or stopped responding; aborting the job");
+    }
     std::vector<int> others;
-    for (int r = 0; r < size_; ++r)
-      if (r != rank_) others.push_back(r);
-    const auto answers = probe(others, std::clamp(timeout_seconds_, 0.5, 2.0));
+    for (int r : peers)
+      if (r != channel->rank()) others.push_back(r);
+    const auto answers = channel->probe(others, std::clamp(timeout_seconds, 0.5, 2.0));
     std::string missing;
     for (size_t i = 0; i < others.size(); ++i) {
-      if (answers[i].empty()) missing += (missing.empty() ? "" : ", ") + name_of(others[i]);
+      if (answers[i].empty())
+        missing += (missing.empty() ? "" : ", ") + channel->name_of(others[i]);
     }
     if (!missing.empty()) {
-      collective_timed_out(name_of(rank_) + ": " + what + " waited " +
+      collective_timed_out(channel->name_of(channel->rank()) + ": " + what + " waited " +
                            fmt_seconds(seconds_since(start)) + " s; " + missing +
                            " did not answer (stopped or hung); aborting the job");
     }
-    check_at = Clock::now() + std::chrono::duration<double>(timeout_seconds_);
+    check_at = Clock::now() + std::chrono::duration<double>(period);
   }
 }
 

@@ -12,6 +12,7 @@
 #include <mpi.h>
 
 #include <atomic>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -62,6 +63,14 @@ class JobChannel {
   int probe_id_ = 0;
   std::thread thread_;
 };
+
+// Polls `done` until it returns true. Every `timeout_seconds` it asks the `peers` (world ranks,
+// this process left out) whether they are alive; one that does not answer within 2 s ends the
+// job through the collective timeout handler, named. Ranks that answer (busy with work only
+// they do: rank 0's pictures, its data conversion, the sweep table) are waited for. Without a
+// JobChannel nobody can be asked: the wait ends the job after `timeout_seconds`.
+void wait_while_alive(const std::function<bool()>& done, const std::vector<int>& peers,
+                      const std::string& what, double timeout_seconds);
 
 // The line a rank prints when `collective` (what the ranks of `peers`, world ranks, all issue)
 // missed its deadline: the collective, this rank, and each peer that did not arrive with what

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "cluster/activity.h"
+#include "cluster/bounded_call.h"
 #include "cluster/communicator.h"
 #include "cluster/job_channel.h"
 
@@ -114,7 +115,9 @@ class MpiWork : public Work {
 class MpiCommunicator : public Communicator {
  public:
   MpiCommunicator(MPI_Comm comm, double timeout_seconds) : timeout_(timeout_seconds) {
-    check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup");
+    // bound: cluster.timeout_seconds (run_within); every rank of the group duplicates.
+    run_within("communicator set-up (MPI_Comm_dup)", timeout_seconds,
+               [&] { check(MPI_Comm_dup(comm, &comm_), "MPI_Comm_dup"); });
     MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN);
     MPI_Comm_rank(comm_, &rank_);
     MPI_Comm_size(comm_, &size_);
@@ -150,6 +153,7 @@ class MpiCommunicator : public Communicator {
     require_cpu_contiguous(t, "all_reduce");
     const auto type = mpi_type(t);
     const int count = static_cast<int>(t.numel());
+    // bound: the caller's Work::wait (cluster.timeout_seconds, then the job ends, named).
     return submit("all-reduce of " + std::to_string(t.numel()) + " values", [this, t, type, count] {
       check(MPI_Allreduce(MPI_IN_PLACE, t.data_ptr(), count, type, MPI_SUM, comm_),
             "MPI_Allreduce");
@@ -160,23 +164,29 @@ class MpiCommunicator : public Communicator {
     require_cpu_contiguous(t, "broadcast");
     const auto type = mpi_type(t);
     const int count = static_cast<int>(t.numel());
+    // bound: MpiWork::wait's deadline (cluster.timeout_seconds).
     submit("broadcast from rank " + std::to_string(root), [this, t, type, count, root] {
       check(MPI_Bcast(t.data_ptr(), count, type, root, comm_), "MPI_Bcast");
     })->wait();
   }
 
-  void barrier() override {
-    submit("barrier", [this] { check(MPI_Barrier(comm_), "MPI_Barrier"); })->wait();
-  }
+  void barrier() override { barrier_async()->wait(); }
+  const std::vector<int>& world_ranks() const override { return world_ranks_; }
 
  protected:
   void all_gather_cpu(const torch::Tensor& mine, torch::Tensor& all) override {
+    // bound: MpiWork::wait's deadline (cluster.timeout_seconds).
     submit("all-gather", [this, mine, all] {
       check(MPI_Allgather(mine.data_ptr(), static_cast<int>(mine.numel()), mpi_type(mine),
                           all.data_ptr(), static_cast<int>(mine.numel()), mpi_type(all), comm_),
             "MPI_Allgather");
     })->wait();
   }
+  std::unique_ptr<Work> barrier_async() override {
+    // bound: the caller's wait (MpiWork's deadline, or barrier_while_alive's liveness probes).
+    return submit("barrier", [this] { check(MPI_Barrier(comm_), "MPI_Barrier"); });
+  }
+  double timeout_seconds() const override { return timeout_; }
 
  private:
   std::unique_ptr<Work> submit(const std::string& op, std::function<void()> fn) {

@@ -8,13 +8,16 @@
 #include <string>
 #include <vector>
 
+#include "cluster/options.h"
+
 namespace agave::cluster {
 
 // An owned or borrowed MPI communicator with the few host-side collectives the launcher needs
-// (tensor collectives live in Communicator).
+// (tensor collectives live in Communicator). Each waits at most `timeout_seconds`
+// (bounded_call.h): past that the job ends, naming the collective.
 class MpiGroup {
  public:
-  MpiGroup(MPI_Comm comm, bool owned);
+  MpiGroup(MPI_Comm comm, bool owned, double timeout_seconds = ClusterOptions{}.timeout_seconds);
   ~MpiGroup();
   MpiGroup(const MpiGroup&) = delete;
   MpiGroup& operator=(const MpiGroup&) = delete;
@@ -34,6 +37,8 @@ class MpiGroup {
  private:
   MPI_Comm comm_;
   bool owned_;
+  double timeout_seconds_;
+  std::vector<int> world_ranks_;
   int rank_ = 0;
   int size_ = 1;
 };
@@ -49,10 +54,12 @@ struct ProcessPlacement {
   std::string slurm_job_id;  // empty outside Slurm
 };
 
-// Initialises MPI on construction and finalises it on destruction; one per process.
+// Initialises MPI on construction and finalises it on destruction; one per process. Every wait
+// on other ranks it makes (the node split, MPI_Finalize, the groups' collectives) is bounded by
+// `timeout_seconds` (cluster.timeout_seconds).
 class MpiRuntime {
  public:
-  MpiRuntime(int* argc, char*** argv);
+  MpiRuntime(int* argc, char*** argv, double timeout_seconds = ClusterOptions{}.timeout_seconds);
   ~MpiRuntime();
   MpiRuntime(const MpiRuntime&) = delete;
   MpiRuntime& operator=(const MpiRuntime&) = delete;
@@ -65,10 +72,13 @@ class MpiRuntime {
   int thread_level() const { return thread_level_; }
 
  private:
+  void finalize_within_deadline();
+
   std::unique_ptr<MpiGroup> world_;
   ProcessPlacement placement_;
   int thread_level_ = MPI_THREAD_SINGLE;
   bool finalize_ = false;
+  double timeout_seconds_;
 };
 
 // Reads Slurm's SLURM_* variables; fields stay empty/zero when not under Slurm.

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "cluster/activity.h"
+#include "cluster/bounded_call.h"
 #include "cluster/communicator.h"
 #include "cluster/job_channel.h"
 
@@ -111,9 +112,19 @@ class NcclCommunicator : public Communicator {
     world_ranks_ = world_ranks_of(comm);
     ncclUniqueId id;
     if (rank_ == 0) check_nccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
-    MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm);
-    c10::cuda::CUDAGuard guard(device_);
-    check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+    // bound: cluster.timeout_seconds (run_within) for the id's broadcast and NCCL's rendezvous;
+    // a rank that never comes would otherwise hold the others here for good.
+    run_within(
+        "NCCL set-up (unique id broadcast)", timeout,
+        [&] { MPI_Bcast(&id, sizeof(id), MPI_BYTE, 0, comm); }, world_ranks_);
+    run_within(
+        "NCCL set-up (ncclCommInitRank)", timeout,
+        [&] {
+          c10::cuda::CUDAGuard guard(device_);
+          // bound: cluster.timeout_seconds (the run_within around it).
+          check_nccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+        },
+        world_ranks_);
   }
   ~NcclCommunicator() override {
     if (!aborted_->load()) ncclCommDestroy(comm_);
@@ -146,6 +157,7 @@ class NcclCommunicator : public Communicator {
     all_reduce(one);
     one.item<float>();  // a barrier must block the host
   }
+  const std::vector<int>& world_ranks() const override { return world_ranks_; }
 
  protected:
   void all_gather_cpu(const torch::Tensor& mine, torch::Tensor& all) override {
@@ -158,6 +170,11 @@ class NcclCommunicator : public Communicator {
     })->wait();
     all.copy_(out.cpu());
   }
+  std::unique_ptr<Work> barrier_async() override {
+    // done() polls the CUDA event: the host never blocks on a peer that does not come.
+    return all_reduce_async(torch::ones({1}, torch::TensorOptions().device(torch::kCUDA, device_)));
+  }
+  double timeout_seconds() const override { return timeout_; }
 
  private:
   template <typename F>

@@ -5,10 +5,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <regex>
+#include <thread>
 
 #include "data/errors.h"
 #include "data/shard.h"
@@ -152,18 +154,28 @@ bool shards_ready(const std::string& dir, Dataset dataset) {
 }
 
 namespace {
-// flock() on a file in the shard folder: released by the kernel if the holder dies.
+// flock() on a file in the shard folder: released by the kernel if the holder dies. The holder
+// writes its host and pid into it, so a waiter can say whom it waits for.
 class FileLock {
  public:
-  explicit FileLock(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // Waits for the lock at most `timeout_seconds`, calling `progress` (which may throw to abandon
+  // the wait: the trainer's stop check) about every second while another process holds it.
+  FileLock(const std::string& path, double timeout_seconds, const ProgressFn& progress)
+      : path_(path) {
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0)
       throw DataError(path, std::string("cannot create lock file: ") + std::strerror(errno));
-    while (::flock(fd_, LOCK_EX) != 0) {
-      if (errno != EINTR) {
-        ::close(fd_);
-        throw DataError(path, std::string("cannot lock: ") + std::strerror(errno));
-      }
+    try {
+      acquire(timeout_seconds, progress);
+    } catch (...) {
+      ::close(fd_);
+      throw;
+    }
+    char host[256] = {0};
+    ::gethostname(host, sizeof(host) - 1);
+    const std::string me = std::string(host) + " pid " + std::to_string(::getpid()) + "\n";
+    // Only the holder's name for a waiter's message: the lock holds whether this works or not.
+    if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, me.data(), me.size(), 0) < 0) {
     }
   }
   ~FileLock() { ::close(fd_); }
@@ -171,17 +183,52 @@ class FileLock {
   FileLock& operator=(const FileLock&) = delete;
 
  private:
+  // bound: `timeout_seconds` and the caller's stop check (polled, never a blocking flock).
+  void acquire(double timeout_seconds, const ProgressFn& progress) {
+    using Clock = std::chrono::steady_clock;
+    const auto start = Clock::now();
+    auto next_report = start;
+    while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {  // bound: LOCK_NB, polled until the deadline
+      if (errno != EWOULDBLOCK && errno != EINTR) {
+        throw DataError(path_, std::string("cannot lock: ") + std::strerror(errno));
+      }
+      const double waited = std::chrono::duration<double>(Clock::now() - start).count();
+      if (waited >= timeout_seconds) {
+        throw DataError(path_, "held by " + holder() + " for more than " +
+                                   std::to_string(static_cast<long long>(timeout_seconds)) +
+                                   " s (cluster.timeout_seconds): another job converts into " +
+                                   "this folder; run again when it has finished, or set " +
+                                   "another data.shards");
+      }
+      if (progress && Clock::now() >= next_report) {
+        progress({"waiting for " + holder() + " to finish converting", static_cast<int64_t>(waited),
+                  static_cast<int64_t>(timeout_seconds)});
+        next_report = Clock::now() + std::chrono::seconds(1);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  std::string holder() const {
+    char buf[300] = {0};
+    const ssize_t n = ::pread(fd_, buf, sizeof(buf) - 1, 0);
+    std::string who = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "another process";
+    while (!who.empty() && (who.back() == '\n' || who.back() == ' ')) who.pop_back();
+    return who.empty() ? "another process" : who;
+  }
+
   std::string path_;
   int fd_ = -1;
 };
 }  // namespace
 
-std::string ensure_shards(const DataOptions& options, const ProgressFn& progress) {
+std::string ensure_shards(const DataOptions& options, const ProgressFn& progress,
+                          double lock_timeout_seconds) {
   if (shards_ready(options.shards, options.dataset)) return options.shards;
   std::error_code ec;
   fs::create_directories(options.shards, ec);
   if (ec) throw DataError(options.shards, "cannot create shard folder: " + ec.message());
-  FileLock lock((fs::path(options.shards) / ".convert.lock").string());
+  FileLock lock((fs::path(options.shards) / ".convert.lock").string(), lock_timeout_seconds,
+                progress);
   // Another process may have converted while we waited for the lock.
   if (shards_ready(options.shards, options.dataset)) return options.shards;
   for (const char* split : {"train", "test"}) {

@@ -30,6 +30,9 @@ std::string last_line(const std::string& text) {
   return text.substr(begin, end - begin + 1);
 }
 
+// The longest a whole download may take (curl --max-time).
+constexpr int kDownloadSeconds = 7200;
+
 }  // namespace
 
 void download(const std::string& url, const std::string& dest, const std::string& md5,
@@ -38,6 +41,7 @@ void download(const std::string& url, const std::string& dest, const std::string
   if (!md5.empty() && fs::exists(dest, ec) && file_digest(dest, Digest::Algorithm::kMd5) == md5) {
     return;
   }
+  // bound: curl's --connect-timeout, --speed-time and --max-time below.
   const char* curl = "/usr/bin/curl";
   if (::access(curl, X_OK) != 0) {
     throw FetchError(curl, "not found; install curl to download " + url);
@@ -53,9 +57,26 @@ void download(const std::string& url, const std::string& dest, const std::string
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   posix_spawn_file_actions_addclose(&actions, err_pipe[0]);
   posix_spawn_file_actions_addclose(&actions, err_pipe[1]);
-  std::vector<std::string> args = {
-      "curl", "--fail",  "--silent", "--show-error", "--location", "--connect-timeout",
-      "30",   "--retry", "2",        "--output",     tmp,          url};
+  // bound: curl's own limits: a connection in 30 s, a transfer that stalls (under 1 kB/s for
+  // 2 min) ends it, and the whole download in 2 h (170 MB at 24 kB/s).
+  std::vector<std::string> args = {"curl",
+                                   "--fail",
+                                   "--silent",
+                                   "--show-error",
+                                   "--location",
+                                   "--connect-timeout",
+                                   "30",
+                                   "--speed-limit",
+                                   "1000",
+                                   "--speed-time",
+                                   "120",
+                                   "--max-time",
+                                   std::to_string(kDownloadSeconds),
+                                   "--retry",
+                                   "2",
+                                   "--output",
+                                   tmp,
+                                   url};
   std::vector<char*> argv;
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
@@ -77,9 +98,16 @@ void download(const std::string& url, const std::string& dest, const std::string
       errors.append(buf, static_cast<size_t>(n));
   });
   int status = 0;
+  std::string reap_error;
   while (true) {
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid || (r < 0 && errno != EINTR)) break;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);  // bound: curl's own --max-time
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) {
+      // Reaped elsewhere (SIGCHLD ignored): its status is unknown, so the download is not trusted.
+      reap_error =
+          std::string("cannot learn how curl ended (waitpid: ") + std::strerror(errno) + ")";
+      break;
+    }
     if (progress) {
       const int64_t have = static_cast<int64_t>(fs::file_size(tmp, ec));
       if (!ec) progress({"download", have, expected_bytes});
@@ -88,6 +116,10 @@ void download(const std::string& url, const std::string& dest, const std::string
   }
   reader.join();
   ::close(err_pipe[0]);
+  if (!reap_error.empty()) {
+    fs::remove(tmp, ec);
+    throw FetchError(url, "download failed: " + reap_error);
+  }
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     fs::remove(tmp, ec);
     std::string why = last_line(errors);

@@ -25,11 +25,14 @@ namespace fs = std::filesystem;
 
 std::string header_probe_executable() {
   std::error_code ec;
+  // An explicit choice is the only one: a misspelt $AGAVE_H5PROBE must not quietly fall back.
+  if (const char* env = std::getenv("AGAVE_H5PROBE"); env && *env) {
+    return fs::exists(env, ec) ? env : "";
+  }
   const fs::path self = fs::read_symlink("/proc/self/exe", ec);
   if (!ec && fs::exists(self.parent_path() / "agave_h5probe", ec)) {
     return (self.parent_path() / "agave_h5probe").string();
   }
-  if (const char* env = std::getenv("AGAVE_H5PROBE"); env && fs::exists(env, ec)) return env;
 #ifdef AGAVE_H5PROBE_BUILT
   if (fs::exists(AGAVE_H5PROBE_BUILT, ec)) return AGAVE_H5PROBE_BUILT;
 #endif
@@ -47,16 +50,23 @@ std::chrono::seconds deadline_of(const HeaderProbeOptions& o) {
 }
 
 // Waits for `pid` until `deadline`; kills it past that. The wait status, or nullopt on timeout.
-std::optional<int> wait_until(pid_t pid, std::chrono::steady_clock::time_point deadline) {
+// A status that cannot be learned is an error about `path`'s probe (fails closed).
+std::optional<int> wait_until(pid_t pid, std::chrono::steady_clock::time_point deadline,
+                              const std::string& path) {
   auto pause = std::chrono::milliseconds(1);
   while (true) {
     int status = 0;
-    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);  // bound: polled until `deadline`
     if (r == pid) return status;
-    if (r < 0 && errno != EINTR) return 0;  // reaped elsewhere: nothing to report
+    if (r < 0 && errno != EINTR) {
+      // Reaped by someone else (SIGCHLD ignored): how the probe ended is unknown, and libhdf5
+      // must not read a header nobody vouched for.
+      throw DataError(path, std::string("cannot learn how the header probe ended (waitpid: ") +
+                                std::strerror(errno) + "); the shard is not opened");
+    }
     if (std::chrono::steady_clock::now() >= deadline) {
       ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
+      ::waitpid(pid, &status, 0);  // bound: reaps a SIGKILLed child, which cannot refuse
       return std::nullopt;
     }
     std::this_thread::sleep_for(pause);
@@ -71,7 +81,22 @@ namespace {
 // Runs `agave_h5probe [MODE] PATH CAP` and turns its ending into an exception, or returns.
 void run_probe(const char* mode, const std::string& path, const HeaderProbeOptions& options) {
   const std::string probe = header_probe_executable();
-  if (probe.empty()) return;
+  if (probe.empty()) {
+    throw DataError(path,
+                    "agave_h5probe was not found (beside this program, $AGAVE_H5PROBE, or "
+                    "the build folder): a shard's header is read by libhdf5 in this "
+                    "process only after the probe has read it safely; build agave_h5probe");
+  }
+  // A parent that ignores SIGCHLD hands that to us, and the kernel would then reap the probe
+  // before its status can be read: restore the default for this process (it waits for every
+  // child it starts).
+  struct sigaction current {};
+  if (::sigaction(SIGCHLD, nullptr, &current) == 0 && current.sa_handler == SIG_IGN) {
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    ::sigaction(SIGCHLD, &dfl, nullptr);
+  }
   const auto seconds = deadline_of(options);
   const std::string cap = std::to_string(options.memory_bytes);
   std::vector<char*> argv = {const_cast<char*>(probe.c_str())};
@@ -101,7 +126,7 @@ void run_probe(const char* mode, const std::string& path, const HeaderProbeOptio
     throw DataError(path,
                     "cannot start " + probe + " to read the header safely: " + std::strerror(err));
   }
-  const auto status = wait_until(pid, std::chrono::steady_clock::now() + seconds);
+  const auto status = wait_until(pid, std::chrono::steady_clock::now() + seconds, path);
   if (!status) {
     throw BadDataError(path, "libhdf5 did not finish reading the header within " +
                                  std::to_string(seconds.count()) +

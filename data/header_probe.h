@@ -18,8 +18,9 @@ struct HeaderProbeOptions {
 
 // Reads the HDF5 header, attributes, chunk index and labels of the shard at `path` in an
 // agave_h5probe process. Throws BadDataError naming the file when libhdf5 crashed, hung or ran
-// out of memory there. Returns without probing when no agave_h5probe can be found (the
-// executable's folder, then AGAVE_H5PROBE, then the build tree): the read is then unprotected.
+// out of memory there. Fails closed: no agave_h5probe ($AGAVE_H5PROBE when set, else the
+// executable's folder, then the build tree), a probe that cannot be started or whose ending
+// cannot be learned is a DataError, and the shard is not read.
 void probe_shard_header(const std::string& path, const HeaderProbeOptions& options = {});
 
 // The same protection for any HDF5 file of named tensors (checkpoint shards): reads the header

@@ -5,3 +5,7 @@ add_executable(agave_h5probe h5probe_main.cpp ${PROJECT_SOURCE_DIR}/data/shard.c
                              ${PROJECT_SOURCE_DIR}/data/hdf5_util.cpp
                              ${PROJECT_SOURCE_DIR}/data/checksum.cpp)
 target_link_libraries(agave_h5probe PRIVATE agave_common agave_hdf5 HDF5::HDF5 OpenSSL::Crypto)
+# Fail closed needs the probe present: whatever links the data library (agave_trainer,
+# agave_eval, agave_data, the tests) builds the probe too, also in the quickstart's build of
+# agave_trainer alone.
+add_dependencies(agave_data agave_h5probe)

@@ -6,8 +6,11 @@
 // checkpoints/ or the run folder itself): then its newest complete checkpoint is used.
 #include <CLI/CLI.hpp>
 
+#include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -20,6 +23,7 @@
 
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
+#include "data/atomic_file.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
 #include "launcher/host_allocator.h"
@@ -205,6 +209,36 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
   return std::nullopt;
 }
 
+// --json's folder must exist before minutes of evaluation are spent (a UsageError, exit 2).
+void check_json_target(const std::string& json_out) {
+  if (json_out.empty()) return;
+  const fs::path parent = fs::absolute(json_out).parent_path();
+  std::error_code ec;
+  if (!fs::is_directory(parent, ec)) {
+    throw UsageError("--json " + json_out + ": no such folder " + parent.string());
+  }
+}
+
+// A regular file (or a new one) is replaced whole (a crash leaves the old one); anything else
+// (/dev/stdout, a pipe) is written in place. A write that fails is an error either way.
+void write_results(const std::string& path, const std::string& text) {
+  std::error_code ec;
+  if (!fs::exists(path, ec) || fs::is_regular_file(path, ec)) {
+    data::write_file_atomically(path, text);
+    return;
+  }
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  if (f == nullptr) throw std::runtime_error("--json " + path + ": " + std::strerror(errno));
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  const bool flushed = std::fflush(f) == 0;
+  const int err = errno;
+  const bool closed = std::fclose(f) == 0;
+  if (!written || !flushed || !closed) {
+    throw std::runtime_error("--json " + path +
+                             ": cannot write the results: " + std::strerror(err != 0 ? err : EIO));
+  }
+}
+
 void print_results(const Plan& plan, const trainer::EvalResult& r, double seconds, int ranks,
                    const std::string& json_out) {
   const int64_t k = r.importance_samples;
@@ -224,7 +258,7 @@ void print_results(const Plan& plan, const trainer::EvalResult& r, double second
   j["ema"] = plan.eval.use_ema;
   j["ranks"] = ranks;
   j["seconds"] = seconds;
-  std::ofstream(json_out) << j.dump(2) << "\n";
+  write_results(json_out, j.dump(2) + "\n");
 }
 
 int run(int argc, char** argv) {
@@ -233,12 +267,13 @@ int run(int argc, char** argv) {
   Plan plan;
   try {
     plan = make_plan(a.checkpoint, a.samples, a.limit, a.batch, a.no_ema, a.shards, a.device);
+    check_json_target(a.json_out);
   } catch (const std::exception& e) {  // UsageError, CheckpointError, ConfigError
     if (launcher_rank() == 0) std::cerr << "agave_eval: error: " << e.what() << std::endl;
     return launcher::kConfigErrorExit;
   }
 
-  cluster::MpiRuntime mpi(&argc, &argv);
+  cluster::MpiRuntime mpi(&argc, &argv, plan.config.cluster.timeout_seconds);
   const auto& where = mpi.placement();
   const bool lead = where.world_rank == 0;
   launcher::reuse_freed_tensor_memory();

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -14,11 +15,25 @@ RunLock::RunLock(const std::string& dir) {
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   const std::string path = dir + "/.agave.lock";
-  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  // O_NOFOLLOW: a symlink planted as the lock must not make this job truncate its target.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (fd_ < 0) {
-    throw std::runtime_error(path + ": cannot create the run lock: " + std::strerror(errno));
+    const int err = errno;
+    if (err == ELOOP) {
+      throw RunLockError(path +
+                         ": the run lock is a symbolic link; remove it (nothing was "
+                         "written through it)");
+    }
+    throw std::runtime_error(path + ": cannot create the run lock: " + std::strerror(err));
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw RunLockError(path + ": the run lock is not a regular file; remove it");
   }
   int rc;
+  // bound: LOCK_NB: a held lock refuses this job at once.
   while ((rc = ::flock(fd_, LOCK_EX | LOCK_NB)) != 0 && errno == EINTR) {
   }
   if (rc != 0) {

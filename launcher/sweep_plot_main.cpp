@@ -7,6 +7,7 @@
 #include <iostream>
 #include <string>
 
+#include "data/atomic_file.h"
 #include "monitoring/sweep_summary.h"
 #include "version/version.h"
 
@@ -30,7 +31,8 @@ int main(int argc, char** argv) {
     namespace fs = std::filesystem;
     if (png.empty()) png = (fs::path(dir) / "sweep.png").string();
     if (title.empty()) title = fs::path(dir).lexically_normal().filename().string();
-    const auto rows = agave::monitoring::write_sweep_summary(dir);
+    const auto rows =
+        agave::monitoring::write_sweep_summary(dir, agave::data::write_file_atomically);
     std::cout << (fs::path(dir) / "sweep.csv").string() << ": " << rows.size() << " run(s)\n";
     agave::monitoring::plot_sweep(rows, png, title);
     std::cout << png << "\n";

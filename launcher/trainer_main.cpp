@@ -124,7 +124,8 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
       ->capture_default_str();
   app.add_option("--sweep-point", a.sweep_point,
                  "train only sweep point I (run I of --dry-run) on all ranks of the job; for "
-                 "Slurm job arrays");
+                 "Slurm job arrays")
+      ->check(CLI::NonNegativeNumber);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -166,21 +167,17 @@ void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& pl
   }
 }
 
-// Data shards are shared by every run: world rank 0 converts what is missing (under a file
-// lock, so jobs sharing a file system convert once) while the others wait.
-// Returns false when a stop request came first (on any rank): nothing is trained then.
-// Points are not all expanded here (a sweep over data keys is rare): the first point's data,
-// and each run's own before it trains (a no-op when its shards are there).
-bool ensure_data(const cluster::MpiRuntime& mpi, cluster::JobChannel& channel,
-                 const std::vector<data::DataOptions>& sets) {
-  if (mpi.placement().world_rank == 0) {
-    std::set<std::string> done;
-    for (const auto& d : sets) {
-      if (!done.insert(d.shards).second) continue;
-      std::unique_ptr<monitoring::ProgressBar> bar;
-      std::string stage;
-      try {
-        data::ensure_shards(d, [&](const data::Progress& p) {
+// Converts `d`'s source into its shards unless they are there (under a file lock shared with
+// other jobs, waited for at most `timeout` seconds), drawing a progress bar. False when a stop
+// request came first: the conversion (or the wait for the lock) is abandoned.
+bool convert_if_missing(const data::DataOptions& d, double timeout) {
+  cluster::ActivityScope named("data conversion");
+  std::unique_ptr<monitoring::ProgressBar> bar;
+  std::string stage;
+  try {
+    data::ensure_shards(
+        d,
+        [&](const data::Progress& p) {
           if (trainer::stop_requested().load()) throw ConversionStopped{};
           if (!bar) {
             bar = std::make_unique<monitoring::ProgressBar>(p.stage, p.total);
@@ -189,10 +186,26 @@ bool ensure_data(const cluster::MpiRuntime& mpi, cluster::JobChannel& channel,
           }
           stage = p.stage;
           bar->update(p.done);
-        });
-      } catch (const ConversionStopped&) {
-        break;
-      }
+        },
+        timeout);
+  } catch (const ConversionStopped&) {
+    return false;
+  }
+  return true;
+}
+
+// Data shards are shared by every run: world rank 0 converts what is missing (under a file
+// lock, so jobs sharing a file system convert once) while the others wait.
+// Returns false when a stop request came first (on any rank): nothing is trained then.
+// Points are not all expanded here (a sweep over data keys is rare): the first point's data,
+// and each run's own before it trains (a no-op when its shards are there).
+bool ensure_data(const cluster::MpiRuntime& mpi, cluster::JobChannel& channel,
+                 const std::vector<data::DataOptions>& sets, double timeout) {
+  if (mpi.placement().world_rank == 0) {
+    std::set<std::string> done;
+    for (const auto& d : sets) {
+      if (!done.insert(d.shards).second) continue;
+      if (!convert_if_missing(d, timeout)) break;
     }
   }
   // Conversion may take minutes: the others wait for as long as rank 0 answers probes.
@@ -253,7 +266,8 @@ trainer::TrainerSetup setup_for(const launcher::RunSpec& spec, int local_rank) {
   return setup;
 }
 
-enum class RunEnd { kDone, kFailed, kConfigFailed, kStopped };
+// kRefused: another job holds the run folder; nothing of this job's may write into it.
+enum class RunEnd { kDone, kFailed, kConfigFailed, kRefused, kStopped };
 
 // Trains one run on this group. Failures that every rank of the run meets alike (the same
 // checkpoint files, the same agreed non-finite decision) end this run only: a sweep reports it
@@ -283,7 +297,7 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
   }
   if (!refused.empty()) {
     if (lead) std::cerr << "agave_trainer: error: run " << run_name << ": " << refused << std::endl;
-    return RunEnd::kConfigFailed;  // not ours to write failed.json into
+    return RunEnd::kRefused;  // not ours to write failed.json into
   }
   if (lead) std::filesystem::remove(failed_file);
   std::string failure;
@@ -335,7 +349,8 @@ std::vector<std::pair<std::string, std::string>> sweep_constants(
 void finish_sweep(const launcher::Config& first) {
   const std::string sweep_dir = first.run.output_dir + "/" + first.run.name;
   std::vector<std::pair<std::string, std::string>> unreadable;
-  const auto rows = monitoring::write_sweep_summary(sweep_dir, &unreadable);
+  const auto rows =
+      monitoring::write_sweep_summary(sweep_dir, data::write_file_atomically, &unreadable);
   std::printf("\n%s", monitoring::sweep_table(rows, sweep_constants(first, rows)).c_str());
   for (const auto& [run_name, error] : monitoring::read_failed_runs(sweep_dir)) {
     std::printf("%-*s FAILED: %s\n", monitoring::kRunColumn, run_name.c_str(), error.c_str());
@@ -359,6 +374,7 @@ void finish_sweep(const launcher::Config& first) {
 struct GroupOutcome {
   int exit_code = 0;
   bool stopped = false;  // a run checkpointed on request, or the job agreed to stop
+  bool refused = false;  // a run folder was held by another job
 };
 
 // Trains this group's runs of the sweep in turn.
@@ -366,7 +382,8 @@ GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan
                          const cluster::MpiGroup& group_comm, cluster::Communicator& comm,
                          const trainer::ResumeRequest& resume,
                          const std::shared_ptr<trainer::FaultHooks>& faults,
-                         const cluster::ProcessPlacement& where, const torch::Device& device) {
+                         const cluster::ProcessPlacement& where, const torch::Device& device,
+                         double timeout) {
   GroupOutcome out;
   const auto& first = sweep.first().config;
   for (size_t index : plan.groups[group].runs) {
@@ -386,8 +403,11 @@ GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan
       break;
     }
     if (spec.config.data.shards != first.data.shards) {
-      if (group_comm.rank() == 0) data::ensure_shards(spec.config.data);
-      group_comm.barrier();
+      // A stop during the conversion leaves the shards missing; the run's own stop agreement
+      // (before its first step) then ends it.
+      if (group_comm.rank() == 0) convert_if_missing(spec.config.data, timeout);
+      cluster::ActivityScope named("data ready");
+      comm.barrier_while_alive("rank 0's data conversion for run " + spec.name);
     }
     if (group_comm.rank() == 0) {
       std::cout << "agave_trainer: run " << spec.name << " on ranks "
@@ -406,9 +426,10 @@ GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan
       break;
     }
     if (end == RunEnd::kFailed) out.exit_code = std::max(out.exit_code, 1);
-    if (end == RunEnd::kConfigFailed) {
+    if (end == RunEnd::kConfigFailed || end == RunEnd::kRefused) {
       out.exit_code = std::max(out.exit_code, launcher::kConfigErrorExit);
     }
+    if (end == RunEnd::kRefused) out.refused = true;
   }
   return out;
 }
@@ -445,6 +466,24 @@ std::optional<int> load_job(const Arguments& args, launcher::Sweep& sweep,
   }
 }
 
+int train_job(const cluster::MpiRuntime& mpi, const Arguments& args, const launcher::Sweep& sweep,
+              const trainer::ResumeRequest& resume,
+              const std::shared_ptr<trainer::FaultHooks>& faults);
+
+// `mpirun` does not return the ranks' exit code when it was signalled itself (SIGTERM, Ctrl-C):
+// every rank checkpoints and exits 75, and mpirun returns 1. So world rank 0 writes the code
+// the ranks agreed on to $AGAVE_EXIT_FILE when that is set; the Slurm scripts (and
+// docs/faults.md's shell recipe) remove the file before mpirun and read it when mpirun fails.
+void record_exit_code(int code) {
+  const char* file = std::getenv("AGAVE_EXIT_FILE");
+  if (file == nullptr || *file == '\0') return;
+  try {
+    data::write_file_atomically(file, std::to_string(code) + "\n");
+  } catch (const std::exception& e) {
+    std::cerr << "agave_trainer: warning: AGAVE_EXIT_FILE: " << e.what() << std::endl;
+  }
+}
+
 // Everything that can be wrong with the config and the arguments is found before MPI starts or
 // any file is written; one line on the launcher's rank 0, exit code 2.
 int run(int argc, char** argv) {
@@ -457,8 +496,19 @@ int run(int argc, char** argv) {
   std::shared_ptr<trainer::FaultHooks> faults;
   if (const auto code = load_job(args, sweep, resume, faults)) return *code;
   const launcher::Config& first = sweep.first().config;
+  // Before MPI starts: its start-up collectives are bounded by the same timeout.
+  cluster::set_timeout_handler(on_collective_timeout);
+  cluster::MpiRuntime mpi(&argc, &argv, first.cluster.timeout_seconds);
+  const int code = train_job(mpi, args, sweep, resume, faults);
+  if (mpi.placement().world_rank == 0) record_exit_code(code);
+  return code;
+}
 
-  cluster::MpiRuntime mpi(&argc, &argv);
+// The job once MPI is up: every rank returns the same, agreed exit code.
+int train_job(const cluster::MpiRuntime& mpi, const Arguments& args, const launcher::Sweep& sweep,
+              const trainer::ResumeRequest& resume,
+              const std::shared_ptr<trainer::FaultHooks>& faults) {
+  const launcher::Config& first = sweep.first().config;
   const auto& where = mpi.placement();
   // The communicator's worker, the job channel's service thread and the training thread all
   // call MPI at once.
@@ -471,7 +521,6 @@ int run(int argc, char** argv) {
     return 1;
   }
   const double timeout = first.cluster.timeout_seconds;
-  cluster::set_timeout_handler(on_collective_timeout);
   cluster::JobChannel channel(MPI_COMM_WORLD, trainer::stop_requested(), timeout);
   if (where.world_rank == 0) std::cout << version::describe("agave_trainer") << std::endl;
   const auto threads =
@@ -493,7 +542,7 @@ int run(int argc, char** argv) {
       print_dry_run(mpi, plan, group, *group_comm, sweep.all());
       return 0;
     }
-    if (!ensure_data(mpi, channel, {first.data})) {
+    if (!ensure_data(mpi, channel, {first.data}, timeout)) {
       if (where.world_rank == 0) {
         std::cerr << "agave_trainer: stopped on request before training; exit " << kStoppedExit
                   << " (requeue to continue)" << std::endl;
@@ -505,13 +554,14 @@ int run(int argc, char** argv) {
     if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
   }
-  const auto outcome =
-      train_group(sweep, plan, group, *group_comm, *comm, resume, faults, mpi.placement(), device);
+  const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, resume, faults,
+                                   mpi.placement(), device, timeout);
   comm.reset();
   // Every group's outcome, on every rank: a stop anywhere makes the job exit 75 (checkpointed,
   // requeue), so the job script requeues whatever a group left unfinished.
   const auto agreed =
-      channel.agree_max({outcome.stopped ? 1 : 0, outcome.exit_code}, "end-of-job agreement");
+      channel.agree_max({outcome.stopped ? 1 : 0, outcome.exit_code, outcome.refused ? 1 : 0},
+                        "end-of-job agreement");
   if (agreed[0] > 0) {
     if (where.world_rank == 0) {
       std::cerr << "agave_trainer: stopped on request after a checkpoint; exit " << kStoppedExit
@@ -519,7 +569,15 @@ int run(int argc, char** argv) {
     }
     return kStoppedExit;
   }
-  if (where.world_rank == 0 && sweep.size() > 1) finish_sweep(first);
+  if (where.world_rank == 0 && sweep.size() > 1) {
+    if (agreed[2] > 0) {
+      std::cerr << "agave_trainer: the sweep table is left as it is: another job holds a run of "
+                   "this sweep"
+                << std::endl;
+    } else {
+      finish_sweep(first);
+    }
+  }
   return agreed[1];
 }
 }  // namespace

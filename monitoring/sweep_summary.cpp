@@ -17,6 +17,9 @@
 namespace agave::monitoring {
 namespace {
 
+// The longest gnuplot may draw a sweep's plot (seconds); it takes well under one.
+constexpr int kPlotSeconds = 60;
+
 namespace fs = std::filesystem;
 
 std::string label(const nlohmann::json& s, const char* key) {
@@ -149,19 +152,18 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
   return rows;
 }
 
-void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path) {
-  std::ofstream out(path);
-  if (!out) throw std::runtime_error("sweep summary: cannot write " + path);
-  out << "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
-         "test_aux_bpd,test_vae_bpd,weights,test_images,steps\n";
+std::string sweep_csv(const std::vector<SweepRow>& rows) {
+  std::string out =
+      "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
+      "test_aux_bpd,test_vae_bpd,weights,test_images,steps\n";
   for (const auto& r : rows) {
     // Shortest representation that reads back to the same double.
-    out << fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.run),
+    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.run),
                        csv_field(r.lambda), csv_field(r.aux_resolution), csv_field(r.color_bins),
                        r.test_elbo_bpd, r.test_iw_bpd, r.test_kl_bpd, r.test_aux_bpd,
                        r.test_vae_bpd, csv_field(r.weights), r.test_images, r.steps);
   }
-  if (!out) throw std::runtime_error("sweep summary: cannot write " + path);
+  return out;
 }
 
 std::vector<std::string> swept_keys(const std::vector<SweepRow>& rows) {
@@ -350,8 +352,10 @@ void plot_sweep(const std::vector<SweepRow>& rows, const std::string& png_path,
   gp.close();
   temporary.push_back(script_path);
   temporary.push_back(err_path);
-  const std::string cmd = "gnuplot " + quoted(script_path) + " > " + quoted(err_path) + " 2>&1";
-  const int rc = std::system(cmd.c_str());
+  // A plot that takes minutes is lost, not the sweep's end (coreutils' timeout).
+  const std::string cmd = "timeout " + std::to_string(kPlotSeconds) + " gnuplot " +
+                          quoted(script_path) + " > " + quoted(err_path) + " 2>&1";
+  const int rc = std::system(cmd.c_str());  // bound: kPlotSeconds (timeout above)
   std::ifstream err_in(err_path);
   const std::string err((std::istreambuf_iterator<char>(err_in)), std::istreambuf_iterator<char>());
   std::error_code ec;
@@ -364,9 +368,10 @@ void plot_sweep(const std::vector<SweepRow>& rows, const std::string& png_path,
 }
 
 std::vector<SweepRow> write_sweep_summary(
-    const std::string& sweep_dir, std::vector<std::pair<std::string, std::string>>* unreadable) {
+    const std::string& sweep_dir, const WriteFile& write,
+    std::vector<std::pair<std::string, std::string>>* unreadable) {
   auto rows = read_sweep(sweep_dir, unreadable);
-  write_sweep_csv(rows, (fs::path(sweep_dir) / "sweep.csv").string());
+  write((fs::path(sweep_dir) / "sweep.csv").string(), sweep_csv(rows));
   return rows;
 }
 

@@ -2,6 +2,7 @@
 // The table of a sweep: one row per run, read from each run's summary.json, written as CSV
 // (and plotted by agave_sweep_plot).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <utility>
@@ -39,14 +40,18 @@ std::vector<SweepRow> read_sweep(
 // trainer writes it and goes on with the next run), sorted by run name.
 std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::string& sweep_dir);
 
-// Writes the rows as CSV with the header
+// The rows as CSV with the header
 // run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,test_aux_bpd,
 // test_vae_bpd,weights,test_images,steps.
-void write_sweep_csv(const std::vector<SweepRow>& rows, const std::string& path);
+std::string sweep_csv(const std::vector<SweepRow>& rows);
 
-// read_sweep + write_sweep_csv to <sweep_dir>/sweep.csv; returns the rows.
+// Writes a whole file (the caller's atomic write: a reader of sweep.csv must never see it
+// half written, and this library does no file replacement of its own).
+using WriteFile = std::function<void(const std::string& path, const std::string& text)>;
+
+// read_sweep, then sweep_csv written to <sweep_dir>/sweep.csv with `write`; returns the rows.
 std::vector<SweepRow> write_sweep_summary(
-    const std::string& sweep_dir,
+    const std::string& sweep_dir, const WriteFile& write,
     std::vector<std::pair<std::string, std::string>>* unreadable = nullptr);
 
 // The labels that distinguish the rows (two or more values among them): lambda,

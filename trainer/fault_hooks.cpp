@@ -1,18 +1,31 @@
 #include "trainer/fault_hooks.h"
 
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
 #include <limits>
 #include <stdexcept>
 #include <string>
+#include <thread>
 
 #include "trainer/stop_request.h"
 
 namespace agave::trainer {
 namespace {
 
-enum class LossFault { kNone, kNan, kExit, kThrow, kStop, kSigstop, kSigstopEval, kStopEval };
+enum class LossFault {
+  kNone,
+  kNan,
+  kExit,
+  kThrow,
+  kStop,
+  kSigstop,
+  kSigstopEval,
+  kStopEval,
+  kSigstopPictures,
+  kSlowPictures
+};
 
 class EnvironmentFaults : public FaultHooks {
  public:
@@ -42,6 +55,8 @@ class EnvironmentFaults : public FaultHooks {
         break;
       case LossFault::kSigstopEval:
       case LossFault::kStopEval:
+      case LossFault::kSigstopPictures:
+      case LossFault::kSlowPictures:
       case LossFault::kNone:
         break;
     }
@@ -55,6 +70,18 @@ class EnvironmentFaults : public FaultHooks {
   void on_eval_batch(int64_t s, int r, int64_t /*done*/) override {
     if (kind != LossFault::kStopEval || s != step || r != rank) return;
     stop_requested() = true;
+  }
+  void on_pictures(int64_t s, int r) override {
+    if (s != step || r != rank) return;
+    if (kind == LossFault::kSigstopPictures) {
+      std::cerr << "rank " << r << ": AGAVE_FAULT: SIGSTOP drawing the pictures of step " << s
+                << std::endl;
+      std::raise(SIGSTOP);
+    } else if (kind == LossFault::kSlowPictures) {
+      std::cerr << "rank " << r << ": AGAVE_FAULT: drawing the pictures of step " << s << " takes "
+                << kSlowPicturesSeconds << " s longer" << std::endl;
+      std::this_thread::sleep_for(std::chrono::seconds(kSlowPicturesSeconds));
+    }
   }
   void after_checkpoint_shards(int64_t s) override {
     if (s == kill_after_shards_step) std::raise(SIGKILL);
@@ -85,7 +112,8 @@ std::shared_ptr<FaultHooks> fault_hooks_from_environment() {
   auto f = std::make_shared<EnvironmentFaults>();
   if (loss != nullptr) {
     constexpr const char* form =
-        "<nan|exit|throw|stop|sigstop|sigstop-eval|stop-eval>:<step>:<rank>";
+        "<nan|exit|throw|stop|sigstop|sigstop-eval|stop-eval|sigstop-pictures|slow-pictures>:"
+        "<step>:<rank>";
     const std::string v(loss);
     const auto a = v.find(':'), b = v.rfind(':');
     if (a == std::string::npos || a == b) bad("AGAVE_FAULT", v, form);
@@ -104,6 +132,10 @@ std::shared_ptr<FaultHooks> fault_hooks_from_environment() {
       f->kind = LossFault::kSigstopEval;
     } else if (kind == "stop-eval") {
       f->kind = LossFault::kStopEval;
+    } else if (kind == "sigstop-pictures") {
+      f->kind = LossFault::kSigstopPictures;
+    } else if (kind == "slow-pictures") {
+      f->kind = LossFault::kSlowPictures;
     } else {
       bad("AGAVE_FAULT", v, form);
     }

@@ -9,6 +9,9 @@
 
 namespace agave::trainer {
 
+// How much longer `slow-pictures` makes rank 0's drawing: beyond the fault tests' 3 s timeout.
+constexpr int kSlowPicturesSeconds = 8;
+
 class FaultHooks {
  public:
   virtual ~FaultHooks() = default;
@@ -22,12 +25,16 @@ class FaultHooks {
   virtual void on_eval(int64_t /*step*/, int /*rank*/) {}
   // On `rank` after each batch of that evaluation, with this rank's images done so far.
   virtual void on_eval_batch(int64_t /*step*/, int /*rank*/, int64_t /*done*/) {}
+  // On rank 0 as it starts drawing the picture sheets of the evaluation after `step` steps.
+  virtual void on_pictures(int64_t /*step*/, int /*rank*/) {}
 };
 
 // The faults named by AGAVE_FAULT="<kind>:<step>:<rank>" (kind = nan | exit | throw | stop |
 // sigstop: the rank stops itself with SIGSTOP before backward, as `kill -STOP` would; sigstop-eval:
 // the same as the evaluation after <step> steps begins; stop-eval: a stop request after that
-// evaluation's first batch, as a signal arriving mid-evaluation would make) and
+// evaluation's first batch, as a signal arriving mid-evaluation would make; sigstop-pictures:
+// SIGSTOP as rank 0 starts drawing that evaluation's pictures; slow-pictures: the drawing takes
+// kSlowPicturesSeconds longer, as on a slow CPU rank at paper size) and
 // AGAVE_FAULT_CHECKPOINT="kill-after-shards:<step>", read once; nullptr when neither is set.
 // A malformed value is an error naming the variable (a test that misspells its fault must not
 // pass by injecting nothing).

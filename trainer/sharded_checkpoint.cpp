@@ -244,11 +244,12 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
       // The other ranks wait in the barrier below; this one ends the job.
       fail_save(dir.string(), cause_of(e.what(), ""));
     }
-    prune();
+    prune(dir);
   }
   for (const auto& v : shards) result.bytes += v.bytes;
-  // Nobody moves on (or exits) before the checkpoint is complete.
-  comm_.barrier();
+  // Nobody moves on (or exits) before the checkpoint is complete. Rank 0 alone wrote the
+  // manifest and pruned (gigabytes on a slow shared file system at paper size).
+  comm_.barrier_while_alive("rank 0's manifest of step " + std::to_string(meta.step));
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }
@@ -277,18 +278,25 @@ void ShardedCheckpoint::fail_save(const std::string& dir, const std::string& why
   throw CheckpointWriteError(what);
 }
 
-void ShardedCheckpoint::prune() const {
+void ShardedCheckpoint::prune(const fs::path& written) const {
+  // Folders named after a later step than the one just written are a history this run left
+  // (it resumed from an earlier checkpoint): they are neither "newer" nor counted, and are
+  // replaced as training passes their steps. Keeping the newest by name instead deleted the
+  // checkpoint just written while `latest` named it.
   std::vector<fs::path> done;
   for (const auto& d : step_dirs(root_)) {
-    if (complete(d)) {
-      done.push_back(d);
-    } else {
+    if (!complete(d)) {
       fs::remove_all(d);
+    } else if (d.filename() <= written.filename()) {
+      done.push_back(d);
     }
   }
+  const auto named = latest(root_);
   while (static_cast<int64_t>(done.size()) > keep_) {
-    fs::remove_all(done.front());
+    const fs::path oldest = done.front();
     done.erase(done.begin());
+    if (oldest == written || (named && fs::path(*named) == oldest)) continue;
+    fs::remove_all(oldest);
   }
 }
 
@@ -310,6 +318,10 @@ CheckpointMeta ShardedCheckpoint::read_meta(const std::string& dir) {
     m.step = j.at("step");
     m.phase = j.at("phase");
     m.world_size = j.at("world_size");
+    if (m.step < 0 || m.world_size < 1) {
+      throw CheckpointError(dir + "/manifest.json: impossible step " + std::to_string(m.step) +
+                            " or world_size " + std::to_string(m.world_size));
+    }
     m.seed = j.at("seed");
     m.loader_epoch = j.at("loader").at("epoch");
     m.loader_index = j.at("loader").at("index");

@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <map>
 #include <memory>
 #include <optional>
@@ -86,8 +87,9 @@ class ShardedCheckpoint {
   // a checkpoint such as agave_eval, which want the model and EMA weights only.
   static void load_subset(const std::string& dir, std::map<std::string, torch::Tensor>& state);
 
-  // Removes folders without a manifest and all but the newest `keep` complete ones (rank 0).
-  void prune() const;
+  // Removes folders without a manifest and all but the newest `keep` complete ones up to the
+  // folder just `written` (rank 0); never that folder, nor the one `latest` names.
+  void prune(const std::filesystem::path& written) const;
   const std::string& root() const { return root_; }
 
  private:

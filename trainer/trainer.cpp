@@ -103,8 +103,10 @@ class TrainingRun {
     open_loader();
     const auto start = decide_resume(s_.resume, checkpoint_root(), s_.run_name,
                                      model_signature(s_.model, s_.data), comm_);
+    refuse_checkpoint_past_the_end(start);
     build_model(start.fresh());
     const int64_t first_step = start.fresh() ? 0 : restore(start);
+    last_checkpoint_ = start.dir;
     result_.resumed_from = start.dir;
     result_.steps = first_step;  // steps of the whole run, also across resumes
     // A stop that came while the data was checked or the checkpoint loaded: nothing was trained
@@ -115,15 +117,17 @@ class TrainingRun {
       result_.stopped = true;
       return result_;
     }
+    // Complete means summary.json evaluated this very checkpoint at the configured last step:
+    // a run that ended (killed, failed, stopped) between its last checkpoint and its final
+    // evaluation still owes the evaluation, and a summary of an earlier end (a run since
+    // extended) describes other weights.
+    if (first_step >= schedule_.total_steps() && summary_describes(start)) {
+      report_->say("already complete at step " + std::to_string(first_step) + "; nothing to train");
+      result_.already_complete = true;
+      return result_;
+    }
+    set_stale_summary_aside();
     if (first_step >= schedule_.total_steps()) {
-      // Complete means summary.json exists: a run that ended (killed, failed, stopped) between
-      // its last checkpoint and its final evaluation still owes the evaluation.
-      if (summary_exists()) {
-        report_->say("already complete at step " + std::to_string(first_step) +
-                     "; nothing to train");
-        result_.already_complete = true;
-        return result_;
-      }
       report_->say("checkpoint at the last step " + std::to_string(first_step) +
                    " but no summary.json: running the final evaluation");
       finish();
@@ -150,10 +154,48 @@ class TrainingRun {
  private:
   // ---- set-up -------------------------------------------------------------------------------
 
-  // Rank 0's view of the file system decides, for every rank alike.
-  bool summary_exists() const {
-    const std::string mine = lead_ && fs::exists(s_.output_dir + "/summary.json") ? "1" : "0";
+  std::string summary_file() const { return s_.output_dir + "/summary.json"; }
+
+  // Whether summary.json reports the final evaluation of checkpoint `start` (its folder and
+  // step, as write_summary records them). Rank 0's view of the file system decides, for every
+  // rank alike.
+  bool summary_describes(const ResumePoint& start) const {
+    std::string mine = "0";
+    if (lead_ && !start.fresh()) {
+      try {
+        const auto j = nlohmann::json::parse(std::ifstream(summary_file()));
+        const bool same =
+            j.at("checkpoint").get<std::string>() == fs::path(start.dir).filename().string() &&
+            j.at("step").get<int64_t>() == start.meta.step;
+        mine = same ? "1" : "0";
+      } catch (const std::exception&) {  // none, unreadable, or older than the fields
+      }
+    }
     return comm_.all_gather_string(mine).front() == "1";
+  }
+
+  // A summary.json that does not describe the checkpoint this run continues from (an earlier
+  // end of a run since extended, a final evaluation never finished) must not stand for it: it
+  // is kept beside as summary.stale.json until the run writes its own.
+  void set_stale_summary_aside() const {
+    if (!lead_ || !fs::exists(summary_file())) return;
+    const std::string aside = s_.output_dir + "/summary.stale.json";
+    fs::rename(summary_file(), aside);
+    report_->say("summary.json did not describe checkpoint " +
+                 (last_checkpoint_.empty() ? std::string("(none: a fresh start)")
+                                           : fs::path(last_checkpoint_).filename().string()) +
+                 " at the configured " + std::to_string(schedule_.total_steps()) +
+                 " steps: moved to " + aside);
+  }
+
+  // A checkpoint past the configured steps belongs to a longer run (or a corrupt manifest):
+  // training it "to" fewer steps would report its weights as those of this config.
+  void refuse_checkpoint_past_the_end(const ResumePoint& start) const {
+    if (start.fresh() || start.meta.step <= schedule_.total_steps()) return;
+    throw CheckpointError(start.dir + " is at step " + std::to_string(start.meta.step) +
+                          ", past the " + std::to_string(schedule_.total_steps()) +
+                          " steps this config trains; raise the steps, resume an earlier " +
+                          "checkpoint (--resume DIR) or choose another run.name");
   }
 
   std::string checkpoint_root() const {
@@ -398,11 +440,7 @@ class TrainingRun {
     if (s_.eval.use_ema) ema_->swap(*model_);
     auto r = evaluate(model_, s_.data.shards, options, comm_, s_.seed, s_.device, control);
     r.weights = s_.eval.use_ema ? EvalWeights::kEma : EvalWeights::kLive;
-    if (lead_ && s_.eval.sample_images > 0 && !r.interrupted) {
-      write_picture_sheets(model_, s_.data.shards,
-                           {s_.eval.sample_images, s_.eval.samples_per_latent}, s_.device,
-                           s_.output_dir, step);
-    }
+    if (s_.eval.sample_images > 0 && !r.interrupted) draw_pictures(step);
     if (s_.eval.use_ema) ema_->swap(*model_);
     if (r.interrupted) {
       report_->say("stop requested during the evaluation after step " + std::to_string(step) +
@@ -411,6 +449,20 @@ class TrainingRun {
       report_->evaluated(step, r);
     }
     return r;
+  }
+
+  // Rank 0 draws the picture sheets (minutes at paper size on a CPU) while the others wait for
+  // it as long as it answers liveness probes: a plain barrier would end a healthy job.
+  void draw_pictures(int64_t step) {
+    if (lead_) {
+      cluster::ActivityScope named("pictures", step);
+      if (s_.faults) s_.faults->on_pictures(step, rank_);
+      write_picture_sheets(model_, s_.data.shards,
+                           {s_.eval.sample_images, s_.eval.samples_per_latent}, s_.device,
+                           s_.output_dir, step);
+    }
+    cluster::ActivityScope named("waiting for rank 0's pictures", step);
+    comm_.barrier_while_alive("rank 0's pictures of step " + std::to_string(step));
   }
 
   void save_checkpoint(int64_t steps_done) {
@@ -430,6 +482,7 @@ class TrainingRun {
     const auto saved =
         checkpoints_->save(m, state.tensors(), {{checkpoint_keys::kCpuRng, cpu_rng_state()}});
     report_->checkpointed(steps_done, saved);
+    last_checkpoint_ = saved.dir;
   }
 
   // After the last step: replicas checked, final eval, pictures, summary, linger, barrier.
@@ -453,7 +506,8 @@ class TrainingRun {
     if (lead_) write_summary();
     linger();
     cluster::ActivityScope barrier("end-of-run barrier");
-    comm_.barrier();
+    // Rank 0 alone wrote summary.json (a slow shared file system may take a while).
+    comm_.barrier_while_alive("end-of-run barrier");
   }
 
   // A silent divergence would make every later number meaningless.
@@ -473,6 +527,9 @@ class TrainingRun {
   void write_summary() const {
     nlohmann::json summary = to_json(result_.eval, "test_");
     summary["run"] = s_.run_name;
+    // What was evaluated: a later start calls the run complete only for this checkpoint.
+    summary["checkpoint"] = fs::path(last_checkpoint_).filename().string();
+    summary["step"] = schedule_.total_steps();
     summary["steps"] = result_.steps;
     summary["skipped_steps"] = result_.skipped_steps;
     summary["ranks"] = world_;
@@ -517,6 +574,7 @@ class TrainingRun {
   int64_t profile_from_ = -1;
   size_t phase_index_ = static_cast<size_t>(-1);
   int64_t nonfinite_in_a_row_ = 0;
+  std::string last_checkpoint_;  // the folder the weights in memory were saved to or loaded from
   TrainResult result_;
 };
 

@@ -200,6 +200,54 @@ TEST(MalformedInput, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
   ::unsetenv("AGAVE_H5PROBE_SECONDS");
 }
 
+// The first of fuzz/hdf5-known's inputs that crash libhdf5 (SIGSEGV) when read in-process.
+std::string crashing_input(const TempDir& dir) {
+  for (const auto& input : agave::testing::inputs_that_break_libhdf5()) {
+    if (input.filename().string().rfind("crash-", 0) != 0) continue;
+    const std::string shard = dir / (input.filename().string() + ".h5");
+    fs::copy_file(input, shard);
+    return shard;
+  }
+  return "";
+}
+
+// No probe to be found: the shard is refused, never read by libhdf5 in this process (a crafted
+// one killed the trainer's ranks with SIGSEGV when the probe was skipped).
+TEST(MalformedInput, WithoutTheProbeAShardIsRefused) {
+  TempDir dir;
+  const std::string shard = crashing_input(dir);
+  ASSERT_FALSE(shard.empty()) << "fuzz/hdf5-known/ has no crash- input";
+  ::setenv("AGAVE_H5PROBE", "/nonexistent/agave_h5probe", 1);
+  try {
+    probe_shard_header(shard);
+    ADD_FAILURE() << "no error without a probe";
+  } catch (const DataError& e) {  // an installation problem, not bad data
+    EXPECT_NE(std::string(e.what()).find(shard + ": agave_h5probe was not found"),
+              std::string::npos)
+        << e.what();
+  }
+  std::string out;
+  const int code = test::run_command(
+      "AGAVE_H5PROBE=/nonexistent/agave_h5probe " + kCli + " inspect -q " + shard, &out);
+  ::unsetenv("AGAVE_H5PROBE");
+  EXPECT_TRUE(code == 1 || code == 2) << "exit " << code << "\n" << out;
+  EXPECT_NE(out.find("agave_h5probe was not found"), std::string::npos) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+}
+
+// A parent that ignores SIGCHLD hands that to agave_data; the probe's verdict must still be
+// read (waitpid's ECHILD was taken for success, and libhdf5 then crashed in-process).
+TEST(MalformedInput, AParentIgnoringSigchldStillGetsTheProbesVerdict) {
+  TempDir dir;
+  const std::string shard = crashing_input(dir);
+  ASSERT_FALSE(shard.empty()) << "fuzz/hdf5-known/ has no crash- input";
+  std::string out;
+  const int code =
+      test::run_command("sh -c \"trap '' CHLD; exec " + kCli + " inspect -q " + shard + "\"", &out);
+  EXPECT_TRUE(code == 1 || code == 2) << "exit " << code << "\n" << out;
+  EXPECT_EQ(out.rfind("agave_data: error: " + shard + ": ", 0), 0u) << out;
+}
+
 // A valid shard passes the probe, and an ordinary header error comes back with its own text.
 TEST(MalformedInput, HeaderProbePassesValidShardsAndReportsOrdinaryErrors) {
   TempDir dir;

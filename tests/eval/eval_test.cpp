@@ -198,4 +198,23 @@ TEST_F(Eval, UnusableArgumentsOrCheckpointsExitTwoWithOneLine) {
   EXPECT_EQ(r.output.find("test ELBO"), std::string::npos) << r.output;
 }
 
+// --json must write or fail: a missing folder is refused before the evaluation (exit 2), a full
+// disk after it (exit 1, one line); both exited 0 without a file before.
+TEST_F(Eval, JsonThatCannotBeWrittenIsAnError) {
+  const std::string missing = (out_.path() / "nowhere" / "r.json").string();
+  auto r = sh(kEval + " --threads 1 --checkpoint " + checkpoint() + " --samples 2 --limit 4" +
+              " --json " + missing);
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count_of(r.output, "agave_eval: error: --json " + missing + ": no such folder"), 1u)
+      << r.output;
+  EXPECT_EQ(r.output.find("test ELBO"), std::string::npos) << r.output;
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  r = sh(kEval + " --threads 1 --checkpoint " + checkpoint() + " --samples 2 --limit 4" +
+         " --json /dev/full");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(count_of(r.output, "agave_eval: error: --json /dev/full: cannot write the results"), 1u)
+      << r.output;
+  EXPECT_TRUE(fs::exists("/dev/full") && !fs::is_regular_file("/dev/full"));
+}
+
 }  // namespace

@@ -31,23 +31,7 @@ namespace fs = std::filesystem;
 // What a stalled job may take to end: the 3 s timeout, up to 2 s of probing, the abort.
 constexpr double kEndsWithin = 15;
 
-class NoHang : public agave::testing::FashionMnistRun {
- protected:
-  // A 3 s collective timeout unless `cluster` is false (the test writes its own section).
-  TinyConfig tiny(const std::string& out, int steps, bool cluster = true) const {
-    TinyConfig c = TinyConfig("r", out, shards())
-                       .batch_size(2)
-                       .phases({{"pretrain_vae", 1}, {"joint", steps - 1}})
-                       .eval(2, 4, 4, 0)
-                       .log_every(1);
-    if (cluster) c.timeout_seconds(3);
-    return c;
-  }
-  std::string job(const std::string& cfg, int ranks, const std::string& env = "") const {
-    return env + " " + mpirun(ranks) + kTrainer + " " + cfg;
-  }
-  TempDir dir_;
-};
+using NoHang = agave::testing::TinyJobs;
 
 // The one line a timed-out rank prints: the collective, the step, and the stopped rank.
 void expect_timeout_line(const std::string& log, const std::string& collective,

@@ -14,6 +14,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// The test's stand-in for the trainer's atomic write: the CSV text is what is tested here.
+void write_whole(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
 class SweepSummary : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -85,7 +88,7 @@ TEST_F(SweepSummary, CsvHasOneRowPerFinishedRunSortedByLambda) {
   fs::create_directories(dir_ / "lambda=8,aux_resolution=16");  // still training: no summary
   std::ofstream(dir_ / "notes.txt") << "not a run\n";
 
-  const auto rows = write_sweep_summary(dir_.string());
+  const auto rows = write_sweep_summary(dir_.string(), write_whole);
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(read(dir_ / "sweep.csv"),
             "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
@@ -119,7 +122,7 @@ TEST_F(SweepSummary, TruncatedSummaryIsReportedForItsRunAndTheOthersStayInTheTab
   fs::create_directories(dir_ / "lambda=8");
   std::ofstream(dir_ / "lambda=8" / "summary.json") << "{\"run\": \"lambda=8\", \"test_el";
   std::vector<std::pair<std::string, std::string>> unreadable;
-  const auto rows = write_sweep_summary(dir_.string(), &unreadable);
+  const auto rows = write_sweep_summary(dir_.string(), write_whole, &unreadable);
   EXPECT_EQ(rows.size(), 2u);
   ASSERT_EQ(unreadable.size(), 1u);
   EXPECT_EQ(unreadable[0].first, "lambda=8");

@@ -9,6 +9,10 @@
 #   usr1        scancel --signal=USR1 --batch (what --signal=B:USR1@120 sends): the script has
 #               the trainer checkpoint, exit 75 and requeues the job, which resumes and finishes
 #   usr1-mpirun the same with AGAVE_LAUNCHER=mpirun (Open MPI's mpirun inside the allocation)
+#   term-mpirun AGAVE_LAUNCHER=mpirun, SIGTERM to mpirun itself (a launcher signalled directly,
+#               as by Ctrl-C or a node-level kill): mpirun returns 1 although every rank
+#               checkpointed and exited 75; the script reads the agreed 75 from AGAVE_EXIT_FILE,
+#               requeues, and the restart resumes and finishes
 #   usr1-stub   the same with a stand-in for agave_trainer that does what the trainer's contract
 #               says (USR1 -> checkpoint, exit 75; resume on restart): tests the job script alone
 # Exit 77 (CTest's skip) with the reason when the case cannot run here.
@@ -16,7 +20,7 @@
 set -euo pipefail
 
 readonly SKIP=77
-case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|usr1-stub}
+case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub}
 src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
 bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
 trainer=$bin_dir/agave_trainer
@@ -60,7 +64,7 @@ if [ "$case_name" != usr1-stub ]; then
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
-if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ]; } && [ "$has_resume" = 0 ]; then
+if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ]; } && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
@@ -156,7 +160,7 @@ EOF
   export STEPS=$steps
 fi
 
-if [ "$case_name" = usr1-mpirun ]; then
+if [ "${case_name#*-}" = mpirun ]; then
   # The job keeps this environment; as root, Open MPI's mpirun wants the confirmation too.
   export AGAVE_LAUNCHER=mpirun OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 fi
@@ -229,6 +233,17 @@ case $case_name in
     [ "$(field Restarts)" = 0 ] || fail "a cancelled job was requeued"
     output_has "agave job $job: checkpointed; Slurm is ending the job" ||
       fail "the trainer did not checkpoint and exit 75 on scancel"
+    ;;
+  term-mpirun)
+    wait_until "training at step 5" output_has "\\[tiny\\] step 5/$steps"
+    launcher_pid=$(pgrep -o -f '^mpirun -x AGAVE_EXIT_FILE') || fail "no mpirun process found"
+    kill -TERM "$launcher_pid"
+    wait_until "trainer checkpointed, script requeued" output_has "checkpointed; requeued"
+    grep -m1 'returned .*; the ranks agreed on exit' "$out" || echo "NOTE: mpirun itself returned 75"
+    start_when_requeued
+    wait_until "job restarted" output_has "(restart 1)"
+    check_finished
+    output_has "resumed from .* at step [1-9]" || fail "the restarted job did not resume from a checkpoint"
     ;;
   requeue | usr1 | usr1-mpirun | usr1-stub)
     # Mid-training: past the first checkpoint, well before the end.
