@@ -75,6 +75,7 @@ class Drill : public agave::testing::TinyJobs {
         .timeout_seconds(timeout)
         .yaml();
   }
+  void signal_mpirun(bool stop_a_rank);
 };
 
 // Drawing the pictures takes rank 0 longer than the 3 s timeout: the others wait for it as long
@@ -308,26 +309,28 @@ TEST_F(Drill, ARefusedSweepJobLeavesTheSweepTableAlone) {
   EXPECT_FALSE(first.done()) << first.log();
 }
 
-// SIGTERM to mpirun itself: every rank checkpoints and exits 75, whatever mpirun returns, and
-// world rank 0 records the agreed 75 in $AGAVE_EXIT_FILE for the job script; the rerun
-// resumes there and finishes.
-TEST_F(Drill, TheAgreedExitCodeReachesTheCallerOfASignalledMpirun) {
+// SIGTERM to mpirun itself (with rank 1 stopped first, if `stop_a_rank`: mpirun sends its
+// ranks SIGCONT before the SIGTERM): every rank checkpoints and exits 75, mpirun returns 1, and
+// world rank 0 records the agreed 75 in $AGAVE_EXIT_FILE for the job script; the rerun resumes
+// at that checkpoint (stopped again right there, to keep it short).
+void Drill::signal_mpirun(bool stop_a_rank) {
   const std::string out = (dir_.path() / "o").string();
   const std::string cfg = dir_.write("c.yaml", tiny(out, 400).yaml());
   const std::string exit_file = (dir_.path() / "exit-code").string();
   {
     BackgroundJob j(dir_.path() / "job", job(cfg, 2, "AGAVE_EXIT_FILE=" + exit_file), 2);
     ASSERT_TRUE(j.wait_for_log({"step 3/400"}, 180)) << j.log();
+    if (stop_a_rank) ASSERT_EQ(::kill(j.rank(1), SIGSTOP), 0);
     ASSERT_EQ(::kill(j.pid(), SIGTERM), 0);
     const double seconds = j.wait_done(60);
     ASSERT_TRUE(j.done()) << j.log();
     EXPECT_LT(seconds, kEndsWithin) << j.log();
     EXPECT_NE(j.log().find("stop requested: checkpointing at step"), std::string::npos) << j.log();
     EXPECT_EQ(read_text(exit_file), "75\n") << "mpirun returned " << j.code() << "\n" << j.log();
-    std::cout << "SIGTERM to mpirun: mpirun returned " << j.code() << ", the ranks agreed on "
+    std::cout << "SIGTERM to mpirun" << (stop_a_rank ? " with rank 1 stopped" : "")
+              << ": mpirun returned " << j.code() << ", the ranks agreed on "
               << read_text(exit_file);
   }
-  // The rerun resumes at the checkpointed step (stopped again right there, to keep it short).
   const std::string latest = latest_of(out + "/r");
   ASSERT_EQ(latest.rfind("step-", 0), 0u) << latest;
   const int step = std::stoi(latest.substr(5));
@@ -335,6 +338,12 @@ TEST_F(Drill, TheAgreedExitCodeReachesTheCallerOfASignalledMpirun) {
   EXPECT_EQ(resumed.code, 75) << resumed.output;
   EXPECT_NE(resumed.output.find("at step " + std::to_string(step) + " "), std::string::npos)
       << resumed.output;
+}
+
+TEST_F(Drill, TheAgreedExitCodeReachesTheCallerOfASignalledMpirun) { signal_mpirun(false); }
+
+TEST_F(Drill, TheAgreedExitCodeReachesTheCallerOfASignalledMpirunWithAStoppedRank) {
+  signal_mpirun(true);
 }
 
 }  // namespace
