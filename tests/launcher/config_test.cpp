@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <initializer_list>
+#include <stdexcept>
 
 #include "launcher/config_error.h"
 #include "tests/common/test_files.h"
@@ -257,6 +258,25 @@ TEST_F(LoadRuns, BaselineKindsAreCheckedAgainstPhasesAndAux) {
   EXPECT_EQ(vae[0].config.model.kind(), agave::model::ModelKind::kVaeOnly);
   expect_error(replace(kBase, "model:\n", "model:\n  kind: flow\n"),
                {"model.kind", "'flow'", "agave, vae_only, pixelcnn_only"});
+}
+
+// model.pixelcnn.conditioning names the stream; absent, it is the built-in default (shared).
+TEST_F(LoadRuns, PixelCnnConditioningIsANamedStream) {
+  EXPECT_EQ(load(kBase)[0].config.model.pixelcnn().conditioning(),
+            agave::model::PixelCnnConditioning::kShared);
+  const auto per_layer =
+      load(replace(kBase, "dropout: 0.0}", "dropout: 0.0, conditioning: per_layer}"));
+  EXPECT_EQ(per_layer[0].config.model.pixelcnn().conditioning(),
+            agave::model::PixelCnnConditioning::kPerLayer);
+  EXPECT_NE(to_yaml_string(per_layer[0].config).find("conditioning: per_layer"), std::string::npos);
+  expect_error(replace(kBase, "dropout: 0.0}", "dropout: 0.0, conditioning: masked}"),
+               {"model.pixelcnn.conditioning", "'masked'", "per_layer, shared"});
+  for (auto c : {agave::model::PixelCnnConditioning::kPerLayer,
+                 agave::model::PixelCnnConditioning::kShared}) {
+    EXPECT_EQ(
+        agave::model::parse_pixelcnn_conditioning(agave::model::pixelcnn_conditioning_name(c)), c);
+  }
+  EXPECT_THROW(agave::model::parse_pixelcnn_conditioning("f(z)"), std::invalid_argument);
 }
 
 TEST_F(LoadRuns, GlobalBatchMustSplitOverRanksPerRun) {
