@@ -67,6 +67,8 @@ double forward_macs(PixelCnnImpl& net, int64_t h, int64_t w) {
       scale = 2 - i;  // a transposed conv spends its kernel once per *input* pixel
     } else if ((i = index_after(name, "cond_blocks.")) >= 0) {
       scale = i / blocks;
+    } else if ((i = index_after(name, "cond_layers.")) >= 0) {
+      scale = agave::model::position_scale(i, nr);
     }
     macs += static_cast<double>(wn->v.numel()) * (h >> scale) * (w >> scale);
   }

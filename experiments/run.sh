@@ -2,13 +2,15 @@
 # experiments/run.sh NAME [--scale cpu|paper] [--np N] [--list] [-- agave_trainer arguments...]
 # Runs one of the paper's experiments (experiments/NAME*.SCALE.yaml, one or more configs) and
 # writes its table (sweep.csv) and plots (sweep.png; Appendix C also kl_curve.png) beside the
-# runs, under runs/experiments/. NAME: fig4_lambda, fig5_resolution, fig5_bins, fig5 (both),
-# appendix_c, table1 (VAE alone, PixelCNN++ alone, AGAVE). docs/results.md reports them.
+# runs, under runs/experiments/. NAME: fig4_lambda, fig5_bins (Fig. 5: color bins),
+# aux_resolution (§4.2's text: 16×16 and 8×8 against 32×32 at λ = 12), appendix_c (the Eq. (6)
+# arm and its control), table1 (VAE alone, PixelCNN++ alone, AGAVE; at paper scale also AGAVE
+# with free bits). docs/results.md reports them.
 # CIFAR-10 comes from data.source (default data/cifar10; AGAVE_CIFAR10=DIR overrides).
 # --list prints the configs NAME runs, one a line, and runs nothing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n 2,8p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,10p "$0" | sed 's/^# \{0,1\}//'; }
 [ $# -ge 1 ] || { usage; exit 2; }
 case "$1" in -h|--help) usage; exit 0 ;; esac
 name=$1
@@ -62,7 +64,8 @@ for cfg in "${configs[@]}"; do
     "${data[@]}" "${extra[@]}"
   echo "== $cfg took $(( $(date +%s) - start )) s"
   run_dir=$(first_output "$cfg")
-  # A sweep's runs are folders of its own folder; table1's three single runs share a parent.
+  # A sweep's runs are folders of its own folder; table1's and appendix_c's single runs share a
+  # parent.
   table_dir=$(dirname "$run_dir")
   "$bin/agave_sweep_plot" "$table_dir"
   column -s, -t < "$table_dir/sweep.csv"

@@ -116,6 +116,10 @@ void read_model(YamlReader r, model::AgaveOptions& o, const data::ImageShape& sh
     p.read("nr_filters", pc.nr_filters());
     p.read("nr_logistic_mix", pc.nr_logistic_mix());
     p.read("dropout", pc.dropout());
+    p.read_enum(
+        "conditioning", pc.conditioning(),
+        named({model::PixelCnnConditioning::kPerLayer, model::PixelCnnConditioning::kShared},
+              model::pixelcnn_conditioning_name));
     require(pc.nr_resnet() >= 1, p, "nr_resnet",
             "must be >= 1, got " + std::to_string(pc.nr_resnet()));
     require(pc.nr_filters() >= 1, p, "nr_filters",
@@ -737,6 +741,7 @@ YAML::Node to_yaml(const Config& c) {
   n["model"]["pixelcnn"]["nr_filters"] = pc.nr_filters();
   n["model"]["pixelcnn"]["nr_logistic_mix"] = pc.nr_logistic_mix();
   n["model"]["pixelcnn"]["dropout"] = pc.dropout();
+  n["model"]["pixelcnn"]["conditioning"] = model::pixelcnn_conditioning_name(pc.conditioning());
 
   n["aux"]["resolution"] = c.model.aux().resolution();
   n["aux"]["color_bins"] = c.model.aux().color_bins();

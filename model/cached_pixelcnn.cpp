@@ -247,12 +247,13 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
   torch::NoGradGuard no_grad;
   TORCH_CHECK(n >= 1 && height > 0 && width > 0 && height % 4 == 0 && width % 4 == 0,
               "CachedPixelCnn: need n >= 1 and H, W divisible by 4");
-  TORCH_CHECK(features.size() == (net.cond_channels() > 0 ? size_t(kScales) : 0),
-              "CachedPixelCnn: wrong number of conditioning feature maps");
-  for (size_t s = 0; s < features.size(); ++s) {
-    TORCH_CHECK(features[s].size(0) == n && features[s].size(2) == (height >> s) &&
-                    features[s].size(3) == (width >> s),
-                "CachedPixelCnn: conditioning feature map ", s, " does not match the images");
+  const auto scales = net.cond_feature_scales();
+  TORCH_CHECK(features.size() == scales.size(), "CachedPixelCnn: ", features.size(),
+              " conditioning feature maps, expected ", scales.size());
+  for (size_t k = 0; k < features.size(); ++k) {
+    TORCH_CHECK(features[k].size(0) == n && features[k].size(2) == (height >> scales[k]) &&
+                    features[k].size(3) == (width >> scales[k]),
+                "CachedPixelCnn: conditioning feature map ", k, " does not match the images");
   }
   auto& st = *state_;
   st.n = n;
@@ -265,8 +266,9 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
   st.maps.push_back(channels_last(torch::cat(
       {torch::zeros({n, st.channels, height, width}), torch::ones({n, 1, height, width})}, 1)));
 
-  auto block = [&](torch::nn::ModuleList& list, int64_t i, Stream stream, int64_t scale, int64_t in,
-                   std::vector<int64_t> skips) {
+  // `position`: the gated-resnet position (model/pixelcnn.h), which picks the conditioning map.
+  auto block = [&](torch::nn::ModuleList& list, int64_t i, int64_t position, Stream stream,
+                   int64_t scale, int64_t in, std::vector<int64_t> skips) {
     auto& m = *list[i]->as<GatedResnet>();
     Node node(Kind::kBlock, stream, scale);
     node.in = in;
@@ -277,8 +279,8 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
     TORCH_CHECK(node.skips.empty() == m.nin_skip.is_empty(), "CachedPixelCnn: skip mismatch");
     node.c1 = zeros(n, 2 * f, height >> scale, width >> scale);
     if (!m.cond_conv.is_empty()) {
-      node.cond =
-          channels_last(m.cond_conv->forward(torch::elu(features[scale])).to(torch::kFloat));
+      node.cond = channels_last(
+          m.cond_conv->forward(torch::elu(net.cond_map(features, position))).to(torch::kFloat));
     }
     node.out = st.new_map(f, scale);
     st.nodes.push_back(std::move(node));
@@ -308,8 +310,9 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
   std::vector<int64_t> us{st.nodes[0].out}, uls{st.nodes[1].out};
   for (int64_t s = 0; s < kScales; ++s) {
     for (int64_t r = 0; r < nr; ++r) {
-      us.push_back(block(net.up_u, s * nr + r, Stream::kU, s, us.back(), {}));
-      uls.push_back(block(net.up_ul, s * nr + r, Stream::kUl, s, uls.back(), {us.back()}));
+      const int64_t p = s * nr + r;
+      us.push_back(block(net.up_u, p, p, Stream::kU, s, us.back(), {}));
+      uls.push_back(block(net.up_ul, p, p, Stream::kUl, s, uls.back(), {us.back()}));
     }
     if (s + 1 < kScales) {
       us.push_back(
@@ -327,8 +330,8 @@ CachedPixelCnn::CachedPixelCnn(PixelCnnImpl& net, const CondFeatures& features, 
   for (int64_t s = kScales - 1; s >= 0; --s) {
     const int64_t blocks = s == kScales - 1 ? nr : nr + 1;
     for (int64_t r = 0; r < blocks; ++r, ++i) {
-      u = block(net.down_u, i, Stream::kU, s, u, {pop(us)});
-      ul = block(net.down_ul, i, Stream::kUl, s, ul, {u, pop(uls)});
+      u = block(net.down_u, i, kScales * nr + i, Stream::kU, s, u, {pop(us)});
+      ul = block(net.down_ul, i, kScales * nr + i, Stream::kUl, s, ul, {u, pop(uls)});
     }
     if (s > 0) {
       u = resample(Kind::kUpsample, freeze(net.u_upsample, kScales - 1 - s), Stream::kU, s - 1, u);

@@ -4,6 +4,8 @@
 #include <torch/arg.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 namespace agave::model {
 
@@ -25,12 +27,43 @@ struct VaeOptions {
   TORCH_ARG(int64_t, iaf_steps) = 0;           // inverse autoregressive flow steps; 0 = off
 };
 
+// How f(z) reaches the PixelCNN's gated resnets (model/pixelcnn.h describes both streams).
+enum class PixelCnnConditioning {
+  // The paper's (§4.1): one non-masked conv per gated-resnet position, each feeding its position.
+  kPerLayer,
+  // One map per resolution from a residual stack, shared by all gated resnets of that scale.
+  kShared,
+};
+
+inline const char* pixelcnn_conditioning_name(PixelCnnConditioning c) {
+  switch (c) {
+    case PixelCnnConditioning::kPerLayer:
+      return "per_layer";
+    case PixelCnnConditioning::kShared:
+      break;
+  }
+  return "shared";
+}
+
+// The inverse of pixelcnn_conditioning_name; throws std::invalid_argument naming the choices.
+inline PixelCnnConditioning parse_pixelcnn_conditioning(const std::string& name) {
+  for (auto c : {PixelCnnConditioning::kPerLayer, PixelCnnConditioning::kShared}) {
+    if (name == pixelcnn_conditioning_name(c)) return c;
+  }
+  throw std::invalid_argument("unknown PixelCNN conditioning stream '" + name +
+                              "'; allowed: per_layer, shared");
+}
+
 // Conditional PixelCNN++ (Salimans et al. 2017); CIFAR defaults are 5 / 160 / 10 / 0.5.
 struct PixelCnnOptions {
   TORCH_ARG(int64_t, nr_resnet) = 5;
   TORCH_ARG(int64_t, nr_filters) = 160;
   TORCH_ARG(int64_t, nr_logistic_mix) = 10;
   TORCH_ARG(double, dropout) = 0.5;
+  // kShared stays the built-in default so that models built from default options keep the
+  // parameters (and checkpoints) they had before kPerLayer existed; the paper configs choose
+  // per_layer.
+  TORCH_ARG(PixelCnnConditioning, conditioning) = PixelCnnConditioning::kShared;
 };
 
 // The auxiliary image y: x average-pooled to `resolution` and scored with `color_bins` bins.

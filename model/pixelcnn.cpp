@@ -6,6 +6,18 @@ namespace {
 constexpr int64_t kScales = 3;
 }  // namespace
 
+int64_t gated_resnet_positions(int64_t nr) { return 2 * kScales * nr + 2; }
+
+int64_t position_scale(int64_t p, int64_t nr) {
+  TORCH_CHECK(p >= 0 && p < gated_resnet_positions(nr), "PixelCNN++: position ", p,
+              " out of range for nr_resnet ", nr);
+  if (p < kScales * nr) return p / nr;
+  // Down pass: nr positions at the coarsest scale, then nr + 1 at each finer one.
+  const int64_t d = p - kScales * nr;
+  if (d < nr) return kScales - 1;
+  return kScales - 2 - (d - nr) / (nr + 1);
+}
+
 int64_t mixture_param_channels(int64_t image_channels, int64_t nr_mix) {
   TORCH_CHECK(image_channels == 1 || image_channels == 3, "PixelCNN++: C must be 1 or 3, got ",
               image_channels);
@@ -65,7 +77,24 @@ PixelCnnImpl::PixelCnnImpl(const PixelCnnOptions& options_, int64_t image_channe
   register_module("ul_upsample", ul_upsample);
   out = register_module("out", WeightNormConv2d(nin(f, out_channels)));
 
-  if (cond_channels > 0) {
+  if (cond_channels > 0 && options.conditioning() == PixelCnnConditioning::kPerLayer) {
+    TORCH_CHECK(nr >= 1, "PixelCNN++: the per_layer conditioning stream needs nr_resnet >= 1");
+    cond_options.filters(cf);
+    cond_layers = torch::nn::ModuleList();
+    for (int64_t p = 0; p < gated_resnet_positions(nr); ++p) {
+      const int64_t s = position_scale(p, nr);
+      if (p == 0) {
+        cond_layers->push_back(WeightNormConv2d(plain_conv(cond_channels, cf, 3)));
+      } else if (s > position_scale(p - 1, nr)) {
+        cond_layers->push_back(WeightNormConv2d(plain_conv(cf, cf, 3, 2)));
+      } else if (s < position_scale(p - 1, nr)) {
+        cond_layers->push_back(WeightNormConv2d(plain_conv(cf, cf, 3)));
+      } else {
+        cond_layers->push_back(WeightNormConv2d(plain_conv(cf, cf, 3).init_scale(0.1)));
+      }
+    }
+    register_module("cond_layers", cond_layers);
+  } else if (cond_channels > 0) {
     const int64_t blocks =
         cond_options.blocks_per_scale() >= 0 ? cond_options.blocks_per_scale() : nr;
     cond_options.filters(cf).blocks_per_scale(blocks);
@@ -90,6 +119,29 @@ CondFeatures PixelCnnImpl::cond_features(const torch::Tensor& cond) {
   }
   TORCH_CHECK(cond.defined() && cond.dim() == 4 && cond.size(1) == cond_channels_,
               "PixelCNN++: conditioning must be N×", cond_channels_, "×H×W");
+  if (!cond_layers.is_empty()) {
+    const int64_t nr = options.nr_resnet();
+    CondFeatures features;
+    auto layer = [&](int64_t p) { return cond_layers[p]->as<WeightNormConv2d>(); };
+    auto h = layer(0)->forward(cond);
+    features.push_back(h);
+    for (int64_t p = 1; p < gated_resnet_positions(nr); ++p) {
+      const int64_t s = position_scale(p, nr), prev = position_scale(p - 1, nr);
+      if (s > prev) {
+        h = layer(p)->forward(torch::elu(h));
+      } else if (s < prev) {
+        namespace F = torch::nn::functional;
+        auto up = F::interpolate(torch::elu(h), F::InterpolateFuncOptions()
+                                                    .scale_factor(std::vector<double>{2, 2})
+                                                    .mode(torch::kNearest));
+        h = layer(p)->forward(up);
+      } else {
+        h = h + layer(p)->forward(torch::elu(h));
+      }
+      features.push_back(h);
+    }
+    return features;
+  }
   const int64_t blocks = cond_options.blocks_per_scale();
   CondFeatures features;
   auto h = cond_stem(cond);
@@ -113,15 +165,19 @@ torch::Tensor PixelCnnImpl::forward_with_features(const torch::Tensor& x,
               image_channels_, "×H×W");
   TORCH_CHECK(x.size(2) % 4 == 0 && x.size(3) % 4 == 0,
               "PixelCNN++: H and W must be divisible by 4");
-  TORCH_CHECK(features.size() == (cond_channels_ > 0 ? size_t(kScales) : 0),
-              "PixelCNN++: wrong number of conditioning feature maps");
-  for (size_t s = 0; s < features.size(); ++s) {
-    TORCH_CHECK(features[s].size(0) == x.size(0) && features[s].size(2) == (x.size(2) >> s) &&
-                    features[s].size(3) == (x.size(3) >> s),
-                "PixelCNN++: conditioning feature map ", s, " does not match x's size");
+  const auto scales = cond_feature_scales();
+  TORCH_CHECK(features.size() == scales.size(), "PixelCNN++: ", features.size(),
+              " conditioning feature maps, expected ", scales.size());
+  for (size_t k = 0; k < features.size(); ++k) {
+    TORCH_CHECK(features[k].size(0) == x.size(0) &&
+                    features[k].size(2) == (x.size(2) >> scales[k]) &&
+                    features[k].size(3) == (x.size(3) >> scales[k]),
+                "PixelCNN++: conditioning feature map ", k, " does not match x's size");
   }
   const int64_t nr = options.nr_resnet();
-  auto h = [&](int64_t s) { return features.empty() ? torch::Tensor() : features[s]; };
+  auto h = [&](int64_t position) {
+    return features.empty() ? torch::Tensor() : cond_map(features, position);
+  };
   auto gr = [](torch::nn::ModuleList& list, int64_t i) { return list[i]->as<GatedResnet>(); };
   auto wn = [](torch::nn::ModuleList& list, int64_t i) { return list[i]->as<WeightNormConv2d>(); };
 
@@ -131,8 +187,8 @@ torch::Tensor PixelCnnImpl::forward_with_features(const torch::Tensor& x,
 
   for (int64_t s = 0; s < kScales; ++s) {
     for (int64_t r = 0; r < nr; ++r) {
-      us.push_back(gr(up_u, s * nr + r)->forward(us.back(), {}, h(s)));
-      uls.push_back(gr(up_ul, s * nr + r)->forward(uls.back(), us.back(), h(s)));
+      us.push_back(gr(up_u, s * nr + r)->forward(us.back(), {}, h(s * nr + r)));
+      uls.push_back(gr(up_ul, s * nr + r)->forward(uls.back(), us.back(), h(s * nr + r)));
     }
     if (s + 1 < kScales) {
       us.push_back(wn(u_downsample, s)->forward(us.back()));
@@ -150,8 +206,8 @@ torch::Tensor PixelCnnImpl::forward_with_features(const torch::Tensor& x,
   for (int64_t s = kScales - 1; s >= 0; --s) {
     const int64_t blocks = s == kScales - 1 ? nr : nr + 1;
     for (int64_t r = 0; r < blocks; ++r, ++i) {
-      u = gr(down_u, i)->forward(u, pop(us), h(s));
-      ul = gr(down_ul, i)->forward(ul, torch::cat({u, pop(uls)}, 1), h(s));
+      u = gr(down_u, i)->forward(u, pop(us), h(kScales * nr + i));
+      ul = gr(down_ul, i)->forward(ul, torch::cat({u, pop(uls)}, 1), h(kScales * nr + i));
     }
     if (s > 0) {
       u = wn(u_upsample, kScales - 1 - s)->forward(u);
@@ -160,6 +216,27 @@ torch::Tensor PixelCnnImpl::forward_with_features(const torch::Tensor& x,
   }
   TORCH_INTERNAL_ASSERT(us.empty() && uls.empty());
   return out(torch::elu(ul));
+}
+
+const torch::Tensor& PixelCnnImpl::cond_map(const CondFeatures& features, int64_t position) const {
+  const int64_t nr = options.nr_resnet();
+  const auto k = cond_layers.is_empty() ? position_scale(position, nr) : position;
+  TORCH_CHECK(k < static_cast<int64_t>(features.size()), "PixelCNN++: no conditioning map for ",
+              "position ", position, " among ", features.size());
+  return features[k];
+}
+
+std::vector<int64_t> PixelCnnImpl::cond_feature_scales() const {
+  std::vector<int64_t> scales;
+  if (cond_channels_ == 0) return scales;
+  const int64_t nr = options.nr_resnet();
+  if (cond_layers.is_empty()) {
+    for (int64_t s = 0; s < kScales; ++s) scales.push_back(s);
+  } else {
+    for (int64_t p = 0; p < gated_resnet_positions(nr); ++p)
+      scales.push_back(position_scale(p, nr));
+  }
+  return scales;
 }
 
 void PixelCnnImpl::data_init(const torch::Tensor& x, const torch::Tensor& cond) {

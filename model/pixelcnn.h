@@ -1,8 +1,24 @@
 #pragma once
 // Conditional PixelCNN++ (Salimans et al. 2017) with the AGAVE conditioning stream (Lucas &
-// Verbeek 2018, §4.1): a stack of non-masked convolutions on the conditioning image h = f(z)
-// gives one feature map per resolution (H, H/2, H/4), and every gated resnet adds a non-masked
-// conv of the map at its resolution to its c2. The conditioning never sees x.
+// Verbeek 2018, §4.1): non-masked convolutions on the conditioning image h = f(z) whose maps
+// each gated resnet adds, through a non-masked conv of its own (cond_conv), to its c2. The
+// conditioning never sees x. Two streams (PixelCnnOptions::conditioning):
+//
+// per_layer (the paper's: "as many as there are pixelCNN layers", each PixelCNN layer taking
+//   input from its own): a chain of plain 3×3 weight-normed convs, one per gated-resnet
+//   position, that mirrors the PixelCNN's layer positions, so stream layer l has the resolution
+//   of position l. Positions in execution order: up pass nr per scale at H, H/2, H/4; down pass
+//   nr, nr + 1, nr + 1 at H/4, H/2, H. The u and the ul gated resnet of position l both use
+//   map l. Layer 0 maps f(z) to the stream's width; a layer where the PixelCNN downsamples is
+//   a stride-2 conv, one where it upsamples is nearest ×2 then a 3×3 conv (not a transposed
+//   conv: a stride-2 3×3 transposed conv covers output pixels unevenly, the checkerboard of
+//   Odena et al. 2016, and this keeps every stream layer the same plain_conv); every other
+//   layer is residual, h + conv(elu(h)) with init_scale 0.1, as the shared stream's blocks: the
+//   chain is 6·nr + 2 deep (32 at paper scale) and a residual one starts near the identity, so
+//   f(z) reaches every position at initialisation.
+// shared (agave's first stream): a stem and `blocks_per_scale` residual 3×3 convs per
+//   resolution with a stride-2 conv between resolutions; its 3 maps (H, H/2, H/4) are shared
+//   by every gated resnet of that resolution.
 //
 // Input x: float in [−1, 1], N×C×H×W, C ∈ {1, 3}, H and W divisible by 4.
 // Output: the parameters of the discretized logistic mixture (see model/likelihood.h),
@@ -19,17 +35,25 @@
 
 namespace agave::model {
 
-// Shape of the AGAVE conditioning stream. Defaults give a stream as deep as the PixelCNN's up
-// pass, with the PixelCNN's width.
+// Shape of the AGAVE conditioning stream. Defaults give the stream the PixelCNN's width and,
+// for the shared stream, the depth of the PixelCNN's up pass.
 struct PixelCnnConditioningOptions {
-  TORCH_ARG(int64_t, filters) = 0;            // width of the stream; 0 = nr_filters
-  TORCH_ARG(int64_t, blocks_per_scale) = -1;  // residual 3×3 blocks per resolution; −1 = nr_resnet
+  TORCH_ARG(int64_t, filters) = 0;  // width of the stream; 0 = nr_filters
+  // shared only: residual 3×3 blocks per resolution; −1 = nr_resnet.
+  TORCH_ARG(int64_t, blocks_per_scale) = -1;
   TORCH_ARG(int64_t, projection_kernel) = 1;  // kernel of each gated resnet's conv of the map
 };
 
-// The conditioning feature maps, finest first: [H×W, H/2×W/2, H/4×W/4]. Empty when
-// the model is unconditional.
+// The conditioning feature maps. shared: one per resolution, finest first [H×W, H/2×W/2,
+// H/4×W/4]; per_layer: one per gated-resnet position, in execution order (2·3·nr + 2 maps).
+// Empty when the model is unconditional. PixelCnnImpl::cond_map picks a position's map.
 using CondFeatures = std::vector<torch::Tensor>;
+
+// The gated-resnet positions of a PixelCNN++ with nr_resnet = nr, in execution order: 3·nr in
+// the up pass, 3·nr + 2 in the down pass (the u and ul resnets of a position share it).
+int64_t gated_resnet_positions(int64_t nr);
+// The resolution of position p as a scale s (H / 2^s).
+int64_t position_scale(int64_t p, int64_t nr);
 
 // Number of output channels for `image_channels` ∈ {1, 3} and `nr_mix` components.
 int64_t mixture_param_channels(int64_t image_channels, int64_t nr_mix);
@@ -48,6 +72,11 @@ class PixelCnnImpl : public torch::nn::Module {
   // sampling passes. Returns an empty vector when unconditional.
   CondFeatures cond_features(const torch::Tensor& cond);
   torch::Tensor forward_with_features(const torch::Tensor& x, const CondFeatures& features);
+  // The map of `features` that the gated resnets of `position` read.
+  const torch::Tensor& cond_map(const CondFeatures& features, int64_t position) const;
+  // The scale (H / 2^s) of each map cond_features returns, in its order; empty when
+  // unconditional.
+  std::vector<int64_t> cond_feature_scales() const;
 
   // Data-dependent initialisation of every weight-normalised layer (conditioning stream
   // included) on one batch; call once before training. Dropout follows the module's mode.
@@ -67,10 +96,12 @@ class PixelCnnImpl : public torch::nn::Module {
   torch::nn::ModuleList up_u, up_ul, down_u, down_ul;  // GatedResnet, 3·nr / 3·nr+2 each
   torch::nn::ModuleList u_downsample, ul_downsample, u_upsample, ul_upsample;  // 2 each
   WeightNormConv2d out{nullptr};
-  // Conditioning stream (only registered when cond_channels > 0).
+  // Conditioning stream (only registered when cond_channels > 0). shared:
   WeightNormConv2d cond_stem{nullptr};
   torch::nn::ModuleList cond_blocks{nullptr};      // 3 · blocks_per_scale, finest first
   torch::nn::ModuleList cond_downsample{nullptr};  // 2 stride-2 convs
+  // per_layer: one WeightNormConv2d per gated-resnet position, in execution order.
+  torch::nn::ModuleList cond_layers{nullptr};
 
  private:
   int64_t image_channels_;

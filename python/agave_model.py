@@ -28,6 +28,8 @@ from torch import nn
 # Image shape of each data set agave knows (data/options.h): channels, size.
 DATASETS = {"fashion_mnist": (1, 28), "cifar10": (3, 32)}
 KINDS = ("agave", "vae_only", "pixelcnn_only")
+# The PixelCNN's conditioning streams (model/options.h, PixelCnnConditioning).
+CONDITIONINGS = ("per_layer", "shared")
 
 LossTerms = namedtuple("LossTerms", "pixel_nll aux_nll kl")
 """Per-image terms in nats (N): −ln p(x|z), −ln p(y|z), ln q(z|x) − ln p(z) of the drawn z."""
@@ -47,6 +49,7 @@ class AgaveConfig:
     pixelcnn_nr_resnet: int = 5
     pixelcnn_nr_filters: int = 160
     pixelcnn_nr_logistic_mix: int = 10
+    pixelcnn_conditioning: str = "shared"  # ignored by pixelcnn_only, which has no stream
     aux_resolution: int = 28
     aux_color_bins: int = 256
     fold_weight_norm: bool = False  # weight-norm layers hold `weight`, `bias` instead of v, g, b
@@ -69,6 +72,14 @@ class AgaveConfig:
         kind = sig.get("model.kind", "agave")  # manifests from before the baselines have none
         if kind not in KINDS:
             raise ValueError(f"unknown model.kind {kind!r}; known: {', '.join(KINDS)}")
+        # "none" for pixelcnn_only; "f(z)" (or no key) was written before per_layer existed, when
+        # the shared stream was the only one (trainer/resume.cpp).
+        conditioning = sig.get("model.pixelcnn.conditioning", "shared")
+        if conditioning in ("f(z)", "none"):
+            conditioning = "shared"
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"unknown model.pixelcnn.conditioning {conditioning!r}; known: "
+                             f"{', '.join(CONDITIONINGS)}")
         return cls(
             dataset=dataset,
             kind=kind,
@@ -80,6 +91,7 @@ class AgaveConfig:
             pixelcnn_nr_resnet=int(sig["model.pixelcnn.nr_resnet"]),
             pixelcnn_nr_filters=int(sig["model.pixelcnn.nr_filters"]),
             pixelcnn_nr_logistic_mix=int(sig["model.pixelcnn.nr_logistic_mix"]),
+            pixelcnn_conditioning=conditioning,
             aux_resolution=int(sig["aux.resolution"]),
             aux_color_bins=int(sig["aux.color_bins"]),
             fold_weight_norm=fold_weight_norm,
@@ -219,11 +231,23 @@ class GatedResnet(nn.Module):
 SCALES = 3
 
 
+def position_scale(p, nr):
+    """The scale (H / 2^s) of gated-resnet position p (model/pixelcnn.h): up pass nr per scale at
+    0, 1, 2; down pass nr, nr + 1, nr + 1 at 2, 1, 0."""
+    if p < SCALES * nr:
+        return p // nr
+    d = p - SCALES * nr
+    return SCALES - 1 if d < nr else SCALES - 2 - (d - nr) // (nr + 1)
+
+
 class PixelCnn(nn.Module):
     """Conditional PixelCNN++: returns the discretized logistic mixture parameters of x."""
 
-    def __init__(self, image_channels, nr_resnet, nr_filters, nr_mix, cond_channels, fold):
+    def __init__(self, image_channels, nr_resnet, nr_filters, nr_mix, cond_channels, fold,
+                 conditioning="shared"):
         super().__init__()
+        if conditioning not in CONDITIONINGS:
+            raise ValueError(f"unknown conditioning {conditioning!r}; known: {CONDITIONINGS}")
         f, nr, inp = nr_filters, nr_resnet, image_channels + 1
         self.nr_resnet = nr
         out_channels = 10 * nr_mix if image_channels == 3 else 3 * nr_mix
@@ -247,7 +271,16 @@ class PixelCnn(nn.Module):
         self.out = nin(f, out_channels, fold=fold)
         # cond_channels = 0 (pixelcnn_only): unconditional, no conditioning stream, as agave.
         self.conditioned = bool(cond_channels)
-        if cond_channels:
+        self.per_layer = bool(cond_channels) and conditioning == "per_layer"
+        self.scales = [position_scale(p, nr) for p in range(2 * SCALES * nr + 2)]
+        if self.per_layer:
+            # One 3×3 conv per gated-resnet position (model/pixelcnn.h): the first takes f(z),
+            # then stride 2 where the scale grows; all others keep the size.
+            self.cond_layers = nn.ModuleList(
+                plain_conv(cond_channels if p == 0 else f, f, 3,
+                           2 if p > 0 and self.scales[p] > self.scales[p - 1] else 1, fold=fold)
+                for p in range(len(self.scales)))
+        elif cond_channels:
             self.cond_stem = plain_conv(cond_channels, f, 3, fold=fold)
             self.cond_blocks = nn.ModuleList(
                 plain_conv(f, f, 3, fold=fold) for _ in range(SCALES * nr))
@@ -255,10 +288,24 @@ class PixelCnn(nn.Module):
                 plain_conv(f, f, 3, 2, fold=fold) for _ in range(SCALES - 1))
 
     def cond_features(self, cond):
-        """Feature maps of f(z) at H, H/2, H/4: computed once per f(z); Nones when cond is."""
+        """Feature maps of f(z), computed once per f(z): one per gated-resnet position (per_layer)
+        or per resolution H, H/2, H/4 (shared); Nones when cond is."""
         nr, features = self.nr_resnet, []
         if cond is None:
             return [None] * SCALES
+        if self.per_layer:
+            h = self.cond_layers[0](cond)
+            features.append(h)
+            for p in range(1, len(self.scales)):
+                if self.scales[p] > self.scales[p - 1]:
+                    h = self.cond_layers[p](F.elu(h))
+                elif self.scales[p] < self.scales[p - 1]:
+                    h = self.cond_layers[p](F.interpolate(F.elu(h), scale_factor=2.0,
+                                                          mode="nearest"))
+                else:
+                    h = h + self.cond_layers[p](F.elu(h))
+                features.append(h)
+            return features
         h = self.cond_stem(cond)
         for s in range(SCALES):
             if s > 0:
@@ -271,21 +318,24 @@ class PixelCnn(nn.Module):
     def forward(self, x, cond):
         """x: N×C×H×W in [−1, 1]; cond: f(z) at x's size, or None when unconditional."""
         feats, nr = self.cond_features(cond), self.nr_resnet
+
+        def h(p):  # the conditioning map of gated-resnet position p
+            return feats[p if self.per_layer else self.scales[p]]
         xp = torch.cat([x, torch.ones_like(x[:, :1])], 1)
         us = [down_shift(self.u_init(xp))]
         uls = [down_shift(self.ul_init_down(xp)) + right_shift(self.ul_init_right(xp))]
         for s in range(SCALES):
             for r in range(nr):
-                us.append(self.up_u[s * nr + r](us[-1], None, feats[s]))
-                uls.append(self.up_ul[s * nr + r](uls[-1], us[-1], feats[s]))
+                us.append(self.up_u[s * nr + r](us[-1], None, h(s * nr + r)))
+                uls.append(self.up_ul[s * nr + r](uls[-1], us[-1], h(s * nr + r)))
             if s + 1 < SCALES:
                 us.append(self.u_downsample[s](us[-1]))
                 uls.append(self.ul_downsample[s](uls[-1]))
         u, ul, i = us.pop(), uls.pop(), 0
         for s in reversed(range(SCALES)):
             for _ in range(nr if s == SCALES - 1 else nr + 1):
-                u = self.down_u[i](u, us.pop(), feats[s])
-                ul = self.down_ul[i](ul, torch.cat([u, uls.pop()], 1), feats[s])
+                u = self.down_u[i](u, us.pop(), h(SCALES * nr + i))
+                ul = self.down_ul[i](ul, torch.cat([u, uls.pop()], 1), h(SCALES * nr + i))
                 i += 1
             if s > 0:
                 u = self.u_upsample[SCALES - 1 - s](u)
@@ -508,7 +558,8 @@ class Agave(nn.Module):
         # The PixelCNN++ alone is unconditional (model/agave.cpp).
         cond = 0 if cfg.kind == "pixelcnn_only" else c
         self.pixelcnn = PixelCnn(c, cfg.pixelcnn_nr_resnet, cfg.pixelcnn_nr_filters,
-                                 cfg.pixelcnn_nr_logistic_mix, cond, cfg.fold_weight_norm)
+                                 cfg.pixelcnn_nr_logistic_mix, cond, cfg.fold_weight_norm,
+                                 cfg.pixelcnn_conditioning)
 
     def dims_per_image(self):
         return self.cfg.image_channels * self.cfg.image_size ** 2

@@ -32,8 +32,12 @@ std::string choose(const ResumeRequest& request, const std::string& root,
 
 constexpr const char* kConditioningKey = "model.pixelcnn.conditioning";
 
-std::string pixelcnn_conditioning(model::ModelKind kind) {
-  return kind == model::ModelKind::kPixelCnnOnly ? "none" : "f(z)";
+// "none" for the unconditional PixelCNN++ alone, else the conditioning stream's name: the
+// streams have different parameters, so a checkpoint of one cannot resume as the other.
+std::string pixelcnn_conditioning(const model::AgaveOptions& o) {
+  return o.kind() == model::ModelKind::kPixelCnnOnly
+             ? "none"
+             : model::pixelcnn_conditioning_name(o.pixelcnn().conditioning());
 }
 
 // What a checkpoint written before `key` was recorded had: "(none)" if the key is unknown.
@@ -41,19 +45,28 @@ std::string value_before_key_existed(const std::string& key, const CheckpointMet
   if (key == "model.kind") return "agave";
   if (key == kConditioningKey) {
     const auto kind = meta.model_signature.find("model.kind");
-    // Before 2026-12-03 the PixelCNN++ alone carried a conditioning stream fed zeros.
+    // Before 2026-12-03 the PixelCNN++ alone carried a conditioning stream fed zeros; the
+    // others had the shared stream, the only one there was.
     const bool alone = kind != meta.model_signature.end() && kind->second == "pixelcnn_only";
-    return alone ? "a stream fed zeros (agave before 2026-12-03)" : "f(z)";
+    return alone ? "a stream fed zeros (agave before 2026-12-03)" : "shared";
   }
   return "(none)";
+}
+
+// What the checkpoint records for `key`, in today's terms.
+std::string recorded_value(const std::string& key, const CheckpointMeta& meta) {
+  const auto it = meta.model_signature.find(key);
+  if (it == meta.model_signature.end()) return value_before_key_existed(key, meta);
+  // From 2026-12-03 until the per_layer stream existed, a conditioned PixelCNN was recorded as
+  // "f(z)": that was the shared stream.
+  if (key == kConditioningKey && it->second == "f(z)") return "shared";
+  return it->second;
 }
 
 void check_signature(const std::string& dir, const CheckpointMeta& meta,
                      const std::map<std::string, std::string>& want) {
   for (const auto& [key, value] : want) {
-    const auto it = meta.model_signature.find(key);
-    const std::string had =
-        it != meta.model_signature.end() ? it->second : value_before_key_existed(key, meta);
+    const std::string had = recorded_value(key, meta);
     if (had != value) {
       throw CheckpointError(dir + " was written with " + key + " = " + had +
                             " but the config has " + value +
@@ -90,7 +103,7 @@ std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
           {"model.pixelcnn.nr_resnet", str(p.nr_resnet())},
           {"model.pixelcnn.nr_filters", str(p.nr_filters())},
           {"model.pixelcnn.nr_logistic_mix", str(p.nr_logistic_mix())},
-          {kConditioningKey, pixelcnn_conditioning(o.kind())},
+          {kConditioningKey, pixelcnn_conditioning(o)},
           {"aux.resolution", str(o.aux().resolution())},
           {"aux.color_bins", str(o.aux().color_bins())}};
 }

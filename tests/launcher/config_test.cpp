@@ -2,10 +2,14 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <initializer_list>
+#include <set>
+#include <stdexcept>
 
 #include "launcher/config_error.h"
 #include "tests/common/test_files.h"
+#include "trainer/phase.h"
 
 namespace agave::launcher {
 namespace {
@@ -257,6 +261,84 @@ TEST_F(LoadRuns, BaselineKindsAreCheckedAgainstPhasesAndAux) {
   EXPECT_EQ(vae[0].config.model.kind(), agave::model::ModelKind::kVaeOnly);
   expect_error(replace(kBase, "model:\n", "model:\n  kind: flow\n"),
                {"model.kind", "'flow'", "agave, vae_only, pixelcnn_only"});
+}
+
+// model.pixelcnn.conditioning names the stream; absent, it is the built-in default (shared).
+TEST_F(LoadRuns, PixelCnnConditioningIsANamedStream) {
+  EXPECT_EQ(load(kBase)[0].config.model.pixelcnn().conditioning(),
+            agave::model::PixelCnnConditioning::kShared);
+  const auto per_layer =
+      load(replace(kBase, "dropout: 0.0}", "dropout: 0.0, conditioning: per_layer}"));
+  EXPECT_EQ(per_layer[0].config.model.pixelcnn().conditioning(),
+            agave::model::PixelCnnConditioning::kPerLayer);
+  EXPECT_NE(to_yaml_string(per_layer[0].config).find("conditioning: per_layer"), std::string::npos);
+  expect_error(replace(kBase, "dropout: 0.0}", "dropout: 0.0, conditioning: masked}"),
+               {"model.pixelcnn.conditioning", "'masked'", "per_layer, shared"});
+  for (auto c : {agave::model::PixelCnnConditioning::kPerLayer,
+                 agave::model::PixelCnnConditioning::kShared}) {
+    EXPECT_EQ(
+        agave::model::parse_pixelcnn_conditioning(agave::model::pixelcnn_conditioning_name(c)), c);
+  }
+  EXPECT_THROW(agave::model::parse_pixelcnn_conditioning("f(z)"), std::invalid_argument);
+}
+
+// Every experiment config loads, and the settings the paper's text fixes are what they say:
+// the paper configs use the per_layer stream (the pixelcnn_only row has none) and, where the
+// model is AGAVE, free bits 0 in the main arm; Appendix C's two arms differ in their last
+// phase only, the control keeping λ and the free bits and dropping only the auxiliary term.
+TEST(ShippedExperiments, LoadAndSetWhatThePaperFixes) {
+  const std::string dir = std::string(AGAVE_SOURCE_DIR) + "/experiments/";
+  auto last_phase = [&](const std::string& name) {
+    const auto runs = load_runs(dir + name, {});
+    const auto& c = runs.at(0).config;
+    return trainer::phase_spec(c.train.phases.back(), c.loss, c.model.vae().free_bits(),
+                               c.model.kind());
+  };
+  for (const std::string scale : {"cpu", "paper"}) {
+    SCOPED_TRACE(scale);
+    const auto eq6 = last_phase("appendix_c." + scale + ".yaml");
+    const auto control = last_phase("appendix_c_control." + scale + ".yaml");
+    const auto base = load_runs(dir + "appendix_c." + scale + ".yaml", {}).at(0).config;
+    EXPECT_EQ(trainer::terms_text(eq6.terms), "pixel + KL");
+    EXPECT_EQ(eq6.lambda, 1.0);
+    EXPECT_EQ(eq6.free_bits, 0.0);
+    EXPECT_EQ(trainer::terms_text(control.terms), "pixel + KL");
+    EXPECT_TRUE(control.train_vae && control.train_pixelcnn);
+    EXPECT_EQ(control.lambda, base.loss.lambda);
+    EXPECT_EQ(control.free_bits, base.model.vae().free_bits());
+  }
+  const auto paper = [&](const std::string& name) {
+    return load_runs(dir + name + ".paper.yaml", {});
+  };
+  for (const std::string name : {"fig4_lambda", "fig5_bins", "aux_resolution", "appendix_c",
+                                 "appendix_c_control", "table1_agave"}) {
+    SCOPED_TRACE(name);
+    for (const auto& run : paper(name)) {
+      EXPECT_EQ(run.config.model.pixelcnn().conditioning(), model::PixelCnnConditioning::kPerLayer);
+    }
+    EXPECT_EQ(paper(name).front().config.model.vae().free_bits(), 0.0);
+  }
+  // Fig. 4's free-bits arm: every λ at 0 and at IAF's 0.1.
+  std::multiset<double> free_bits;
+  for (const auto& run : paper("fig4_lambda")) free_bits.insert(run.config.model.vae().free_bits());
+  EXPECT_EQ(free_bits.count(0.0), 5u);
+  EXPECT_EQ(free_bits.count(0.1), 5u);
+  EXPECT_EQ(paper("table1_agave_free_bits").at(0).config.model.vae().free_bits(), 0.1);
+  // §4.2's resolutions, at its best model's λ.
+  for (const std::string scale : {"cpu", "paper"}) {
+    std::set<int64_t> resolutions;
+    for (const auto& run : load_runs(dir + "aux_resolution." + scale + ".yaml", {})) {
+      EXPECT_EQ(run.config.loss.lambda, 12.0);
+      resolutions.insert(run.config.model.aux().resolution());
+    }
+    EXPECT_EQ(resolutions, (std::set<int64_t>{8, 16, 32}));
+  }
+  // Every shipped experiment loads.
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    if (e.path().extension() == ".yaml") {
+      EXPECT_NO_THROW(load_runs(e.path().string(), {})) << e.path();
+    }
+  }
 }
 
 TEST_F(LoadRuns, GlobalBatchMustSplitOverRanksPerRun) {

@@ -1,6 +1,7 @@
 // The cached sampler against the full network: teacher-forced mixture parameters at every pixel
 // (fp32 tolerance) and whole samples against the naive sampler under the same seed (uint8
-// equality), on small 28×28×1 and 32×32×3 models with the conditioning stream.
+// equality), on small 28×28×1 and 32×32×3 models with the shared conditioning stream and a
+// 16×16×3 one with the per_layer stream.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -33,7 +34,8 @@ torch::Tensor random_images(int64_t n, int64_t c, int64_t s) {
   return torch::round(img).clamp(0, 255);
 }
 
-AgaveOptions agave_options(const Shape& sh, double dropout) {
+AgaveOptions agave_options(const Shape& sh, double dropout,
+                           PixelCnnConditioning stream = PixelCnnConditioning::kShared) {
   return AgaveOptions()
       .image_channels(sh.channels)
       .image_size(sh.size)
@@ -42,12 +44,14 @@ AgaveOptions agave_options(const Shape& sh, double dropout) {
                     .nr_resnet(sh.nr_resnet)
                     .nr_filters(sh.filters)
                     .nr_logistic_mix(sh.nr_mix)
-                    .dropout(dropout))
+                    .dropout(dropout)
+                    .conditioning(stream))
       .aux(AuxOptions().resolution(sh.size / 2).color_bins(256));
 }
 
 // Feeds a fixed image pixel by pixel and compares every pixel's parameters with one full pass.
-void expect_teacher_forced_match(const Shape& sh, bool conditional) {
+void expect_teacher_forced_match(const Shape& sh, bool conditional,
+                                 PixelCnnConditioning stream = PixelCnnConditioning::kShared) {
   torch::manual_seed(sh.size + sh.channels + (conditional ? 1 : 0));
   torch::NoGradGuard no_grad;
   const int64_t n = 3, c = sh.channels, s = sh.size;
@@ -55,7 +59,8 @@ void expect_teacher_forced_match(const Shape& sh, bool conditional) {
                    .nr_resnet(sh.nr_resnet)
                    .nr_filters(sh.filters)
                    .nr_logistic_mix(sh.nr_mix)
-                   .dropout(0.0),
+                   .dropout(0.0)
+                   .conditioning(stream),
                c, conditional ? c : 0);
   auto x = AgaveImpl::scale_pixels(random_images(n, c, s));
   auto cond = conditional ? torch::randn({n, c, s, s}) : torch::Tensor();
@@ -101,11 +106,18 @@ TEST(CachedPixelCnn, TeacherForcedParamsMatchFullForward32x32Rgb) {
   expect_teacher_forced_match({3, 32, 1, 8, 2}, /*conditional=*/false);
 }
 
+TEST(CachedPixelCnn, TeacherForcedParamsMatchFullForwardWithThePerLayerStream) {
+  single_threaded();
+  expect_teacher_forced_match({3, 16, 2, 8, 2}, /*conditional=*/true,
+                              PixelCnnConditioning::kPerLayer);
+}
+
 // Naive and cached samplers from one seed on a data-initialised model with dropout configured
 // (both must sample with dropout off) left in training mode (both must restore it).
-void expect_same_samples(const Shape& sh) {
+void expect_same_samples(const Shape& sh,
+                         PixelCnnConditioning stream = PixelCnnConditioning::kShared) {
   torch::manual_seed(sh.size * 7 + sh.channels);
-  Agave model(agave_options(sh, /*dropout=*/0.5));
+  Agave model(agave_options(sh, /*dropout=*/0.5, stream));
   model->data_init(random_images(4, sh.channels, sh.size));
   model->train();
   torch::Tensor fz;
@@ -149,6 +161,11 @@ TEST(Sampler, CachedAndNaiveDrawTheSamePixels28x28Gray) {
 TEST(Sampler, CachedAndNaiveDrawTheSamePixels32x32Rgb) {
   single_threaded();
   expect_same_samples({3, 32, 1, 8, 2});
+}
+
+TEST(Sampler, CachedAndNaiveDrawTheSamePixelsWithThePerLayerStream) {
+  single_threaded();
+  expect_same_samples({3, 16, 1, 8, 2}, PixelCnnConditioning::kPerLayer);
 }
 
 TEST(Sampler, CachedAndNaiveSampleAndReconstructAlike) {

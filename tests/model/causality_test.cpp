@@ -1,8 +1,11 @@
 // Causality of the whole AGAVE model: with z fixed, the PixelCNN's parameters for pixel p
 // depend on x only through the pixels before p in raster order (all channels), while f(z),
-// which in training depends on x through q(z|x), enters only through the conditioning path.
+// which in training depends on x through q(z|x), enters only through the conditioning path;
+// with either conditioning stream.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
+
+#include <string>
 
 #include "model/agave.h"
 #include "tests/model/tiny.h"
@@ -44,20 +47,37 @@ void expect_causal(const AgaveOptions& options, const std::vector<int64_t>& posi
   EXPECT_GT(grads[1].abs().sum().item<float>(), 0.f);
 }
 
-TEST(AgaveCausality, Rgb8x8AllPixels) {
+// Both conditioning streams: changing x_i changes no output for pixels ≤ i with either.
+class AgaveCausality : public ::testing::TestWithParam<PixelCnnConditioning> {
+ protected:
+  AgaveOptions options(int64_t c, int64_t s, int64_t latent, int64_t aux) const {
+    auto o = testing::tiny_options(c, s, latent, aux);
+    o.pixelcnn().conditioning(GetParam());
+    return o;
+  }
+};
+
+TEST_P(AgaveCausality, Rgb8x8AllPixels) {
   std::vector<int64_t> all(64);
   for (int64_t p = 0; p < 64; ++p) all[p] = p;
-  expect_causal(testing::tiny_options(3, 8, 4, 4), all);
+  expect_causal(options(3, 8, 4, 4), all);
 }
 
-TEST(AgaveCausality, Gray28x28) {
+TEST_P(AgaveCausality, Gray28x28) {
   // Fashion-MNIST shape: 28 → 14 → 7 in the PixelCNN, aux at 14×14.
-  expect_causal(testing::tiny_options(1, 28, 7, 14), {0, 1, 27, 28, 29, 300, 405, 783});
+  expect_causal(options(1, 28, 7, 14), {0, 1, 27, 28, 29, 300, 405, 783});
 }
 
-TEST(AgaveCausality, Rgb32x32) {
-  expect_causal(testing::tiny_options(3, 32, 16, 16), {0, 1, 31, 32, 33, 500, 1023});
+TEST_P(AgaveCausality, Rgb32x32) {
+  expect_causal(options(3, 32, 16, 16), {0, 1, 31, 32, 33, 500, 1023});
 }
+
+INSTANTIATE_TEST_SUITE_P(Streams, AgaveCausality,
+                         ::testing::Values(PixelCnnConditioning::kPerLayer,
+                                           PixelCnnConditioning::kShared),
+                         [](const auto& info) {
+                           return std::string(pixelcnn_conditioning_name(info.param));
+                         });
 
 }  // namespace
 }  // namespace agave::model

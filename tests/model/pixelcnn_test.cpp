@@ -76,41 +76,102 @@ TEST(PixelCnn, CausalEverywhereOnSmallImages) {
   }
 }
 
-TEST(PixelCnn, CausalOn28x28x1And32x32x3WithConditioning) {
+constexpr PixelCnnConditioning kStreams[] = {PixelCnnConditioning::kPerLayer,
+                                             PixelCnnConditioning::kShared};
+
+TEST(PixelCnn, CausalOn28x28x1And32x32x3WithEitherConditioningStream) {
   single_threaded_and_seeded();
-  for (auto [c, size] : {std::pair<int64_t, int64_t>{1, 28}, {3, 32}}) {
-    // Conditioned on an image of its own size: the conditioning path must not open a route
-    // from x to earlier outputs.
-    PixelCnn net(small_options(), c, c, PixelCnnConditioningOptions().filters(8));
-    auto x = torch::rand({2, c, size, size}) * 2 - 1;
-    auto cond = torch::randn({2, c, size, size});
-    net->data_init(x, cond);
-    for (auto [i, j] : probe_pixels(size, size)) expect_causal_at(net, x, cond, i, j);
+  for (auto stream : kStreams) {
+    SCOPED_TRACE(pixelcnn_conditioning_name(stream));
+    for (auto [c, size] : {std::pair<int64_t, int64_t>{1, 28}, {3, 32}}) {
+      // Conditioned on an image of its own size: the conditioning path must not open a route
+      // from x to earlier outputs.
+      PixelCnn net(small_options().conditioning(stream), c, c,
+                   PixelCnnConditioningOptions().filters(8));
+      auto x = torch::rand({2, c, size, size}) * 2 - 1;
+      auto cond = torch::randn({2, c, size, size});
+      net->data_init(x, cond);
+      for (auto [i, j] : probe_pixels(size, size)) expect_causal_at(net, x, cond, i, j);
+    }
   }
 }
 
-TEST(PixelCnn, ConditioningIsSeenEverywhereButNeverSeesX) {
-  single_threaded_and_seeded();
-  PixelCnn net(small_options(), 3, 3, PixelCnnConditioningOptions().filters(8));
-  auto x = torch::rand({1, 3, 16, 16}) * 2 - 1;
-  auto cond = torch::randn({1, 3, 16, 16}, torch::requires_grad());
-  auto params = net->forward(x, cond);
-  // The first pixel has no past at all, so it is predicted from the conditioning alone...
-  params.select(2, 0).select(2, 0).sum().backward();
-  EXPECT_GT(cond.grad().abs().sum().item<double>(), 0.0);
-  // ...including conditioning pixels "in its future" (below it): f(z) is not masked.
-  EXPECT_GT(cond.grad().select(2, 3).abs().sum().item<double>(), 0.0);
+TEST(PixelCnn, ConditioningIsSeenEverywhereButNeverSeesXWithEitherStream) {
+  for (auto stream : kStreams) {
+    SCOPED_TRACE(pixelcnn_conditioning_name(stream));
+    single_threaded_and_seeded();
+    PixelCnn net(small_options().conditioning(stream), 3, 3,
+                 PixelCnnConditioningOptions().filters(8));
+    auto x = torch::rand({1, 3, 16, 16}) * 2 - 1;
+    auto cond = torch::randn({1, 3, 16, 16}, torch::requires_grad());
+    auto params = net->forward(x, cond);
+    // The first pixel has no past at all, so it is predicted from the conditioning alone...
+    params.select(2, 0).select(2, 0).sum().backward();
+    EXPECT_GT(cond.grad().abs().sum().item<double>(), 0.0);
+    // ...including conditioning pixels "in its future" (below it): f(z) is not masked.
+    EXPECT_GT(cond.grad().select(2, 3).abs().sum().item<double>(), 0.0);
 
-  // The feature maps are a function of cond only, at the three resolutions.
-  auto features = net->cond_features(cond.detach());
-  ASSERT_EQ(features.size(), 3u);
-  EXPECT_EQ(features[1].size(2), 8);
-  EXPECT_EQ(features[2].size(3), 4);
-  torch::NoGradGuard no_grad;
-  EXPECT_TRUE(torch::allclose(net->forward_with_features(x, features), net->forward(x, cond)));
-  // Changing x leaves the features untouched by construction; changing cond changes the output.
-  auto other = net->forward(x, cond.detach() + 1.0);
-  EXPECT_GT((other - params.detach()).abs().max().item<double>(), 1e-4);
+    // The feature maps are a function of cond only: 3 resolutions (shared) or one map per
+    // gated-resnet position (per_layer: 6·1 + 2 for nr_resnet 1).
+    auto features = net->cond_features(cond.detach());
+    const bool per_layer = stream == PixelCnnConditioning::kPerLayer;
+    ASSERT_EQ(features.size(), per_layer ? 8u : 3u);
+    EXPECT_EQ(features[1].size(2), 8);
+    EXPECT_EQ(features[2].size(3), 4);
+    torch::NoGradGuard no_grad;
+    EXPECT_TRUE(torch::allclose(net->forward_with_features(x, features), net->forward(x, cond)));
+    // Changing x leaves the features untouched by construction; changing cond changes the output.
+    auto other = net->forward(x, cond.detach() + 1.0);
+    EXPECT_GT((other - params.detach()).abs().max().item<double>(), 1e-4);
+    // A feature list of the other stream's length is refused with the counts.
+    CondFeatures wrong(features.begin(), features.begin() + (per_layer ? 3 : 2));
+    EXPECT_THROW(net->forward_with_features(x, wrong), c10::Error);
+  }
+}
+
+// The paper's stream: one non-masked conv per gated-resnet position, each at the resolution of
+// its position, and every one of them feeding the output.
+TEST(PixelCnn, PerLayerStreamHasOneConvPerGatedResnetPositionAtItsResolution) {
+  single_threaded_and_seeded();
+  const int64_t nr = 2, s = 16;
+  PixelCnn net(small_options().nr_resnet(nr).conditioning(PixelCnnConditioning::kPerLayer), 3, 3,
+               PixelCnnConditioningOptions().filters(8));
+  EXPECT_TRUE(net->cond_stem.is_empty());
+  EXPECT_TRUE(net->cond_blocks.is_empty());
+  // Up pass nr per scale at 16, 8, 4; down pass nr, nr + 1, nr + 1 at 4, 8, 16.
+  const std::vector<int64_t> scales = {0, 0, 1, 1, 2, 2, 2, 2, 1, 1, 1, 0, 0, 0};
+  ASSERT_EQ(gated_resnet_positions(nr), static_cast<int64_t>(scales.size()));
+  ASSERT_EQ(net->cond_layers->size(), scales.size());
+  EXPECT_EQ(net->up_u->size() + net->down_u->size(), scales.size());
+  EXPECT_EQ(net->cond_feature_scales(), scales);
+  for (size_t p = 0; p < scales.size(); ++p) {
+    EXPECT_EQ(position_scale(static_cast<int64_t>(p), nr), scales[p]) << "position " << p;
+    const auto& o = net->cond_layers[p]->as<WeightNormConv2d>()->options;
+    EXPECT_EQ((*o.kernel_size())[0], 3) << "position " << p;
+    EXPECT_EQ((*o.kernel_size())[1], 3) << "position " << p;
+    EXPECT_FALSE(o.transposed()) << "position " << p;
+    const bool downsamples = p > 0 && scales[p] > scales[p - 1];
+    EXPECT_EQ((*o.stride())[0], downsamples ? 2 : 1) << "position " << p;
+    EXPECT_EQ(o.in_channels(), p == 0 ? 3 : 8) << "position " << p;
+  }
+
+  auto x = torch::rand({2, 3, s, s}) * 2 - 1;
+  auto cond = torch::randn({2, 3, s, s});
+  net->data_init(x, cond);
+  auto features = net->cond_features(cond);
+  ASSERT_EQ(features.size(), scales.size());
+  std::vector<torch::Tensor> leaves;
+  for (size_t p = 0; p < scales.size(); ++p) {
+    EXPECT_EQ(features[p].sizes(), (std::vector<int64_t>{2, 8, s >> scales[p], s >> scales[p]}))
+        << "position " << p;
+    leaves.push_back(features[p].detach().requires_grad_(true));
+  }
+  // Each map reaches the output through its own position's gated resnets.
+  auto grads = torch::autograd::grad({net->forward_with_features(x, leaves).sum()}, leaves);
+  for (size_t p = 0; p < scales.size(); ++p) {
+    EXPECT_GT(grads[p].abs().sum().item<double>(), 0.0) << "map " << p << " is not read";
+    EXPECT_EQ(&net->cond_map(features, static_cast<int64_t>(p)), &features[p]);
+  }
 }
 
 TEST(PixelCnn, OutputLayoutFor1And3Channels) {
@@ -157,8 +218,15 @@ TEST(PixelCnn, CifarDefaultsHave53_7MParametersAndRunFullSize) {
   auto wn = [](int64_t in, int64_t out, int64_t k) { return in * out * k * k + 2 * out; };
   const int64_t stream = wn(3, 160, 3) + 17 * wn(160, 160, 3) + 64 * wn(160, 320, 1);
   EXPECT_EQ(n_cond - n_plain, stream);
+  // per_layer: one 3×3 conv per gated-resnet position (32: the first 3→160, then 160→160),
+  // and the same 64 1×1 projections.
+  PixelCnn per_layer(PixelCnnOptions(cifar).conditioning(PixelCnnConditioning::kPerLayer), 3, 3);
+  const int64_t n_per_layer = count_parameters(*per_layer);
+  const int64_t per_layer_stream = wn(3, 160, 3) + 31 * wn(160, 160, 3) + 64 * wn(160, 320, 1);
+  EXPECT_EQ(n_per_layer - n_plain, per_layer_stream);
   std::cout << "[ params ] PixelCNN++ CIFAR defaults: " << n_plain << " unconditional, " << n_cond
-            << " with the AGAVE conditioning stream (+" << stream << ")\n";
+            << " with the shared conditioning stream (+" << stream << "), " << n_per_layer
+            << " with the per_layer one (+" << per_layer_stream << ")\n";
 
   plain->eval();
   torch::NoGradGuard no_grad;

@@ -36,7 +36,7 @@ data: {{dataset: {dataset}, {source}shards: {shards}}}
 model:
   kind: {kind}
   vae: {{depth: 2, width: 8, latent_channels: 2, latent_resolution: {latent}, iaf_steps: 2}}
-  pixelcnn: {{nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}}
+  pixelcnn: {{nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0, conditioning: {conditioning}}}
 aux: {{resolution: {aux}, color_bins: {bins}}}
 train:
   batch_size: 16
@@ -97,7 +97,7 @@ def compare(label, ours, theirs, failures):
     return worst
 
 
-def check_case(name, dataset, kind, args, tmp, failures):
+def check_case(name, dataset, kind, conditioning, args, tmp, failures):
     import torch
     import agave_model
     import agave_to_torch
@@ -109,7 +109,7 @@ def check_case(name, dataset, kind, args, tmp, failures):
         f.write(CONFIG.format(
             name=name, out=out, dataset=dataset, shards=shards,
             source="" if fmnist else f"source: {args.cifar10}, ",
-            latent=7 if fmnist else 8, kind=kind,
+            latent=7 if fmnist else 8, kind=kind, conditioning=conditioning,
             aux=(28 if kind == "vae_only" else 14) if fmnist else 16,
             bins=256 if kind == "vae_only" else 32,
             phases=("    - {name: joint, steps: 8}" if kind != "agave" else
@@ -207,16 +207,19 @@ def main():
     sys.path[:0] = [os.path.join(args.source_dir, "python"),
                     os.path.join(args.source_dir, "scripts")]
 
-    cases = [("fmnist", "fashion_mnist", "agave"), ("fmnist-vae-only", "fashion_mnist", "vae_only"),
-             ("fmnist-pixelcnn-only", "fashion_mnist", "pixelcnn_only")]
+    cases = [("fmnist", "fashion_mnist", "agave", "shared"),
+             ("fmnist-per-layer", "fashion_mnist", "agave", "per_layer"),
+             ("fmnist-vae-only", "fashion_mnist", "vae_only", "shared"),
+             ("fmnist-pixelcnn-only", "fashion_mnist", "pixelcnn_only", "shared")]
     if args.cifar10 and os.path.isfile(os.path.join(args.cifar10, "test_batch.bin")):
-        cases.append(("cifar", "cifar10", "agave"))
+        cases.append(("cifar", "cifar10", "agave", "shared"))
+        cases.append(("cifar-per-layer", "cifar10", "agave", "per_layer"))
     else:
         print(f"CIFAR-10 case skipped: no test_batch.bin in {args.cifar10}")
     failures = []
     with tempfile.TemporaryDirectory(prefix="agave-to-torch-") as tmp:
-        for name, dataset, kind in cases:
-            worst = check_case(name, dataset, kind, args, tmp, failures)
+        for name, dataset, kind, conditioning in cases:
+            worst = check_case(name, dataset, kind, conditioning, args, tmp, failures)
             print(f"{name}: largest |Δ| {worst:.2e} bits/dim (tolerance {TOLERANCE}, "
                   f"rounding bar {ROUNDING})")
     for f in failures:

@@ -332,6 +332,32 @@ TEST_F(Resume, CheckpointsFromBeforeTheConditioningKeyAreJudgedByTheirKind) {
       << last_.output;
 }
 
+// The two conditioning streams have different parameters: a checkpoint of one is refused by a
+// config of the other, saying which. A manifest's "f(z)" (written before per_layer existed) is
+// the shared stream and resumes as such.
+TEST_F(Resume, ACheckpointOfOneConditioningStreamRefusesTheOther) {
+  const std::string out = (dir_.path() / "o").string();
+  train(1, out, "AGAVE_FAULT=stop:3:0");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  ASSERT_TRUE(fs::exists(ckpt(out, 4) + "/manifest.json")) << last_.output;
+  const std::string manifest = ckpt(out, 4) + "/manifest.json";
+  nlohmann::json j = nlohmann::json::parse(std::ifstream(manifest));
+  EXPECT_EQ(j["model_signature"]["model.pixelcnn.conditioning"], "shared") << j.dump();
+
+  train(1, out, "", "--set model.pixelcnn.conditioning=per_layer");
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("was written with model.pixelcnn.conditioning = shared but the "
+                              "config has per_layer"),
+            std::string::npos)
+      << last_.output;
+
+  j["model_signature"]["model.pixelcnn.conditioning"] = "f(z)";
+  std::ofstream(manifest) << j.dump(2);
+  train(1, out);
+  EXPECT_EQ(last_.code, 0) << last_.output;
+  EXPECT_TRUE(fs::exists(ckpt(out, 8) + "/manifest.json")) << last_.output;
+}
+
 TEST_F(Resume, KeepsTheNewestAndIgnoresFoldersWithoutManifest) {
   const std::string out = (dir_.path() / "o").string();
   // An interrupted save leaves a folder without manifest: it must be ignored and removed.
