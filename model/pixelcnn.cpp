@@ -113,7 +113,9 @@ torch::Tensor PixelCnnImpl::forward_with_features(const torch::Tensor& x,
               image_channels_, "×H×W");
   TORCH_CHECK(x.size(2) % 4 == 0 && x.size(3) % 4 == 0,
               "PixelCNN++: H and W must be divisible by 4");
-  TORCH_CHECK(features.size() == (cond_channels_ > 0 ? size_t(kScales) : 0),
+  // No features on a conditioned network: it runs unconditioned, the stream's contribution zero
+  // (the PixelCNN pretrained independently of the VAE, model/agave.h PixelCnnInput::kNone).
+  TORCH_CHECK(features.size() == (cond_channels_ > 0 ? size_t(kScales) : 0) || features.empty(),
               "PixelCNN++: wrong number of conditioning feature maps");
   for (size_t s = 0; s < features.size(); ++s) {
     TORCH_CHECK(features[s].size(0) == x.size(0) && features[s].size(2) == (x.size(2) >> s) &&
