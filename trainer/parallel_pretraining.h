@@ -25,6 +25,9 @@
 //    phase schedule from there on is the sequential one's.
 //  - A run with a checkpoint of its own has merged already, and --resume FOLDER names where it
 //    continues: neither pretrains.
+// Wall time: each network trains on half the ranks, so this is faster than the sequential
+// schedule only where data-parallel scaling is poor or both pretrainings cost about the same
+// (docs/performance.md measures it).
 #include <cstdint>
 #include <functional>
 #include <string>
