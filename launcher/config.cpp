@@ -240,6 +240,12 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
   r.read_enum("pretrain", o.pretrain,
               named({trainer::PretrainSchedule::kSequential, trainer::PretrainSchedule::kParallel},
                     trainer::pretrain_schedule_name));
+  r.read("pretrain_vae_ranks", o.pretrain_vae_ranks);
+  require(o.pretrain_vae_ranks >= 0, r, "pretrain_vae_ranks",
+          "must be >= 0 (0 = half of a run's ranks), got " + std::to_string(o.pretrain_vae_ranks));
+  if (o.pretrain_vae_ranks > 0 && o.pretrain != trainer::PretrainSchedule::kParallel) {
+    r.fail("pretrain_vae_ranks", "is for train.pretrain: parallel only");
+  }
   if (o.pretrain == trainer::PretrainSchedule::kParallel) {
     try {
       trainer::check_parallel_phases(o.phases);
@@ -785,6 +791,7 @@ YAML::Node to_yaml(const Config& c) {
     t["phases"].push_back(ph);
   }
   t["pretrain"] = trainer::pretrain_schedule_name(c.train.pretrain);
+  t["pretrain_vae_ranks"] = c.train.pretrain_vae_ranks;
   t["optimizer"]["name"] = trainer::optimizer_name(c.train.optimizer.kind);
   t["optimizer"]["lr"] = c.train.optimizer.lr;
   t["optimizer"]["beta1"] = c.train.optimizer.beta1;

@@ -149,11 +149,37 @@ void keep_only_point(launcher::Sweep& sweep, int64_t point, const std::string& c
   sweep = launcher::Sweep(only);
 }
 
+// Both halves of a parallel pretraining have ranks, and each splits the run's global batch over
+// its own.
+void require_pretraining_halves(const launcher::RunSpec& spec, int ranks) {
+  const auto& train = spec.config.train;
+  if (train.pretrain != trainer::PretrainSchedule::kParallel) return;
+  for (const auto half : {trainer::PretrainHalf::kVae, trainer::PretrainHalf::kPixelCnn}) {
+    std::pair<int, int> range;
+    try {
+      range = trainer::half_ranks(half, ranks, train.pretrain_vae_ranks);
+    } catch (const std::invalid_argument& e) {
+      throw launcher::ConfigError("run " + spec.name + ": " + e.what());
+    }
+    const auto [first, last] = range;
+    if (train.batch_size % (last - first + 1) != 0) {
+      throw launcher::ConfigError(
+          "run " + spec.name + ": train.pretrain: parallel gives " + trainer::half_name(half) +
+          " " + std::to_string(last - first + 1) + " of the run's " + std::to_string(ranks) +
+          " ranks, which do not divide train.batch_size = " + std::to_string(train.batch_size));
+    }
+  }
+}
+
 // Each rank reports what it will do from its own split communicator, so the printed plan is
 // what the ranks really decided, not what rank 0 assumes.
 void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& plan, int group,
                    const cluster::MpiGroup& group_comm,
                    const std::vector<launcher::RunSpec>& runs) {
+  // Every rank checks every run, so that all of them fail alike before the gather.
+  for (const auto& g : plan.groups) {
+    for (size_t r : g.runs) require_pretraining_halves(runs[r], g.size);
+  }
   const auto& where = mpi.placement();
   std::string mine = "rank " + std::to_string(where.world_rank) + " (" + where.hostname +
                      ", local " + std::to_string(where.local_rank) + "/" +
@@ -164,7 +190,8 @@ void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& pl
     mine += " " + runs[r].name;
     if (runs[r].config.train.pretrain != trainer::PretrainSchedule::kParallel) continue;
     std::string halves;
-    for (const auto half : trainer::halves_of_rank(group_comm.rank(), group_comm.size())) {
+    for (const auto half : trainer::halves_of_rank(group_comm.rank(), group_comm.size(),
+                                                   runs[r].config.train.pretrain_vae_ranks)) {
       halves += std::string(halves.empty() ? "" : " then ") + trainer::half_name(half);
     }
     mine += " (" + halves + " first)";
@@ -400,21 +427,6 @@ struct GroupOutcome {
   bool refused = false;  // a run folder was held by another job
 };
 
-// Each half of a parallel pretraining splits the run's global batch over its own ranks.
-void require_halves_divide_batch(const launcher::RunSpec& spec, int ranks) {
-  const auto& train = spec.config.train;
-  if (train.pretrain != trainer::PretrainSchedule::kParallel) return;
-  for (const auto half : {trainer::PretrainHalf::kVae, trainer::PretrainHalf::kPixelCnn}) {
-    const auto [first, last] = trainer::half_ranks(half, ranks);
-    if (train.batch_size % (last - first + 1) != 0) {
-      throw launcher::ConfigError(
-          "run " + spec.name + ": train.pretrain: parallel gives " + trainer::half_name(half) +
-          " " + std::to_string(last - first + 1) + " of the run's " + std::to_string(ranks) +
-          " ranks, which do not divide train.batch_size = " + std::to_string(train.batch_size));
-    }
-  }
-}
-
 // The two halves of a group's ranks for parallel pretraining (trainer/parallel_pretraining.h):
 // split from the group when a run first asks and kept for the group's later runs; one rank
 // trains both halves on the group's communicator.
@@ -429,10 +441,13 @@ class PretrainingHalves {
         options_(options),
         config_file_(std::move(config_file)) {}
 
-  cluster::Communicator& operator()(trainer::PretrainHalf) {
+  // Every rank of the group asks for the same split at the same point (a run's start), so a
+  // run whose split differs from the last run's splits again.
+  cluster::Communicator& operator()(trainer::PretrainHalf mine, int64_t vae_ranks) {
     if (group_.size() == 1) return group_comm_;
-    if (!comm_) {
-      const auto mine = trainer::halves_of_rank(group_.rank(), group_.size()).front();
+    if (!comm_ || vae_ranks != vae_ranks_) {
+      comm_.reset();
+      vae_ranks_ = vae_ranks;
       split_ = group_.split(static_cast<int>(mine), group_.rank());
       torch::Device device = torch::kCPU;
       comm_ = make_communicator(mpi_, *split_, options_, config_file_, device);
@@ -446,6 +461,7 @@ class PretrainingHalves {
   cluster::Communicator& group_comm_;
   const cluster::ClusterOptions options_;
   const std::string config_file_;
+  int64_t vae_ranks_ = 0;
   std::unique_ptr<cluster::MpiGroup> split_;
   std::unique_ptr<cluster::Communicator> comm_;  // before split_ in destruction
 };
@@ -464,7 +480,7 @@ GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan
     launcher::RunSpec spec;
     try {
       spec = sweep.point(index);
-      require_halves_divide_batch(spec, group_comm.size());
+      require_pretraining_halves(spec, group_comm.size());
     } catch (const launcher::ConfigError& e) {
       // Every value was validated on loading; an invalid combination fails this run alike on
       // all of its ranks (the same expansion), and the sweep goes on.

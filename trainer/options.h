@@ -91,6 +91,8 @@ struct TrainOptions {
   int64_t steps = 0;        // total; the sum of the phases
   std::vector<PhaseOptions> phases;
   PretrainSchedule pretrain = PretrainSchedule::kSequential;
+  // parallel: how many of a run's ranks pretrain the VAE (the others the PixelCNN); 0: half.
+  int64_t pretrain_vae_ranks = 0;
   OptimizerOptions optimizer;
   double grad_clip = 0.0;     // max global gradient norm; 0 = off
   double ema_decay = 0.9995;  // Polyak averaging of the weights used for eval and sampling

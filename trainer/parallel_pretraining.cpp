@@ -56,14 +56,30 @@ const char* half_name(PretrainHalf half) {
                                                : PhaseKind::kPretrainPixelCnn);
 }
 
-std::pair<int, int> half_ranks(PretrainHalf half, int size) {
-  if (size == 1) return {0, 0};
-  return half == PretrainHalf::kVae ? std::pair{0, size / 2 - 1} : std::pair{size / 2, size - 1};
+namespace {
+
+// Ranks [0, k) pretrain the VAE.
+int vae_rank_count(int size, int64_t vae_ranks) {
+  const int64_t k = vae_ranks > 0 ? vae_ranks : size / 2;
+  if (size > 1 && k >= size) {
+    throw std::invalid_argument("train.pretrain_vae_ranks = " + std::to_string(vae_ranks) +
+                                " leaves none of the run's " + std::to_string(size) +
+                                " ranks to pretrain the PixelCNN");
+  }
+  return static_cast<int>(k);
 }
 
-std::vector<PretrainHalf> halves_of_rank(int rank, int size) {
+}  // namespace
+
+std::pair<int, int> half_ranks(PretrainHalf half, int size, int64_t vae_ranks) {
+  if (size == 1) return {0, 0};
+  const int k = vae_rank_count(size, vae_ranks);
+  return half == PretrainHalf::kVae ? std::pair{0, k - 1} : std::pair{k, size - 1};
+}
+
+std::vector<PretrainHalf> halves_of_rank(int rank, int size, int64_t vae_ranks) {
   if (size == 1) return {PretrainHalf::kVae, PretrainHalf::kPixelCnn};
-  return {rank < size / 2 ? PretrainHalf::kVae : PretrainHalf::kPixelCnn};
+  return {rank < vae_rank_count(size, vae_ranks) ? PretrainHalf::kVae : PretrainHalf::kPixelCnn};
 }
 
 void check_parallel_phases(const std::vector<PhaseOptions>& phases) {
@@ -88,7 +104,7 @@ int64_t pretraining_steps(const std::vector<PhaseOptions>& phases) {
 
 std::string describe_parallel_pretraining(const TrainOptions& train, int first_rank, int size) {
   auto who = [&](PretrainHalf h) {
-    const auto [a, b] = half_ranks(h, size);
+    const auto [a, b] = half_ranks(h, size, train.pretrain_vae_ranks);
     return a == b ? fmt::format("rank {} pretrains", first_rank + a)
                   : fmt::format("ranks {}-{} pretrain", first_rank + a, first_rank + b);
   };
@@ -132,8 +148,9 @@ TrainResult train_with_parallel_pretraining(TrainerSetup setup, cluster::Communi
                                             const HalfCommunicator& half_comm) {
   if (needs_pretraining(setup, run_comm)) {
     HalfOutcome outcome;
-    for (const auto half : halves_of_rank(run_comm.rank(), run_comm.size())) {
-      auto& comm = half_comm(half);
+    const int64_t vae_ranks = setup.train.pretrain_vae_ranks;
+    for (const auto half : halves_of_rank(run_comm.rank(), run_comm.size(), vae_ranks)) {
+      auto& comm = half_comm(half, vae_ranks);
       outcome = train_half(setup, half, comm);
       if (outcome.end != HalfEnd::kDone) break;
     }

@@ -5,9 +5,9 @@
 // The contract:
 //  - The config's phases start with one pretrain_vae and one pretrain_pixelcnn phase, in either
 //    order (launcher/config.cpp refuses other lists); N_vae and N_pixelcnn are their steps.
-//  - A run's n ranks split in two halves: run ranks [0, n/2) pretrain the VAE, [n/2, n) the
-//    PixelCNN, at the same time. One rank trains both halves, one after the other; they are
-//    independent all the same.
+//  - A run's n ranks split in two halves: run ranks [0, k) pretrain the VAE, [k, n) the
+//    PixelCNN, at the same time; k = train.pretrain_vae_ranks, or n/2 when that is 0. One rank
+//    trains both halves, one after the other; they are independent all the same.
 //  - Each half is a run of its own (half_setup): its own communicator and loader over the same
 //    global batch, steps counted from 0, the run's seed and the full model's initial weights
 //    (data-dependent init included), and its phase alone. The VAE half trains pretrain_vae as
@@ -45,10 +45,11 @@ enum class PretrainHalf { kVae, kPixelCnn };
 // "pretrain_vae", "pretrain_pixelcnn": the phase and the half's folder under the run's.
 const char* half_name(PretrainHalf half);
 
-// The first and last run rank of a run of `size` ranks that train `half`.
-std::pair<int, int> half_ranks(PretrainHalf half, int size);
+// The first and last run rank of a run of `size` ranks that train `half`; `vae_ranks` is
+// train.pretrain_vae_ranks (0: half). Throws std::invalid_argument when it leaves a half no rank.
+std::pair<int, int> half_ranks(PretrainHalf half, int size, int64_t vae_ranks);
 // The halves run rank `rank` of `size` trains, in order.
-std::vector<PretrainHalf> halves_of_rank(int rank, int size);
+std::vector<PretrainHalf> halves_of_rank(int rank, int size, int64_t vae_ranks);
 
 // Throws std::invalid_argument (naming the phases) unless `phases` start with one pretrain_vae
 // and one pretrain_pixelcnn phase.
@@ -65,9 +66,11 @@ TrainerSetup half_setup(const TrainerSetup& run, PretrainHalf half);
 // The halves' checkpoint folders of a run.
 PretrainedHalves pretrained_halves(const TrainerSetup& run);
 
-// This rank's communicator for a half: collective over the run's ranks on the first call (the
-// run's own communicator when it has one rank).
-using HalfCommunicator = std::function<cluster::Communicator&(PretrainHalf)>;
+// This rank's communicator for its half `mine` of a split with `vae_ranks` (as half_ranks):
+// collective over the run's ranks when it splits them (the run's own communicator when it has
+// one rank).
+using HalfCommunicator =
+    std::function<cluster::Communicator&(PretrainHalf mine, int64_t vae_ranks)>;
 
 // Collective over `run_comm`: trains the run with train.pretrain: parallel. Throws the same
 // CheckpointError or NonFiniteError on every rank of the run when either half (or the merged

@@ -254,10 +254,13 @@ TEST_F(LoadRuns, PretrainScheduleAndUnconditionedPhases) {
   const std::string resolved = to_yaml_string(runs[0].config);
   EXPECT_NE(resolved.find("pretrain: parallel"), std::string::npos) << resolved;
   EXPECT_NE(resolved.find("conditioned: false"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("pretrain_vae_ranks: 0"), std::string::npos) << resolved;
   EXPECT_EQ(to_yaml_string(load(resolved)[0].config), resolved);
   expect_error(
       replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  pretrain: parallel\n"),
       {"train.pretrain", "pretrain_vae and one pretrain_pixelcnn", "[pretrain_vae, joint]"});
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  pretrain_vae_ranks: 1\n"),
+               {"train.pretrain_vae_ranks", "parallel only"});
   expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  pretrain: both\n"),
                {"train.pretrain", "sequential, parallel"});
   expect_error(
