@@ -7,6 +7,7 @@
 
 #include "data/bounds.h"
 #include "launcher/yaml_reader.h"
+#include "trainer/parallel_pretraining.h"
 
 namespace agave::launcher {
 namespace {
@@ -192,6 +193,17 @@ void read_phase_loss(YamlReader& p, trainer::PhaseOptions& ph) {
   ph.terms = on;
 }
 
+// conditioned: false trains the PixelCNN without f(z); only the PixelCNN's pretraining has
+// no use for the VAE.
+void read_phase_conditioned(YamlReader& p, trainer::PhaseOptions& ph) {
+  if (!p.has("conditioned")) return;
+  p.read("conditioned", ph.conditioned);
+  if (!ph.conditioned && ph.kind != trainer::PhaseKind::kPretrainPixelCnn) {
+    p.fail("conditioned", std::string("false is for pretrain_pixelcnn phases only, not ") +
+                              trainer::phase_name(ph.kind));
+  }
+}
+
 void read_train(YamlReader r, trainer::TrainOptions& o) {
   r.read("batch_size", o.batch_size);
   require(o.batch_size >= 1, r, "batch_size", "must be >= 1, got " + std::to_string(o.batch_size));
@@ -214,6 +226,7 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
       p.read("steps", ph.steps);
       require(ph.steps >= 1, p, "steps", "must be >= 1, got " + std::to_string(ph.steps));
       read_phase_loss(p, ph);
+      read_phase_conditioned(p, ph);
       p.finish();
       total += ph.steps;
       o.phases.push_back(ph);
@@ -227,6 +240,22 @@ void read_train(YamlReader r, trainer::TrainOptions& o) {
     if (!has_steps) r.fail("steps", "required (or a list of phases)");
     require(o.steps >= 1, r, "steps", "must be >= 1, got " + std::to_string(o.steps));
     o.phases.push_back({trainer::PhaseKind::kJoint, o.steps});
+  }
+  r.read_enum("pretrain", o.pretrain,
+              named({trainer::PretrainSchedule::kSequential, trainer::PretrainSchedule::kParallel},
+                    trainer::pretrain_schedule_name));
+  r.read("pretrain_vae_ranks", o.pretrain_vae_ranks);
+  require(o.pretrain_vae_ranks >= 0, r, "pretrain_vae_ranks",
+          "must be >= 0 (0 = half of a run's ranks), got " + std::to_string(o.pretrain_vae_ranks));
+  if (o.pretrain_vae_ranks > 0 && o.pretrain != trainer::PretrainSchedule::kParallel) {
+    r.fail("pretrain_vae_ranks", "is for train.pretrain: parallel only");
+  }
+  if (o.pretrain == trainer::PretrainSchedule::kParallel) {
+    try {
+      trainer::check_parallel_phases(o.phases);
+    } catch (const std::invalid_argument& e) {
+      r.fail("pretrain", e.what());
+    }
   }
   {
     YamlReader op = r.child("optimizer");
@@ -756,6 +785,7 @@ YAML::Node to_yaml(const Config& c) {
     ph["steps"] = p.steps;
     if (p.lambda) ph["lambda"] = *p.lambda;
     if (p.free_bits) ph["free_bits"] = *p.free_bits;
+    if (!p.conditioned) ph["conditioned"] = false;
     if (p.terms) {
       for (const auto& [on, name] :
            {std::pair{p.terms->pixel, "pixel"}, {p.terms->aux, "aux"}, {p.terms->kl, "kl"}}) {
@@ -765,6 +795,8 @@ YAML::Node to_yaml(const Config& c) {
     ph.SetStyle(YAML::EmitterStyle::Flow);
     t["phases"].push_back(ph);
   }
+  t["pretrain"] = trainer::pretrain_schedule_name(c.train.pretrain);
+  t["pretrain_vae_ranks"] = c.train.pretrain_vae_ranks;
   t["optimizer"]["name"] = trainer::optimizer_name(c.train.optimizer.kind);
   t["optimizer"]["lr"] = c.train.optimizer.lr;
   t["optimizer"]["beta1"] = c.train.optimizer.beta1;

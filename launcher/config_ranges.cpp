@@ -35,6 +35,7 @@ const std::map<std::string, NumericRange>& ranges() {
       {"train.batch_size", {1, 65536}},
       {"train.steps", {1, kBillion}},
       {"train.phases.steps", {1, kBillion}},
+      {"train.pretrain_vae_ranks", {0, 65536}},
       {"train.phases.lambda", {0, 1000}},
       {"train.phases.free_bits", {0, 100}},
       {"train.optimizer.lr", {0, 1, true, false}},

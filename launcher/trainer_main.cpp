@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -36,6 +37,7 @@
 #include "monitoring/progress_bar.h"
 #include "monitoring/sweep_summary.h"
 #include "trainer/fault_hooks.h"
+#include "trainer/parallel_pretraining.h"
 #include "trainer/sharded_checkpoint.h"
 #include "trainer/stop_request.h"
 #include "trainer/trainer.h"
@@ -147,21 +149,65 @@ void keep_only_point(launcher::Sweep& sweep, int64_t point, const std::string& c
   sweep = launcher::Sweep(only);
 }
 
+// Both halves of a parallel pretraining have ranks, and each splits the run's global batch over
+// its own.
+void require_pretraining_halves(const launcher::RunSpec& spec, int ranks) {
+  const auto& train = spec.config.train;
+  if (train.pretrain != trainer::PretrainSchedule::kParallel) return;
+  for (const auto half : {trainer::PretrainHalf::kVae, trainer::PretrainHalf::kPixelCnn}) {
+    std::pair<int, int> range;
+    try {
+      range = trainer::half_ranks(half, ranks, train.pretrain_vae_ranks);
+    } catch (const std::invalid_argument& e) {
+      throw launcher::ConfigError("run " + spec.name + ": " + e.what());
+    }
+    const auto [first, last] = range;
+    if (train.batch_size % (last - first + 1) != 0) {
+      throw launcher::ConfigError(
+          "run " + spec.name + ": train.pretrain: parallel gives " + trainer::half_name(half) +
+          " " + std::to_string(last - first + 1) + " of the run's " + std::to_string(ranks) +
+          " ranks, which do not divide train.batch_size = " + std::to_string(train.batch_size));
+    }
+  }
+}
+
 // Each rank reports what it will do from its own split communicator, so the printed plan is
 // what the ranks really decided, not what rank 0 assumes.
 void print_dry_run(const cluster::MpiRuntime& mpi, const launcher::SweepPlan& plan, int group,
                    const cluster::MpiGroup& group_comm,
                    const std::vector<launcher::RunSpec>& runs) {
+  // Every rank checks every run, so that all of them fail alike before the gather.
+  for (const auto& g : plan.groups) {
+    for (size_t r : g.runs) require_pretraining_halves(runs[r], g.size);
+  }
   const auto& where = mpi.placement();
   std::string mine = "rank " + std::to_string(where.world_rank) + " (" + where.hostname +
                      ", local " + std::to_string(where.local_rank) + "/" +
                      std::to_string(where.local_size) + "): group " + std::to_string(group) +
                      " rank " + std::to_string(group_comm.rank()) + "/" +
                      std::to_string(group_comm.size()) + ", runs:";
-  for (size_t r : plan.groups[group].runs) mine += " " + runs[r].name;
+  for (size_t r : plan.groups[group].runs) {
+    mine += " " + runs[r].name;
+    if (runs[r].config.train.pretrain != trainer::PretrainSchedule::kParallel) continue;
+    std::string halves;
+    for (const auto half : trainer::halves_of_rank(group_comm.rank(), group_comm.size(),
+                                                   runs[r].config.train.pretrain_vae_ranks)) {
+      halves += std::string(halves.empty() ? "" : " then ") + trainer::half_name(half);
+    }
+    mine += " (" + halves + " first)";
+  }
   const auto lines = mpi.world().gather(mine);
   if (where.world_rank == 0) {
     std::cout << launcher::describe_plan(plan, runs);
+    for (const auto& g : plan.groups) {
+      for (size_t r : g.runs) {
+        if (runs[r].config.train.pretrain != trainer::PretrainSchedule::kParallel) continue;
+        std::cout << "run " << runs[r].name << ": "
+                  << trainer::describe_parallel_pretraining(runs[r].config.train, g.first_rank,
+                                                            g.size)
+                  << "\n";
+      }
+    }
     for (const auto& l : lines) std::cout << l << "\n";
     std::cout << "dry run: nothing trained, nothing written\n";
   }
@@ -273,7 +319,8 @@ enum class RunEnd { kDone, kFailed, kConfigFailed, kRefused, kStopped };
 // checkpoint files, the same agreed non-finite decision) end this run only: a sweep reports it
 // in <run>/failed.json and goes on. Anything else may have left a rank behind in a collective
 // and ends the job (main).
-RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool in_sweep) {
+RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm,
+                 const trainer::HalfCommunicator& half_comm, bool in_sweep) {
   const std::string run_name = setup.run_name, output_dir = setup.output_dir;
   const std::string failed_file = output_dir + "/failed.json";
   const bool lead = comm.rank() == 0;
@@ -303,7 +350,10 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm, bool 
   std::string failure;
   RunEnd end = RunEnd::kFailed;
   try {
-    const auto result = trainer::Trainer(std::move(setup), comm).run();
+    const auto result =
+        setup.train.pretrain == trainer::PretrainSchedule::kParallel
+            ? trainer::train_with_parallel_pretraining(std::move(setup), comm, half_comm)
+            : trainer::Trainer(std::move(setup), comm).run();
     return result.stopped ? RunEnd::kStopped : RunEnd::kDone;
   } catch (const trainer::CheckpointError& e) {
     failure = e.what();
@@ -377,9 +427,49 @@ struct GroupOutcome {
   bool refused = false;  // a run folder was held by another job
 };
 
+// The two halves of a group's ranks for parallel pretraining (trainer/parallel_pretraining.h):
+// split from the group when a run first asks and kept for the group's later runs; one rank
+// trains both halves on the group's communicator.
+class PretrainingHalves {
+ public:
+  PretrainingHalves(const cluster::MpiRuntime& mpi, const cluster::MpiGroup& group,
+                    cluster::Communicator& group_comm, const cluster::ClusterOptions& options,
+                    std::string config_file)
+      : mpi_(mpi),
+        group_(group),
+        group_comm_(group_comm),
+        options_(options),
+        config_file_(std::move(config_file)) {}
+
+  // Every rank of the group asks for the same split at the same point (a run's start), so a
+  // run whose split differs from the last run's splits again.
+  cluster::Communicator& operator()(trainer::PretrainHalf mine, int64_t vae_ranks) {
+    if (group_.size() == 1) return group_comm_;
+    if (!comm_ || vae_ranks != vae_ranks_) {
+      comm_.reset();
+      vae_ranks_ = vae_ranks;
+      split_ = group_.split(static_cast<int>(mine), group_.rank());
+      torch::Device device = torch::kCPU;
+      comm_ = make_communicator(mpi_, *split_, options_, config_file_, device);
+    }
+    return *comm_;
+  }
+
+ private:
+  const cluster::MpiRuntime& mpi_;
+  const cluster::MpiGroup& group_;
+  cluster::Communicator& group_comm_;
+  const cluster::ClusterOptions options_;
+  const std::string config_file_;
+  int64_t vae_ranks_ = 0;
+  std::unique_ptr<cluster::MpiGroup> split_;
+  std::unique_ptr<cluster::Communicator> comm_;  // before split_ in destruction
+};
+
 // Trains this group's runs of the sweep in turn.
 GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan& plan, int group,
                          const cluster::MpiGroup& group_comm, cluster::Communicator& comm,
+                         const trainer::HalfCommunicator& half_comm,
                          const trainer::ResumeRequest& resume,
                          const std::shared_ptr<trainer::FaultHooks>& faults,
                          const cluster::ProcessPlacement& where, const torch::Device& device,
@@ -390,6 +480,7 @@ GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan
     launcher::RunSpec spec;
     try {
       spec = sweep.point(index);
+      require_pretraining_halves(spec, group_comm.size());
     } catch (const launcher::ConfigError& e) {
       // Every value was validated on loading; an invalid combination fails this run alike on
       // all of its ranks (the same expansion), and the sweep goes on.
@@ -420,7 +511,7 @@ GroupOutcome train_group(const launcher::Sweep& sweep, const launcher::SweepPlan
     setup.faults = faults;
     setup.world_rank = where.world_rank;
     setup.device = device;
-    const auto end = train_run(std::move(setup), comm, sweep.size() > 1);
+    const auto end = train_run(std::move(setup), comm, half_comm, sweep.size() > 1);
     if (end == RunEnd::kStopped) {
       out.stopped = true;
       break;
@@ -554,8 +645,11 @@ int train_job(const cluster::MpiRuntime& mpi, const Arguments& args, const launc
     if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return launcher::kConfigErrorExit;
   }
-  const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, resume, faults,
-                                   mpi.placement(), device, timeout);
+  auto halves =
+      std::make_unique<PretrainingHalves>(mpi, *group_comm, *comm, first.cluster, args.config_file);
+  const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, std::ref(*halves),
+                                   resume, faults, mpi.placement(), device, timeout);
+  halves.reset();
   comm.reset();
   // Every group's outcome, on every rank: a stop anywhere makes the job exit 75 (checkpointed,
   // requeue), so the job script requeues whatever a group left unfinished.

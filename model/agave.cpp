@@ -69,9 +69,21 @@ torch::Tensor AgaveImpl::no_latent(const torch::Tensor& x) const {
       torch::TensorOptions().dtype(torch::kFloat).device(x.device()));
 }
 
-LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms) {
+LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms,
+                             PixelCnnInput input) {
   check_input(x);
   LossTerms out;
+  const bool unconditioned = input == PixelCnnInput::kNone && options_.kind() == ModelKind::kAgave;
+  if (unconditioned && !terms.aux && !terms.kl) {
+    // No term needs the VAE: it is not run (its draws of z would only cost time).
+    out.pixel_nll =
+        terms.pixel
+            ? -discretized_mix_logistic_log_prob(
+                  scale_pixels(x), pixelcnn->forward_with_features(scale_pixels(x), CondFeatures{}))
+            : torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat));
+    out.kl = out.kl_train = out.aux_nll = torch::zeros_like(out.pixel_nll);
+    return out;
+  }
   if (options_.kind() == ModelKind::kPixelCnnOnly) {
     // No latents: the KL and the auxiliary term are 0, the PixelCNN is unconditional.
     out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, {}));
@@ -89,7 +101,10 @@ LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms)
     return out;
   }
   if (terms.pixel) {
-    out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, v.fz));
+    const auto params = unconditioned
+                            ? pixelcnn->forward_with_features(scale_pixels(x), CondFeatures{})
+                            : pixel_params(x, v.fz);
+    out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), params);
   } else {
     out.pixel_nll = zeros;
   }
@@ -154,7 +169,14 @@ void AgaveImpl::data_init(const torch::Tensor& x) {
 }
 
 ParameterGroups AgaveImpl::parameter_groups() const {
-  return {vae->parameters(), pixelcnn->parameters()};
+  ParameterGroups groups{vae->parameters(), pixelcnn->parameters(), {}};
+  for (const auto& kv : pixelcnn->named_parameters()) {
+    // Every module of the conditioning stream is named cond_* (model/pixelcnn.cpp, layers.cpp).
+    if (kv.key().find("cond_") != std::string::npos) {
+      groups.pixelcnn_conditioning.push_back(kv.value());
+    }
+  }
+  return groups;
 }
 
 void AgaveImpl::set_free_bits(double nats) {

@@ -27,7 +27,15 @@ struct LossTerms {
 struct ParameterGroups {
   std::vector<torch::Tensor> vae;
   std::vector<torch::Tensor> pixelcnn;
+  // The part of `pixelcnn` that only f(z) reaches (the conditioning stream and each gated
+  // resnet's projection of it, named cond*): no gradient when the PixelCNN runs unconditioned.
+  std::vector<torch::Tensor> pixelcnn_conditioning;
 };
+
+// What the PixelCNN sees of the VAE: f(z), or nothing (the conditioning stream's contribution
+// is zero and the VAE is not run for the pixel term): paper §4's PixelCNN pretrained
+// independently of the VAE, in parallel with it (trainer/parallel_pretraining.h).
+enum class PixelCnnInput { kFz, kNone };
 
 class AgaveImpl : public torch::nn::Module {
  public:
@@ -37,7 +45,9 @@ class AgaveImpl : public torch::nn::Module {
   // pooling to aux.resolution, rounded). z ~ q(z|x), one draw per image. The baselines
   // (options().kind()): vae_only puts the decoder's −ln p(x|z) in pixel_nll (aux_nll is 0);
   // pixelcnn_only has no latents (kl and aux_nll are 0).
-  LossTerms forward(const torch::Tensor& x, const LossSelection& terms = {});
+  // input kNone: pixel_nll of the unconditioned PixelCNN; the VAE runs only for aux or KL.
+  LossTerms forward(const torch::Tensor& x, const LossSelection& terms = {},
+                    PixelCnnInput input = PixelCnnInput::kFz);
 
   // Mean over the batch of pixel_nll + aux_nll + λ·kl_train, restricted to `enabled` (nats).
   static torch::Tensor loss(const LossTerms& terms, double lambda,

@@ -124,8 +124,10 @@ torch::Tensor GatedResnetImpl::forward(const torch::Tensor& x, const torch::Tens
                                        const torch::Tensor& h) {
   TORCH_CHECK(skip.defined() == !nin_skip.is_empty(),
               "GatedResnet: skip input given iff built with skip_channels");
-  TORCH_CHECK(h.defined() == !cond_conv.is_empty(),
-              "GatedResnet: conditioning given iff built with cond_channels");
+  // An undefined h on a conditioned block: its conditioning contribution is zero (an
+  // unconditioned pass, model/agave.h PixelCnnInput::kNone).
+  TORCH_CHECK(!h.defined() || !cond_conv.is_empty(),
+              "GatedResnet: conditioning given but built without cond_channels");
   auto c1 = conv1(concat_elu(x));
   if (skip.defined()) c1 = c1 + nin_skip(concat_elu(skip));
   c1 = concat_elu(c1);

@@ -165,9 +165,11 @@ torch::Tensor PixelCnnImpl::forward_with_features(const torch::Tensor& x,
               image_channels_, "×H×W");
   TORCH_CHECK(x.size(2) % 4 == 0 && x.size(3) % 4 == 0,
               "PixelCNN++: H and W must be divisible by 4");
+  // No features on a conditioned network: it runs unconditioned, the stream's contribution zero
+  // (the PixelCNN pretrained independently of the VAE, model/agave.h PixelCnnInput::kNone).
   const auto scales = cond_feature_scales();
-  TORCH_CHECK(features.size() == scales.size(), "PixelCNN++: ", features.size(),
-              " conditioning feature maps, expected ", scales.size());
+  TORCH_CHECK(features.size() == scales.size() || features.empty(), "PixelCNN++: ",
+              features.size(), " conditioning feature maps, expected ", scales.size());
   for (size_t k = 0; k < features.size(); ++k) {
     TORCH_CHECK(features[k].size(0) == x.size(0) &&
                     features[k].size(2) == (x.size(2) >> scales[k]) &&

@@ -40,7 +40,20 @@ struct PhaseOptions {
   std::optional<double> lambda;               // KL weight; default loss.lambda (no_aux: 1, Eq. 6)
   std::optional<double> free_bits;            // default model.vae.free_bits (no_aux: 0, Eq. 6)
   std::optional<model::LossSelection> terms;  // default: the kind's terms
+  // pretrain_pixelcnn only: false trains the PixelCNN without f(z), the conditioning stream's
+  // contribution zero (what the parallel schedule's PixelCNN half trains).
+  bool conditioned = true;
 };
+
+// How the two pretraining phases run (paper §4: "we independently pretrain the VAE and
+// pixelCNN in parallel"). kSequential: one after the other on all ranks, the PixelCNN on the
+// frozen VAE's f(z). kParallel: two halves of the ranks at once, the PixelCNN unconditioned;
+// then every rank merges both (trainer/parallel_pretraining.h).
+enum class PretrainSchedule { kSequential, kParallel };
+
+inline const char* pretrain_schedule_name(PretrainSchedule s) {
+  return s == PretrainSchedule::kParallel ? "parallel" : "sequential";
+}
 
 struct LossOptions {
   double lambda = 2.0;  // weight of KL(q(z|x) || p(z)) in the training loss
@@ -77,6 +90,9 @@ struct TrainOptions {
   int64_t batch_size = 64;  // global: split evenly over the ranks of one run
   int64_t steps = 0;        // total; the sum of the phases
   std::vector<PhaseOptions> phases;
+  PretrainSchedule pretrain = PretrainSchedule::kSequential;
+  // parallel: how many of a run's ranks pretrain the VAE (the others the PixelCNN); 0: half.
+  int64_t pretrain_vae_ranks = 0;
   OptimizerOptions optimizer;
   double grad_clip = 0.0;     // max global gradient norm; 0 = off
   double ema_decay = 0.9995;  // Polyak averaging of the weights used for eval and sampling

@@ -32,6 +32,7 @@ PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double 
   if (phase.lambda) s.lambda = *phase.lambda;
   if (phase.free_bits) s.free_bits = *phase.free_bits;
   if (phase.terms) s.terms = *phase.terms;
+  if (!phase.conditioned) s.pixelcnn_input = model::PixelCnnInput::kNone;
   switch (model) {
     case model::ModelKind::kPixelCnnOnly:  // no latents: aux and KL are 0
       s.train_vae = false;

@@ -17,6 +17,7 @@ struct PhaseSpec {
   model::LossSelection terms;  // what the forward computes and the loss includes
   double lambda = 1.0;         // KL weight of the training loss
   double free_bits = 0.0;      // the VAE's kl_min during this phase
+  model::PixelCnnInput pixelcnn_input = model::PixelCnnInput::kFz;
 };
 
 // The kind's parameters and terms, with `loss.lambda` and the model's free bits, except that

@@ -49,6 +49,10 @@ void TrainStep::set_phase(const PhaseSpec& spec) {
   const auto groups = model_->parameter_groups();
   for (auto p : groups.vae) p.set_requires_grad(spec.train_vae);
   for (auto p : groups.pixelcnn) p.set_requires_grad(spec.train_pixelcnn);
+  // Unconditioned, the conditioning stream gets no gradient: it waits, untouched, for f(z).
+  if (spec.pixelcnn_input == model::PixelCnnInput::kNone) {
+    for (auto p : groups.pixelcnn_conditioning) p.set_requires_grad(false);
+  }
   trainable_.clear();
   for (auto& p : model_->parameters()) {
     p.mutable_grad() = torch::Tensor();
@@ -71,7 +75,7 @@ torch::Tensor TrainStep::forward_loss(const torch::Tensor& x, const torch::Tenso
       return t;
     });
   }
-  terms = model_->forward(x, spec_.terms);
+  terms = model_->forward(x, spec_.terms, spec_.pixelcnn_input);
   if (global_kl) model_->vae->set_batch_sum(nullptr);
   return model::AgaveImpl::loss(terms, spec_.lambda, spec_.terms);
 }

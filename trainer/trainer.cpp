@@ -27,6 +27,7 @@
 #include "monitoring/progress_bar.h"
 #include "trainer/adamax.h"
 #include "trainer/image_grid.h"
+#include "trainer/parallel_pretraining.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
 #include "trainer/seed.h"
@@ -101,11 +102,14 @@ class TrainingRun {
     cluster::set_activity_run(s_.run_name);
     open_outputs();
     open_loader();
-    const auto start = decide_resume(s_.resume, checkpoint_root(), s_.run_name,
+    const auto start = decide_resume(s_.resume, checkpoint_root(s_), s_.run_name,
                                      model_signature(s_.model, s_.data), comm_);
     refuse_checkpoint_past_the_end(start);
-    build_model(start.fresh());
-    const int64_t first_step = start.fresh() ? 0 : restore(start);
+    const bool merge = start.fresh() && s_.merge_from.has_value();
+    build_model(start.fresh() && !merge);
+    const int64_t first_step = merge           ? merge_halves(*s_.merge_from)
+                               : start.fresh() ? 0
+                                               : restore(start);
     last_checkpoint_ = start.dir;
     result_.resumed_from = start.dir;
     result_.steps = first_step;  // steps of the whole run, also across resumes
@@ -198,10 +202,6 @@ class TrainingRun {
                           "checkpoint (--resume DIR) or choose another run.name");
   }
 
-  std::string checkpoint_root() const {
-    return s_.checkpoint.dir.empty() ? s_.output_dir + "/checkpoints" : s_.checkpoint.dir;
-  }
-
   void open_outputs() {
     if (lead_) {
       fs::create_directories(s_.output_dir);
@@ -247,8 +247,8 @@ class TrainingRun {
     test.prefetch = 1;
     test.shuffle = false;
     { data::ShardLoader opened(s_.data.shards, "test", test); }
-    checkpoints_ = std::make_unique<ShardedCheckpoint>(checkpoint_root(), s_.checkpoint.keep, comm_,
-                                                       s_.faults);
+    checkpoints_ = std::make_unique<ShardedCheckpoint>(checkpoint_root(s_), s_.checkpoint.keep,
+                                                       comm_, s_.faults);
   }
 
   // Identical initial weights everywhere: the same seed, then rank 0's broadcast (which also
@@ -325,6 +325,62 @@ class TrainingRun {
       }
     }
     return meta.step;
+  }
+
+  // The model of a parallel pretraining (trainer/parallel_pretraining.h): each network, with its
+  // Adamax state and EMA shadow, from the final checkpoint of the half that trained it. Returns
+  // the step the run continues at: after both pretraining phases.
+  int64_t merge_halves(const PretrainedHalves& halves) {
+    const int64_t step = pretraining_steps(s_.train.phases);
+    TrainingState state(*model_, *ema_, *optimizer_);
+    TensorMap vae, pixelcnn;
+    for (const auto& [key, tensor] : state.tensors()) {
+      // model/pixelcnn.…, ema/pixelcnn.…, optim/pixelcnn.…/exp_avg: the PixelCNN half's.
+      const bool of_pixelcnn = key.compare(key.find('/') + 1, 9, "pixelcnn.") == 0;
+      (of_pixelcnn ? pixelcnn : vae)[key] = tensor;
+    }
+    const auto vae_dir = final_half_checkpoint(halves.vae_checkpoints, PretrainHalf::kVae);
+    const auto pixelcnn_dir =
+        final_half_checkpoint(halves.pixelcnn_checkpoints, PretrainHalf::kPixelCnn);
+    ShardedCheckpoint::load_subset(vae_dir, vae);
+    ShardedCheckpoint::load_subset(pixelcnn_dir, pixelcnn);
+    state.apply_loaded_steps();
+    // A new start of the per-rank streams, as for a resume on other ranks.
+    torch::manual_seed(rank_seed(s_.seed, rank_, step));
+    // Where a sequential run is after `step` batches (skipped steps read their batch too).
+    const int64_t per_epoch = loader_->batches_per_epoch();
+    loader_->restore({step / per_epoch, step % per_epoch});
+    report_->say("merged the pretrained VAE of " + vae_dir + " and PixelCNN of " + pixelcnn_dir +
+                 ": continuing at step " + std::to_string(step));
+    return step;
+  }
+
+  // The newest complete checkpoint under `root`, as the run's rank 0 sees it: it must be the
+  // half's last step, of this config's model.
+  std::string final_half_checkpoint(const std::string& root, PretrainHalf half) const {
+    std::string mine;
+    if (lead_) {
+      try {
+        const auto dir = ShardedCheckpoint::latest(root);
+        if (!dir) throw CheckpointError(root + ": no checkpoint of the pretraining half");
+        const auto meta = ShardedCheckpoint::read_meta(*dir);
+        const int64_t steps = half_setup(s_, half).train.steps;
+        if (meta.step != steps) {
+          throw CheckpointError(*dir + " is at step " + std::to_string(meta.step) +
+                                ", not at the " + std::to_string(steps) + " steps of " +
+                                half_name(half));
+        }
+        if (meta.model_signature != model_signature(s_.model, s_.data)) {
+          throw CheckpointError(*dir + ": " + half_name(half) + " of another model");
+        }
+        mine = "ok:" + *dir;
+      } catch (const CheckpointError& e) {
+        mine = std::string("error:") + e.what();
+      }
+    }
+    const auto agreed = comm_.all_gather_string(mine).front();
+    if (agreed.rfind("ok:", 0) != 0) throw CheckpointError(agreed.substr(agreed.find(':') + 1));
+    return agreed.substr(3);
   }
 
   // ---- the loop -----------------------------------------------------------------------------
@@ -491,6 +547,12 @@ class TrainingRun {
     bar_.reset();
     cluster::ActivityScope named("final eval", schedule_.total_steps());
     check_replicas_agree();
+    if (s_.pretrain_half) {
+      if (lead_) write_summary();
+      cluster::ActivityScope barrier("end-of-half barrier");
+      comm_.barrier_while_alive("end of " + s_.run_name);  // rank 0 alone wrote summary.json
+      return;
+    }
     // The last step's checkpoint is saved: a stop here leaves the evaluation to the restart.
     if (agree_on_stop(comm_)) {
       report_->say("stop requested before the final evaluation; it runs when the run restarts");
@@ -525,7 +587,9 @@ class TrainingRun {
   }
 
   void write_summary() const {
-    nlohmann::json summary = to_json(result_.eval, "test_");
+    // A pretraining half evaluates nothing: no test numbers.
+    nlohmann::json summary =
+        s_.pretrain_half ? nlohmann::json::object() : to_json(result_.eval, "test_");
     summary["run"] = s_.run_name;
     // What was evaluated: a later start calls the run complete only for this checkpoint.
     summary["checkpoint"] = fs::path(last_checkpoint_).filename().string();
@@ -579,6 +643,10 @@ class TrainingRun {
 };
 
 }  // namespace
+
+std::string checkpoint_root(const TrainerSetup& setup) {
+  return setup.checkpoint.dir.empty() ? setup.output_dir + "/checkpoints" : setup.checkpoint.dir;
+}
 
 Trainer::Trainer(TrainerSetup setup, cluster::Communicator& comm)
     : setup_(std::move(setup)), comm_(comm) {}

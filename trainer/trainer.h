@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cluster/communicator.h"
@@ -24,6 +25,13 @@
 
 namespace agave::trainer {
 
+// The folders of a parallel pretraining's two halves (trainer/parallel_pretraining.h), each
+// holding step-* checkpoints: where a run continues when it has no checkpoint of its own.
+struct PretrainedHalves {
+  std::string vae_checkpoints;
+  std::string pixelcnn_checkpoints;
+};
+
 struct TrainerSetup {
   std::string run_name;
   std::string output_dir;  // created by the run's rank 0
@@ -35,6 +43,12 @@ struct TrainerSetup {
   std::function<std::string(const std::string& saved, const std::string& current)>
       describe_config_changes;
   ResumeRequest resume;
+  // A half of a parallel pretraining: no evaluation (the PixelCNN half's model is not one the
+  // test bound means anything for); its summary.json records only its last checkpoint.
+  bool pretrain_half = false;
+  // A run whose pretraining ran in parallel: a fresh start merges the halves' final checkpoints
+  // and continues at the step after both pretraining phases.
+  std::optional<PretrainedHalves> merge_from;
   std::shared_ptr<FaultHooks> faults;  // the failure tests' injection points; null in real runs
   int world_rank = 0;                  // this process's rank in the whole job (metrics label)
   torch::Device device = torch::kCPU;  // cuda:<local rank> on GPU nodes
@@ -64,6 +78,9 @@ class NonFiniteError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// Where a run's checkpoints go: checkpoint.dir, or <output_dir>/checkpoints.
+std::string checkpoint_root(const TrainerSetup& setup);
 
 class Trainer {
  public:

@@ -19,6 +19,7 @@ namespace agave::testing {
 struct TinyPhase {
   std::string name;
   int steps;
+  std::string extra = "";  // more keys of the phase, e.g. "conditioned: false"
 };
 
 class TinyConfig {
@@ -39,6 +40,7 @@ class TinyConfig {
   TinyConfig& dropout(double v) { return set(dropout_, v); }
   TinyConfig& batch_size(int v) { return set(batch_size_, v); }
   TinyConfig& phases(std::vector<TinyPhase> v) { return set(phases_, std::move(v)); }
+  TinyConfig& pretrain(std::string v) { return set(pretrain_, std::move(v)); }
   TinyConfig& lambda(double v) { return set(lambda_, v); }
   TinyConfig& ema_decay(double v) { return set(ema_decay_, v); }
   TinyConfig& eval(int importance_samples, int subset, int batch_size, int sample_images) {
@@ -77,8 +79,13 @@ class TinyConfig {
       << number(dropout_) << "}\n"
       << "aux: {resolution: " << aux_resolution_ << ", color_bins: 32}\n";
     if (lambda_) o << "loss: {lambda: " << number(*lambda_) << "}\n";
-    o << "train:\n  batch_size: " << batch_size_ << "\n  phases:\n";
-    for (const auto& p : phases_) o << "    - {name: " << p.name << ", steps: " << p.steps << "}\n";
+    o << "train:\n  batch_size: " << batch_size_ << "\n";
+    if (pretrain_) o << "  pretrain: " << *pretrain_ << "\n";
+    o << "  phases:\n";
+    for (const auto& p : phases_) {
+      o << "    - {name: " << p.name << ", steps: " << p.steps
+        << (p.extra.empty() ? "" : ", " + p.extra) << "}\n";
+    }
     if (ema_decay_) o << "  ema_decay: " << number(*ema_decay_) << "\n";
     o << "eval: {";
     if (eval_every_) o << "every: " << *eval_every_ << ", ";
@@ -133,6 +140,7 @@ class TinyConfig {
   double dropout_ = 0.0;
   int batch_size_ = 8;
   std::vector<TinyPhase> phases_ = {{"pretrain_vae", 3}, {"pretrain_pixelcnn", 3}, {"joint", 4}};
+  std::optional<std::string> pretrain_;
   std::optional<double> lambda_, ema_decay_;
   Eval eval_{2, 8, 8, 0};
   std::optional<int> eval_every_;

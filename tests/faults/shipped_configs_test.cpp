@@ -65,7 +65,8 @@ TEST_P(ShippedConfigs, TrainsAFewStepsOnTwoRanks) {
            " --set data.shards=" + shards +
            " --set 'model.vae={depth: 1, width: 8, latent_channels: 2, latent_resolution: " +
            latent + "}' --set 'model.pixelcnn={nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2}'" +
-           " --set train.batch_size=4 --set 'train.phases=[{name: joint, steps: 2}]'" +
+           " --set train.batch_size=4 --set 'train.phases=[{name: pretrain_vae, steps: 1}, " +
+           "{name: pretrain_pixelcnn, steps: 1}, {name: joint, steps: 2}]'" +
            " --set eval.every=0 --set eval.importance_samples=2 --set eval.subset=4" +
            " --set eval.final_subset=4 --set eval.batch_size=4 --set eval.sample_images=0 --set "
            "monitoring.port=" +

@@ -242,6 +242,36 @@ TEST_F(LoadRuns, PhasesMaySetLambdaFreeBitsAndTerms) {
                {"train.phases[1].lambda", "[0, 1000]"});
 }
 
+// train.pretrain (issue 28): sequential unless set; parallel needs both pretraining phases first,
+// and round-trips through the resolved config with the PixelCNN phase's conditioned: false.
+TEST_F(LoadRuns, PretrainScheduleAndUnconditionedPhases) {
+  EXPECT_EQ(load(kBase)[0].config.train.pretrain, trainer::PretrainSchedule::kSequential);
+  const std::string both = replace(kBase, "    - {name: joint, steps: 20}\n",
+                                   "    - {name: pretrain_pixelcnn, steps: 5, conditioned: false}\n"
+                                   "    - {name: joint, steps: 20}\n");
+  const auto runs =
+      load(replace(both, "  batch_size: 32\n", "  batch_size: 32\n  pretrain: parallel\n"));
+  const auto& train = runs[0].config.train;
+  EXPECT_EQ(train.pretrain, trainer::PretrainSchedule::kParallel);
+  EXPECT_FALSE(train.phases[1].conditioned);
+  EXPECT_TRUE(train.phases[0].conditioned);
+  const std::string resolved = to_yaml_string(runs[0].config);
+  EXPECT_NE(resolved.find("pretrain: parallel"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("conditioned: false"), std::string::npos) << resolved;
+  EXPECT_NE(resolved.find("pretrain_vae_ranks: 0"), std::string::npos) << resolved;
+  EXPECT_EQ(to_yaml_string(load(resolved)[0].config), resolved);
+  expect_error(
+      replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  pretrain: parallel\n"),
+      {"train.pretrain", "pretrain_vae and one pretrain_pixelcnn", "[pretrain_vae, joint]"});
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  pretrain_vae_ranks: 1\n"),
+               {"train.pretrain_vae_ranks", "parallel only"});
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  pretrain: both\n"),
+               {"train.pretrain", "sequential, parallel"});
+  expect_error(
+      replace(kBase, "{name: joint, steps: 20}", "{name: joint, steps: 20, conditioned: false}"),
+      {"train.phases[1].conditioned", "pretrain_pixelcnn phases only"});
+}
+
 // The Table 1 baselines train in one joint phase, and the VAE alone models x itself.
 TEST_F(LoadRuns, BaselineKindsAreCheckedAgainstPhasesAndAux) {
   const std::string one_phase = replace(kBase, R"(  phases:

@@ -51,6 +51,41 @@ TEST(Agave, ParameterNamesAreStableAndGrouped) {
   EXPECT_TRUE(groups.vae[0].is_same(a->vae->parameters()[0]));
 }
 
+// PixelCnnInput::kNone (the parallel schedule's PixelCNN pretraining): the pixel term reads
+// neither the VAE nor the conditioning stream, and exactly the stream's parameters (the group
+// pixelcnn_conditioning) get no gradient.
+TEST(Agave, AnUnconditionedPixelTermReadsNoConditioning) {
+  torch::manual_seed(4);
+  Agave model(tiny_options());
+  model->eval();  // no dropout: the passes below differ only in what they read
+  auto x = torch::randint(0, 256, {2, 3, 8, 8}).to(torch::kByte);
+  const model::LossSelection pixel{/*pixel=*/true, /*aux=*/false, /*kl=*/false};
+  auto before = model->forward(x, pixel, PixelCnnInput::kNone).pixel_nll;
+  EXPECT_TRUE(torch::isfinite(before).all().item<bool>());
+  EXPECT_TRUE(
+      torch::equal(model->forward(x, pixel, PixelCnnInput::kNone).aux_nll, torch::zeros({2})));
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->vae->parameters()) p.add_(1.0);
+    for (auto& p : model->parameter_groups().pixelcnn_conditioning) p.add_(1.0);
+  }
+  auto after = model->forward(x, pixel, PixelCnnInput::kNone).pixel_nll;
+  EXPECT_TRUE(torch::equal(before, after));
+  // Conditioned on f(z), the same weights give another pixel term.
+  EXPECT_FALSE(torch::allclose(model->forward(x, pixel).pixel_nll, after));
+
+  after.sum().backward();
+  const auto groups = model->parameter_groups();
+  ASSERT_FALSE(groups.pixelcnn_conditioning.empty());
+  std::set<const void*> conditioning;
+  for (const auto& p : groups.pixelcnn_conditioning) conditioning.insert(p.unsafeGetTensorImpl());
+  for (const auto& kv : model->pixelcnn->named_parameters()) {
+    const bool of_stream = conditioning.count(kv.value().unsafeGetTensorImpl()) > 0;
+    EXPECT_EQ(kv.value().grad().defined(), !of_stream) << kv.key();
+  }
+  for (const auto& p : model->vae->parameters()) EXPECT_FALSE(p.grad().defined());
+}
+
 TEST(Agave, ForwardTermsArePerImageAndFinite) {
   torch::manual_seed(2);
   Agave model(tiny_options());

@@ -15,11 +15,13 @@
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
+#include "tests/common/trainer_suite.h"
 #include "trainer/precision.h"
 #include "version/version.h"
 
 namespace {
 
+using agave::testing::changed_tensors;
 using agave::testing::count_of;
 using agave::testing::kTrainer;
 using agave::testing::mpirun;
@@ -28,30 +30,17 @@ using agave::testing::TempDir;
 using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
-class TrainingRun : public ::testing::Test {
+class TrainingRun : public agave::testing::TrainerSuite {
  protected:
-  static void SetUpTestSuite() {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) return;
-    shards_ = new TempDir();
-  }
-  static void TearDownTestSuite() {
-    delete shards_;
-    shards_ = nullptr;
-  }
-  void SetUp() override {
-    if (!shards_) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-  }
-
   std::string config(const std::string& extra = "") {
-    return out_.write(
-        "tiny.yaml",
-        TinyConfig("tiny", out_.path().string() + "/runs", shards_->path().string() + "/fmnist")
-            .phases({{"pretrain_vae", 3}, {"pretrain_pixelcnn", 3}, {"joint", 4}})
-            .eval(2, 8, 8, 2)
-            .log_every(2)
-            .prometheus_port(19464)
-            .append(extra)
-            .yaml());
+    return out_.write("tiny.yaml",
+                      TinyConfig("tiny", out_.path().string() + "/runs", shards())
+                          .phases({{"pretrain_vae", 3}, {"pretrain_pixelcnn", 3}, {"joint", 4}})
+                          .eval(2, 8, 8, 2)
+                          .log_every(2)
+                          .prometheus_port(19464)
+                          .append(extra)
+                          .yaml());
   }
   fs::path run_dir(const std::string& name = "tiny") const { return out_.path() / "runs" / name; }
 
@@ -62,10 +51,8 @@ class TrainingRun : public ::testing::Test {
     return out;
   }
 
-  static TempDir* shards_;
   TempDir out_;
 };
-TempDir* TrainingRun::shards_ = nullptr;
 
 TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   const auto r = sh(mpirun(2) + kTrainer + " " + config());
@@ -339,21 +326,6 @@ TEST_F(TrainingRun, AFailingSweepRunIsReportedAndTheSweepGoesOn) {
       << r.output;
 }
 
-// (compared, differing) tensors whose names start with `prefix`, between two checkpoints.
-std::pair<int, int> changed_tensors(const fs::path& a, const fs::path& b,
-                                    const std::string& prefix) {
-  const auto r = sh("/usr/bin/python3 " + std::string(AGAVE_SOURCE_DIR) +
-                    "/tests/trainer/compare_checkpoints.py " + a.string() + " " + b.string() +
-                    " --only " + prefix);
-  int compared = -1, differ = -1, sa = 0, sb = 0;
-  const auto at = r.output.find("compared ");
-  if (at != std::string::npos) {
-    std::sscanf(r.output.c_str() + at, "compared %d tensors at steps %d and %d, %d differ",
-                &compared, &sa, &sb, &differ);
-  }
-  return {compared, differ};
-}
-
 TEST_F(TrainingRun, EachPhaseTrainsOnlyItsParameterGroups) {
   const auto r = sh(mpirun(2) + kTrainer + " " + config("checkpoint: {every: 1, keep: 20}\n") +
                     " --set eval.sample_images=0");
@@ -395,7 +367,7 @@ TEST_F(TrainingRun, QuickstartImprovesTheTestBitsPerDim) {
   const auto r =
       sh(mpirun(2) + kTrainer + " " + AGAVE_SOURCE_DIR + "/configs/quickstart.yaml" +
          " --set run.output_dir=" + (out_.path() / "runs").string() +
-         " --set data.shards=" + shards_->path().string() + "/fmnist" +
+         " --set data.shards=" + shards() +
          " --set 'train.phases=[{name: pretrain_vae, steps: 40}, {name: pretrain_pixelcnn, steps: "
          "25}, {name: joint, steps: 5}]'" +
          " --set eval.at_start=true --set eval.subset=64 --set eval.final_subset=64 --set "
