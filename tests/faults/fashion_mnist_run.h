@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <string>
 
+#include "tests/common/background_job.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
@@ -44,6 +45,26 @@ class TinyJobs : public FashionMnistRun {
   std::string job(const std::string& cfg, int ranks, const std::string& env = "",
                   const std::string& args = "") const {
     return env + " " + mpirun(ranks) + kTrainer + " " + cfg + (args.empty() ? "" : " " + args);
+  }
+  // The drills' last check: the run's newest complete checkpoint (`latest`, or none) is where a
+  // rerun of `cfg` on `ranks` ranks continues; the rerun is stopped right at that step (exit 75)
+  // to keep it short. Returns the step it resumed at (0: a fresh start).
+  int expect_rerun_resumes(const std::string& cfg, const std::string& run, int ranks) const {
+    std::string latest = read_text(std::filesystem::path(run) / "checkpoints" / "latest");
+    while (!latest.empty() && latest.back() == '\n') latest.pop_back();
+    const int step = latest.rfind("step-", 0) == 0 ? std::stoi(latest.substr(5)) : 0;
+    if (step > 0) {
+      EXPECT_TRUE(std::filesystem::exists(std::filesystem::path(run) / "checkpoints" / latest /
+                                          "manifest.json"))
+          << latest;
+    }
+    const auto rerun = sh(job(cfg, ranks, "AGAVE_FAULT=stop:" + std::to_string(step) + ":0"));
+    EXPECT_EQ(rerun.code, 75) << rerun.output;
+    if (step > 0) {
+      EXPECT_NE(rerun.output.find("at step " + std::to_string(step) + " "), std::string::npos)
+          << rerun.output;
+    }
+    return step;
   }
   TempDir dir_;
 };

@@ -63,6 +63,7 @@ TEST_F(CollectiveTimeout, SigstopOfOneRankEndsTheJobNamingIt) {
   EXPECT_NE(log.find("did not arrive: rank 1 ("), std::string::npos) << log;
   EXPECT_EQ(log.find("step 400/400"), std::string::npos) << log;
   std::cout << "kill -STOP rank 1: job ended after " << BackgroundJob::since(t0) << " s\n";
+  expect_rerun_resumes(cfg, (dir_.path() / "o/r").string(), 2);
 }
 
 // Rank 1 stops itself before backward at step 4, with buckets all-reduced from backward's hooks:
@@ -82,6 +83,7 @@ TEST_F(CollectiveTimeout, SigstopDuringBackwardNamesTheBucket) {
   expect_timeout_line(log, "bucket 1/", "at step 4 of run r");
   EXPECT_EQ(count_of(log, "collective timeout"), 1u) << log;
   std::cout << "SIGSTOP before backward: job ended " << seconds << " s after the stop\n";
+  expect_rerun_resumes(cfg, (dir_.path() / "o/r").string(), 2);
 }
 
 // Rank 1 stops as the final evaluation begins: rank 0 evaluates its share, then times out in the
@@ -98,6 +100,12 @@ TEST_F(CollectiveTimeout, SigstopDuringTheFinalEvalNamesTheEval) {
   expect_timeout_line(log, "eval: ", "at step 4 of run r");
   EXPECT_FALSE(fs::exists(dir_.path() / "o/r/summary.json"));
   std::cout << "SIGSTOP in the final eval: job ended " << seconds << " s after the stop\n";
+  // The final checkpoint is kept; the rerun only evaluates it.
+  const auto rerun = sh(job(cfg, 2));
+  EXPECT_EQ(rerun.code, 0) << rerun.output;
+  EXPECT_NE(rerun.output.find("checkpoint at the last step 4 but no summary.json"),
+            std::string::npos)
+      << rerun.output;
 }
 
 using JobChannel = NoHang;
