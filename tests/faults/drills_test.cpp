@@ -320,7 +320,9 @@ void Drill::signal_mpirun(bool stop_a_rank) {
   {
     BackgroundJob j(dir_.path() / "job", job(cfg, 2, "AGAVE_EXIT_FILE=" + exit_file), 2);
     ASSERT_TRUE(j.wait_for_log({"step 3/400"}, 180)) << j.log();
-    if (stop_a_rank) ASSERT_EQ(::kill(j.rank(1), SIGSTOP), 0);
+    if (stop_a_rank) {
+      ASSERT_EQ(::kill(j.rank(1), SIGSTOP), 0);
+    }
     ASSERT_EQ(::kill(j.pid(), SIGTERM), 0);
     const double seconds = j.wait_done(60);
     ASSERT_TRUE(j.done()) << j.log();
