@@ -31,16 +31,16 @@
 #include <string>
 #include <vector>
 
+#include "checkpoint/sharded_checkpoint.h"
+#include "checkpoint/training_state.h"
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
-#include "data/checksum.h"
+#include "io/checksum.h"
 #include "launcher/config.h"
 #include "model/agave.h"
 #include "model/ema.h"
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 #include "trainer/precision.h"
-#include "trainer/sharded_checkpoint.h"
-#include "trainer/training_state.h"
 #include "version/version.h"
 
 namespace fs = std::filesystem;
@@ -75,8 +75,8 @@ double thread_cpu_seconds() {
 struct State {
   agave::model::Agave model{nullptr};
   std::unique_ptr<agave::model::Ema> ema;
-  std::unique_ptr<agave::trainer::Adamax> optimizer;
-  std::unique_ptr<agave::trainer::TrainingState> training_state;
+  std::unique_ptr<agave::optim::Adamax> optimizer;
+  std::unique_ptr<agave::checkpoint::TrainingState> training_state;
   std::map<std::string, torch::Tensor>& tensors() { return training_state->tensors(); }
 };
 
@@ -87,8 +87,8 @@ std::unique_ptr<State> build_state(const agave::launcher::Config& c) {
   agave::trainer::apply_layout(agave::trainer::choose_numerics(c.train.precision, torch::kCPU),
                                *s->model);
   s->ema = std::make_unique<agave::model::Ema>(*s->model, c.train.ema_decay);
-  s->optimizer = std::make_unique<agave::trainer::Adamax>(
-      s->model->parameters(), agave::trainer::AdamaxOptions(c.train.optimizer.lr));
+  s->optimizer = std::make_unique<agave::optim::Adamax>(
+      s->model->parameters(), agave::optim::AdamaxOptions(c.train.optimizer.lr));
   const auto params = s->model->parameters();
   auto& states = s->optimizer->states();
   torch::NoGradGuard no_grad;
@@ -100,7 +100,7 @@ std::unique_ptr<State> build_state(const agave::launcher::Config& c) {
   }
   // The trainer's own key scheme over these tensors.
   s->training_state =
-      std::make_unique<agave::trainer::TrainingState>(*s->model, *s->ema, *s->optimizer);
+      std::make_unique<agave::checkpoint::TrainingState>(*s->model, *s->ema, *s->optimizer);
   return s;
 }
 
@@ -113,10 +113,10 @@ int worker(int argc, char** argv, const Args& a) {
   auto comm = agave::cluster::make_mpi_communicator(mpi.world().comm(), 600);
   const auto runs = agave::launcher::load_runs(a.config, {});
   const auto state = build_state(runs.front().config);
-  agave::trainer::ShardedCheckpoint ckpt(a.dir, a.repeats + 1, *comm);
+  agave::checkpoint::ShardedCheckpoint ckpt(a.dir, a.repeats + 1, *comm);
   const auto rng = at::detail::getDefaultCPUGenerator().get_state();
   for (int r = 0; r < a.repeats; ++r) {
-    agave::trainer::CheckpointMeta meta;
+    agave::checkpoint::CheckpointMeta meta;
     meta.step = 1000 * (r + 1);
     meta.phase = "joint";
     meta.world_size = comm->size();
@@ -124,15 +124,14 @@ int worker(int argc, char** argv, const Args& a) {
     comm->barrier();
     const auto t0 = Clock::now();
     const double c0 = thread_cpu_seconds();
-    const auto saved =
-        ckpt.save(meta, state->tensors(), {{agave::trainer::checkpoint_keys::kCpuRng, rng}});
+    const auto saved = ckpt.save(meta, state->tensors(), {{agave::checkpoint::keys::kCpuRng, rng}});
     const double save_cpu = comm->all_reduce_max(thread_cpu_seconds() - c0);
     const double save_s = comm->all_reduce_max(seconds_since(t0));
 
     std::map<std::string, torch::Tensor> into;
     for (const auto& [name, t] : state->tensors()) into[name] = torch::empty_like(t);
     std::map<std::string, torch::Tensor> rank_local = {
-        {agave::trainer::checkpoint_keys::kCpuRng, torch::Tensor()}};
+        {agave::checkpoint::keys::kCpuRng, torch::Tensor()}};
     comm->barrier();
     const auto t1 = Clock::now();
     const double c1 = thread_cpu_seconds();
@@ -182,7 +181,7 @@ std::pair<double, double> baseline(const std::string& dir, int64_t bytes) {
   ::close(fd);
   const double write_s = seconds_since(t0);
   const auto t1 = Clock::now();
-  agave::data::file_digest(path, agave::data::Digest::Algorithm::kSha256);
+  agave::io::file_digest(path, agave::io::Digest::Algorithm::kSha256);
   const double hash_s = seconds_since(t1);
   fs::remove(path);
   return {write_s, hash_s};

@@ -29,7 +29,7 @@
 #include "model/agave.h"
 #include "model/ema.h"
 #include "model/example_random.h"
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
 #include "trainer/train_step.h"
@@ -133,7 +133,7 @@ int main(int argc, char** argv) {
     }
     trainer::apply_layout(numerics, *model);
     model::Ema ema(*model, c.train.ema_decay);
-    trainer::Adamax optimizer(model->parameters(), trainer::AdamaxOptions(c.train.optimizer.lr));
+    optim::Adamax optimizer(model->parameters(), optim::AdamaxOptions(c.train.optimizer.lr));
     trainer::TrainStepOptions so;
     so.grad_clip = c.train.grad_clip;
     so.bf16 = numerics.bf16;

@@ -86,8 +86,9 @@ Manifest convert_split(SplitSource& src, const ConvertOptions& opt, Dataset data
         const int64_t want = std::min(step, w.count - writer.written());
         const int64_t got = src.read(images.data(), labels.data(), want);
         if (got != want) {
-          throw DataError(src.description(), "source ended after " + std::to_string(done + got) +
-                                                 " of " + std::to_string(total) + " images");
+          throw io::DataError(src.description(), "source ended after " +
+                                                     std::to_string(done + got) + " of " +
+                                                     std::to_string(total) + " images");
         }
         writer.append(images.data(), labels.data(), got);
         done += got;
@@ -100,7 +101,8 @@ Manifest convert_split(SplitSource& src, const ConvertOptions& opt, Dataset data
       const std::string final_path = t.substr(0, t.size() - 4);
       std::error_code ec;
       fs::rename(t, final_path, ec);
-      if (ec) throw DataError(final_path, "cannot rename " + t + " into place: " + ec.message());
+      if (ec)
+        throw io::DataError(final_path, "cannot rename " + t + " into place: " + ec.message());
     }
     write_manifest(m.path, m);
   } catch (...) {
@@ -116,24 +118,24 @@ Manifest convert_split(SplitSource& src, const ConvertOptions& opt, Dataset data
 
 std::vector<Manifest> convert(const ConvertOptions& opt, const ProgressFn& progress) {
   if (opt.images_per_shard <= 0) {
-    throw DataError(
+    throw io::DataError(
         "", "images per shard must be positive, got " + std::to_string(opt.images_per_shard));
   }
   if (opt.compression < 0 || opt.compression > 9) {
-    throw DataError("", "gzip level must be 0..9, got " + std::to_string(opt.compression));
+    throw io::DataError("", "gzip level must be 0..9, got " + std::to_string(opt.compression));
   }
   std::error_code ec;
-  if (!fs::exists(opt.source, ec)) throw DataError(opt.source, "source not found");
+  if (!fs::exists(opt.source, ec)) throw io::DataError(opt.source, "source not found");
   const std::optional<Dataset> dataset = opt.dataset ? opt.dataset : detect_dataset(opt.source);
   if (!dataset) {
-    throw DataError(opt.source, "cannot tell the data set: no CIFAR-10 *.bin batches, no " +
-                                    std::string(kCifarTarName) +
-                                    ", no train-images-idx3-ubyte[.gz]");
+    throw io::DataError(opt.source, "cannot tell the data set: no CIFAR-10 *.bin batches, no " +
+                                        std::string(kCifarTarName) +
+                                        ", no train-images-idx3-ubyte[.gz]");
   }
   // All sources are opened (and their sizes checked) before anything is written.
   auto splits = open_source(*dataset, opt.source);
   fs::create_directories(opt.output, ec);
-  if (ec) throw DataError(opt.output, "cannot create output folder: " + ec.message());
+  if (ec) throw io::DataError(opt.output, "cannot create output folder: " + ec.message());
   std::vector<Manifest> out;
   for (auto& s : splits) out.push_back(convert_split(*s, opt, *dataset, progress));
   return out;
@@ -146,7 +148,7 @@ bool shards_ready(const std::string& dir, Dataset dataset) {
     if (!fs::exists(p, ec)) return false;
     try {
       if (read_manifest(p).dataset != dataset_name(dataset)) return false;
-    } catch (const DataError&) {
+    } catch (const io::DataError&) {
       return false;
     }
   }
@@ -164,7 +166,7 @@ class FileLock {
       : path_(path) {
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0)
-      throw DataError(path, std::string("cannot create lock file: ") + std::strerror(errno));
+      throw io::DataError(path, std::string("cannot create lock file: ") + std::strerror(errno));
     try {
       acquire(timeout_seconds, progress);
     } catch (...) {
@@ -190,15 +192,15 @@ class FileLock {
     auto next_report = start;
     while (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {  // bound: LOCK_NB, polled until the deadline
       if (errno != EWOULDBLOCK && errno != EINTR) {
-        throw DataError(path_, std::string("cannot lock: ") + std::strerror(errno));
+        throw io::DataError(path_, std::string("cannot lock: ") + std::strerror(errno));
       }
       const double waited = std::chrono::duration<double>(Clock::now() - start).count();
       if (waited >= timeout_seconds) {
-        throw DataError(path_, "held by " + holder() + " for more than " +
-                                   std::to_string(static_cast<long long>(timeout_seconds)) +
-                                   " s (cluster.timeout_seconds): another job converts into " +
-                                   "this folder; run again when it has finished, or set " +
-                                   "another data.shards");
+        throw io::DataError(path_, "held by " + holder() + " for more than " +
+                                       std::to_string(static_cast<long long>(timeout_seconds)) +
+                                       " s (cluster.timeout_seconds): another job converts into " +
+                                       "this folder; run again when it has finished, or set " +
+                                       "another data.shards");
       }
       if (progress && Clock::now() >= next_report) {
         progress({"waiting for " + holder() + " to finish converting", static_cast<int64_t>(waited),
@@ -226,7 +228,7 @@ std::string ensure_shards(const DataOptions& options, const ProgressFn& progress
   if (shards_ready(options.shards, options.dataset)) return options.shards;
   std::error_code ec;
   fs::create_directories(options.shards, ec);
-  if (ec) throw DataError(options.shards, "cannot create shard folder: " + ec.message());
+  if (ec) throw io::DataError(options.shards, "cannot create shard folder: " + ec.message());
   FileLock lock((fs::path(options.shards) / ".convert.lock").string(), lock_timeout_seconds,
                 progress);
   // Another process may have converted while we waited for the lock.
@@ -236,8 +238,9 @@ std::string ensure_shards(const DataOptions& options, const ProgressFn& progress
     if (fs::exists(p, ec)) {
       const Manifest m = read_manifest(p);
       if (m.dataset != dataset_name(options.dataset)) {
-        throw DataError(p, "shard folder holds " + m.dataset + ", but the configuration asks for " +
-                               dataset_name(options.dataset) + " (use another data.shards folder)");
+        throw io::DataError(
+            p, "shard folder holds " + m.dataset + ", but the configuration asks for " +
+                   dataset_name(options.dataset) + " (use another data.shards folder)");
       }
     }
   }

@@ -32,7 +32,7 @@ bool shards_ready(const std::string& dir, Dataset dataset);
 // The trainer's entry point: converts `options.source` into `options.shards` unless it is
 // already there, under an exclusive lock on `<shards>/.convert.lock` so ranks sharing a file
 // system convert once. Returns the shard folder. The lock is waited for at most
-// `lock_timeout_seconds` (a DataError naming its holder past that); `progress` is called about
+// `lock_timeout_seconds` (a io::DataError naming its holder past that); `progress` is called about
 // every second of that wait too, and may throw to abandon it (a stop request).
 std::string ensure_shards(const DataOptions& options, const ProgressFn& progress = {},
                           double lock_timeout_seconds = 300);

@@ -11,8 +11,8 @@
 #include <thread>
 #include <vector>
 
-#include "data/checksum.h"
 #include "data/errors.h"
+#include "io/checksum.h"
 
 extern char** environ;
 
@@ -38,7 +38,8 @@ constexpr int kDownloadSeconds = 7200;
 void download(const std::string& url, const std::string& dest, const std::string& md5,
               int64_t expected_bytes, const ProgressFn& progress) {
   std::error_code ec;
-  if (!md5.empty() && fs::exists(dest, ec) && file_digest(dest, Digest::Algorithm::kMd5) == md5) {
+  if (!md5.empty() && fs::exists(dest, ec) &&
+      io::file_digest(dest, io::Digest::Algorithm::kMd5) == md5) {
     return;
   }
   // bound: curl's --connect-timeout, --speed-time and --max-time below.
@@ -127,7 +128,7 @@ void download(const std::string& url, const std::string& dest, const std::string
     throw FetchError(url, "download failed: " + why);
   }
   if (!md5.empty()) {
-    const std::string got = file_digest(tmp, Digest::Algorithm::kMd5);
+    const std::string got = io::file_digest(tmp, io::Digest::Algorithm::kMd5);
     if (got != md5) {
       fs::remove(tmp, ec);
       throw FetchError(url, "downloaded file has MD5 " + got + ", expected " + md5 +

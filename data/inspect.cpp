@@ -4,11 +4,11 @@
 #include <cmath>
 #include <filesystem>
 
-#include "data/checksum.h"
 #include "data/errors.h"
-#include "data/header_probe.h"
 #include "data/manifest.h"
 #include "data/shard.h"
+#include "hdf5/header_probe.h"
+#include "io/checksum.h"
 
 namespace agave::data {
 
@@ -30,7 +30,7 @@ ShardReport scan_shard(const std::string& path, const std::string& manifest_sha,
   r.path = path;
   r.sha256_manifest = manifest_sha;
   try {
-    probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
+    hdf5::probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
     ShardReader reader(path);
     const ShardInfo& info = reader.info();
     r.count = info.count;
@@ -41,7 +41,7 @@ ShardReport scan_shard(const std::string& path, const std::string& manifest_sha,
     const int64_t c = info.shape.channels, plane = info.shape.height * info.shape.width;
     sums.sum.resize(static_cast<size_t>(c), 0);
     sums.sumsq.resize(static_cast<size_t>(c), 0);
-    Digest digest;
+    io::Digest digest;
     const std::string stage = "inspect " + fs::path(path).filename().string();
     reader.for_each_block([&](const uint8_t* p, int64_t first, int64_t n) {
       if (verify) digest.update(p, static_cast<size_t>(n * c * plane));
@@ -77,7 +77,7 @@ ShardReport scan_shard(const std::string& path, const std::string& manifest_sha,
       report.problems.push_back(path + ": checksum mismatch: the shard records " + info.sha256 +
                                 ", its manifest " + manifest_sha);
     }
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     report.problems.push_back(e.what());
   }
   return r;
@@ -123,7 +123,7 @@ void inspect_manifest(const std::string& path, bool verify, InspectReport& repor
 InspectReport inspect(const std::string& path, bool verify, const ProgressFn& progress) {
   InspectReport report;
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw DataError(path, "no such file or folder");
+  if (!fs::exists(path, ec)) throw io::DataError(path, "no such file or folder");
   if (fs::is_directory(path, ec)) {
     std::vector<std::string> manifests;
     for (const auto& e : fs::directory_iterator(path, ec)) {
@@ -133,9 +133,9 @@ InspectReport inspect(const std::string& path, bool verify, const ProgressFn& pr
       }
     }
     if (manifests.empty()) {
-      throw DataError(path,
-                      "holds no *.manifest.json (not a shard folder, or its conversion "
-                      "did not finish)");
+      throw io::DataError(path,
+                          "holds no *.manifest.json (not a shard folder, or its conversion "
+                          "did not finish)");
     }
     std::sort(manifests.begin(), manifests.end());
     for (const auto& m : manifests) inspect_manifest(m, verify, report, progress);
@@ -147,8 +147,8 @@ InspectReport inspect(const std::string& path, bool verify, const ProgressFn& pr
     ShardReport r = scan_shard(path, "", verify, sums, split, report, progress);
     // A problem already names the shard.
     if (r.count == 0) {
-      throw DataError(report.problems.empty() ? path : "",
-                      report.problems.empty() ? "unreadable shard" : report.problems.back());
+      throw io::DataError(report.problems.empty() ? path : "",
+                          report.problems.empty() ? "unreadable shard" : report.problems.back());
     }
     ShardReader reader(path);
     split.dataset = reader.info().dataset;

@@ -42,7 +42,7 @@ struct InspectReport {
 
 // `path`: a shard (.h5), a manifest (.manifest.json) or a folder of manifests. verify: recompute
 // every shard's SHA-256 and compare it with the shard's attribute and the manifest. A path that
-// is not any of these throws DataError; problems inside the shards are collected instead.
+// is not any of these throws io::DataError; problems inside the shards are collected instead.
 InspectReport inspect(const std::string& path, bool verify, const ProgressFn& progress = {});
 
 }  // namespace agave::data

@@ -30,11 +30,11 @@
 #include <utility>
 #include <vector>
 
-#include "data/bounds.h"
-#include "data/checksum.h"
 #include "data/errors.h"
-#include "data/header_probe.h"
 #include "data/shard.h"
+#include "hdf5/header_probe.h"
+#include "io/bounds.h"
+#include "io/checksum.h"
 
 namespace agave::data {
 
@@ -85,7 +85,7 @@ struct ShardFile {
   std::string identity;  // path, device, inode, size and mtime: what a verdict is cached for
   bool verified = false;
   int64_t hashed_blocks = 0;
-  std::unique_ptr<Digest> digest;
+  std::unique_ptr<io::Digest> digest;
 };
 
 // Shards whose content this process has already verified (by ShardFile::identity), so loaders
@@ -295,13 +295,13 @@ struct ShardLoader::Impl {
 
   // Hashes up to `max_blocks` chunks of the shards not verified yet, shard by shard in file
   // order; a shard whose last chunk is hashed is compared with its recorded SHA-256 (images
-  // bytes in C order, then its labels). Throws ChecksumError naming the shard on a mismatch.
+  // bytes in C order, then its labels). Throws io::ChecksumError naming the shard on a mismatch.
   void verify_some(int64_t max_blocks) {
     for (int64_t done = 0; done < max_blocks && verified_blocks < verify_blocks;) {
       while (shards[verify_cursor].verified) ++verify_cursor;
       ShardFile& f = shards[verify_cursor];
       const int64_t nblocks = (f.reader.info().count + f.block_images - 1) / f.block_images;
-      if (!f.digest) f.digest = std::make_unique<Digest>();
+      if (!f.digest) f.digest = std::make_unique<io::Digest>();
       if (f.hashed_blocks < nblocks) {
         const Block& b = blocks[static_cast<size_t>(f.first_block + f.hashed_blocks)];
         const size_t bytes = static_cast<size_t>(b.count * image_bytes);
@@ -326,11 +326,11 @@ struct ShardLoader::Impl {
         const std::string got = f.digest->hex();
         f.digest.reset();
         if (got != f.expected_sha256) {
-          throw ChecksumError(f.reader.info().path,
-                              "content hashes to " + got + ", but its manifest records " +
-                                  f.expected_sha256 +
-                                  " (corrupt or modified shard; data.verify_checksums: false "
-                                  "skips this check)");
+          throw io::ChecksumError(f.reader.info().path,
+                                  "content hashes to " + got + ", but its manifest records " +
+                                      f.expected_sha256 +
+                                      " (corrupt or modified shard; data.verify_checksums: false "
+                                      "skips this check)");
         }
         f.verified = true;
         std::lock_guard<std::mutex> lock(verified_mutex());
@@ -355,14 +355,15 @@ struct ShardLoader::Impl {
   void check_size(const ShardFile& f, const Block& b) const {
     struct stat st {};
     if (::fstat(f.file.fd(), &st) != 0) {
-      throw DataError(f.reader.info().path, std::string("cannot stat: ") + std::strerror(errno));
+      throw io::DataError(f.reader.info().path,
+                          std::string("cannot stat: ") + std::strerror(errno));
     }
     const uint64_t size =
         std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)), f.file.size());
-    if (!range_fits(b.loc.offset, b.loc.stored_bytes, size)) {
-      throw BadDataError(f.reader.info().path, "cannot read chunk at image " +
-                                                   std::to_string(b.first) +
-                                                   ": file ends early (truncated?)");
+    if (!io::range_fits(b.loc.offset, b.loc.stored_bytes, size)) {
+      throw io::BadDataError(f.reader.info().path, "cannot read chunk at image " +
+                                                       std::to_string(b.first) +
+                                                       ": file ends early (truncated?)");
     }
   }
 
@@ -375,9 +376,9 @@ struct ShardLoader::Impl {
     const int rc = ::uncompress(out.data(), &len, f.file.data() + b.loc.offset,
                                 static_cast<uLong>(b.loc.stored_bytes));
     if (rc != Z_OK || len != full_bytes) {
-      throw BadDataError(f.reader.info().path,
-                         "chunk at image " + std::to_string(b.first) + " does not inflate to " +
-                             std::to_string(full_bytes) + " bytes (corrupt gzip data)");
+      throw io::BadDataError(f.reader.info().path,
+                             "chunk at image " + std::to_string(b.first) + " does not inflate to " +
+                                 std::to_string(full_bytes) + " bytes (corrupt gzip data)");
     }
   }
 
@@ -459,16 +460,16 @@ struct ShardLoader::Impl {
       if (size < 0) {
         struct stat st {};
         if (::fstat(f.file.fd(), &st) != 0) {
-          throw DataError(f.reader.info().path,
-                          std::string("cannot stat: ") + std::strerror(errno));
+          throw io::DataError(f.reader.info().path,
+                              std::string("cannot stat: ") + std::strerror(errno));
         }
         size = std::min<int64_t>(st.st_size, static_cast<int64_t>(f.file.size()));
       }
-      // range_fits: `offset + stored_bytes` would wrap around for a huge offset.
-      if (!range_fits(b.loc.offset, b.loc.stored_bytes, static_cast<uint64_t>(size))) {
-        throw BadDataError(f.reader.info().path, "cannot read chunk at image " +
-                                                     std::to_string(b.first) +
-                                                     ": file ends early (truncated?)");
+      // io::range_fits: `offset + stored_bytes` would wrap around for a huge offset.
+      if (!io::range_fits(b.loc.offset, b.loc.stored_bytes, static_cast<uint64_t>(size))) {
+        throw io::BadDataError(f.reader.info().path, "cannot read chunk at image " +
+                                                         std::to_string(b.first) +
+                                                         ": file ends early (truncated?)");
       }
     }
   }
@@ -509,9 +510,9 @@ struct ShardLoader::Impl {
     const uint8_t* src = nullptr;
     if (b.direct && !b.loc.deflated) {
       if (b.loc.stored_bytes != full_bytes) {
-        throw BadDataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
-                                     std::to_string(b.loc.stored_bytes) + " bytes, " +
-                                     std::to_string(full_bytes) + " expected");
+        throw io::BadDataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
+                                         std::to_string(b.loc.stored_bytes) + " bytes, " +
+                                         std::to_string(full_bytes) + " expected");
       }
       src = f.file.data() + b.loc.offset;
     } else if (b.direct) {
@@ -650,7 +651,7 @@ struct ShardLoader::Impl {
         done.push_back(Item{});  // the end of the epoch, with its last batches
         if (!hand_out(done)) return;
       }
-    } catch (const ChecksumError&) {
+    } catch (const io::ChecksumError&) {
       // Corrupt data: the batches still queued came partly from it, so the error goes first and
       // the next next() stops the job.
       {
@@ -678,14 +679,15 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
   const Manifest& man = m.manifest;
   const LoaderOptions& o = m.opt;
   if (o.world < 1 || o.rank < 0 || o.rank >= o.world) {
-    throw DataError(man.path, "rank " + std::to_string(o.rank) + " of world " +
-                                  std::to_string(o.world) + " is not a valid rank");
+    throw io::DataError(man.path, "rank " + std::to_string(o.rank) + " of world " +
+                                      std::to_string(o.world) + " is not a valid rank");
   }
   if (o.batch_size < 1) {
-    throw DataError(man.path, "batch size must be positive, got " + std::to_string(o.batch_size));
+    throw io::DataError(man.path,
+                        "batch size must be positive, got " + std::to_string(o.batch_size));
   }
   m.shape = man.shape;
-  // read_manifest checked the dimensions (each >= 1, an image at most kMaxImageBytes).
+  // read_manifest checked the dimensions (each >= 1, an image at most io::kMaxImageBytes).
   m.image_bytes = man.shape.channels * man.shape.height * man.shape.width;
   m.total = man.count;
   // Labels grow shard by shard, each only after its file confirmed its count: the manifest's
@@ -696,37 +698,37 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
   for (size_t s = 0; s < man.shards.size(); ++s) {
     const ManifestShard& ms = man.shards[s];
     const std::string path = man.shard_path(ms);
-    probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
+    hdf5::probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
     ShardReader reader(path);
     const ShardInfo& info = reader.info();
     if (info.count != ms.count) {
-      throw DataError(path, "holds " + std::to_string(info.count) + " images, the manifest " +
-                                man.path + " says " + std::to_string(ms.count));
+      throw io::DataError(path, "holds " + std::to_string(info.count) + " images, the manifest " +
+                                    man.path + " says " + std::to_string(ms.count));
     }
     if (info.shape.channels != man.shape.channels || info.shape.height != man.shape.height ||
         info.shape.width != man.shape.width) {
-      throw BadDataError(path,
-                         "attribute 'image_shape' " +
-                             dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
-                             " differs from the manifest's " +
-                             dims_text({man.shape.channels, man.shape.height, man.shape.width}));
+      throw io::BadDataError(
+          path, "attribute 'image_shape' " +
+                    io::dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
+                    " differs from the manifest's " +
+                    io::dims_text({man.shape.channels, man.shape.height, man.shape.width}));
     }
     if (info.first_index != ms.first_index) {
-      throw BadDataError(path, "attribute 'first_index' is " + std::to_string(info.first_index) +
-                                   ", the manifest " + man.path + " says " +
-                                   std::to_string(ms.first_index));
+      throw io::BadDataError(path, "attribute 'first_index' is " +
+                                       std::to_string(info.first_index) + ", the manifest " +
+                                       man.path + " says " + std::to_string(ms.first_index));
     }
     if (!ms.sha256.empty() && info.sha256 != ms.sha256) {
-      throw ChecksumError(path, "checksum attribute " + info.sha256 +
-                                    " differs from the manifest's " + ms.sha256 +
-                                    " (shard replaced or rewritten?)");
+      throw io::ChecksumError(path, "checksum attribute " + info.sha256 +
+                                        " differs from the manifest's " + ms.sha256 +
+                                        " (shard replaced or rewritten?)");
     }
     const std::string expected = ms.sha256.empty() ? info.sha256 : ms.sha256;
-    if (o.verify_checksums && !sha256_hex(expected)) {
-      throw BadDataError(path, "attribute 'sha256' is '" + expected +
-                                   "' and the manifest records none: nothing to verify the "
-                                   "content against (data.verify_checksums: false trains "
-                                   "without the check)");
+    if (o.verify_checksums && !io::sha256_hex(expected)) {
+      throw io::BadDataError(path, "attribute 'sha256' is '" + expected +
+                                       "' and the manifest records none: nothing to verify the "
+                                       "content against (data.verify_checksums: false trains "
+                                       "without the check)");
     }
     const auto lab = reader.read_labels();
     const int64_t label_first = static_cast<int64_t>(m.labels.size());
@@ -763,8 +765,8 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
   }
   m.window_blocks = std::max<int64_t>(1, (o.shuffle_window + max_block - 1) / max_block);
   if (m.window_blocks * max_block > int64_t{UINT32_MAX}) {
-    throw DataError(man.path, "a shuffle window of " + std::to_string(o.shuffle_window) +
-                                  " images is too large");
+    throw io::DataError(man.path, "a shuffle window of " + std::to_string(o.shuffle_window) +
+                                      " images is too large");
   }
 
   m.global_batch = o.world * o.batch_size;
@@ -777,17 +779,17 @@ ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& 
     m.use += last;
   }
   if (m.use == 0) {
-    throw DataError(man.path, "split '" + man.split + "' has " + std::to_string(m.total) +
-                                  " images: too few for " + std::to_string(o.world) +
-                                  " ranks with batches of " + std::to_string(o.batch_size));
+    throw io::DataError(man.path, "split '" + man.split + "' has " + std::to_string(m.total) +
+                                      " images: too few for " + std::to_string(o.world) +
+                                      " ranks with batches of " + std::to_string(o.batch_size));
   }
   // One batch of images must be a sane allocation (batch_size comes from a config, the image
   // size from the data): at most 16 GiB.
-  if (!checked_mul(static_cast<uint64_t>(o.batch_size), static_cast<uint64_t>(m.image_bytes),
-                   uint64_t{16} << 30)) {
-    throw BadDataError(man.path, "a batch of " + std::to_string(o.batch_size) + " images of " +
-                                     std::to_string(m.image_bytes) +
-                                     " bytes exceeds 16 GiB; use a smaller batch");
+  if (!io::checked_mul(static_cast<uint64_t>(o.batch_size), static_cast<uint64_t>(m.image_bytes),
+                       uint64_t{16} << 30)) {
+    throw io::BadDataError(man.path, "a batch of " + std::to_string(o.batch_size) + " images of " +
+                                         std::to_string(m.image_bytes) +
+                                         " bytes exceeds 16 GiB; use a smaller batch");
   }
   m.pinned = o.pin_memory && torch::cuda::is_available();
   if (!m.pinned) {
@@ -831,10 +833,10 @@ LoaderPosition ShardLoader::position() const { return impl_->pos; }
 void ShardLoader::restore(const LoaderPosition& p) {
   Impl& m = *impl_;
   if (p.epoch < 0 || p.index < 0 || p.index > batches_per_epoch()) {
-    throw DataError(m.manifest.path, "cannot restore loader position (epoch " +
-                                         std::to_string(p.epoch) + ", batch " +
-                                         std::to_string(p.index) + "): an epoch has " +
-                                         std::to_string(batches_per_epoch()) + " batches");
+    throw io::DataError(m.manifest.path, "cannot restore loader position (epoch " +
+                                             std::to_string(p.epoch) + ", batch " +
+                                             std::to_string(p.index) + "): an epoch has " +
+                                             std::to_string(batches_per_epoch()) + " batches");
   }
   m.halt();
   m.failed = nullptr;

@@ -56,14 +56,14 @@ class ShardLoader {
   ShardLoader& operator=(const ShardLoader&) = delete;
 
   // The next batch of the current epoch; nullopt once the epoch is done, after which the next
-  // call starts the following epoch. Rethrows (as DataError) any read error of the background
+  // call starts the following epoch. Rethrows (as io::DataError) any read error of the background
   // thread.
   std::optional<Batch> next();
 
   LoaderPosition position() const;
   // Continues from `p` exactly as an uninterrupted loader with the same split, seed, shuffle
   // options and global batch size (world × batch_size) would: same images, same order, same
-  // batches. Throws DataError when p.index > batches_per_epoch().
+  // batches. Throws io::DataError when p.index > batches_per_epoch().
   void restore(const LoaderPosition& p);
 
   // A position taken at global batch size `old_global_batch`, as a position at

@@ -39,7 +39,7 @@ inline constexpr int64_t kMaxSplitImages = int64_t{1} << 40;
 
 std::string manifest_path(const std::string& dir, const std::string& split);
 // Validates structure and internal consistency (counts add up, first indices contiguous, file
-// names plain names inside the folder, dimensions positive); BadDataError naming the field.
+// names plain names inside the folder, dimensions positive); io::BadDataError naming the field.
 Manifest read_manifest(const std::string& path);
 // The same for manifest text already in memory (`path` names it in errors); the fuzz target's
 // entry point.

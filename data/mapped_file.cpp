@@ -15,12 +15,12 @@ namespace agave::data {
 
 MappedFile::MappedFile(const std::string& path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd_ < 0) throw DataError(path, std::string("cannot open: ") + std::strerror(errno));
+  if (fd_ < 0) throw io::DataError(path, std::string("cannot open: ") + std::strerror(errno));
   struct stat st {};
   if (::fstat(fd_, &st) != 0 || st.st_size <= 0) {
     const int err = errno;
     release();
-    throw DataError(path, std::string("cannot stat: ") + std::strerror(err));
+    throw io::DataError(path, std::string("cannot stat: ") + std::strerror(err));
   }
   void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_SHARED, fd_, 0);
   if (map != MAP_FAILED) {

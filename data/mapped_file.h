@@ -10,7 +10,7 @@ namespace agave::data {
 class MappedFile {
  public:
   MappedFile() = default;
-  // Opens `path`; throws DataError naming it when it cannot be opened or is empty. A mapping
+  // Opens `path`; throws io::DataError naming it when it cannot be opened or is empty. A mapping
   // that fails leaves data() null (callers read through HDF5 instead).
   explicit MappedFile(const std::string& path);
   ~MappedFile();

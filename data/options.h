@@ -66,7 +66,7 @@ struct LoaderOptions {
   int64_t shuffle_window = 4096;
   bool pin_memory = true;  // page-locked batches when CUDA is available
   // Hash every shard's content (SHA-256 of its images and labels) once per process, on the
-  // background thread, and stop with a ChecksumError naming the shard when it differs from the
+  // background thread, and stop with a io::ChecksumError naming the shard when it differs from the
   // manifest. Off only for data sets too large to hash (docs/data-format.md has the cost).
   bool verify_checksums = true;
 };

@@ -9,10 +9,10 @@
 #include <cstring>
 #include <filesystem>
 
-#include "data/bounds.h"
-#include "data/checksum.h"
 #include "data/errors.h"
-#include "data/hdf5_util.h"
+#include "hdf5/checked.h"
+#include "io/bounds.h"
+#include "io/checksum.h"
 
 namespace agave::data {
 
@@ -32,12 +32,12 @@ struct ShardWriter::Impl {
   std::string tmp;
   ShardWriteOptions opt;
   int64_t image_bytes = 0;
-  h5::Handle file, images, labels;
+  hdf5::Handle file, images, labels;
   std::vector<uint8_t> chunk;  // images waiting to fill one HDF5 chunk
   int64_t chunk_fill = 0;
   int64_t flushed = 0;  // images already handed to HDF5
   std::vector<uint8_t> label_bytes;
-  Digest digest;
+  io::Digest digest;
   bool finished = false;
 
   void write_images(const uint8_t* data, int64_t first, int64_t n) {
@@ -45,13 +45,13 @@ struct ShardWriter::Impl {
     hsize_t count[4] = {static_cast<hsize_t>(n), static_cast<hsize_t>(opt.shape.channels),
                         static_cast<hsize_t>(opt.shape.height),
                         static_cast<hsize_t>(opt.shape.width)};
-    h5::Handle fspace(h5::check_id(H5Dget_space(images.get()), tmp, "H5Dget_space"), H5Sclose);
-    h5::check_status(
+    hdf5::Handle fspace(hdf5::check_id(H5Dget_space(images.get()), tmp, "H5Dget_space"), H5Sclose);
+    hdf5::check_status(
         H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, start, nullptr, count, nullptr), tmp,
         "cannot select images to write");
-    h5::Handle mspace(h5::check_id(H5Screate_simple(4, count, nullptr), tmp, "H5Screate"),
-                      H5Sclose);
-    h5::check_status(
+    hdf5::Handle mspace(hdf5::check_id(H5Screate_simple(4, count, nullptr), tmp, "H5Screate"),
+                        H5Sclose);
+    hdf5::check_status(
         H5Dwrite(images.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, data),
         tmp, "cannot write images (disk full?)");
   }
@@ -72,11 +72,12 @@ ShardWriter::ShardWriter(std::string path, ShardWriteOptions options)
   m.opt = std::move(options);
   const ImageShape& s = m.opt.shape;
   if (s.channels <= 0 || s.height <= 0 || s.width <= 0) {
-    throw DataError(m.path, "cannot write a shard with an empty image shape");
+    throw io::DataError(m.path, "cannot write a shard with an empty image shape");
   }
-  if (m.opt.count <= 0) throw DataError(m.path, "cannot write a shard of zero images");
+  if (m.opt.count <= 0) throw io::DataError(m.path, "cannot write a shard of zero images");
   if (m.opt.compression < 0 || m.opt.compression > 9) {
-    throw DataError(m.path, "gzip level must be 0..9, got " + std::to_string(m.opt.compression));
+    throw io::DataError(m.path,
+                        "gzip level must be 0..9, got " + std::to_string(m.opt.compression));
   }
   if (m.opt.chunk_images <= 0) m.opt.chunk_images = default_chunk_images(s);
   m.opt.chunk_images = std::min(m.opt.chunk_images, m.opt.count);
@@ -84,36 +85,39 @@ ShardWriter::ShardWriter(std::string path, ShardWriteOptions options)
   m.chunk.resize(static_cast<size_t>(m.opt.chunk_images * m.image_bytes));
   m.label_bytes.reserve(static_cast<size_t>(m.opt.count));
 
-  h5::QuietErrors quiet;
+  hdf5::QuietErrors quiet;
   m.file =
-      h5::Handle(h5::check_id(H5Fcreate(m.tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
-                              m.tmp, "cannot create HDF5 file"),
-                 H5Fclose);
+      hdf5::Handle(hdf5::check_id(H5Fcreate(m.tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+                                  m.tmp, "cannot create HDF5 file"),
+                   H5Fclose);
 
   hsize_t dims[4] = {static_cast<hsize_t>(m.opt.count), static_cast<hsize_t>(s.channels),
                      static_cast<hsize_t>(s.height), static_cast<hsize_t>(s.width)};
   hsize_t chunk[4] = {static_cast<hsize_t>(m.opt.chunk_images), dims[1], dims[2], dims[3]};
-  h5::Handle space(h5::check_id(H5Screate_simple(4, dims, nullptr), m.tmp, "H5Screate"), H5Sclose);
-  h5::Handle dcpl(h5::check_id(H5Pcreate(H5P_DATASET_CREATE), m.tmp, "H5Pcreate"), H5Pclose);
-  h5::check_status(H5Pset_chunk(dcpl.get(), 4, chunk), m.tmp, "H5Pset_chunk");
+  hdf5::Handle space(hdf5::check_id(H5Screate_simple(4, dims, nullptr), m.tmp, "H5Screate"),
+                     H5Sclose);
+  hdf5::Handle dcpl(hdf5::check_id(H5Pcreate(H5P_DATASET_CREATE), m.tmp, "H5Pcreate"), H5Pclose);
+  hdf5::check_status(H5Pset_chunk(dcpl.get(), 4, chunk), m.tmp, "H5Pset_chunk");
   // Every chunk is written in full, so filling it first would only cost time.
-  h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), m.tmp, "H5Pset_fill_time");
+  hdf5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), m.tmp, "H5Pset_fill_time");
   if (m.opt.compression > 0) {
-    h5::check_status(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(m.opt.compression)), m.tmp,
-                     "H5Pset_deflate");
+    hdf5::check_status(H5Pset_deflate(dcpl.get(), static_cast<unsigned>(m.opt.compression)), m.tmp,
+                       "H5Pset_deflate");
   }
-  m.images = h5::Handle(h5::check_id(H5Dcreate2(m.file.get(), "images", H5T_STD_U8LE, space.get(),
-                                                H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                                     m.tmp, "cannot create dataset 'images'"),
-                        H5Dclose);
+  m.images =
+      hdf5::Handle(hdf5::check_id(H5Dcreate2(m.file.get(), "images", H5T_STD_U8LE, space.get(),
+                                             H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                                  m.tmp, "cannot create dataset 'images'"),
+                   H5Dclose);
 
   hsize_t ldims[1] = {static_cast<hsize_t>(m.opt.count)};
-  h5::Handle lspace(h5::check_id(H5Screate_simple(1, ldims, nullptr), m.tmp, "H5Screate"),
-                    H5Sclose);
-  m.labels = h5::Handle(h5::check_id(H5Dcreate2(m.file.get(), "labels", H5T_STD_U8LE, lspace.get(),
-                                                H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                                     m.tmp, "cannot create dataset 'labels'"),
-                        H5Dclose);
+  hdf5::Handle lspace(hdf5::check_id(H5Screate_simple(1, ldims, nullptr), m.tmp, "H5Screate"),
+                      H5Sclose);
+  m.labels =
+      hdf5::Handle(hdf5::check_id(H5Dcreate2(m.file.get(), "labels", H5T_STD_U8LE, lspace.get(),
+                                             H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                  m.tmp, "cannot create dataset 'labels'"),
+                   H5Dclose);
 }
 
 ShardWriter::~ShardWriter() {
@@ -133,10 +137,10 @@ void ShardWriter::append(const uint8_t* images, const uint8_t* labels, int64_t n
   Impl& m = *impl_;
   if (m.finished) throw std::logic_error("ShardWriter::append after finish");
   if (written() + n > m.opt.count) {
-    throw DataError(m.path, "more images appended than the " + std::to_string(m.opt.count) +
-                                " the shard was created for");
+    throw io::DataError(m.path, "more images appended than the " + std::to_string(m.opt.count) +
+                                    " the shard was created for");
   }
-  h5::QuietErrors quiet;
+  hdf5::QuietErrors quiet;
   m.digest.update(images, static_cast<size_t>(n * m.image_bytes));
   m.label_bytes.insert(m.label_bytes.end(), labels, labels + n);
   // Whole chunks go straight to HDF5 from the caller's buffer; only the ragged edges are copied.
@@ -162,14 +166,14 @@ ShardInfo ShardWriter::finish() {
   Impl& m = *impl_;
   if (m.finished) throw std::logic_error("ShardWriter::finish called twice");
   if (written() != m.opt.count) {
-    throw DataError(m.path, "shard incomplete: " + std::to_string(written()) + " of " +
-                                std::to_string(m.opt.count) + " images written");
+    throw io::DataError(m.path, "shard incomplete: " + std::to_string(written()) + " of " +
+                                    std::to_string(m.opt.count) + " images written");
   }
-  h5::QuietErrors quiet;
+  hdf5::QuietErrors quiet;
   m.flush_chunk();
-  h5::check_status(H5Dwrite(m.labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
-                            m.label_bytes.data()),
-                   m.tmp, "cannot write labels");
+  hdf5::check_status(H5Dwrite(m.labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT,
+                              m.label_bytes.data()),
+                     m.tmp, "cannot write labels");
   m.digest.update(m.label_bytes.data(), m.label_bytes.size());
 
   ShardInfo info;
@@ -185,30 +189,30 @@ ShardInfo ShardWriter::finish() {
   info.sha256 = m.digest.hex();
 
   const hid_t root = m.file.get();
-  h5::write_string_attr(root, "format", kShardFormat, m.tmp);
-  h5::write_int_attr(root, "format_version", {kShardVersion}, m.tmp);
-  h5::write_string_attr(root, "dataset", info.dataset, m.tmp);
-  h5::write_string_attr(root, "source", info.source, m.tmp);
-  h5::write_string_attr(root, "split", info.split, m.tmp);
-  h5::write_int_attr(root, "count", {info.count}, m.tmp);
-  h5::write_int_attr(root, "image_shape",
-                     {info.shape.channels, info.shape.height, info.shape.width}, m.tmp);
-  h5::write_int_attr(root, "first_index", {info.first_index}, m.tmp);
-  h5::write_string_attr(root, "sha256", info.sha256, m.tmp);
+  hdf5::write_string_attr(root, "format", kShardFormat, m.tmp);
+  hdf5::write_int_attr(root, "format_version", {kShardVersion}, m.tmp);
+  hdf5::write_string_attr(root, "dataset", info.dataset, m.tmp);
+  hdf5::write_string_attr(root, "source", info.source, m.tmp);
+  hdf5::write_string_attr(root, "split", info.split, m.tmp);
+  hdf5::write_int_attr(root, "count", {info.count}, m.tmp);
+  hdf5::write_int_attr(root, "image_shape",
+                       {info.shape.channels, info.shape.height, info.shape.width}, m.tmp);
+  hdf5::write_int_attr(root, "first_index", {info.first_index}, m.tmp);
+  hdf5::write_string_attr(root, "sha256", info.sha256, m.tmp);
 
   m.images.reset();
   m.labels.reset();
-  h5::check_status(m.file.close(), m.tmp, "cannot close (disk full?)");
+  hdf5::check_status(m.file.close(), m.tmp, "cannot close (disk full?)");
   // On disk before the rename makes it a shard: a crash must not leave a named, empty file.
   if (const int fd = ::open(m.tmp.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0) {
     const int rc = ::fsync(fd);
     ::close(fd);
-    if (rc != 0) throw DataError(m.tmp, std::string("cannot fsync: ") + std::strerror(errno));
+    if (rc != 0) throw io::DataError(m.tmp, std::string("cannot fsync: ") + std::strerror(errno));
   }
   if (m.opt.rename_on_finish) {
     std::error_code ec;
     fs::rename(m.tmp, m.path, ec);
-    if (ec) throw DataError(m.path, "cannot rename " + m.tmp + " into place: " + ec.message());
+    if (ec) throw io::DataError(m.path, "cannot rename " + m.tmp + " into place: " + ec.message());
   }
   m.finished = true;
   return info;
@@ -218,7 +222,7 @@ ShardInfo ShardWriter::finish() {
 
 struct ShardReader::Impl {
   ShardInfo info;
-  h5::Handle file, images, labels;
+  hdf5::Handle file, images, labels;
   int64_t block = 0;
   bool chunked = false;
   bool deflate_only = false;  // the filter pipeline is empty or exactly one deflate
@@ -241,11 +245,11 @@ std::string describe_type(hid_t type) {
 }
 
 void require_uint8(hid_t dset, const std::string& path, const char* name) {
-  h5::Handle type(h5::check_id(H5Dget_type(dset), path, "cannot read type"), H5Tclose);
+  hdf5::Handle type(hdf5::check_id(H5Dget_type(dset), path, "cannot read type"), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_INTEGER || H5Tget_size(type.get()) != 1 ||
       H5Tget_sign(type.get()) != H5T_SGN_NONE) {
-    throw BadDataError(path, std::string("dataset '") + name + "' has dtype " +
-                                 describe_type(type.get()) + ", expected uint8");
+    throw io::BadDataError(path, std::string("dataset '") + name + "' has dtype " +
+                                     describe_type(type.get()) + ", expected uint8");
   }
 }
 
@@ -263,92 +267,95 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
   Impl& m = *impl_;
   ShardInfo& info = m.info;
   info.path = path;
-  m.file = h5::open_file_readonly(path);
-  h5::QuietErrors quiet;
+  m.file = hdf5::open_file_readonly(path);
+  hdf5::QuietErrors quiet;
   const hid_t root = m.file.get();
-  const auto format = h5::read_string_attr(root, "format", path);
+  const auto format = hdf5::read_string_attr(root, "format", path);
   if (!format || *format != kShardFormat) {
-    throw BadDataError(path, std::string("not an agave image shard (attribute 'format' is ") +
-                                 (format ? "'" + *format + "'" : "missing") + ", expected '" +
-                                 kShardFormat + "')");
+    throw io::BadDataError(path, std::string("not an agave image shard (attribute 'format' is ") +
+                                     (format ? "'" + *format + "'" : "missing") + ", expected '" +
+                                     kShardFormat + "')");
   }
-  const auto version = h5::read_int_attr(root, "format_version", path);
+  const auto version = hdf5::read_int_attr(root, "format_version", path);
   if (version && ((*version)[0] < 1 || (*version)[0] > kShardVersion)) {
-    throw BadDataError(path, "attribute 'format_version' is " + std::to_string((*version)[0]) +
-                                 "; this build reads versions 1 to " +
-                                 std::to_string(kShardVersion));
+    throw io::BadDataError(path, "attribute 'format_version' is " + std::to_string((*version)[0]) +
+                                     "; this build reads versions 1 to " +
+                                     std::to_string(kShardVersion));
   }
   auto need_int = [&](const char* name) {
-    auto v = h5::read_int_attr(root, name, path);
-    if (!v) throw BadDataError(path, std::string("attribute '") + name + "' is missing");
+    auto v = hdf5::read_int_attr(root, name, path);
+    if (!v) throw io::BadDataError(path, std::string("attribute '") + name + "' is missing");
     return *v;
   };
-  info.dataset = h5::read_string_attr(root, "dataset", path).value_or("");
-  info.source = h5::read_string_attr(root, "source", path).value_or("");
-  info.split = h5::read_string_attr(root, "split", path).value_or("");
-  info.sha256 = h5::read_string_attr(root, "sha256", path).value_or("");
+  info.dataset = hdf5::read_string_attr(root, "dataset", path).value_or("");
+  info.source = hdf5::read_string_attr(root, "source", path).value_or("");
+  info.split = hdf5::read_string_attr(root, "split", path).value_or("");
+  info.sha256 = hdf5::read_string_attr(root, "sha256", path).value_or("");
   info.count = need_int("count")[0];
   const auto shape = need_int("image_shape");
-  if (shape.size() != 3) throw BadDataError(path, "attribute 'image_shape' must hold 3 numbers");
+  if (shape.size() != 3)
+    throw io::BadDataError(path, "attribute 'image_shape' must hold 3 numbers");
   info.shape = ImageShape{shape[0], shape[1], shape[2]};
-  info.first_index = h5::read_int_attr(root, "first_index", path).value_or(std::vector{0L})[0];
+  info.first_index = hdf5::read_int_attr(root, "first_index", path).value_or(std::vector{0L})[0];
   // Every number below sizes a buffer, a division or a read: checked before any is used.
-  const int64_t image_bytes = require_image_dims(
+  const int64_t image_bytes = io::require_image_dims(
       path, "attribute 'image_shape'", info.shape.channels, info.shape.height, info.shape.width);
   if (info.count < 1) {
-    throw BadDataError(path, "attribute 'count' is " + std::to_string(info.count) +
-                                 ", a shard holds at least 1 image");
+    throw io::BadDataError(path, "attribute 'count' is " + std::to_string(info.count) +
+                                     ", a shard holds at least 1 image");
   }
   if (info.first_index < 0) {
-    throw BadDataError(
+    throw io::BadDataError(
         path, "attribute 'first_index' is " + std::to_string(info.first_index) + ", must be >= 0");
   }
   std::error_code size_ec;
   const uint64_t file_size = fs::file_size(path, size_ec);
-  if (size_ec) throw DataError(path, "cannot stat: " + size_ec.message());
-  // Even deflated, the images cannot hold more than kMaxDeflateRatio bytes per stored byte; raw
+  if (size_ec) throw io::DataError(path, "cannot stat: " + size_ec.message());
+  // Even deflated, the images cannot hold more than io::kMaxDeflateRatio bytes per stored byte; raw
   // ones (checked again below) need every byte in the file. A count beyond that would make a
   // reader allocate, or HDF5 invent fill values for, data the file does not hold.
   const auto content =
-      checked_mul(static_cast<uint64_t>(info.count), static_cast<uint64_t>(image_bytes));
-  const auto deflate_cap = checked_mul(file_size, kMaxDeflateRatio);
+      io::checked_mul(static_cast<uint64_t>(info.count), static_cast<uint64_t>(image_bytes));
+  const auto deflate_cap = io::checked_mul(file_size, io::kMaxDeflateRatio);
   if (!content || (deflate_cap && *content > *deflate_cap)) {
-    throw BadDataError(path, "attributes 'count' " + std::to_string(info.count) +
-                                 " and 'image_shape' " + dims_text({shape[0], shape[1], shape[2]}) +
-                                 " describe more image bytes than a file of " +
-                                 std::to_string(file_size) + " bytes can hold");
+    throw io::BadDataError(path, "attributes 'count' " + std::to_string(info.count) +
+                                     " and 'image_shape' " +
+                                     io::dims_text({shape[0], shape[1], shape[2]}) +
+                                     " describe more image bytes than a file of " +
+                                     std::to_string(file_size) + " bytes can hold");
   }
 
-  m.images = h5::open_dataset(root, "images", path);
-  m.labels = h5::open_dataset(root, "labels", path);
+  m.images = hdf5::open_dataset(root, "images", path);
+  m.labels = hdf5::open_dataset(root, "labels", path);
   require_uint8(m.images.get(), path, "images");
   require_uint8(m.labels.get(), path, "labels");
-  const auto idims = h5::dataset_dims(m.images.get(), path, "images");
+  const auto idims = hdf5::dataset_dims(m.images.get(), path, "images");
   const std::vector<hsize_t> expect = {
       static_cast<hsize_t>(info.count), static_cast<hsize_t>(info.shape.channels),
       static_cast<hsize_t>(info.shape.height), static_cast<hsize_t>(info.shape.width)};
   if (idims != expect) {
-    throw BadDataError(path, "dataset 'images' has shape " + dims_string(idims) +
-                                 ", but the attributes 'count' and 'image_shape' say " +
-                                 dims_string(expect));
+    throw io::BadDataError(path, "dataset 'images' has shape " + dims_string(idims) +
+                                     ", but the attributes 'count' and 'image_shape' say " +
+                                     dims_string(expect));
   }
-  const auto ldims = h5::dataset_dims(m.labels.get(), path, "labels");
+  const auto ldims = hdf5::dataset_dims(m.labels.get(), path, "labels");
   if (ldims != std::vector<hsize_t>{static_cast<hsize_t>(info.count)}) {
-    throw BadDataError(path, "dataset 'labels' has shape " + dims_string(ldims) + ", expected [" +
-                                 std::to_string(info.count) + "]");
+    throw io::BadDataError(path, "dataset 'labels' has shape " + dims_string(ldims) +
+                                     ", expected [" + std::to_string(info.count) + "]");
   }
 
-  h5::Handle dcpl(h5::check_id(H5Dget_create_plist(m.images.get()), path, "H5Dget_create_plist"),
-                  H5Pclose);
+  hdf5::Handle dcpl(
+      hdf5::check_id(H5Dget_create_plist(m.images.get()), path, "H5Dget_create_plist"), H5Pclose);
   m.block = default_chunk_images(info.shape);
   if (H5Pget_layout(dcpl.get()) == H5D_CHUNKED) {
     hsize_t cdims[4] = {0, 0, 0, 0};
     if (H5Pget_chunk(dcpl.get(), 4, cdims) == 4) {
       // A chunk is read (and inflated) whole: its size bounds a buffer, so it is checked.
-      if (cdims[0] < 1 || cdims[0] > static_cast<hsize_t>(kMaxChunkBytes / image_bytes)) {
-        throw BadDataError(
-            path, "dataset 'images' has chunks of " + std::to_string(cdims[0]) + " images; 1 to " +
-                      std::to_string(kMaxChunkBytes / image_bytes) + " (at most 1 GiB) allowed");
+      if (cdims[0] < 1 || cdims[0] > static_cast<hsize_t>(io::kMaxChunkBytes / image_bytes)) {
+        throw io::BadDataError(path, "dataset 'images' has chunks of " + std::to_string(cdims[0]) +
+                                         " images; 1 to " +
+                                         std::to_string(io::kMaxChunkBytes / image_bytes) +
+                                         " (at most 1 GiB) allowed");
       }
       info.chunk_images = static_cast<int64_t>(cdims[0]);
       m.block = info.chunk_images;
@@ -368,19 +375,19 @@ ShardReader::ShardReader(const std::string& path) : impl_(std::make_unique<Impl>
     }
   }
   if (m.deflate_only && info.compression == 0 && *content > file_size) {
-    throw BadDataError(path, "dataset 'images' of " + std::to_string(*content) +
-                                 " raw bytes cannot lie in a file of " + std::to_string(file_size) +
-                                 " bytes (truncated?)");
+    throw io::BadDataError(path, "dataset 'images' of " + std::to_string(*content) +
+                                     " raw bytes cannot lie in a file of " +
+                                     std::to_string(file_size) + " bytes (truncated?)");
   }
   // Labels are read whole into memory: as many stored bytes as labels unless filtered.
-  h5::Handle lcpl(h5::check_id(H5Dget_create_plist(m.labels.get()), path, "H5Dget_create_plist"),
-                  H5Pclose);
+  hdf5::Handle lcpl(
+      hdf5::check_id(H5Dget_create_plist(m.labels.get()), path, "H5Dget_create_plist"), H5Pclose);
   const bool labels_raw =
       H5Pget_layout(lcpl.get()) != H5D_CHUNKED || H5Pget_nfilters(lcpl.get()) == 0;
   if (static_cast<uint64_t>(info.count) > (labels_raw ? file_size : *deflate_cap)) {
-    throw BadDataError(path, "dataset 'labels' of " + std::to_string(info.count) +
-                                 " bytes cannot lie in a file of " + std::to_string(file_size) +
-                                 " bytes");
+    throw io::BadDataError(path, "dataset 'labels' of " + std::to_string(info.count) +
+                                     " bytes cannot lie in a file of " + std::to_string(file_size) +
+                                     " bytes");
   }
 }
 
@@ -395,23 +402,23 @@ void ShardReader::read_images(int64_t start, int64_t n, uint8_t* out) const {
   const Impl& m = *impl_;
   const ShardInfo& info = m.info;
   if (start < 0 || n < 0 || start + n > info.count) {
-    throw DataError(info.path, "read of images [" + std::to_string(start) + ", " +
-                                   std::to_string(start + n) + ") outside [0, " +
-                                   std::to_string(info.count) + ")");
+    throw io::DataError(info.path, "read of images [" + std::to_string(start) + ", " +
+                                       std::to_string(start + n) + ") outside [0, " +
+                                       std::to_string(info.count) + ")");
   }
   if (n == 0) return;
-  h5::QuietErrors quiet;
+  hdf5::QuietErrors quiet;
   hsize_t off[4] = {static_cast<hsize_t>(start), 0, 0, 0};
   hsize_t cnt[4] = {static_cast<hsize_t>(n), static_cast<hsize_t>(info.shape.channels),
                     static_cast<hsize_t>(info.shape.height),
                     static_cast<hsize_t>(info.shape.width)};
-  h5::Handle fspace(h5::check_id(H5Dget_space(m.images.get()), info.path, "H5Dget_space"),
-                    H5Sclose);
-  h5::check_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off, nullptr, cnt, nullptr),
-                   info.path, "cannot select images");
-  h5::Handle mspace(h5::check_id(H5Screate_simple(4, cnt, nullptr), info.path, "H5Screate"),
-                    H5Sclose);
-  h5::check_status(
+  hdf5::Handle fspace(hdf5::check_id(H5Dget_space(m.images.get()), info.path, "H5Dget_space"),
+                      H5Sclose);
+  hdf5::check_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_SET, off, nullptr, cnt, nullptr),
+                     info.path, "cannot select images");
+  hdf5::Handle mspace(hdf5::check_id(H5Screate_simple(4, cnt, nullptr), info.path, "H5Screate"),
+                      H5Sclose);
+  hdf5::check_status(
       H5Dread(m.images.get(), H5T_NATIVE_UINT8, mspace.get(), fspace.get(), H5P_DEFAULT, out),
       info.path,
       "cannot read images " + std::to_string(start) + ".." + std::to_string(start + n - 1) +
@@ -420,9 +427,9 @@ void ShardReader::read_images(int64_t start, int64_t n, uint8_t* out) const {
 
 std::vector<uint8_t> ShardReader::read_labels() const {
   const Impl& m = *impl_;
-  h5::QuietErrors quiet;
+  hdf5::QuietErrors quiet;
   std::vector<uint8_t> out(static_cast<size_t>(m.info.count));
-  h5::check_status(
+  hdf5::check_status(
       H5Dread(m.labels.get(), H5T_NATIVE_UINT8, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()),
       m.info.path, "cannot read labels (truncated or corrupt?)");
   return out;
@@ -432,19 +439,20 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
   const Impl& m = *impl_;
   if (!m.chunked || !m.deflate_only) return std::nullopt;
   const std::string& path = m.info.path;
-  h5::QuietErrors quiet;
-  h5::Handle fspace(h5::check_id(H5Dget_space(m.images.get()), path, "H5Dget_space"), H5Sclose);
+  hdf5::QuietErrors quiet;
+  hdf5::Handle fspace(hdf5::check_id(H5Dget_space(m.images.get()), path, "H5Dget_space"), H5Sclose);
   hsize_t nchunks = 0;
-  h5::check_status(H5Dget_num_chunks(m.images.get(), fspace.get(), &nchunks), path,
-                   "cannot list the chunks of 'images'");
+  hdf5::check_status(H5Dget_num_chunks(m.images.get(), fspace.get(), &nchunks), path,
+                     "cannot list the chunks of 'images'");
   const int64_t expected = (m.info.count + m.block - 1) / m.block;
   if (static_cast<int64_t>(nchunks) != expected) {
-    throw BadDataError(path, "dataset 'images' stores " + std::to_string(nchunks) + " chunks, " +
-                                 std::to_string(expected) + " expected (incompletely written?)");
+    throw io::BadDataError(path, "dataset 'images' stores " + std::to_string(nchunks) +
+                                     " chunks, " + std::to_string(expected) +
+                                     " expected (incompletely written?)");
   }
   std::error_code ec;
   const uint64_t file_size = fs::file_size(path, ec);
-  if (ec) throw DataError(path, "cannot stat: " + ec.message());
+  if (ec) throw io::DataError(path, "cannot stat: " + ec.message());
   const uint64_t chunk_bytes =
       static_cast<uint64_t>(m.block) * static_cast<uint64_t>(m.info.image_bytes());
   std::vector<ChunkLocation> out(static_cast<size_t>(nchunks));
@@ -454,30 +462,31 @@ std::optional<std::vector<ChunkLocation>> ShardReader::chunk_locations() const {
     unsigned filter_mask = 0;
     haddr_t addr = 0;
     hsize_t size = 0;
-    h5::check_status(
+    hdf5::check_status(
         H5Dget_chunk_info(m.images.get(), fspace.get(), i, offset, &filter_mask, &addr, &size),
         path, "cannot locate a chunk of 'images'");
     const int64_t first = static_cast<int64_t>(offset[0]);
     const size_t slot = static_cast<size_t>(first / m.block);
     if (first < 0 || first % m.block != 0 || slot >= out.size() || seen[slot]) {
-      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) +
-                                   " is misaligned or listed twice");
+      throw io::BadDataError(path, "chunk index: chunk at image " + std::to_string(first) +
+                                       " is misaligned or listed twice");
     }
     seen[slot] = true;
-    // range_fits: `addr + size` would wrap around for an address near 2^64 and pass.
-    if (addr == HADDR_UNDEF || !range_fits(addr, size, file_size)) {
-      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) + " (" +
-                                   std::to_string(size) + " bytes at address " +
-                                   std::to_string(addr) + ") lies beyond the end of the " +
-                                   std::to_string(file_size) + "-byte file (truncated?)");
+    // io::range_fits: `addr + size` would wrap around for an address near 2^64 and pass.
+    if (addr == HADDR_UNDEF || !io::range_fits(addr, size, file_size)) {
+      throw io::BadDataError(path, "chunk index: chunk at image " + std::to_string(first) + " (" +
+                                       std::to_string(size) + " bytes at address " +
+                                       std::to_string(addr) + ") lies beyond the end of the " +
+                                       std::to_string(file_size) + "-byte file (truncated?)");
     }
     const bool deflated = m.info.compression > 0 && (filter_mask & 1u) == 0;
-    if ((!deflated && size != chunk_bytes) || size == 0 || size > kMaxChunkBytes) {
-      throw BadDataError(path, "chunk index: chunk at image " + std::to_string(first) + " stores " +
-                                   std::to_string(size) + " bytes, " +
-                                   (deflated ? std::string("1 to ") + std::to_string(kMaxChunkBytes)
-                                             : std::to_string(chunk_bytes)) +
-                                   " expected");
+    if ((!deflated && size != chunk_bytes) || size == 0 || size > io::kMaxChunkBytes) {
+      throw io::BadDataError(
+          path, "chunk index: chunk at image " + std::to_string(first) + " stores " +
+                    std::to_string(size) + " bytes, " +
+                    (deflated ? std::string("1 to ") + std::to_string(io::kMaxChunkBytes)
+                              : std::to_string(chunk_bytes)) +
+                    " expected");
     }
     ChunkLocation& c = out[slot];
     c.first = first;
@@ -505,7 +514,7 @@ void ShardReader::for_each_block(
 }
 
 std::string ShardReader::compute_sha256() const {
-  Digest d;
+  io::Digest d;
   const int64_t bytes = impl_->info.image_bytes();
   for_each_block([&](const uint8_t* p, int64_t, int64_t n) { d.update(p, n * bytes); });
   const auto labels = read_labels();

@@ -82,7 +82,7 @@ struct ChunkLocation {
 };
 
 // Opens and validates a shard: HDF5 signature, format attribute, dtype and shape of both
-// datasets against the attributes. Every failure is a DataError naming the file.
+// datasets against the attributes. Every failure is a io::DataError naming the file.
 class ShardReader {
  public:
   explicit ShardReader(const std::string& path);

@@ -10,8 +10,8 @@
 #include <limits>
 #include <utility>
 
-#include "data/bounds.h"
 #include "data/errors.h"
+#include "io/bounds.h"
 
 namespace agave::data {
 
@@ -29,7 +29,8 @@ class GzFile {
  public:
   explicit GzFile(const std::string& path) : path_(path) {
     f_ = gzopen(path.c_str(), "rb");
-    if (f_ == nullptr) throw DataError(path, std::string("cannot open: ") + std::strerror(errno));
+    if (f_ == nullptr)
+      throw io::DataError(path, std::string("cannot open: ") + std::strerror(errno));
     gzbuffer(f_, 1 << 18);
   }
   ~GzFile() {
@@ -47,7 +48,7 @@ class GzFile {
       if (got < 0) {
         int err = 0;
         const char* msg = gzerror(f_, &err);
-        throw BadDataError(path_, std::string("corrupt or truncated gzip data (") + msg + ")");
+        throw io::BadDataError(path_, std::string("corrupt or truncated gzip data (") + msg + ")");
       }
       if (got == 0) break;
       done += static_cast<size_t>(got);
@@ -57,8 +58,8 @@ class GzFile {
   void read_exact(void* out, size_t n, const std::string& what) {
     const size_t got = read(out, n);
     if (got != n) {
-      throw BadDataError(path_, "truncated: " + what + " needs " + std::to_string(n) +
-                                    " bytes, only " + std::to_string(got) + " left");
+      throw io::BadDataError(path_, "truncated: " + what + " needs " + std::to_string(n) +
+                                        " bytes, only " + std::to_string(got) + " left");
     }
   }
   bool at_end() {
@@ -121,16 +122,16 @@ class CifarSource : public SplitSource {
         } else {
           open_member(m);
           if (std::fread(rec.data(), 1, rec.size(), f_) != rec.size()) {
-            throw DataError(m.name, "truncated at record " + std::to_string(record_ + i) +
-                                        " (file changed while reading?)");
+            throw io::DataError(m.name, "truncated at record " + std::to_string(record_ + i) +
+                                            " (file changed while reading?)");
           }
           src = rec.data();
         }
         if (src[0] > 9) {
-          throw BadDataError(m.name,
-                             "record " + std::to_string(record_ + i) + " has label " +
-                                 std::to_string(src[0]) +
-                                 "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
+          throw io::BadDataError(m.name,
+                                 "record " + std::to_string(record_ + i) + " has label " +
+                                     std::to_string(src[0]) +
+                                     "; CIFAR-10 labels are 0-9 (not a CIFAR-10 binary batch?)");
         }
         labels[done + i] = src[0];
         // The record's pixels are already planar (R plane, G plane, B plane), as we store them.
@@ -146,7 +147,8 @@ class CifarSource : public SplitSource {
   void open_member(const CifarMember& m) {
     if (f_ != nullptr) return;
     f_ = std::fopen(m.file.c_str(), "rb");
-    if (f_ == nullptr) throw DataError(m.file, std::string("cannot open: ") + std::strerror(errno));
+    if (f_ == nullptr)
+      throw io::DataError(m.file, std::string("cannot open: ") + std::strerror(errno));
     std::setvbuf(f_, nullptr, _IOFBF, 1 << 20);
   }
   void next_member() {
@@ -168,13 +170,14 @@ class CifarSource : public SplitSource {
 
 int64_t cifar_records(const std::string& name, uint64_t size) {
   if (size == 0 || size % kCifarRecordBytes != 0) {
-    throw BadDataError(name, "size " + std::to_string(size) +
-                                 " bytes is not a whole number of 3073-byte CIFAR-10 records "
-                                 "(truncated, or not the binary version?)");
+    throw io::BadDataError(name, "size " + std::to_string(size) +
+                                     " bytes is not a whole number of 3073-byte CIFAR-10 records "
+                                     "(truncated, or not the binary version?)");
   }
   if (size > kCifarBatchBytes) {
-    throw BadDataError(name, "size " + std::to_string(size) + " bytes: a CIFAR-10 batch holds " +
-                                 std::to_string(kCifarBatchBytes) + " bytes (10000 records)");
+    throw io::BadDataError(name, "size " + std::to_string(size) +
+                                     " bytes: a CIFAR-10 batch holds " +
+                                     std::to_string(kCifarBatchBytes) + " bytes (10000 records)");
   }
   return static_cast<int64_t>(size / kCifarRecordBytes);
 }
@@ -200,7 +203,7 @@ std::optional<std::string> find_cifar_tar(const std::string& path) {
 std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
   std::vector<std::unique_ptr<SplitSource>> out;
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw DataError(path, "CIFAR-10 source not found");
+  if (!fs::exists(path, ec)) throw io::DataError(path, "CIFAR-10 source not found");
   if (auto dir = find_cifar_dir(path)) {
     for (const auto& [split, names] : {std::pair{"train", kCifarTrain}, {"test", kCifarTest}}) {
       std::vector<CifarMember> members;
@@ -208,9 +211,9 @@ std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
       for (const auto& n : names) {
         const std::string f = (fs::path(*dir) / n).string();
         if (!fs::is_regular_file(f, ec)) {
-          throw DataError(f,
-                          "missing: a CIFAR-10 binary source needs data_batch_1..5.bin and "
-                          "test_batch.bin");
+          throw io::DataError(f,
+                              "missing: a CIFAR-10 binary source needs data_batch_1..5.bin and "
+                              "test_batch.bin");
         }
         CifarMember m;
         m.name = f;
@@ -233,7 +236,8 @@ std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
         auto it = std::find_if(members.begin(), members.end(),
                                [&](const auto& m) { return m.first == n; });
         if (it == members.end()) {
-          throw BadDataError(*tar, "archive has no member " + n + " (not cifar-10-binary.tar.gz?)");
+          throw io::BadDataError(*tar,
+                                 "archive has no member " + n + " (not cifar-10-binary.tar.gz?)");
         }
         CifarMember m;
         m.name = *tar + ":" + n;
@@ -246,8 +250,8 @@ std::vector<std::unique_ptr<SplitSource>> open_cifar(const std::string& path) {
     }
     return out;
   }
-  throw DataError(path, "no CIFAR-10 binary batches (data_batch_1.bin ...) or " +
-                            std::string(kCifarTarName) + " here");
+  throw io::DataError(path, "no CIFAR-10 binary batches (data_batch_1.bin ...) or " +
+                                std::string(kCifarTarName) + " here");
 }
 
 // ---- IDX (Fashion-MNIST) -------------------------------------------------------------------
@@ -269,16 +273,16 @@ class IdxSource : public SplitSource {
     uint8_t h[16];
     images_.read_exact(h, 16, "the IDX image header");
     if (be32(h) != 0x00000803) {
-      throw BadDataError(images, "not an IDX image file: magic " + hex32(be32(h)) +
-                                     ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
+      throw io::BadDataError(images, "not an IDX image file: magic " + hex32(be32(h)) +
+                                         ", expected 0x00000803 (unsigned bytes, 3 dimensions)");
     }
     count_ = be32(h + 4);
     rows_ = be32(h + 8);
     cols_ = be32(h + 12);
     if (count_ == 0 || rows_ == 0 || cols_ == 0 || rows_ > 4096 || cols_ > 4096) {
-      throw BadDataError(images, "implausible IDX dimensions " + std::to_string(count_) + "x" +
-                                     std::to_string(rows_) + "x" + std::to_string(cols_) +
-                                     " (each 1 to 4096 rows and columns, at least 1 image)");
+      throw io::BadDataError(images, "implausible IDX dimensions " + std::to_string(count_) + "x" +
+                                         std::to_string(rows_) + "x" + std::to_string(cols_) +
+                                         " (each 1 to 4096 rows and columns, at least 1 image)");
     }
     // The header is checked against the file before its count sizes anything: exactly for a
     // plain file (below), and against what a gzip file of this size can possibly inflate to.
@@ -286,13 +290,13 @@ class IdxSource : public SplitSource {
     check_plain_size(images, 16 + static_cast<uint64_t>(count_) * rows_ * cols_);
     labels_.read_exact(h, 8, "the IDX label header");
     if (be32(h) != 0x00000801) {
-      throw BadDataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
-                                     ", expected 0x00000801 (unsigned bytes, 1 dimension)");
+      throw io::BadDataError(labels, "not an IDX label file: magic " + hex32(be32(h)) +
+                                         ", expected 0x00000801 (unsigned bytes, 1 dimension)");
     }
     if (be32(h + 4) != count_) {
-      throw BadDataError(labels, "holds " + std::to_string(be32(h + 4)) + " labels but " +
-                                     fs::path(images).filename().string() + " holds " +
-                                     std::to_string(count_) + " images");
+      throw io::BadDataError(labels, "holds " + std::to_string(be32(h + 4)) + " labels but " +
+                                         fs::path(images).filename().string() + " holds " +
+                                         std::to_string(count_) + " images");
     }
     check_gzip_capacity(labels, 8 + static_cast<uint64_t>(count_));
     check_plain_size(labels, 8 + static_cast<uint64_t>(count_));
@@ -313,26 +317,26 @@ class IdxSource : public SplitSource {
     done_ += take;
     if (done_ == count_) {
       if (!images_.at_end())
-        throw BadDataError(images_.path(), "trailing bytes after the last image");
+        throw io::BadDataError(images_.path(), "trailing bytes after the last image");
       if (!labels_.at_end())
-        throw BadDataError(labels_.path(), "trailing bytes after the last label");
+        throw io::BadDataError(labels_.path(), "trailing bytes after the last label");
     }
     return take;
   }
 
  private:
-  // A gzip file inflates to at most kMaxDeflateRatio times its size: a header announcing more
+  // A gzip file inflates to at most io::kMaxDeflateRatio times its size: a header announcing more
   // data than that is refused before anything is read or allocated.
   static void check_gzip_capacity(const std::string& path, uint64_t announced) {
     if (!is_gzip(path)) return;  // check_plain_size checks the exact size
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (ec) return;  // the reads below report it
-    const auto cap = checked_mul(size, kMaxDeflateRatio);
+    const auto cap = io::checked_mul(size, io::kMaxDeflateRatio);
     if (cap && announced > *cap + 64) {
-      throw BadDataError(path, "header announces " + std::to_string(announced) +
-                                   " bytes, more than a file of " + std::to_string(size) +
-                                   " bytes can hold even compressed (truncated or corrupt?)");
+      throw io::BadDataError(path, "header announces " + std::to_string(announced) +
+                                       " bytes, more than a file of " + std::to_string(size) +
+                                       " bytes can hold even compressed (truncated or corrupt?)");
     }
   }
 
@@ -351,8 +355,9 @@ class IdxSource : public SplitSource {
     std::error_code ec;
     const uint64_t size = fs::file_size(path, ec);
     if (!ec && size != expected) {
-      throw BadDataError(path, "size " + std::to_string(size) + " bytes, but its header implies " +
-                                   std::to_string(expected) + " (truncated or wrong file?)");
+      throw io::BadDataError(path, "size " + std::to_string(size) +
+                                       " bytes, but its header implies " +
+                                       std::to_string(expected) + " (truncated or wrong file?)");
     }
   }
 
@@ -367,13 +372,14 @@ std::string find_idx(const std::string& dir, const std::string& stem) {
     const fs::path p = fs::path(dir) / (stem + suffix);
     if (fs::is_regular_file(p, ec)) return p.string();
   }
-  throw DataError((fs::path(dir) / stem).string(), "missing (looked for it with and without .gz)");
+  throw io::DataError((fs::path(dir) / stem).string(),
+                      "missing (looked for it with and without .gz)");
 }
 
 std::vector<std::unique_ptr<SplitSource>> open_idx(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    throw DataError(dir, "not a folder of IDX files (train-images-idx3-ubyte[.gz], ...)");
+    throw io::DataError(dir, "not a folder of IDX files (train-images-idx3-ubyte[.gz], ...)");
   }
   std::vector<std::unique_ptr<SplitSource>> out;
   for (const auto& [split, prefix] : {std::pair{"train", "train"}, {"test", "t10k"}}) {
@@ -418,8 +424,8 @@ void read_member(GzFile& in, uint64_t size, std::vector<uint8_t>& out, const std
     out.resize(at + n);
     const size_t got = in.read(out.data() + at, n);
     if (got != n) {
-      throw BadDataError(in.path(), "truncated: " + what + " needs " + std::to_string(size) +
-                                        " bytes, only " + std::to_string(at + got) + " left");
+      throw io::BadDataError(in.path(), "truncated: " + what + " needs " + std::to_string(size) +
+                                            " bytes, only " + std::to_string(at + got) + " left");
     }
   }
 }
@@ -438,14 +444,14 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
   for (int64_t member = 0;; ++member) {
     const size_t got = in.read(h, 512);
     if (got == 0) break;  // archives without the two zero blocks still end cleanly
-    if (got != 512) throw BadDataError(path, "truncated tar archive (partial header)");
+    if (got != 512) throw io::BadDataError(path, "truncated tar archive (partial header)");
     if (std::all_of(h, h + 512, [](uint8_t b) { return b == 0; })) break;
     unsigned sum = 0;
     for (int i = 0; i < 512; ++i) sum += (i >= 148 && i < 156) ? ' ' : h[i];
     const auto stored = tar_octal(h + 148, 8);
     if (!stored || sum != *stored) {
-      throw BadDataError(path, "not a tar archive (header checksum mismatch at member " +
-                                   std::to_string(member) + ")");
+      throw io::BadDataError(path, "not a tar archive (header checksum mismatch at member " +
+                                       std::to_string(member) + ")");
     }
     const auto size_field = tar_octal(h + 124, 12);
     std::string name(reinterpret_cast<char*>(h), strnlen(reinterpret_cast<char*>(h), 100));
@@ -456,7 +462,7 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
     }
     if (!long_name.empty()) name = std::exchange(long_name, "");
     if (!size_field) {
-      throw BadDataError(path, "member " + name + ": size field is not an octal number");
+      throw io::BadDataError(path, "member " + name + ": size field is not an octal number");
     }
     const uint64_t size = *size_field;
     const char type = static_cast<char>(h[156]);
@@ -468,9 +474,9 @@ std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
     if (type == 'L' || wanted) {
       const uint64_t limit = type == 'L' ? kMaxLongName : max_member_bytes;
       if (size > limit) {
-        throw BadDataError(path, "member " + name + ": size field " + std::to_string(size) +
-                                     " bytes exceeds the " + std::to_string(limit) +
-                                     " this format allows");
+        throw io::BadDataError(path, "member " + name + ": size field " + std::to_string(size) +
+                                         " bytes exceeds the " + std::to_string(limit) +
+                                         " this format allows");
       }
       std::vector<uint8_t> data;
       read_member(in, size, data, "member " + name);

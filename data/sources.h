@@ -21,7 +21,7 @@ class SplitSource {
   // The source files, for the shards' `source` attribute and for error messages.
   virtual std::string description() const = 0;
   // Reads up to n images and labels; returns how many (0 once all count() are read). A source
-  // that ends early or holds bad records throws DataError naming the file.
+  // that ends early or holds bad records throws io::DataError naming the file.
   virtual int64_t read(uint8_t* images, uint8_t* labels, int64_t n) = 0;
 };
 
@@ -39,8 +39,8 @@ std::vector<std::unique_ptr<SplitSource>> open_source(Dataset dataset, const std
 std::optional<Dataset> detect_dataset(const std::string& path);
 
 // Reads the members of a tar or tar.gz archive whose file name (without folders) is in `names`.
-// Returns (name, bytes) in archive order. Throws BadDataError on a corrupt or truncated archive,
-// or a wanted member larger than `max_member_bytes`; memory grows only with the bytes the
+// Returns (name, bytes) in archive order. Throws io::BadDataError on a corrupt or truncated
+// archive, or a wanted member larger than `max_member_bytes`; memory grows only with the bytes the
 // archive really holds, whatever its headers claim.
 std::vector<std::pair<std::string, std::vector<uint8_t>>> read_tar_members(
     const std::string& path, const std::vector<std::string>& names, uint64_t max_member_bytes);

@@ -11,14 +11,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "data/bounds.h"
+#include "checkpoint/manifest.h"
 #include "data/errors.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "data/sources.h"
+#include "io/bounds.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
-#include "trainer/checkpoint_manifest.h"
 
 namespace agave::fuzz {
 namespace {
@@ -63,7 +63,7 @@ int shard(const uint8_t* data, size_t size) {
     // before a byte of it is read, here from an in-memory copy so ASan sees any overrun.
     if (const auto locs = reader.chunk_locations()) {
       for (const auto& c : *locs) {
-        if (!data::range_fits(c.offset, c.stored_bytes, size)) __builtin_trap();
+        if (!io::range_fits(c.offset, c.stored_bytes, size)) __builtin_trap();
         volatile uint8_t sink = 0;
         if (c.stored_bytes > 0) sink = data[c.offset] ^ data[c.offset + c.stored_bytes - 1];
         (void)sink;
@@ -74,7 +74,7 @@ int shard(const uint8_t* data, size_t size) {
         (uint64_t{4} << 20)) {
       reader.compute_sha256();
     }
-  } catch (const data::DataError&) {
+  } catch (const io::DataError&) {
   }
   return 0;
 }
@@ -88,7 +88,7 @@ int manifest(const uint8_t* data, size_t size) {
       if (fs::path(s.file).has_parent_path() || fs::path(s.file).is_absolute()) __builtin_trap();
       (void)m.shard_path(s);
     }
-  } catch (const data::DataError&) {
+  } catch (const io::DataError&) {
   }
   return 0;
 }
@@ -113,7 +113,7 @@ int idx(const uint8_t* data, size_t size) {
       while (s->read(img.data(), lab.data(), n) > 0) {
       }
     }
-  } catch (const data::DataError&) {
+  } catch (const io::DataError&) {
   }
   return 0;
 }
@@ -136,7 +136,7 @@ int cifar(const uint8_t* data, size_t size) {
       while (s->read(img.data(), lab.data(), 64) > 0) {
       }
     }
-  } catch (const data::DataError&) {
+  } catch (const io::DataError&) {
   }
   return 0;
 }
@@ -149,7 +149,7 @@ int tar(const uint8_t* data, size_t size) {
     for (const auto& [name, bytes] : members) {
       if (bytes.size() > (1u << 20)) __builtin_trap();
     }
-  } catch (const data::DataError&) {
+  } catch (const io::DataError&) {
   }
   return 0;
 }
@@ -168,7 +168,7 @@ int config(const uint8_t* data, size_t size) {
 int checkpoint_manifest(const uint8_t* data, size_t size) {
   try {
     const auto j = nlohmann::json::parse(data, data + size);
-    if (trainer::checkpoint_manifest_problem(j).empty()) {
+    if (checkpoint::checkpoint_manifest_problem(j).empty()) {
       // What load() does with a manifest that passed: every index is a listed shard.
       const auto& shards = j.at("shards");
       for (auto it = j.at("tensors").begin(); it != j.at("tensors").end(); ++it) {

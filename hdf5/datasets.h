@@ -1,8 +1,8 @@
 #pragma once
 // What an HDF5 file says about its datasets, read without reading their values, and the check
 // that a dataset's values lie, unfiltered and whole, inside the file. Used for checkpoint shards
-// (trainer/tensor_file) in this process and, first, inside agave_h5probe, because a crafted
-// object header can crash libhdf5 before any check of ours runs (data/header_probe.h).
+// (checkpoint/tensor_file) in this process and, first, inside agave_h5probe, because a crafted
+// object header can crash libhdf5 before any check of ours runs (hdf5/header_probe.h).
 #include <hdf5.h>
 
 #include <cstdint>

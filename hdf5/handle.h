@@ -1,6 +1,6 @@
 #pragma once
 // RAII over the HDF5 C API's handles, shared by every folder that opens HDF5 files (data/ for
-// image shards, trainer/ for checkpoint shards). Knows nothing of agave's file formats.
+// image shards, checkpoint/ for checkpoint shards). Knows nothing of agave's file formats.
 #include <hdf5.h>
 
 #include <string>

@@ -5,7 +5,7 @@
 #include <set>
 #include <sstream>
 
-#include "data/bounds.h"
+#include "io/bounds.h"
 #include "launcher/yaml_reader.h"
 #include "trainer/parallel_pretraining.h"
 
@@ -393,7 +393,7 @@ void read_sweep(YamlReader r, SweepOptions& o) {
     for (const auto& axis : o.grid) {
       factors += (factors.empty() ? "" : " x ") + std::to_string(axis.values.size());
       const auto next =
-          data::checked_mul(points, axis.values.size(), static_cast<uint64_t>(kMaxSweepPoints));
+          io::checked_mul(points, axis.values.size(), static_cast<uint64_t>(kMaxSweepPoints));
       points = next ? *next : static_cast<uint64_t>(kMaxSweepPoints) + 1;
     }
     if (points > static_cast<uint64_t>(kMaxSweepPoints)) {

@@ -6,12 +6,11 @@ namespace agave::launcher {
 
 // A configuration the user must fix: bad YAML, unknown key, wrong type or impossible value.
 // The message is one line naming where (file:line or the --set override), the key and what is
-// allowed. Executables exit with kConfigErrorExit for it, before writing any output.
+// allowed. Executables exit with ExitCode::kUserError for it (launcher/exit_code.h), before
+// writing any output.
 class ConfigError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
-
-constexpr int kConfigErrorExit = 2;
 
 }  // namespace agave::launcher

@@ -12,12 +12,15 @@
 #include "data/errors.h"
 #include "data/fetch.h"
 #include "data/inspect.h"
+#include "launcher/entry_point.h"
 #include "monitoring/progress_bar.h"
 #include "version/version.h"
 
 namespace {
 
 using agave::data::Progress;
+using agave::launcher::code;
+using agave::launcher::ExitCode;
 using agave::monitoring::ProgressBar;
 
 // One bar per stage; a new stage label finishes the previous bar.
@@ -93,7 +96,7 @@ int run_inspect(const std::string& path, bool verify, bool quiet) {
   if (!report.ok()) {
     for (const auto& p : report.problems) fmt::print(stderr, "agave_data: {}\n", p);
     fmt::print(stderr, "agave_data: error: {} problem(s) in {}\n", report.problems.size(), path);
-    return 1;
+    return code(ExitCode::kFailed);
   }
   fmt::print("{}\n", verify ? "all checksums verified" : "checksums not verified (--no-verify)");
   return 0;
@@ -102,7 +105,7 @@ int run_inspect(const std::string& path, bool verify, bool quiet) {
 int run_fetch(const std::string& dataset, const std::string& dir, const std::string& url,
               bool quiet) {
   if (agave::data::parse_dataset(dataset) != agave::data::Dataset::kCifar10) {
-    throw agave::data::DataError(
+    throw agave::io::DataError(
         "",
         "fetch knows cifar10 only; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
         "(/usr/share/datasets/fashion-mnist)");
@@ -114,78 +117,86 @@ int run_fetch(const std::string& dataset, const std::string& dir, const std::str
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  CLI::App app{"agave_data: HDF5 image shards for agave (convert, inspect, fetch)"};
-  app.require_subcommand(1);
-  app.fallthrough();  // -q is accepted after the subcommand too
-  bool quiet = false;
-  app.set_version_flag("--version", agave::version::describe("agave_data"));
-  app.add_flag("-q,--quiet", quiet, "No progress output");
-
-  agave::data::ConvertOptions conv;
-  std::string dataset_name;
-  auto* convert = app.add_subcommand("convert",
-                                     "Convert CIFAR-10 binary batches (folder or "
-                                     "cifar-10-binary.tar.gz) or IDX files to shards");
-  convert->add_option("--source", conv.source, "Raw source: folder or archive")->required();
-  convert->add_option("--output", conv.output, "Shard folder to write")->required();
-  convert->add_option("--dataset", dataset_name, "cifar10 or fashion_mnist (default: detect)");
-  convert->add_option("--images-per-shard", conv.images_per_shard, "Images per shard file")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  convert
-      ->add_option("--chunk-images", conv.chunk_images, "Images per HDF5 chunk (0: about 256 KiB)")
-      ->check(CLI::NonNegativeNumber);
-  convert->add_option("--gzip", conv.compression, "gzip level 0-9 (0: raw, fastest to read)")
-      ->check(CLI::Range(0, 9));
-
-  std::string inspect_path;
-  bool no_verify = false;
-  auto* inspect = app.add_subcommand("inspect",
-                                     "Counts, shapes, per-channel statistics, and "
-                                     "verification of every checksum");
-  inspect->add_option("path", inspect_path, "Shard folder, manifest or shard file")->required();
-  inspect->add_flag("--no-verify", no_verify, "Skip recomputing the checksums");
-
-  // The default is where the CIFAR-10 configs' data.source looks, so fetch alone is enough.
-  std::string fetch_dataset, fetch_dir = "data/cifar10", fetch_url = agave::data::kCifar10Url;
-  auto* fetch = app.add_subcommand("fetch",
-                                   "Download the official CIFAR-10 binary archive and "
-                                   "verify its MD5");
-  fetch->add_option("dataset", fetch_dataset, "cifar10")->required();
-  fetch->add_option("--output", fetch_dir, "Folder for the archive")->capture_default_str();
-  fetch->add_option("--url", fetch_url, "Mirror to download from")->capture_default_str();
-
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {  // --help and --version exit 0, argument errors 2
-    return app.exit(e) == 0 ? 0 : 2;
+// The subcommands and their options, registered on `app`; run() does the one parsed.
+struct Commands {
+  explicit Commands(CLI::App& app) {
+    app.require_subcommand(1);
+    app.fallthrough();  // -q is accepted after the subcommand too
+    app.set_version_flag("--version", agave::version::describe("agave_data"));
+    app.add_flag("-q,--quiet", quiet, "No progress output");
+    add_convert(app);
+    add_inspect(app);
+    add_fetch(app);
   }
 
-  try {
+  void add_convert(CLI::App& app) {
+    convert = app.add_subcommand("convert",
+                                 "Convert CIFAR-10 binary batches (folder or "
+                                 "cifar-10-binary.tar.gz) or IDX files to shards");
+    convert->add_option("--source", conv.source, "Raw source: folder or archive")->required();
+    convert->add_option("--output", conv.output, "Shard folder to write")->required();
+    convert->add_option("--dataset", dataset_name, "cifar10 or fashion_mnist (default: detect)");
+    convert->add_option("--images-per-shard", conv.images_per_shard, "Images per shard file")
+        ->check(CLI::PositiveNumber)
+        ->capture_default_str();
+    convert
+        ->add_option("--chunk-images", conv.chunk_images,
+                     "Images per HDF5 chunk (0: about 256 KiB)")
+        ->check(CLI::NonNegativeNumber);
+    convert->add_option("--gzip", conv.compression, "gzip level 0-9 (0: raw, fastest to read)")
+        ->check(CLI::Range(0, 9));
+  }
+
+  void add_inspect(CLI::App& app) {
+    inspect = app.add_subcommand("inspect",
+                                 "Counts, shapes, per-channel statistics, and "
+                                 "verification of every checksum");
+    inspect->add_option("path", inspect_path, "Shard folder, manifest or shard file")->required();
+    inspect->add_flag("--no-verify", no_verify, "Skip recomputing the checksums");
+  }
+
+  void add_fetch(CLI::App& app) {
+    fetch = app.add_subcommand("fetch",
+                               "Download the official CIFAR-10 binary archive and "
+                               "verify its MD5");
+    fetch->add_option("dataset", fetch_dataset, "cifar10")->required();
+    fetch->add_option("--output", fetch_dir, "Folder for the archive")->capture_default_str();
+    fetch->add_option("--url", fetch_url, "Mirror to download from")->capture_default_str();
+  }
+
+  int run() {
     if (*convert) {
       if (!dataset_name.empty()) {
         conv.dataset = agave::data::parse_dataset(dataset_name);
         if (!conv.dataset) {
           fmt::print(stderr, "agave_data: error: unknown --dataset '{}' (cifar10, fashion_mnist)\n",
                      dataset_name);
-          return 2;
+          return code(ExitCode::kUserError);
         }
       }
       return run_convert(conv, quiet);
     }
     if (*inspect) return run_inspect(inspect_path, !no_verify, quiet);
-    if (*fetch) return run_fetch(fetch_dataset, fetch_dir, fetch_url, quiet);
-  } catch (const agave::data::BadDataError& e) {
-    // Malformed input (a field out of bounds, sizes that disagree, a checksum that differs):
-    // the user's data to fix, like a usage error.
-    fmt::print(stderr, "agave_data: error: {}\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    fmt::print(stderr, "agave_data: error: {}\n", e.what());
-    return 1;
+    return run_fetch(fetch_dataset, fetch_dir, fetch_url, quiet);
   }
-  return 2;
+
+  bool quiet = false;
+  CLI::App* convert = nullptr;
+  agave::data::ConvertOptions conv;
+  std::string dataset_name;
+  CLI::App* inspect = nullptr;
+  std::string inspect_path;
+  bool no_verify = false;
+  CLI::App* fetch = nullptr;
+  // The default is where the CIFAR-10 configs' data.source looks, so fetch alone is enough.
+  std::string fetch_dataset, fetch_dir = "data/cifar10", fetch_url = agave::data::kCifar10Url;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"agave_data: HDF5 image shards for agave (convert, inspect, fetch)"};
+  Commands commands(app);
+  if (const auto code = agave::launcher::parse_command_line(app, argc, argv)) return *code;
+  return agave::launcher::guarded_main("agave_data", [&] { return commands.run(); });
 }

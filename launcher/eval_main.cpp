@@ -21,19 +21,21 @@
 #include <sstream>
 #include <string>
 
+#include "checkpoint/sharded_checkpoint.h"
+#include "checkpoint/training_state.h"
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
-#include "data/atomic_file.h"
+#include "io/atomic_file.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
+#include "launcher/entry_point.h"
+#include "launcher/exit_code.h"
 #include "launcher/host_allocator.h"
 #include "launcher/torch_threads.h"
 #include "model/agave.h"
 #include "monitoring/progress_bar.h"
 #include "trainer/evaluator.h"
 #include "trainer/seed.h"
-#include "trainer/sharded_checkpoint.h"
-#include "trainer/training_state.h"
 #include "version/version.h"
 
 namespace {
@@ -41,20 +43,9 @@ namespace {
 using namespace agave;
 namespace fs = std::filesystem;
 
-// The launcher's rank, known before MPI_Init so argument errors print once, not once per rank.
-int launcher_rank() {
-  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
-    if (const char* s = std::getenv(v)) return std::atoi(s);
-  }
-  return 0;
-}
-
-void abort_job(int code) {
-  int init = 0, fin = 0;
-  MPI_Initialized(&init);
-  MPI_Finalized(&fin);
-  if (init && !fin) MPI_Abort(MPI_COMM_WORLD, code);
-}
+using launcher::code;
+using launcher::ExitCode;
+using launcher::launcher_rank;
 
 // A problem with the arguments or the checkpoint: one line, exit code 2.
 struct UsageError : std::runtime_error {
@@ -72,7 +63,7 @@ std::string resolve_checkpoint(const std::string& dir) {
   if (!fs::exists(dir)) throw UsageError("--checkpoint " + dir + ": no such folder");
   if (fs::exists(fs::path(dir) / "manifest.json")) return dir;
   for (const auto& root : {fs::path(dir), fs::path(dir) / "checkpoints"}) {
-    if (auto latest = trainer::ShardedCheckpoint::latest(root.string())) return *latest;
+    if (auto latest = checkpoint::ShardedCheckpoint::latest(root.string())) return *latest;
   }
   throw UsageError("--checkpoint " + dir +
                    ": not a complete checkpoint (no manifest.json) and holds none");
@@ -125,7 +116,7 @@ torch::Device device_for(const DeviceChoice& d, int local_rank) {
 
 struct Plan {
   std::string dir;
-  trainer::CheckpointMeta meta;
+  checkpoint::CheckpointMeta meta;
   launcher::Config config;
   trainer::EvalOptions eval;
   std::string shards;
@@ -138,7 +129,7 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
   Plan p;
   p.device = parse_device(device);
   p.dir = resolve_checkpoint(checkpoint);
-  p.meta = trainer::ShardedCheckpoint::read_meta(p.dir);
+  p.meta = checkpoint::ShardedCheckpoint::read_meta(p.dir);
   if (p.meta.config.empty()) throw UsageError(p.dir + "/manifest.json: holds no config");
   try {
     p.config = launcher::parse_config(YAML::Load(p.meta.config), p.dir + "/manifest.json:config");
@@ -162,9 +153,9 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
 // Copies the checkpoint's weights into `model` by name: the EMA shadow (or the trained
 // weights with --no-ema) for parameters, the model's own values for buffers.
 void load_weights(model::Agave& model, const std::string& dir, bool use_ema) {
-  auto state = trainer::evaluation_weights(*model, use_ema);
+  auto state = checkpoint::evaluation_weights(*model, use_ema);
   torch::NoGradGuard no_grad;
-  trainer::ShardedCheckpoint::load_subset(dir, state);
+  checkpoint::ShardedCheckpoint::load_subset(dir, state);
 }
 
 struct Arguments {
@@ -200,13 +191,7 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
   app.add_option("--threads", a.threads, "LibTorch threads per rank (default: cores / local ranks)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--json", a.json_out, "also write the results to this JSON file (rank 0)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    if (launcher_rank() == 0) app.exit(e);
-    return e.get_exit_code() == 0 ? 0 : launcher::kConfigErrorExit;
-  }
-  return std::nullopt;
+  return launcher::parse_command_line(app, argc, argv);
 }
 
 // --json's folder must exist before minutes of evaluation are spent (a UsageError, exit 2).
@@ -224,7 +209,7 @@ void check_json_target(const std::string& json_out) {
 void write_results(const std::string& path, const std::string& text) {
   std::error_code ec;
   if (!fs::exists(path, ec) || fs::is_regular_file(path, ec)) {
-    data::write_file_atomically(path, text);
+    io::write_file_atomically(path, text);
     return;
   }
   std::FILE* f = std::fopen(path.c_str(), "w");
@@ -270,7 +255,7 @@ int run(int argc, char** argv) {
     check_json_target(a.json_out);
   } catch (const std::exception& e) {  // UsageError, CheckpointError, ConfigError
     if (launcher_rank() == 0) std::cerr << "agave_eval: error: " << e.what() << std::endl;
-    return launcher::kConfigErrorExit;
+    return code(ExitCode::kUserError);
   }
 
   cluster::MpiRuntime mpi(&argc, &argv, plan.config.cluster.timeout_seconds);
@@ -285,11 +270,11 @@ int run(int argc, char** argv) {
   model::Agave model(plan.config.model);
   try {
     load_weights(model, plan.dir, plan.eval.use_ema);
-  } catch (const trainer::CheckpointError& e) {
+  } catch (const checkpoint::CheckpointError& e) {
     // Every rank read the same files and failed alike: one line, exit 2.
     if (lead) std::cerr << "agave_eval: error: " << e.what() << std::endl;
     comm.reset();
-    return launcher::kConfigErrorExit;
+    return code(ExitCode::kUserError);
   }
   const torch::Device device = device_for(plan.device, where.local_rank);
   model->to(device);
@@ -321,18 +306,11 @@ int run(int argc, char** argv) {
   if (lead) print_results(plan, r, seconds, world, a.json_out);
   comm.reset();
   mpi.world().barrier();
-  return r.images > 0 ? 0 : 1;
+  return code(r.images > 0 ? ExitCode::kOk : ExitCode::kFailed);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "agave_eval: error: " << e.what() << std::endl;
-    // Other ranks may be waiting in a collective for this one: end the whole job now.
-    abort_job(1);
-    return 1;
-  }
+  return agave::launcher::guarded_main("agave_eval", [&] { return run(argc, argv); });
 }

@@ -1,6 +1,6 @@
 // agave_h5probe [--datasets] PATH MEMORY_BYTES: reads the HDF5 header of one image shard
 // (attributes, chunk index, labels), or with --datasets every object header of any HDF5 file of
-// named tensors (checkpoint shards), under an address-space cap, for data/header_probe.h. A crash,
+// named tensors (checkpoint shards), under an address-space cap, for hdf5/header_probe.h. A crash,
 // hang or memory blow-up inside libhdf5 then ends this process, not the trainer that asked.
 #include <sys/resource.h>
 
@@ -11,10 +11,10 @@
 #include <new>
 #include <string>
 
-#include "data/errors.h"
-#include "data/header_probe.h"
 #include "data/shard.h"
 #include "hdf5/datasets.h"
+#include "hdf5/header_probe.h"
+#include "io/errors.h"
 
 namespace {
 
@@ -34,7 +34,7 @@ void probe_datasets(const char* path) {
   const uint64_t file_bytes = std::filesystem::file_size(path);
   for (const auto& h : hdf5::read_dataset_headers(path)) {
     const std::string problem = hdf5::contiguous_storage_problem(h, file_bytes);
-    if (!problem.empty()) throw data::BadDataError(path, problem);
+    if (!problem.empty()) throw io::BadDataError(path, problem);
   }
 }
 
@@ -47,7 +47,9 @@ void probe_image_shard(const char* path) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  using namespace agave::data;
+  using namespace agave::hdf5;
+  using agave::io::BadDataError;
+  using agave::io::DataError;
   const bool datasets = argc == 4 && std::strcmp(argv[1], kProbeDatasetsMode) == 0;
   if (argc != 3 && !datasets) {
     std::fprintf(stderr,

@@ -7,7 +7,8 @@
 #include <iostream>
 #include <string>
 
-#include "data/atomic_file.h"
+#include "io/atomic_file.h"
+#include "launcher/entry_point.h"
 #include "monitoring/sweep_summary.h"
 #include "version/version.h"
 
@@ -22,23 +23,15 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--png", png, "plot to write (default: <dir>/sweep.png)");
   app.add_option("--title", title, "plot title (default: the sweep folder's name)");
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {  // --help and --version exit 0, argument errors 2
-    return app.exit(e) == 0 ? 0 : 2;
-  }
-  try {
+  if (const auto code = agave::launcher::parse_command_line(app, argc, argv)) return *code;
+  return agave::launcher::guarded_main("agave_sweep_plot", [&] {
     namespace fs = std::filesystem;
     if (png.empty()) png = (fs::path(dir) / "sweep.png").string();
     if (title.empty()) title = fs::path(dir).lexically_normal().filename().string();
-    const auto rows =
-        agave::monitoring::write_sweep_summary(dir, agave::data::write_file_atomically);
+    const auto rows = agave::monitoring::write_sweep_summary(dir, agave::io::write_file_atomically);
     std::cout << (fs::path(dir) / "sweep.csv").string() << ": " << rows.size() << " run(s)\n";
     agave::monitoring::plot_sweep(rows, png, title);
     std::cout << png << "\n";
-  } catch (const std::exception& e) {
-    std::cerr << "agave_sweep_plot: " << e.what() << "\n";
-    return 1;
-  }
-  return 0;
+    return code(agave::launcher::ExitCode::kOk);
+  });
 }

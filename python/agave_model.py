@@ -73,7 +73,7 @@ class AgaveConfig:
         if kind not in KINDS:
             raise ValueError(f"unknown model.kind {kind!r}; known: {', '.join(KINDS)}")
         # "none" for pixelcnn_only; "f(z)" (or no key) was written before per_layer existed, when
-        # the shared stream was the only one (trainer/resume.cpp).
+        # the shared stream was the only one (checkpoint/resume.cpp).
         conditioning = sig.get("model.pixelcnn.conditioning", "shared")
         if conditioning in ("f(z)", "none"):
             conditioning = "shared"

@@ -4,8 +4,8 @@
 
 #include <stdexcept>
 
+#include "checkpoint/sharded_checkpoint.h"
 #include "cluster/activity.h"
-#include "trainer/sharded_checkpoint.h"
 
 namespace agave::trainer {
 namespace {
@@ -31,7 +31,7 @@ HalfOutcome train_half(const TrainerSetup& run, PretrainHalf half, cluster::Comm
   try {
     const auto r = Trainer(half_setup(run, half), comm).run();
     return {r.stopped ? HalfEnd::kStopped : HalfEnd::kDone, ""};
-  } catch (const CheckpointError& e) {
+  } catch (const checkpoint::CheckpointError& e) {
     return {HalfEnd::kCheckpointError, e.what()};
   } catch (const NonFiniteError& e) {
     return {HalfEnd::kNonFinite, e.what()};
@@ -42,8 +42,8 @@ HalfOutcome train_half(const TrainerSetup& run, PretrainHalf half, cluster::Comm
 // before) or continues from a named one. The run's rank 0 looks, for every rank alike.
 bool needs_pretraining(const TrainerSetup& setup, cluster::Communicator& comm) {
   std::string mine = "0";
-  if (comm.rank() == 0 && setup.resume.mode != ResumeRequest::Mode::kFolder &&
-      !ShardedCheckpoint::latest(checkpoint_root(setup))) {
+  if (comm.rank() == 0 && setup.resume.mode != checkpoint::ResumeRequest::Mode::kFolder &&
+      !checkpoint::ShardedCheckpoint::latest(checkpoint_root(setup))) {
     mine = "1";
   }
   return comm.all_gather_string(mine).front() == "1";
@@ -135,7 +135,8 @@ TrainerSetup half_setup(const TrainerSetup& run, PretrainHalf half) {
   s.pretrain_half = true;
   s.merge_from.reset();
   // An explicit --resume FOLDER is the merged run's; never skips the halves (needs_pretraining).
-  if (s.resume.mode == ResumeRequest::Mode::kFolder) s.resume = ResumeRequest{};
+  if (s.resume.mode == checkpoint::ResumeRequest::Mode::kFolder)
+    s.resume = checkpoint::ResumeRequest{};
   return s;
 }
 
@@ -174,7 +175,7 @@ TrainResult train_with_parallel_pretraining(TrainerSetup setup, cluster::Communi
     }
     switch (worst) {
       case HalfEnd::kCheckpointError:
-        throw CheckpointError(error);
+        throw checkpoint::CheckpointError(error);
       case HalfEnd::kNonFinite:
         throw NonFiniteError(error);
       case HalfEnd::kStopped: {

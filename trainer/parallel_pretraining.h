@@ -19,9 +19,9 @@
 //    and resumes from its own checkpoints after a stop.
 //  - The halves meet (a wait bounded by liveness: one half may take much longer); a failure or a
 //    stop of either half is the whole run's. Then every rank of the run loads the VAE's
-//    parameters, buffers, Adamax state and EMA shadow from the VAE half's final checkpoint and
-//    the PixelCNN's from the PixelCNN half's (Trainer with merge_from), and the run continues at
-//    step N_vae + N_pixelcnn, at that step's data position, in its own checkpoint folder: the
+//    parameters, buffers, optim::Adamax state and EMA shadow from the VAE half's final checkpoint
+//    and the PixelCNN's from the PixelCNN half's (Trainer with merge_from), and the run continues
+//    at step N_vae + N_pixelcnn, at that step's data position, in its own checkpoint folder: the
 //    phase schedule from there on is the sequential one's.
 //  - A run with a checkpoint of its own has merged already, and --resume FOLDER names where it
 //    continues: neither pretrains.
@@ -73,8 +73,8 @@ using HalfCommunicator =
     std::function<cluster::Communicator&(PretrainHalf mine, int64_t vae_ranks)>;
 
 // Collective over `run_comm`: trains the run with train.pretrain: parallel. Throws the same
-// CheckpointError or NonFiniteError on every rank of the run when either half (or the merged
-// run) fails so.
+// checkpoint::CheckpointError or NonFiniteError on every rank of the run when either half (or the
+// merged run) fails so.
 TrainResult train_with_parallel_pretraining(TrainerSetup setup, cluster::Communicator& run_comm,
                                             const HalfCommunicator& half_comm);
 

@@ -24,7 +24,7 @@ struct PhaseSpec {
 // no_aux is the standard ELBO of Eq. (6) (λ = 1, free bits 0); then what `phase` sets itself.
 // Table 1's baselines (`model` vae_only, pixelcnn_only) never train the half they do not use
 // and drop the terms that are 0 for them: an unused half with zero gradients would still be
-// all-reduced, stepped by Adamax and averaged by the EMA on every step.
+// all-reduced, stepped by optim::Adamax and averaged by the EMA on every step.
 PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double model_free_bits,
                      model::ModelKind model);
 

@@ -112,7 +112,7 @@ void StepReport::evaluated(int64_t step, const EvalResult& r) const {
   if (sinks_.print) say(fmt::format("eval step {}: {}", step, describe(r)));
 }
 
-void StepReport::checkpointed(int64_t step, const SaveResult& saved) const {
+void StepReport::checkpointed(int64_t step, const checkpoint::SaveResult& saved) const {
   if (sinks_.exporter) {
     sinks_.exporter->record_checkpoint(saved.seconds, static_cast<double>(saved.bytes));
   }

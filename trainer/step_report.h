@@ -7,13 +7,13 @@
 #include <cstdint>
 #include <string>
 
+#include "checkpoint/sharded_checkpoint.h"
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
 #include "monitoring/progress_bar.h"
 #include "monitoring/step_record.h"
 #include "trainer/evaluator.h"
 #include "trainer/options.h"
-#include "trainer/sharded_checkpoint.h"
 #include "trainer/train_step.h"
 
 namespace agave::trainer {
@@ -39,7 +39,7 @@ class StepReport {
 
   void skipped(int64_t step, const std::string& reason) const;
   void evaluated(int64_t step, const EvalResult& r) const;
-  void checkpointed(int64_t step, const SaveResult& saved) const;
+  void checkpointed(int64_t step, const checkpoint::SaveResult& saved) const;
   // A plain "[run] ..." line on stdout (rank 0).
   void say(const std::string& text) const;
   // A progress bar on the same terminal (null: none): lines clear it as they print. It must

@@ -30,7 +30,7 @@ torch::Tensor grad_norm(const std::vector<torch::Tensor>& params, const torch::T
 
 }  // namespace
 
-TrainStep::TrainStep(model::Agave& model, Adamax& optimizer, model::Ema& ema,
+TrainStep::TrainStep(model::Agave& model, optim::Adamax& optimizer, model::Ema& ema,
                      cluster::Communicator& comm, TrainStepOptions options,
                      std::shared_ptr<FaultHooks> faults)
     : model_(model),
@@ -85,7 +85,7 @@ void TrainStep::apply_update(double norm) {
     torch::NoGradGuard no_grad;
     for (auto& p : trainable_) p.grad().mul_(options_.grad_clip / norm);
   }
-  RECORD_USER_SCOPE("agave::optimizer");  // Adamax and the EMA, one class in profiles
+  RECORD_USER_SCOPE("agave::optimizer");  // optim::Adamax and the EMA, one class in profiles
   optimizer_.step();
   ema_.update(model::Ema::Scope::kStepped);
 }

@@ -3,7 +3,7 @@
 // that the in-process tests call:
 //   this rank's images → device → forward (per-example randomness, bf16 autocast where asked)
 //   → the phase's loss → backward with bucketed gradient all-reduce → one agreed decision
-//   (skip a non-finite step, stop) → gradient clipping → Adamax → EMA.
+//   (skip a non-finite step, stop) → gradient clipping → optim::Adamax → EMA.
 // Collective: every rank of the communicator calls run() for the same step with its share of
 // the same global batch.
 #include <torch/torch.h>
@@ -19,7 +19,7 @@
 #include "cluster/options.h"
 #include "model/agave.h"
 #include "model/ema.h"
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 #include "trainer/fault_hooks.h"
 #include "trainer/phase.h"
 #include "trainer/stop_request.h"
@@ -52,8 +52,9 @@ struct StepOutcome {
 class TrainStep {
  public:
   // `model`, `optimizer` and `ema` must outlive the step; `faults` may be null (real runs).
-  TrainStep(model::Agave& model, Adamax& optimizer, model::Ema& ema, cluster::Communicator& comm,
-            TrainStepOptions options, std::shared_ptr<FaultHooks> faults = nullptr);
+  TrainStep(model::Agave& model, optim::Adamax& optimizer, model::Ema& ema,
+            cluster::Communicator& comm, TrainStepOptions options,
+            std::shared_ptr<FaultHooks> faults = nullptr);
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
 
@@ -73,7 +74,7 @@ class TrainStep {
   void apply_update(double grad_norm);
 
   model::Agave& model_;
-  Adamax& optimizer_;
+  optim::Adamax& optimizer_;
   model::Ema& ema_;
   cluster::Communicator& comm_;
   TrainStepOptions options_;

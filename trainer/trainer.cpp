@@ -16,26 +16,26 @@
 #include <optional>
 #include <thread>
 
+#include "checkpoint/sharded_checkpoint.h"
+#include "checkpoint/training_state.h"
 #include "cluster/activity.h"
-#include "data/atomic_file.h"
 #include "data/loader.h"
+#include "io/atomic_file.h"
 #include "model/agave.h"
 #include "model/ema.h"
 #include "model/example_random.h"
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
 #include "monitoring/progress_bar.h"
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 #include "trainer/image_grid.h"
 #include "trainer/parallel_pretraining.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
 #include "trainer/seed.h"
-#include "trainer/sharded_checkpoint.h"
 #include "trainer/step_report.h"
 #include "trainer/stop_request.h"
 #include "trainer/train_step.h"
-#include "trainer/training_state.h"
 #include "version/version.h"
 
 namespace agave::trainer {
@@ -102,8 +102,9 @@ class TrainingRun {
     cluster::set_activity_run(s_.run_name);
     open_outputs();
     open_loader();
-    const auto start = decide_resume(s_.resume, checkpoint_root(s_), s_.run_name,
-                                     model_signature(s_.model, s_.data), comm_);
+    const auto start = checkpoint::decide_resume(
+        s_.resume, checkpoint_root(s_), s_.run_name,
+        checkpoint::model_signature(s_.model, data::dataset_name(s_.data.dataset)), comm_);
     refuse_checkpoint_past_the_end(start);
     const bool merge = start.fresh() && s_.merge_from.has_value();
     build_model(start.fresh() && !merge);
@@ -163,7 +164,7 @@ class TrainingRun {
   // Whether summary.json reports the final evaluation of checkpoint `start` (its folder and
   // step, as write_summary records them). Rank 0's view of the file system decides, for every
   // rank alike.
-  bool summary_describes(const ResumePoint& start) const {
+  bool summary_describes(const checkpoint::ResumePoint& start) const {
     std::string mine = "0";
     if (lead_ && !start.fresh()) {
       try {
@@ -194,18 +195,19 @@ class TrainingRun {
 
   // A checkpoint past the configured steps belongs to a longer run (or a corrupt manifest):
   // training it "to" fewer steps would report its weights as those of this config.
-  void refuse_checkpoint_past_the_end(const ResumePoint& start) const {
+  void refuse_checkpoint_past_the_end(const checkpoint::ResumePoint& start) const {
     if (start.fresh() || start.meta.step <= schedule_.total_steps()) return;
-    throw CheckpointError(start.dir + " is at step " + std::to_string(start.meta.step) +
-                          ", past the " + std::to_string(schedule_.total_steps()) +
-                          " steps this config trains; raise the steps, resume an earlier " +
-                          "checkpoint (--resume DIR) or choose another run.name");
+    throw checkpoint::CheckpointError(
+        start.dir + " is at step " + std::to_string(start.meta.step) + ", past the " +
+        std::to_string(schedule_.total_steps()) +
+        " steps this config trains; raise the steps, resume an earlier " +
+        "checkpoint (--resume DIR) or choose another run.name");
   }
 
   void open_outputs() {
     if (lead_) {
       fs::create_directories(s_.output_dir);
-      data::write_file_atomically(s_.output_dir + "/config.yaml", s_.resolved_config);
+      io::write_file_atomically(s_.output_dir + "/config.yaml", s_.resolved_config);
       if (s_.monitoring.jsonl) {
         log_ = std::make_unique<monitoring::MetricsLog>(s_.output_dir + "/metrics.jsonl");
       }
@@ -247,8 +249,12 @@ class TrainingRun {
     test.prefetch = 1;
     test.shuffle = false;
     { data::ShardLoader opened(s_.data.shards, "test", test); }
-    checkpoints_ = std::make_unique<ShardedCheckpoint>(checkpoint_root(s_), s_.checkpoint.keep,
-                                                       comm_, s_.faults);
+    checkpoint::ShardedCheckpoint::AfterShards after_shards;
+    if (s_.faults) {
+      after_shards = [faults = s_.faults](int64_t step) { faults->after_checkpoint_shards(step); };
+    }
+    checkpoints_ = std::make_unique<checkpoint::ShardedCheckpoint>(
+        checkpoint_root(s_), s_.checkpoint.keep, comm_, std::move(after_shards));
   }
 
   // Identical initial weights everywhere: the same seed, then rank 0's broadcast (which also
@@ -265,8 +271,8 @@ class TrainingRun {
     // anything else random differs per rank from here on.
     torch::manual_seed(rank_seed(s_.seed, rank_));
     const auto& o = s_.train.optimizer;
-    optimizer_ = std::make_unique<Adamax>(
-        model_->parameters(), AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
+    optimizer_ = std::make_unique<optim::Adamax>(
+        model_->parameters(), optim::AdamaxOptions(o.lr).beta1(o.beta1).beta2(o.beta2).eps(o.eps));
     TrainStepOptions so;
     so.grad_clip = s_.train.grad_clip;
     so.bf16 = numerics_.bf16;
@@ -290,16 +296,16 @@ class TrainingRun {
   }
 
   // Loads the agreed checkpoint; returns the step training continues at.
-  int64_t restore(const ResumePoint& from) {
+  int64_t restore(const checkpoint::ResumePoint& from) {
     const auto& meta = from.meta;
-    TrainingState state(*model_, *ema_, *optimizer_);
-    std::map<std::string, torch::Tensor> rng = {{checkpoint_keys::kCpuRng, torch::Tensor()}};
+    checkpoint::TrainingState state(*model_, *ema_, *optimizer_);
+    std::map<std::string, torch::Tensor> rng = {{checkpoint::keys::kCpuRng, torch::Tensor()}};
     const bool same_ranks = checkpoints_->load(from.dir, state.tensors(), &rng);
     state.apply_loaded_steps();
     // Same ranks: each continues its own random stream, so the run is bit-identical to one
     // never stopped. Other ranks: fresh per-rank streams from (seed, step, rank).
     if (same_ranks) {
-      set_cpu_rng_state(rng.at(checkpoint_keys::kCpuRng));
+      set_cpu_rng_state(rng.at(checkpoint::keys::kCpuRng));
     } else {
       torch::manual_seed(rank_seed(s_.seed, rank_, meta.step));
     }
@@ -328,12 +334,12 @@ class TrainingRun {
   }
 
   // The model of a parallel pretraining (trainer/parallel_pretraining.h): each network, with its
-  // Adamax state and EMA shadow, from the final checkpoint of the half that trained it. Returns
-  // the step the run continues at: after both pretraining phases.
+  // optim::Adamax state and EMA shadow, from the final checkpoint of the half that trained it.
+  // Returns the step the run continues at: after both pretraining phases.
   int64_t merge_halves(const PretrainedHalves& halves) {
     const int64_t step = pretraining_steps(s_.train.phases);
-    TrainingState state(*model_, *ema_, *optimizer_);
-    TensorMap vae, pixelcnn;
+    checkpoint::TrainingState state(*model_, *ema_, *optimizer_);
+    checkpoint::TensorMap vae, pixelcnn;
     for (const auto& [key, tensor] : state.tensors()) {
       // model/pixelcnn.…, ema/pixelcnn.…, optim/pixelcnn.…/exp_avg: the PixelCNN half's.
       const bool of_pixelcnn = key.compare(key.find('/') + 1, 9, "pixelcnn.") == 0;
@@ -342,8 +348,8 @@ class TrainingRun {
     const auto vae_dir = final_half_checkpoint(halves.vae_checkpoints, PretrainHalf::kVae);
     const auto pixelcnn_dir =
         final_half_checkpoint(halves.pixelcnn_checkpoints, PretrainHalf::kPixelCnn);
-    ShardedCheckpoint::load_subset(vae_dir, vae);
-    ShardedCheckpoint::load_subset(pixelcnn_dir, pixelcnn);
+    checkpoint::ShardedCheckpoint::load_subset(vae_dir, vae);
+    checkpoint::ShardedCheckpoint::load_subset(pixelcnn_dir, pixelcnn);
     state.apply_loaded_steps();
     // A new start of the per-rank streams, as for a resume on other ranks.
     torch::manual_seed(rank_seed(s_.seed, rank_, step));
@@ -361,25 +367,28 @@ class TrainingRun {
     std::string mine;
     if (lead_) {
       try {
-        const auto dir = ShardedCheckpoint::latest(root);
-        if (!dir) throw CheckpointError(root + ": no checkpoint of the pretraining half");
-        const auto meta = ShardedCheckpoint::read_meta(*dir);
+        const auto dir = checkpoint::ShardedCheckpoint::latest(root);
+        if (!dir)
+          throw checkpoint::CheckpointError(root + ": no checkpoint of the pretraining half");
+        const auto meta = checkpoint::ShardedCheckpoint::read_meta(*dir);
         const int64_t steps = half_setup(s_, half).train.steps;
         if (meta.step != steps) {
-          throw CheckpointError(*dir + " is at step " + std::to_string(meta.step) +
-                                ", not at the " + std::to_string(steps) + " steps of " +
-                                half_name(half));
+          throw checkpoint::CheckpointError(*dir + " is at step " + std::to_string(meta.step) +
+                                            ", not at the " + std::to_string(steps) + " steps of " +
+                                            half_name(half));
         }
-        if (meta.model_signature != model_signature(s_.model, s_.data)) {
-          throw CheckpointError(*dir + ": " + half_name(half) + " of another model");
+        if (meta.model_signature !=
+            checkpoint::model_signature(s_.model, data::dataset_name(s_.data.dataset))) {
+          throw checkpoint::CheckpointError(*dir + ": " + half_name(half) + " of another model");
         }
         mine = "ok:" + *dir;
-      } catch (const CheckpointError& e) {
+      } catch (const checkpoint::CheckpointError& e) {
         mine = std::string("error:") + e.what();
       }
     }
     const auto agreed = comm_.all_gather_string(mine).front();
-    if (agreed.rfind("ok:", 0) != 0) throw CheckpointError(agreed.substr(agreed.find(':') + 1));
+    if (agreed.rfind("ok:", 0) != 0)
+      throw checkpoint::CheckpointError(agreed.substr(agreed.find(':') + 1));
     return agreed.substr(3);
   }
 
@@ -523,7 +532,7 @@ class TrainingRun {
 
   void save_checkpoint(int64_t steps_done) {
     cluster::ActivityScope named("checkpoint", steps_done);
-    CheckpointMeta m;
+    checkpoint::CheckpointMeta m;
     m.step = steps_done;
     m.phase = phase_name(schedule_.at(std::max<int64_t>(0, steps_done - 1)).kind);
     m.world_size = world_;
@@ -532,11 +541,11 @@ class TrainingRun {
     m.loader_index = pos.index;
     m.loader_global_batch = loader_->global_batch_size();
     m.seed = s_.seed;
-    m.model_signature = model_signature(s_.model, s_.data);
+    m.model_signature = checkpoint::model_signature(s_.model, data::dataset_name(s_.data.dataset));
     m.config = s_.resolved_config;
-    TrainingState state(*model_, *ema_, *optimizer_);
+    checkpoint::TrainingState state(*model_, *ema_, *optimizer_);
     const auto saved =
-        checkpoints_->save(m, state.tensors(), {{checkpoint_keys::kCpuRng, cpu_rng_state()}});
+        checkpoints_->save(m, state.tensors(), {{checkpoint::keys::kCpuRng, cpu_rng_state()}});
     report_->checkpointed(steps_done, saved);
     last_checkpoint_ = saved.dir;
   }
@@ -602,7 +611,7 @@ class TrainingRun {
     summary["numerics"] = describe(numerics_);
     summary["agave"] = version::to_json(version::build_info());
     for (const auto& [k, v] : s_.labels) summary["labels"][k] = v;
-    data::write_file_atomically(s_.output_dir + "/summary.json", summary.dump(2) + "\n");
+    io::write_file_atomically(s_.output_dir + "/summary.json", summary.dump(2) + "\n");
   }
 
   // A run shorter than a few scrape intervals would otherwise vanish before Prometheus sees its
@@ -628,10 +637,10 @@ class TrainingRun {
   std::unique_ptr<monitoring::MetricsExporter> exporter_;
   std::unique_ptr<StepReport> report_;
   std::unique_ptr<data::ShardLoader> loader_;
-  std::unique_ptr<ShardedCheckpoint> checkpoints_;
+  std::unique_ptr<checkpoint::ShardedCheckpoint> checkpoints_;
   model::Agave model_{nullptr};
   std::unique_ptr<model::Ema> ema_;
-  std::unique_ptr<Adamax> optimizer_;
+  std::unique_ptr<optim::Adamax> optimizer_;
   std::unique_ptr<TrainStep> step_;
   std::unique_ptr<monitoring::ProgressBar> bar_;
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile_;

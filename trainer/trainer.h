@@ -1,7 +1,7 @@
 #pragma once
 // One training run on the ranks of one communicator, a short loop over named parts
 // (docs/architecture.md): Resume (where the run starts), TrainStep (one data-parallel step),
-// StepReport (what it reports), TrainingState (what a checkpoint holds), evaluation and
+// StepReport (what it reports), checkpoint::TrainingState (what a checkpoint holds), evaluation and
 // picture sheets. A stop request (trainer/stop_request.h) ends it after a checkpoint.
 #include <torch/torch.h>
 
@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "checkpoint/resume.h"
 #include "cluster/communicator.h"
 #include "cluster/options.h"
 #include "data/options.h"
@@ -21,7 +22,6 @@
 #include "trainer/evaluator.h"
 #include "trainer/fault_hooks.h"
 #include "trainer/options.h"
-#include "trainer/resume.h"
 
 namespace agave::trainer {
 
@@ -42,7 +42,7 @@ struct TrainerSetup {
   // ("" when none). Set by the launcher, the side that reads YAML; null: not reported.
   std::function<std::string(const std::string& saved, const std::string& current)>
       describe_config_changes;
-  ResumeRequest resume;
+  checkpoint::ResumeRequest resume;
   // A half of a parallel pretraining: no evaluation (the PixelCNN half's model is not one the
   // test bound means anything for); its summary.json records only its last checkpoint.
   bool pretrain_half = false;

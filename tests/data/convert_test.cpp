@@ -228,7 +228,7 @@ TEST(Convert, Cifar10TarGzMatchesTheBatches) {
   try {
     convert(c);
     FAIL() << "a truncated archive must be rejected";
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
   }
   EXPECT_FALSE(fs::exists(dir / "out2/train.manifest.json"));
@@ -251,14 +251,14 @@ TEST(Convert, WrongSizeCifarFileFailsBeforeWritingAnything) {
   try {
     convert(c);
     FAIL();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find((src / "data_batch_3.bin").string()), std::string::npos) << msg;
     EXPECT_NE(msg.find("3073-byte"), std::string::npos) << msg;
   }
   EXPECT_FALSE(fs::exists(dir / "out"));
   fs::remove(src / "test_batch.bin");
-  EXPECT_THROW(convert(c), DataError);
+  EXPECT_THROW(convert(c), io::DataError);
 }
 
 TEST(Convert, InterruptedConversionLeavesNothingThatLooksComplete) {
@@ -289,7 +289,7 @@ TEST(Convert, InterruptedConversionLeavesNothingThatLooksComplete) {
   try {
     convert(c);
     FAIL() << "a truncated IDX file must be rejected";
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     const std::string msg = e.what();
     EXPECT_NE(msg.find("train-images-idx3-ubyte.gz"), std::string::npos) << msg;
     EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
@@ -316,7 +316,7 @@ TEST(Convert, IdxOfWrongSizeOrMagicIsNamed) {
   try {
     convert(c);
     FAIL();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_EQ(std::string(e.what()).rfind(dir / "train-images-idx3-ubyte", 0), 0u) << e.what();
     EXPECT_NE(std::string(e.what()).find("size"), std::string::npos) << e.what();
   }
@@ -325,7 +325,7 @@ TEST(Convert, IdxOfWrongSizeOrMagicIsNamed) {
   try {
     convert(c);
     FAIL();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("not an IDX image file"), std::string::npos) << e.what();
   }
 }
@@ -351,7 +351,7 @@ TEST(Convert, EnsureShardsConvertsOnce) {
   try {
     ensure_shards(o);
     FAIL();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("holds fashion_mnist"), std::string::npos) << e.what();
   }
 }
@@ -364,11 +364,11 @@ TEST(Convert, UnknownSourceIsOneClearError) {
   try {
     convert(c);
     FAIL();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("cannot tell the data set"), std::string::npos);
   }
   c.source = dir / "missing";
-  EXPECT_THROW(convert(c), DataError);
+  EXPECT_THROW(convert(c), io::DataError);
 }
 
 }  // namespace

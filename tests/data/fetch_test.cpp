@@ -1,8 +1,8 @@
 #include <gtest/gtest.h>
 
-#include "data/checksum.h"
 #include "data/errors.h"
 #include "data/fetch.h"
+#include "io/checksum.h"
 #include "tests/data/test_util.h"
 
 namespace agave::data {
@@ -32,7 +32,7 @@ TEST(Fetch, VerifiesMd5) {
   TempDir dir;
   const std::string src = dir / "payload.bin";
   test::write_file(src, std::vector<uint8_t>(100000, 7));
-  const std::string md5 = file_digest(src, Digest::Algorithm::kMd5);
+  const std::string md5 = io::file_digest(src, io::Digest::Algorithm::kMd5);
   const std::string dest = dir / "out/copy.bin";
   download("file://" + src, dest, md5);
   EXPECT_EQ(test::read_file(dest), test::read_file(src));
@@ -47,7 +47,7 @@ TEST(Fetch, VerifiesMd5) {
   }
   EXPECT_FALSE(fs::exists(bad));
   EXPECT_FALSE(fs::exists(bad + ".tmp"));
-  EXPECT_EQ(Digest(Digest::Algorithm::kMd5).hex(), "d41d8cd98f00b204e9800998ecf8427e");
+  EXPECT_EQ(io::Digest(io::Digest::Algorithm::kMd5).hex(), "d41d8cd98f00b204e9800998ecf8427e");
 }
 
 }  // namespace

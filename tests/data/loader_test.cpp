@@ -266,7 +266,7 @@ TEST(ShardLoader, RestoreContinuesExactly) {
     }
   }
   ShardLoader l(f.path(), "train", opts(40));
-  EXPECT_THROW(l.restore({0, 1000}), DataError);
+  EXPECT_THROW(l.restore({0, 1000}), io::DataError);
 }
 
 TEST(ShardLoader, MapPositionRoundsDownToTheFirstUnseenImage) {
@@ -455,7 +455,7 @@ TEST(ShardLoader, TruncatedShardSurfacesAsErrorFromNext) {
     while (l.next()) {
     }
     FAIL() << "a truncated shard must not go unnoticed";
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find(shard), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("file ends early"), std::string::npos) << e.what();
   }
@@ -480,11 +480,11 @@ TEST(ShardLoader, CorruptChunkSurfacesAsErrorFromNext) {
   try {
     l.next();
     FAIL() << "a corrupt chunk must not go unnoticed";
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find(shard), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(l.next(), DataError) << "the error sticks";
+  EXPECT_THROW(l.next(), io::DataError) << "the error sticks";
 }
 
 TEST(ShardLoader, OpenErrorsNameTheFile) {
@@ -493,11 +493,11 @@ TEST(ShardLoader, OpenErrorsNameTheFile) {
   try {
     ShardLoader l(f.path(), "test", opts(10));
     FAIL();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     EXPECT_NE(std::string(e.what()).find("test.manifest.json"), std::string::npos) << e.what();
   }
   // Too few images for the world and batch size.
-  EXPECT_THROW(ShardLoader(f.path(), "train", opts(300, 0, 4, true)), DataError);
+  EXPECT_THROW(ShardLoader(f.path(), "train", opts(300, 0, 4, true)), io::DataError);
   // Manifest checksum disagrees with the shard's.
   Manifest m = f.manifest;
   m.shards[1].sha256 = std::string(64, '0');
@@ -505,13 +505,13 @@ TEST(ShardLoader, OpenErrorsNameTheFile) {
   try {
     ShardLoader l(f.path(), "train", opts(10));
     FAIL();
-  } catch (const ChecksumError& e) {
+  } catch (const io::ChecksumError& e) {
     EXPECT_NE(std::string(e.what()).find(m.shard_path(m.shards[1])), std::string::npos) << e.what();
   }
   // A shard deleted behind the manifest's back.
   write_manifest(f.manifest.path, f.manifest);
   fs::remove(f.manifest.shard_path(f.manifest.shards[2]));
-  EXPECT_THROW(ShardLoader(f.path(), "train", opts(10)), DataError);
+  EXPECT_THROW(ShardLoader(f.path(), "train", opts(10)), io::DataError);
 }
 
 TEST(ShardLoader, ReportsWaitTime) {

@@ -13,15 +13,15 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "data/bounds.h"
+#include "checkpoint/manifest.h"
 #include "data/errors.h"
-#include "data/header_probe.h"
 #include "data/inspect.h"
 #include "data/loader.h"
 #include "data/sources.h"
+#include "hdf5/header_probe.h"
+#include "io/bounds.h"
 #include "tests/common/test_files.h"
 #include "tests/data/test_util.h"
-#include "trainer/checkpoint_manifest.h"
 
 namespace agave::data {
 namespace {
@@ -31,13 +31,13 @@ namespace fs = std::filesystem;
 
 const std::string kCli = AGAVE_BIN_DIR "/agave_data";
 
-// Runs `fn`, expecting a BadDataError whose message names `file` and contains `field`.
+// Runs `fn`, expecting a io::BadDataError whose message names `file` and contains `field`.
 template <typename Fn>
 void expect_bad_data(Fn fn, const std::string& file, const std::string& field) {
   try {
     fn();
     ADD_FAILURE() << "no error; expected one naming " << file << " and " << field;
-  } catch (const BadDataError& e) {
+  } catch (const io::BadDataError& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find(file), std::string::npos) << what;
     EXPECT_NE(what.find(field), std::string::npos) << what;
@@ -49,24 +49,24 @@ void expect_bad_data(Fn fn, const std::string& file, const std::string& field) {
 
 TEST(Bounds, RangeChecksDoNotWrapAround) {
   const uint64_t size = 1 << 20;
-  EXPECT_TRUE(range_fits(0, size, size));
-  EXPECT_TRUE(range_fits(size, 0, size));
-  EXPECT_FALSE(range_fits(size, 1, size));
-  EXPECT_FALSE(range_fits(1, size, size));
+  EXPECT_TRUE(io::range_fits(0, size, size));
+  EXPECT_TRUE(io::range_fits(size, 0, size));
+  EXPECT_FALSE(io::range_fits(size, 1, size));
+  EXPECT_FALSE(io::range_fits(1, size, size));
   // addr + 8192 wraps to 0 in 64 bits: the check must still refuse it.
-  EXPECT_FALSE(range_fits(~uint64_t{0} - 8191, 8192, size));
-  EXPECT_FALSE(range_fits(8192, ~uint64_t{0} - 8191, size));
-  EXPECT_FALSE(checked_mul(uint64_t{1} << 32, uint64_t{1} << 32));
-  EXPECT_EQ(checked_mul(3, 5, 15), 15u);
-  EXPECT_FALSE(checked_mul(3, 5, 14));
-  EXPECT_FALSE(checked_add(~uint64_t{0}, 1));
-  EXPECT_FALSE(dims_product({4, 0, 28, 28}));
-  EXPECT_FALSE(dims_product({-1, 28}));
-  EXPECT_FALSE(dims_product({int64_t{1} << 31, int64_t{1} << 31, int64_t{1} << 31}));
-  EXPECT_EQ(dims_product({3, 32, 32}), 3072);
-  EXPECT_TRUE(plain_file_name("train-00000-of-00005.h5"));
+  EXPECT_FALSE(io::range_fits(~uint64_t{0} - 8191, 8192, size));
+  EXPECT_FALSE(io::range_fits(8192, ~uint64_t{0} - 8191, size));
+  EXPECT_FALSE(io::checked_mul(uint64_t{1} << 32, uint64_t{1} << 32));
+  EXPECT_EQ(io::checked_mul(3, 5, 15), 15u);
+  EXPECT_FALSE(io::checked_mul(3, 5, 14));
+  EXPECT_FALSE(io::checked_add(~uint64_t{0}, 1));
+  EXPECT_FALSE(io::dims_product({4, 0, 28, 28}));
+  EXPECT_FALSE(io::dims_product({-1, 28}));
+  EXPECT_FALSE(io::dims_product({int64_t{1} << 31, int64_t{1} << 31, int64_t{1} << 31}));
+  EXPECT_EQ(io::dims_product({3, 32, 32}), 3072);
+  EXPECT_TRUE(io::plain_file_name("train-00000-of-00005.h5"));
   for (const char* bad : {"", ".", "..", "../x.h5", "/etc/passwd", "a/b.h5", "a\\b", "x\ny"}) {
-    EXPECT_FALSE(plain_file_name(bad)) << bad;
+    EXPECT_FALSE(io::plain_file_name(bad)) << bad;
   }
 }
 
@@ -170,7 +170,7 @@ TEST(MalformedInput, ZeroDimensionIsRefusedBeforeAnyDivision) {
 // (fuzz/hdf5-known/, found by fuzz_shard), before agave sees a value. The header probe reads them
 // in a process of its own: the caller gets one line naming the file, never a signal or a hang.
 TEST(MalformedInput, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
-  ASSERT_NE(header_probe_executable(), "") << "agave_h5probe was not built";
+  ASSERT_NE(hdf5::header_probe_executable(), "") << "agave_h5probe was not built";
   ::setenv("AGAVE_H5PROBE_SECONDS", "5", 1);  // the looping input: 5 s, not the default 30
   TempDir dir;
   const auto inputs = agave::testing::inputs_that_break_libhdf5();
@@ -180,9 +180,10 @@ TEST(MalformedInput, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
     fs::copy_file(input, shard);
     const auto start = std::chrono::steady_clock::now();
     try {
-      probe_shard_header(shard);
+      hdf5::probe_shard_header(shard);
       ADD_FAILURE() << name << ": the probe accepted a crafted header";
-    } catch (const DataError& err) {  // BadDataError, or an allocation HDF5 reports as failed
+    } catch (
+        const io::DataError& err) {  // io::BadDataError, or an allocation HDF5 reports as failed
       const std::string what = err.what();
       EXPECT_EQ(what.rfind(shard + ": ", 0), 0u) << what;
       EXPECT_EQ(what.find('\n'), std::string::npos) << what;
@@ -219,9 +220,9 @@ TEST(MalformedInput, WithoutTheProbeAShardIsRefused) {
   ASSERT_FALSE(shard.empty()) << "fuzz/hdf5-known/ has no crash- input";
   ::setenv("AGAVE_H5PROBE", "/nonexistent/agave_h5probe", 1);
   try {
-    probe_shard_header(shard);
+    hdf5::probe_shard_header(shard);
     ADD_FAILURE() << "no error without a probe";
-  } catch (const DataError& e) {  // an installation problem, not bad data
+  } catch (const io::DataError& e) {  // an installation problem, not bad data
     EXPECT_NE(std::string(e.what()).find(shard + ": agave_h5probe was not found"),
               std::string::npos)
         << e.what();
@@ -253,10 +254,11 @@ TEST(MalformedInput, HeaderProbePassesValidShardsAndReportsOrdinaryErrors) {
   TempDir dir;
   const std::string good = dir / "good.h5";
   write_raw_shard(good, {4, 1, 28, 28}, {1, 28, 28}, 4);
-  EXPECT_NO_THROW(probe_shard_header(good));
+  EXPECT_NO_THROW(hdf5::probe_shard_header(good));
   const std::string zero = dir / "zero.h5";
   write_raw_shard(zero, {4, 0, 28, 28}, {0, 28, 28}, 4);
-  expect_bad_data([&] { probe_shard_header(zero); }, zero, "attribute 'image_shape' [0, 28, 28]");
+  expect_bad_data([&] { hdf5::probe_shard_header(zero); }, zero,
+                  "attribute 'image_shape' [0, 28, 28]");
 }
 
 TEST(MalformedInput, HugeDimensionsAreRefusedWithoutOverflow) {
@@ -356,13 +358,13 @@ TEST(MalformedInput, FlippedPixelStopsTheLoaderWithinTheFirstEpoch) {
   try {
     while (loader.next()) ++batches;
     ADD_FAILURE() << "a whole epoch (" << batches << " batches) of a corrupt shard was served";
-  } catch (const ChecksumError& e) {
+  } catch (const io::ChecksumError& e) {
     const std::string what = e.what();
     EXPECT_EQ(what.rfind(shard + ": content hashes to ", 0), 0u) << what;
     EXPECT_NE(what.find(m.shards[2].sha256), std::string::npos) << what;
   }
   // The error sticks.
-  EXPECT_THROW(loader.next(), ChecksumError);
+  EXPECT_THROW(loader.next(), io::ChecksumError);
   // The option for data sets too large to hash: the same shard trains unverified.
   o.verify_checksums = false;
   ShardLoader unverified(dir.path().string(), "train", o);
@@ -522,25 +524,26 @@ TEST(MalformedInput, CheckpointManifestFieldsAreCheckedBeforeUse) {
     "shards": [{"file": "shard-00000-of-00002.h5", "sha256": "x"},
                {"file": "shard-00001-of-00002.h5", "sha256": "y"}],
     "tensors": {"a": 0, "b": 1}})");
-  EXPECT_EQ(trainer::checkpoint_manifest_problem(good), "");
+  EXPECT_EQ(checkpoint::checkpoint_manifest_problem(good), "");
   auto j = good;
   j["shards"][1]["file"] = "../../etc/passwd";
-  EXPECT_NE(trainer::checkpoint_manifest_problem(j).find("field 'file' is '../../etc/passwd'"),
+  EXPECT_NE(checkpoint::checkpoint_manifest_problem(j).find("field 'file' is '../../etc/passwd'"),
             std::string::npos);
   j = good;
   j["tensors"]["b"] = 7;
-  EXPECT_NE(trainer::checkpoint_manifest_problem(j).find("tensor b is in shard 7"),
+  EXPECT_NE(checkpoint::checkpoint_manifest_problem(j).find("tensor b is in shard 7"),
             std::string::npos);
   j = good;
   j["tensors"]["b"] = -1;
-  EXPECT_NE(trainer::checkpoint_manifest_problem(j), "");
+  EXPECT_NE(checkpoint::checkpoint_manifest_problem(j), "");
   j = good;
   j["world_size"] = 3;
-  EXPECT_NE(trainer::checkpoint_manifest_problem(j).find("2 shards listed for world_size 3"),
+  EXPECT_NE(checkpoint::checkpoint_manifest_problem(j).find("2 shards listed for world_size 3"),
             std::string::npos);
   j = good;
   j["world_size"] = 1e300;
-  EXPECT_NE(trainer::checkpoint_manifest_problem(j).find("field 'world_size'"), std::string::npos);
+  EXPECT_NE(checkpoint::checkpoint_manifest_problem(j).find("field 'world_size'"),
+            std::string::npos);
 }
 
 }  // namespace

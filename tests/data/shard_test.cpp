@@ -1,11 +1,11 @@
 #include <gtest/gtest.h>
 #include <hdf5.h>
 
-#include "data/checksum.h"
 #include "data/errors.h"
-#include "data/hdf5_util.h"
 #include "data/inspect.h"
 #include "data/shard.h"
+#include "hdf5/checked.h"
+#include "io/checksum.h"
 #include "tests/data/test_util.h"
 
 namespace agave::data {
@@ -39,10 +39,10 @@ template <typename F>
 std::string error_of(F&& f) {
   try {
     f();
-  } catch (const DataError& e) {
+  } catch (const io::DataError& e) {
     return e.what();
   }
-  return "(no DataError thrown)";
+  return "(no io::DataError thrown)";
 }
 
 TEST(Shard, RoundTripsBytesAttributesAndChecksum) {
@@ -82,7 +82,7 @@ TEST(Shard, RoundTripsBytesAttributesAndChecksum) {
     EXPECT_EQ(r.read_labels(), labels);
     EXPECT_EQ(r.compute_sha256(), info.sha256);
 
-    Digest d;
+    io::Digest d;
     d.update(images.data(), images.size());
     d.update(labels.data(), labels.size());
     EXPECT_EQ(d.hex(), info.sha256) << "checksum = SHA-256(images bytes ++ labels bytes)";
@@ -114,7 +114,7 @@ TEST(Shard, UnfinishedWriterLeavesNothing) {
     std::vector<uint8_t> labels(5, 1);
     w.append(images.data(), labels.data(), 5);
     EXPECT_TRUE(fs::exists(path + ".tmp"));
-    EXPECT_THROW(w.finish(), DataError) << "finish() of an incomplete shard must fail";
+    EXPECT_THROW(w.finish(), io::DataError) << "finish() of an incomplete shard must fail";
   }
   EXPECT_FALSE(fs::exists(path));
   EXPECT_FALSE(fs::exists(path + ".tmp"));
@@ -210,9 +210,9 @@ void write_raw_shard(const std::string& path, hid_t dtype, std::vector<hsize_t> 
   hsize_t n = dims[0];
   hid_t ls = H5Screate_simple(1, &n, nullptr);
   hid_t l = H5Dcreate2(f, "labels", H5T_STD_U8LE, ls, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-  h5::write_string_attr(f, "format", kShardFormat, path);
-  h5::write_int_attr(f, "count", {count_attr}, path);
-  h5::write_int_attr(f, "image_shape", {3, 4, 5}, path);
+  hdf5::write_string_attr(f, "format", kShardFormat, path);
+  hdf5::write_int_attr(f, "count", {count_attr}, path);
+  hdf5::write_int_attr(f, "image_shape", {3, 4, 5}, path);
   H5Dclose(l);
   H5Sclose(ls);
   H5Dclose(d);

@@ -17,16 +17,17 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "data/checksum.h"
+#include "checkpoint/sharded_checkpoint.h"
+#include "io/checksum.h"
 #include "tests/common/background_job.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
 #include "tests/faults/fashion_mnist_run.h"
-#include "trainer/sharded_checkpoint.h"
 
 namespace {
 
+using agave::checkpoint::ShardedCheckpoint;
 using agave::testing::count_of;
 using agave::testing::kTrainer;
 using agave::testing::mpirun;
@@ -34,7 +35,6 @@ using agave::testing::rank_pid;
 using agave::testing::sh;
 using agave::testing::TempDir;
 using agave::testing::TinyConfig;
-using agave::trainer::ShardedCheckpoint;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -60,7 +60,7 @@ std::string verify(const std::string& dir) {
     if (static_cast<int64_t>(fs::file_size(path)) != s.at("bytes").get<int64_t>()) {
       return path + ": size differs from the manifest";
     }
-    if (agave::data::file_digest(path, agave::data::Digest::Algorithm::kSha256) !=
+    if (agave::io::file_digest(path, agave::io::Digest::Algorithm::kSha256) !=
         s.at("sha256").get<std::string>()) {
       return path + ": SHA-256 differs from the manifest";
     }

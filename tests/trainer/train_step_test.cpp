@@ -40,7 +40,7 @@ model::AgaveOptions tiny() {
 struct Replica {
   model::Agave model{nullptr};
   std::unique_ptr<model::Ema> ema;
-  std::unique_ptr<Adamax> optimizer;
+  std::unique_ptr<optim::Adamax> optimizer;
 
   Replica(const torch::Tensor& images, const torch::Tensor& indices,
           const model::AgaveOptions& options = tiny()) {
@@ -52,7 +52,7 @@ struct Replica {
       model->data_init(images);
     }
     ema = std::make_unique<model::Ema>(*model, 0.9);
-    optimizer = std::make_unique<Adamax>(model->parameters(), AdamaxOptions(0.01));
+    optimizer = std::make_unique<optim::Adamax>(model->parameters(), optim::AdamaxOptions(0.01));
   }
 };
 
@@ -100,7 +100,7 @@ class TrainStepTest : public ::testing::Test {
   torch::Tensor x_, ids_;
 };
 
-// The fp32 reference: the paper's loss, plain backward, Adamax, EMA, with the same
+// The fp32 reference: the paper's loss, plain backward, optim::Adamax, EMA, with the same
 // per-example random streams.
 double reference_step(Replica& r, const torch::Tensor& x, const torch::Tensor& ids, int64_t step) {
   const model::LossSelection all{true, true, true};
@@ -143,7 +143,7 @@ TEST_F(TrainStepTest, MatchesTheFp32ReferenceStepForStep) {
 
 // fp32 with channels_last weights (the CPU default without AMX) computes the contiguous fp32
 // loss and gradients within fp32 tolerance: the layout changes the convolution kernels, not the
-// math or the per-example random draws. (Weights after an Adamax step are no test: for a
+// math or the per-example random draws. (Weights after an optim::Adamax step are no test: for a
 // gradient near eps, lr·g/(|g| + eps) amplifies rounding.)
 TEST_F(TrainStepTest, ChannelsLastWeightsGiveTheContiguousLossAndGradients) {
   Replica laid_out(x_, ids_), reference(x_, ids_);
@@ -242,7 +242,7 @@ TEST_F(TrainStepTest, FrozenGroupsStayFrozen) {
 }
 
 // Table 1's baselines leave one half of the model unused: it must get no gradient (nothing to
-// all-reduce), no Adamax state and no update, while the half in use trains.
+// all-reduce), no optim::Adamax state and no update, while the half in use trains.
 TEST_F(TrainStepTest, BaselinesStepOnlyTheHalfTheyUse) {
   for (const auto kind : {model::ModelKind::kPixelCnnOnly, model::ModelKind::kVaeOnly}) {
     auto options = tiny().kind(kind);
@@ -291,7 +291,7 @@ TEST_F(TrainStepTest, GradientsAreClippedToTheGlobalNorm) {
   double norm = 0;
   for (const auto& p : a->trainable()) norm += p.grad().pow(2).sum().item<double>();
   EXPECT_NEAR(std::sqrt(norm), 1e-3, 1e-6);
-  // Adamax normalises the step size, so clipping shows in the moments, not the first update.
+  // optim::Adamax normalises the step size, so clipping shows in the moments, not the first update.
   EXPECT_LT(clipped.optimizer->states().back().exp_avg.abs().max().item<double>(),
             free.optimizer->states().back().exp_avg.abs().max().item<double>());
 }

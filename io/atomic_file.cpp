@@ -1,4 +1,4 @@
-#include "data/atomic_file.h"
+#include "io/atomic_file.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <stdexcept>
 
-namespace agave::data {
+namespace agave::io {
 namespace {
 
 [[noreturn]] void fail(const std::string& file, const std::string& what) {
@@ -57,4 +57,4 @@ void write_file_atomically(const std::string& path, const std::string& text) {
   }
 }
 
-}  // namespace agave::data
+}  // namespace agave::io

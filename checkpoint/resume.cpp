@@ -1,4 +1,4 @@
-#include "trainer/resume.h"
+#include "checkpoint/resume.h"
 
 #include <filesystem>
 #include <sstream>
@@ -6,7 +6,7 @@
 
 #include "cluster/activity.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 namespace fs = std::filesystem;
 namespace {
 
@@ -85,7 +85,7 @@ ResumeRequest ResumeRequest::parse(const std::string& text) {
 }
 
 std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
-                                                   const data::DataOptions& data) {
+                                                   const std::string& dataset) {
   const auto& v = o.vae();
   const auto& p = o.pixelcnn();
   auto str = [](auto x) {
@@ -93,7 +93,7 @@ std::map<std::string, std::string> model_signature(const model::AgaveOptions& o,
     s << x;
     return s.str();
   };
-  return {{"data.dataset", data::dataset_name(data.dataset)},
+  return {{"data.dataset", dataset},
           {"model.kind", model::model_kind_name(o.kind())},
           {"model.vae.depth", str(v.depth())},
           {"model.vae.width", str(v.width())},
@@ -132,4 +132,4 @@ ResumePoint decide_resume(const ResumeRequest& request, const std::string& check
   return point;
 }
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

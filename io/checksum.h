@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-namespace agave::data {
+namespace agave::io {
 
 class Digest {
  public:
@@ -29,4 +29,4 @@ class Digest {
 // Digest of a whole file; throws DataError naming the file when it cannot be read.
 std::string file_digest(const std::string& path, Digest::Algorithm algorithm);
 
-}  // namespace agave::data
+}  // namespace agave::io

@@ -6,12 +6,11 @@
 #include <optional>
 #include <string>
 
+#include "checkpoint/sharded_checkpoint.h"
 #include "cluster/communicator.h"
-#include "data/options.h"
 #include "model/options.h"
-#include "trainer/sharded_checkpoint.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 
 // --resume: auto (the run's newest complete checkpoint, if any), never (a fresh start, refused
 // when the run already has checkpoints), or a checkpoint folder / a folder holding checkpoints.
@@ -25,8 +24,9 @@ struct ResumeRequest {
 };
 
 // What must be equal between a checkpoint and the config that resumes it, key by key.
+// `dataset`: the data set's name (data::dataset_name), which the model was fitted to.
 std::map<std::string, std::string> model_signature(const model::AgaveOptions& options,
-                                                   const data::DataOptions& data);
+                                                   const std::string& dataset);
 
 struct ResumePoint {
   std::string dir;  // empty: a fresh start
@@ -41,4 +41,4 @@ ResumePoint decide_resume(const ResumeRequest& request, const std::string& check
                           const std::map<std::string, std::string>& signature,
                           cluster::Communicator& comm);
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -1,4 +1,4 @@
-#include "data/checksum.h"
+#include "io/checksum.h"
 
 #include <openssl/evp.h>
 
@@ -7,9 +7,9 @@
 #include <cstring>
 #include <vector>
 
-#include "data/errors.h"
+#include "io/errors.h"
 
-namespace agave::data {
+namespace agave::io {
 
 struct Digest::Impl {
   EVP_MD_CTX* ctx = nullptr;
@@ -66,4 +66,4 @@ std::string file_digest(const std::string& path, Digest::Algorithm algorithm) {
   return digest.hex();
 }
 
-}  // namespace agave::data
+}  // namespace agave::io

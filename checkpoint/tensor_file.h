@@ -10,7 +10,7 @@
 
 #include "hdf5/handle.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 
 // Writes `tensors` (float32, float64, int64 or uint8; any layout) and integer attributes to
 // `path`, then fsyncs it. Throws naming the file.
@@ -20,7 +20,7 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
 // Reads one file's tensors by name; errors name the file and the tensor.
 class TensorFileReader {
  public:
-  // Opens once, after agave_h5probe read every header (data/header_probe.h); a missing,
+  // Opens once, after agave_h5probe read every header (hdf5/header_probe.h); a missing,
   // truncated, non-HDF5 or crafted file is an error naming it.
   explicit TensorFileReader(const std::string& path);
   TensorFileReader(const TensorFileReader&) = delete;
@@ -40,4 +40,4 @@ class TensorFileReader {
   uint64_t file_bytes_ = 0;  // every dataset's values must lie inside
 };
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -1,11 +1,11 @@
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <sstream>
 
-namespace agave::trainer {
+namespace agave::optim {
 namespace {
 
 // Adamax by hand for one scalar (Kingma & Ba 2015, Algorithm 2; u with eps inside the max).
@@ -81,4 +81,4 @@ TEST(Adamax, SavedStateContinuesIdentically) {
 }
 
 }  // namespace
-}  // namespace agave::trainer
+}  // namespace agave::optim

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace agave::trainer {
+namespace agave::optim {
 
 struct AdamaxOptions : public torch::optim::OptimizerCloneableOptions<AdamaxOptions> {
   AdamaxOptions(double lr = 0.002) : lr_(lr) {}
@@ -48,4 +48,4 @@ class Adamax : public torch::optim::Optimizer {
   std::vector<AdamaxState> states_;
 };
 
-}  // namespace agave::trainer
+}  // namespace agave::optim

@@ -2,7 +2,7 @@
 // The checkpoint key scheme (docs/checkpoints.md), in one place: a run's state lives under
 //   model/<parameter or buffer>              the trained weights
 //   ema/<parameter>                          the Polyak (EMA) shadow
-//   optim/<parameter>/{exp_avg,exp_inf,step} Adamax's moments and step count (int64 scalar)
+//   optim/<parameter>/{exp_avg,exp_inf,step} optim::Adamax's moments and step count (int64 scalar)
 //   rng/cpu                                  this rank's generator (rank-local)
 // The trainer, agave_eval and bench_checkpoint all name tensors through this file, so a
 // checkpoint written by one is read by the others.
@@ -14,16 +14,16 @@
 #include <vector>
 
 #include "model/ema.h"
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 
-namespace checkpoint_keys {
+namespace keys {
 std::string model(const std::string& name);
 std::string ema(const std::string& name);
 std::string optim(const std::string& parameter, const std::string& field);
 inline constexpr const char* kCpuRng = "rng/cpu";
-}  // namespace checkpoint_keys
+}  // namespace keys
 
 using TensorMap = std::map<std::string, torch::Tensor>;
 
@@ -31,9 +31,9 @@ using TensorMap = std::map<std::string, torch::Tensor>;
 // tensors() writes straight into the model, the EMA and the optimizer.
 class TrainingState {
  public:
-  // Never-stepped parameters get explicit zero moments (Adamax's own lazy start), so every
+  // Never-stepped parameters get explicit zero moments (optim::Adamax's own lazy start), so every
   // name exists in every checkpoint.
-  TrainingState(torch::nn::Module& model, model::Ema& ema, Adamax& optimizer);
+  TrainingState(torch::nn::Module& model, model::Ema& ema, optim::Adamax& optimizer);
   TrainingState(const TrainingState&) = delete;
   TrainingState& operator=(const TrainingState&) = delete;
 
@@ -47,7 +47,7 @@ class TrainingState {
   struct Steps {
     std::string parameter;
     std::string key;
-    AdamaxState* state;
+    optim::AdamaxState* state;
   };
   std::vector<Steps> steps_;
   model::Ema& ema_;
@@ -57,4 +57,4 @@ class TrainingState {
 // (`use_ema`) or the trained weights, and its buffers. For load_subset (agave_eval).
 TensorMap evaluation_weights(torch::nn::Module& model, bool use_ema);
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -1,6 +1,6 @@
-// data::write_file_atomically (summary.json, config.yaml, failed.json, manifests): a reader
+// write_file_atomically (summary.json, config.yaml, failed.json, manifests): a reader
 // sees the old file or the new one, never a half-written one, and no temporary file stays.
-#include "data/atomic_file.h"
+#include "io/atomic_file.h"
 
 #include <gtest/gtest.h>
 
@@ -11,7 +11,7 @@
 
 #include "tests/data/test_util.h"
 
-namespace agave::data {
+namespace agave::io {
 namespace {
 
 namespace fs = std::filesystem;
@@ -55,4 +55,4 @@ TEST(AtomicFile, AFailedWriteKeepsTheOldFileAndNamesTheFile) {
 }
 
 }  // namespace
-}  // namespace agave::data
+}  // namespace agave::io

@@ -1,8 +1,8 @@
-#include "trainer/adamax.h"
+#include "optim/adamax.h"
 
 #include <cmath>
 
-namespace agave::trainer {
+namespace agave::optim {
 
 Adamax::Adamax(std::vector<torch::Tensor> params, AdamaxOptions options)
     : torch::optim::Optimizer({torch::optim::OptimizerParamGroup(std::move(params))},
@@ -80,4 +80,4 @@ void Adamax::load(torch::serialize::InputArchive& archive) {
   }
 }
 
-}  // namespace agave::trainer
+}  // namespace agave::optim

@@ -6,9 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "data/bounds.h"
+#include "io/bounds.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 
 // The largest manifest.json read: a manifest lists tensor names and one line per rank.
 inline constexpr uint64_t kMaxCheckpointManifestBytes = uint64_t{64} << 20;
@@ -23,7 +23,7 @@ inline std::string checkpoint_manifest_problem(const nlohmann::json& j) {
   if (!shards.is_array()) return "field 'shards' is not a list";
   for (const auto& s : shards) {
     const std::string file = s.at("file").get<std::string>();
-    if (!data::plain_file_name(file)) {
+    if (!io::plain_file_name(file)) {
       return "shard field 'file' is '" + file +
              "', must be a plain file name inside the checkpoint folder";
     }
@@ -49,4 +49,4 @@ inline std::string checkpoint_manifest_problem(const nlohmann::json& j) {
   return "";
 }
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -1,11 +1,11 @@
-#include "data/hdf5_util.h"
+#include "hdf5/checked.h"
 
 #include <cstring>
 #include <filesystem>
 
-#include "data/errors.h"
+#include "io/errors.h"
 
-namespace agave::data::h5 {
+namespace agave::hdf5 {
 
 namespace {
 std::string with_reason(const std::string& what) {
@@ -16,23 +16,24 @@ std::string with_reason(const std::string& what) {
 }  // namespace
 
 hid_t check_id(hid_t id, const std::string& path, const std::string& what) {
-  if (id < 0) throw DataError(path, with_reason(what));
+  if (id < 0) throw io::DataError(path, with_reason(what));
   return id;
 }
 
 void check_status(herr_t status, const std::string& path, const std::string& what) {
-  if (status < 0) throw DataError(path, with_reason(what));
+  if (status < 0) throw io::DataError(path, with_reason(what));
 }
 
 Handle open_file_readonly(const std::string& path) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) throw DataError(path, "no such file");
-  if (std::filesystem::is_directory(path, ec)) throw DataError(path, "is a directory, not a file");
+  if (!std::filesystem::exists(path, ec)) throw io::DataError(path, "no such file");
+  if (std::filesystem::is_directory(path, ec))
+    throw io::DataError(path, "is a directory, not a file");
   QuietErrors quiet;
   htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
   if (is_hdf5 <= 0) {
     H5Eclear2(H5E_DEFAULT);
-    throw DataError(path, "not an HDF5 file (no HDF5 signature found; truncated or corrupt?)");
+    throw io::DataError(path, "not an HDF5 file (no HDF5 signature found; truncated or corrupt?)");
   }
   hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   return Handle(check_id(id, path, "cannot open as HDF5 (truncated or corrupt?)"), H5Fclose);
@@ -42,7 +43,7 @@ Handle open_dataset(hid_t file, const char* name, const std::string& path) {
   QuietErrors quiet;
   if (H5Lexists(file, name, H5P_DEFAULT) <= 0) {
     H5Eclear2(H5E_DEFAULT);
-    throw DataError(path, std::string("has no dataset '") + name + "'");
+    throw io::DataError(path, std::string("has no dataset '") + name + "'");
   }
   hid_t id = H5Dopen2(file, name, H5P_DEFAULT);
   return Handle(check_id(id, path, std::string("cannot open dataset '") + name + "'"), H5Dclose);
@@ -82,10 +83,10 @@ std::optional<std::string> read_string_attr(hid_t obj, const char* name, const s
   const std::string what = std::string("attribute '") + name + "'";
   Handle attr(check_id(H5Aopen(obj, name, H5P_DEFAULT), path, "cannot open " + what), H5Aclose);
   Handle ftype(check_id(H5Aget_type(attr.get()), path, "cannot read " + what), H5Tclose);
-  if (H5Tget_class(ftype.get()) != H5T_STRING) throw DataError(path, what + " is not a string");
+  if (H5Tget_class(ftype.get()) != H5T_STRING) throw io::DataError(path, what + " is not a string");
   Handle space(check_id(H5Aget_space(attr.get()), path, "cannot read " + what), H5Sclose);
   if (H5Sget_simple_extent_npoints(space.get()) != 1) {
-    throw DataError(path, what + " is not a single string");
+    throw io::DataError(path, what + " is not a single string");
   }
   if (H5Tis_variable_str(ftype.get()) > 0) {
     Handle mtype(check_id(H5Tcopy(H5T_C_S1), path, "H5Tcopy"), H5Tclose);
@@ -101,8 +102,8 @@ std::optional<std::string> read_string_attr(hid_t obj, const char* name, const s
   const size_t size = H5Tget_size(ftype.get());
   // The size comes from the file: bound it before allocating (our attributes are short).
   if (size == 0 || size > (size_t{1} << 20)) {
-    throw BadDataError(path, what + " declares a string of " + std::to_string(size) +
-                                 " bytes (at most 1048576 allowed)");
+    throw io::BadDataError(path, what + " declares a string of " + std::to_string(size) +
+                                     " bytes (at most 1048576 allowed)");
   }
   std::string buf(size + 1, '\0');
   check_status(H5Aread(attr.get(), ftype.get(), buf.data()), path, "cannot read " + what);
@@ -118,11 +119,11 @@ std::optional<std::vector<int64_t>> read_int_attr(hid_t obj, const char* name,
   Handle attr(check_id(H5Aopen(obj, name, H5P_DEFAULT), path, "cannot open " + what), H5Aclose);
   Handle ftype(check_id(H5Aget_type(attr.get()), path, "cannot read " + what), H5Tclose);
   if (H5Tget_class(ftype.get()) != H5T_INTEGER) {
-    throw DataError(path, what + " is not an integer");
+    throw io::DataError(path, what + " is not an integer");
   }
   Handle space(check_id(H5Aget_space(attr.get()), path, "cannot read " + what), H5Sclose);
   const hssize_t n = H5Sget_simple_extent_npoints(space.get());
-  if (n < 1 || n > 64) throw DataError(path, what + " has an unexpected size");
+  if (n < 1 || n > 64) throw io::DataError(path, what + " has an unexpected size");
   std::vector<int64_t> out(static_cast<size_t>(n));
   check_status(H5Aread(attr.get(), H5T_NATIVE_INT64, out.data()), path, "cannot read " + what);
   return out;
@@ -138,4 +139,4 @@ std::vector<hsize_t> dataset_dims(hid_t dset, const std::string& path, const cha
   return dims;
 }
 
-}  // namespace agave::data::h5
+}  // namespace agave::hdf5

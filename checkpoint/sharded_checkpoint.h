@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -14,9 +15,8 @@
 #include <vector>
 
 #include "cluster/communicator.h"
-#include "trainer/fault_hooks.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 
 // A checkpoint that cannot be used: missing or corrupt files, checksum mismatch, or a model
 // that does not match the config.
@@ -56,9 +56,11 @@ struct SaveResult {
 class ShardedCheckpoint {
  public:
   // `root` holds step-NNNNNNNN folders and `latest`; keeps the newest `keep` complete ones.
-  // `faults`: the tests' injection points (nullptr in real runs).
+  // `after_shards(step)`: called once every shard of a save is written, before the manifest
+  // makes it a checkpoint; the failure tests kill a rank there (empty in real runs).
+  using AfterShards = std::function<void(int64_t step)>;
   ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm,
-                    std::shared_ptr<FaultHooks> faults = nullptr);
+                    AfterShards after_shards = nullptr);
 
   // Collective. `state`: the same names and shapes on every rank (each rank writes its share);
   // `rank_local`: this rank's own tensors (RNG state), written to its shard only.
@@ -98,7 +100,7 @@ class ShardedCheckpoint {
   std::string root_;
   int64_t keep_;
   cluster::Communicator& comm_;
-  std::shared_ptr<FaultHooks> faults_;
+  AfterShards after_shards_;
 };
 
 // Which rank stores which tensor: largest first onto the least-loaded rank, ties by name and
@@ -106,4 +108,4 @@ class ShardedCheckpoint {
 std::map<std::string, int> assign_shards(const std::map<std::string, torch::Tensor>& state,
                                          int world_size);
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -1,4 +1,4 @@
-#include "trainer/tensor_file.h"
+#include "checkpoint/tensor_file.h"
 
 #include <fcntl.h>
 #include <hdf5.h>
@@ -8,11 +8,11 @@
 #include <sstream>
 #include <stdexcept>
 
-#include "data/hdf5_util.h"
-#include "data/header_probe.h"
+#include "hdf5/checked.h"
 #include "hdf5/datasets.h"
+#include "hdf5/header_probe.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 namespace {
 
 hid_t h5_type(torch::ScalarType t, const std::string& path, const std::string& name) {
@@ -46,9 +46,9 @@ void make_parents(hid_t file, const std::string& name, const std::string& path) 
   for (size_t p = name.find('/'); p != std::string::npos; p = name.find('/', p + 1)) {
     const std::string group = name.substr(0, p);
     if (H5Lexists(file, group.c_str(), H5P_DEFAULT) > 0) continue;
-    data::h5::Handle g(
-        data::h5::check_id(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-                           path, "cannot create group " + group),
+    hdf5::Handle g(
+        hdf5::check_id(H5Gcreate2(file, group.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), path,
+                       "cannot create group " + group),
         H5Gclose);
   }
 }
@@ -57,10 +57,10 @@ void make_parents(hid_t file, const std::string& name, const std::string& path) 
 
 void write_tensor_file(const std::string& path, const std::map<std::string, torch::Tensor>& tensors,
                        const std::map<std::string, int64_t>& attributes) {
-  using data::h5::check_id;
-  using data::h5::check_status;
-  using data::h5::Handle;
-  data::h5::QuietErrors quiet;
+  using hdf5::check_id;
+  using hdf5::check_status;
+  using hdf5::Handle;
+  hdf5::QuietErrors quiet;
   {
     Handle file(check_id(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), path,
                          "cannot create checkpoint shard"),
@@ -82,7 +82,7 @@ void write_tensor_file(const std::string& path, const std::map<std::string, torc
                    "cannot write " + name);
     }
     for (const auto& [name, value] : attributes) {
-      data::h5::write_int_attr(file.get(), name.c_str(), {value}, path);
+      hdf5::write_int_attr(file.get(), name.c_str(), {value}, path);
     }
     check_status(file.close(), path, "cannot close checkpoint shard");
   }
@@ -101,8 +101,8 @@ namespace {
 // A checkpoint shard may come from another machine: its headers are read first in a separate
 // process (a crafted one can crash libhdf5), then opened here.
 hdf5::Handle open_probed(const std::string& path) {
-  data::probe_dataset_headers(path);
-  return data::h5::open_file_readonly(path);
+  hdf5::probe_dataset_headers(path);
+  return hdf5::open_file_readonly(path);
 }
 
 }  // namespace
@@ -111,7 +111,7 @@ TensorFileReader::TensorFileReader(const std::string& path)
     : path_(path), file_(open_probed(path)), file_bytes_(std::filesystem::file_size(path)) {}
 
 bool TensorFileReader::contains(const std::string& name) const {
-  data::h5::QuietErrors quiet;
+  hdf5::QuietErrors quiet;
   // Every parent group must exist before H5Lexists may be asked about the child.
   for (size_t p = name.find('/'); p != std::string::npos; p = name.find('/', p + 1)) {
     if (H5Lexists(file_.get(), name.substr(0, p).c_str(), H5P_DEFAULT) <= 0) return false;
@@ -120,8 +120,8 @@ bool TensorFileReader::contains(const std::string& name) const {
 }
 
 torch::Tensor TensorFileReader::read(const std::string& name) const {
-  using data::h5::Handle;
-  data::h5::QuietErrors quiet;
+  using hdf5::Handle;
+  hdf5::QuietErrors quiet;
   const std::string what = path_ + ": tensor " + name;
   if (!contains(name)) throw std::runtime_error(what + " is missing");
   Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
@@ -135,7 +135,7 @@ torch::Tensor TensorFileReader::read(const std::string& name) const {
   auto t = torch::empty(std::vector<int64_t>(header.dims.begin(), header.dims.end()), dtype);
   if (H5Dread(ds.get(), h5_type(dtype, path_, name), H5S_ALL, H5S_ALL, H5P_DEFAULT, t.data_ptr()) <
       0) {
-    throw std::runtime_error(what + ": cannot read (" + data::h5::last_error() + ")");
+    throw std::runtime_error(what + ": cannot read (" + hdf5::last_error() + ")");
   }
   return t;
 }
@@ -154,7 +154,7 @@ void TensorFileReader::read_into(const std::string& name, torch::Tensor into) co
 }
 
 int64_t TensorFileReader::attribute(const std::string& name) const {
-  data::h5::Handle attr(H5Aopen(file_.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
+  hdf5::Handle attr(H5Aopen(file_.get(), name.c_str(), H5P_DEFAULT), H5Aclose);
   if (!attr.valid()) throw std::runtime_error(path_ + ": attribute " + name + " is missing");
   int64_t v = 0;
   if (H5Aread(attr.get(), H5T_NATIVE_INT64, &v) < 0) {
@@ -163,4 +163,4 @@ int64_t TensorFileReader::attribute(const std::string& name) const {
   return v;
 }
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -5,8 +5,8 @@
 // read run off the end of a mapping, `n * c * h * w` wraps for huge dimensions and divides by
 // zero for a zero one. Every check here is written so that no intermediate can overflow.
 //
-// Header-only and free of HDF5 and LibTorch, so trainer/ (checkpoint manifests) and the fuzz
-// targets can use it too.
+// Header-only and free of HDF5 and LibTorch, so every reader (data/, checkpoint/ manifests) and
+// the fuzz targets use the same checks.
 #include <cstdint>
 #include <initializer_list>
 #include <limits>
@@ -14,9 +14,9 @@
 #include <string>
 #include <vector>
 
-#include "data/errors.h"
+#include "io/errors.h"
 
-namespace agave::data {
+namespace agave::io {
 
 // The largest image (C·H·W bytes) any reader accepts: 64 MiB, e.g. 4096×4096×4. Far above any
 // data set agave trains on, far below what would make one batch exhaust memory.
@@ -110,4 +110,4 @@ inline bool sha256_hex(const std::string& s) {
   return true;
 }
 
-}  // namespace agave::data
+}  // namespace agave::io

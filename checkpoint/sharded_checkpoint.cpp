@@ -1,4 +1,4 @@
-#include "trainer/sharded_checkpoint.h"
+#include "checkpoint/sharded_checkpoint.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -12,13 +12,13 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "data/atomic_file.h"
-#include "data/checksum.h"
-#include "trainer/checkpoint_manifest.h"
-#include "trainer/tensor_file.h"
+#include "checkpoint/manifest.h"
+#include "checkpoint/tensor_file.h"
+#include "io/atomic_file.h"
+#include "io/checksum.h"
 #include "version/version.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 namespace fs = std::filesystem;
 namespace {
 
@@ -59,11 +59,11 @@ std::string cause_of(const std::string& what, const std::string& path) {
   return line;
 }
 
-// The manifest and `latest`: written whole or not at all (data/atomic_file.h); a failure is the
+// The manifest and `latest`: written whole or not at all (io/atomic_file.h); a failure is the
 // checkpoint's (CheckpointWriteError), reported with the newest complete checkpoint.
 void write_atomically(const std::string& path, const std::string& text) {
   try {
-    data::write_file_atomically(path, text);
+    io::write_file_atomically(path, text);
   } catch (const std::runtime_error& e) {
     throw CheckpointWriteError(e.what());
   }
@@ -125,7 +125,7 @@ std::string previous_hint(const std::string& dir) {
 void verify_shard(const std::string& dir, const nlohmann::json& s) {
   const std::string path = dir + "/" + s.at("file").get<std::string>();
   if (!fs::exists(path)) throw CheckpointError(path + ": shard missing" + previous_hint(dir));
-  const std::string sha = data::file_digest(path, data::Digest::Algorithm::kSha256);
+  const std::string sha = io::file_digest(path, io::Digest::Algorithm::kSha256);
   if (sha != s.at("sha256").get<std::string>()) {
     throw CheckpointError(path + ": SHA-256 mismatch (corrupt or modified shard): manifest says " +
                           s.at("sha256").get<std::string>() + ", file has " + sha +
@@ -171,8 +171,8 @@ std::map<std::string, int> assign_shards(const std::map<std::string, torch::Tens
 }
 
 ShardedCheckpoint::ShardedCheckpoint(std::string root, int64_t keep, cluster::Communicator& comm,
-                                     std::shared_ptr<FaultHooks> faults)
-    : root_(std::move(root)), keep_(keep), comm_(comm), faults_(std::move(faults)) {}
+                                     AfterShards after_shards)
+    : root_(std::move(root)), keep_(keep), comm_(comm), after_shards_(std::move(after_shards)) {}
 
 SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
                                    const std::map<std::string, torch::Tensor>& state,
@@ -201,7 +201,7 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
   if (failure.empty()) {
     try {
       write_tensor_file(shard, mine, {{"rank", rank}, {"world_size", world}, {"step", meta.step}});
-      vote.sha256 = data::file_digest(shard, data::Digest::Algorithm::kSha256);
+      vote.sha256 = io::file_digest(shard, io::Digest::Algorithm::kSha256);
       vote.bytes = static_cast<int64_t>(fs::file_size(shard));
     } catch (const std::exception& e) {
       vote.failure = shard + ": cannot write checkpoint shard: " + cause_of(e.what(), shard);
@@ -209,7 +209,7 @@ SaveResult ShardedCheckpoint::save(const CheckpointMeta& meta,
   }
   std::vector<ShardVote> shards;
   for (const auto& v : comm_.all_gather_string(encode(vote))) shards.push_back(decode(v));
-  if (faults_) faults_->after_checkpoint_shards(meta.step);
+  if (after_shards_) after_shards_(meta.step);
   for (const auto& v : shards) {
     if (!v.failure.empty()) fail_save(dir.string(), v.failure);
   }
@@ -414,4 +414,4 @@ void ShardedCheckpoint::load_subset(const std::string& dir,
   }
 }
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

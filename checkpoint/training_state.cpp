@@ -1,18 +1,17 @@
-#include "trainer/training_state.h"
+#include "checkpoint/training_state.h"
 
-namespace agave::trainer {
+namespace agave::checkpoint {
 
-namespace checkpoint_keys {
+namespace keys {
 std::string model(const std::string& name) { return "model/" + name; }
 std::string ema(const std::string& name) { return "ema/" + name; }
 std::string optim(const std::string& parameter, const std::string& field) {
   return "optim/" + parameter + "/" + field;
 }
-}  // namespace checkpoint_keys
+}  // namespace keys
 
-TrainingState::TrainingState(torch::nn::Module& model, model::Ema& ema, Adamax& optimizer)
+TrainingState::TrainingState(torch::nn::Module& model, model::Ema& ema, optim::Adamax& optimizer)
     : ema_(ema) {
-  namespace keys = checkpoint_keys;
   for (auto& kv : model.named_parameters()) tensors_[keys::model(kv.key())] = kv.value();
   for (auto& kv : model.named_buffers()) tensors_[keys::model(kv.key())] = kv.value();
   for (auto& kv : ema.shadow()) tensors_[keys::ema(kv.key())] = kv.value();
@@ -42,7 +41,6 @@ void TrainingState::apply_loaded_steps() {
 }
 
 TensorMap evaluation_weights(torch::nn::Module& model, bool use_ema) {
-  namespace keys = checkpoint_keys;
   TensorMap state;
   for (auto& kv : model.named_parameters()) {
     state[use_ema ? keys::ema(kv.key()) : keys::model(kv.key())] = kv.value();
@@ -51,4 +49,4 @@ TensorMap evaluation_weights(torch::nn::Module& model, bool use_ema) {
   return state;
 }
 
-}  // namespace agave::trainer
+}  // namespace agave::checkpoint

@@ -8,7 +8,7 @@
 #include <chrono>
 #include <string>
 
-namespace agave::data {
+namespace agave::hdf5 {
 
 struct HeaderProbeOptions {
   std::chrono::seconds deadline{30};  // AGAVE_H5PROBE_SECONDS overrides
@@ -17,15 +17,15 @@ struct HeaderProbeOptions {
 };
 
 // Reads the HDF5 header, attributes, chunk index and labels of the shard at `path` in an
-// agave_h5probe process. Throws BadDataError naming the file when libhdf5 crashed, hung or ran
+// agave_h5probe process. Throws io::BadDataError naming the file when libhdf5 crashed, hung or ran
 // out of memory there. Fails closed: no agave_h5probe ($AGAVE_H5PROBE when set, else the
 // executable's folder, then the build tree), a probe that cannot be started or whose ending
-// cannot be learned is a DataError, and the shard is not read.
+// cannot be learned is a io::DataError, and the shard is not read.
 void probe_shard_header(const std::string& path, const HeaderProbeOptions& options = {});
 
 // The same protection for any HDF5 file of named tensors (checkpoint shards): reads the header
 // of every group, dataset and attribute in agave_h5probe and checks that each dataset's values
-// lie contiguous and unfiltered inside the file (hdf5/datasets.h). Throws BadDataError naming
+// lie contiguous and unfiltered inside the file (hdf5/datasets.h). Throws io::BadDataError naming
 // the file and the dataset otherwise.
 void probe_dataset_headers(const std::string& path, const HeaderProbeOptions& options = {});
 
@@ -43,4 +43,4 @@ enum ProbeExit : int {
 // The executable used, or "" when there is none.
 std::string header_probe_executable();
 
-}  // namespace agave::data
+}  // namespace agave::hdf5

@@ -1,4 +1,4 @@
-#include "data/header_probe.h"
+#include "hdf5/header_probe.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -15,11 +15,11 @@
 #include <thread>
 #include <vector>
 
-#include "data/errors.h"
+#include "io/errors.h"
 
 extern char** environ;
 
-namespace agave::data {
+namespace agave::hdf5 {
 
 namespace fs = std::filesystem;
 
@@ -61,8 +61,8 @@ std::optional<int> wait_until(pid_t pid, std::chrono::steady_clock::time_point d
     if (r < 0 && errno != EINTR) {
       // Reaped by someone else (SIGCHLD ignored): how the probe ended is unknown, and libhdf5
       // must not read a header nobody vouched for.
-      throw DataError(path, std::string("cannot learn how the header probe ended (waitpid: ") +
-                                std::strerror(errno) + "); the shard is not opened");
+      throw io::DataError(path, std::string("cannot learn how the header probe ended (waitpid: ") +
+                                    std::strerror(errno) + "); the shard is not opened");
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       ::kill(pid, SIGKILL);
@@ -82,10 +82,10 @@ namespace {
 void run_probe(const char* mode, const std::string& path, const HeaderProbeOptions& options) {
   const std::string probe = header_probe_executable();
   if (probe.empty()) {
-    throw DataError(path,
-                    "agave_h5probe was not found (beside this program, $AGAVE_H5PROBE, or "
-                    "the build folder): a shard's header is read by libhdf5 in this "
-                    "process only after the probe has read it safely; build agave_h5probe");
+    throw io::DataError(path,
+                        "agave_h5probe was not found (beside this program, $AGAVE_H5PROBE, or "
+                        "the build folder): a shard's header is read by libhdf5 in this "
+                        "process only after the probe has read it safely; build agave_h5probe");
   }
   // A parent that ignores SIGCHLD hands that to us, and the kernel would then reap the probe
   // before its status can be read: restore the default for this process (it waits for every
@@ -107,7 +107,7 @@ void run_probe(const char* mode, const std::string& path, const HeaderProbeOptio
   // the file itself, since the probe's error may come from its memory cap.
   int out[2];
   if (::pipe2(out, O_CLOEXEC) != 0) {
-    throw DataError(
+    throw io::DataError(
         path, std::string("cannot make a pipe for the header probe: ") + std::strerror(errno));
   }
   posix_spawn_file_actions_t actions;
@@ -123,21 +123,22 @@ void run_probe(const char* mode, const std::string& path, const HeaderProbeOptio
     ~CloseAtEnd() { ::close(fd); }
   } reader{out[0]};
   if (err != 0) {
-    throw DataError(path,
-                    "cannot start " + probe + " to read the header safely: " + std::strerror(err));
+    throw io::DataError(
+        path, "cannot start " + probe + " to read the header safely: " + std::strerror(err));
   }
   const auto status = wait_until(pid, std::chrono::steady_clock::now() + seconds, path);
   if (!status) {
-    throw BadDataError(path, "libhdf5 did not finish reading the header within " +
-                                 std::to_string(seconds.count()) +
-                                 " s (in a separate process, which was killed): the file is "
-                                 "corrupt or crafted");
+    throw io::BadDataError(path, "libhdf5 did not finish reading the header within " +
+                                     std::to_string(seconds.count()) +
+                                     " s (in a separate process, which was killed): the file is "
+                                     "corrupt or crafted");
   }
   if (WIFSIGNALED(*status)) {
     const int sig = WTERMSIG(*status);
-    throw BadDataError(path, std::string("libhdf5 crashed reading the header (") + strsignal(sig) +
-                                 ", in a separate process; this one is unharmed): the file is "
-                                 "corrupt or crafted");
+    throw io::BadDataError(path, std::string("libhdf5 crashed reading the header (") +
+                                     strsignal(sig) +
+                                     ", in a separate process; this one is unharmed): the file is "
+                                     "corrupt or crafted");
   }
   if (!WIFEXITED(*status) || WEXITSTATUS(*status) == 0) return;
   std::string message;
@@ -146,20 +147,21 @@ void run_probe(const char* mode, const std::string& path, const HeaderProbeOptio
   while (!message.empty() && message.back() == '\n') message.pop_back();
   switch (WEXITSTATUS(*status)) {
     case kProbeBadData:
-      throw BadDataError(path, message);
+      throw io::BadDataError(path, message);
     case kProbeDataError:
-      throw DataError(path, message);
+      throw io::DataError(path, message);
     default:
       break;
   }
   if (WEXITSTATUS(*status) == kProbeOutOfMemory) {
-    throw BadDataError(path, "libhdf5 ran out of its " +
-                                 std::to_string(options.memory_bytes >> 20) +
-                                 " MiB reading the header (in a separate process): the file is "
-                                 "corrupt or crafted");
+    throw io::BadDataError(path, "libhdf5 ran out of its " +
+                                     std::to_string(options.memory_bytes >> 20) +
+                                     " MiB reading the header (in a separate process): the file is "
+                                     "corrupt or crafted");
   }
-  throw DataError(path, probe + " failed with exit code " + std::to_string(WEXITSTATUS(*status)) +
-                            (message.empty() ? "" : ": " + message));
+  throw io::DataError(path, probe + " failed with exit code " +
+                                std::to_string(WEXITSTATUS(*status)) +
+                                (message.empty() ? "" : ": " + message));
 }
 
 }  // namespace
@@ -172,4 +174,4 @@ void probe_dataset_headers(const std::string& path, const HeaderProbeOptions& op
   run_probe(kProbeDatasetsMode, path, options);
 }
 
-}  // namespace agave::data
+}  // namespace agave::hdf5

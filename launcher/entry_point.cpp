@@ -1,0 +1,73 @@
+#include "launcher/entry_point.h"
+
+#include <mpi.h>
+
+#include <cstdlib>
+#include <exception>
+#include <iostream>
+
+#include "io/errors.h"
+
+namespace agave::launcher {
+namespace {
+
+bool mpi_is_up() {
+  int init = 0, fin = 0;
+  MPI_Initialized(&init);
+  MPI_Finalized(&fin);
+  return init && !fin;
+}
+
+}  // namespace
+
+int launcher_rank() {
+  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
+    if (const char* s = std::getenv(v)) return std::atoi(s);
+  }
+  return 0;
+}
+
+std::string rank_prefix() {
+  if (!mpi_is_up()) return "";
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return "rank " + std::to_string(rank) + ": ";
+}
+
+void abort_job(ExitCode c) {
+  if (mpi_is_up()) MPI_Abort(MPI_COMM_WORLD, code(c));
+}
+
+std::optional<int> parse_command_line(CLI::App& app, int argc, char** argv) {
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    if (launcher_rank() == 0) app.exit(e);
+    return e.get_exit_code() == 0 ? code(ExitCode::kOk) : code(ExitCode::kUserError);
+  }
+  return std::nullopt;
+}
+
+int guarded_main(const char* program, const std::function<int()>& body) {
+  ExitCode exit = ExitCode::kFailed;
+  try {
+    return body();
+  } catch (const io::BadDataError& e) {
+    // Malformed or corrupt data (a field out of bounds, a checksum mismatch): the user's to
+    // fix, as for a bad config.
+    std::cerr << program << ": error: " << rank_prefix() << e.what() << std::endl;
+    exit = ExitCode::kUserError;
+  } catch (const std::exception& e) {
+    std::cerr << program << ": error: " << rank_prefix() << e.what() << std::endl;
+  }
+  abort_job(exit);
+  return code(exit);
+}
+
+void end_job_on_timeout(const std::string& program, const std::string& line) {
+  std::cerr << program << ": error: " << line << std::endl;
+  abort_job(ExitCode::kFailed);
+  std::_Exit(code(ExitCode::kFailed));
+}
+
+}  // namespace agave::launcher
