@@ -35,9 +35,9 @@ constexpr const char* kConditioningKey = "model.pixelcnn.conditioning";
 // "none" for the unconditional PixelCNN++ alone, else the conditioning stream's name: the
 // streams have different parameters, so a checkpoint of one cannot resume as the other.
 std::string pixelcnn_conditioning(const model::AgaveOptions& o) {
-  return o.kind() == model::ModelKind::kPixelCnnOnly
-             ? "none"
-             : model::pixelcnn_conditioning_name(o.pixelcnn().conditioning());
+  return model::has_latents(o.kind())
+             ? model::pixelcnn_conditioning_name(o.pixelcnn().conditioning())
+             : "none";
 }
 
 // What a checkpoint written before `key` was recorded had: "(none)" if the key is unknown.

@@ -409,7 +409,7 @@ void read_sweep(YamlReader r, SweepOptions& o) {
 // itself with its decoder.
 void check_baseline(const YAML::Node& root, const Origins& origins, const Config& c) {
   const auto kind = c.model.kind();
-  if (kind == model::ModelKind::kAgave) return;
+  if (model::has_latents(kind) && model::has_pixelcnn(kind)) return;
   const std::string name = model::model_kind_name(kind);
   for (const auto& p : c.train.phases) {
     if (p.kind != trainer::PhaseKind::kJoint) {
@@ -420,14 +420,15 @@ void check_baseline(const YAML::Node& root, const Origins& origins, const Config
     }
   }
   const auto& aux = c.model.aux();
-  if (kind == model::ModelKind::kVaeOnly &&
+  if (model::decoder_models_x(kind) &&
       (aux.resolution() != c.model.image_size() || aux.color_bins() != 256)) {
     YamlReader(root["aux"], "aux", origins)
-        .fail("resolution",
-              "model.kind vae_only models x with the VAE decoder: aux must be x "
-              "itself (resolution " +
-                  std::to_string(c.model.image_size()) + ", color_bins 256), got " +
-                  std::to_string(aux.resolution()) + " and " + std::to_string(aux.color_bins()));
+        .fail("resolution", "model.kind " + name +
+                                " models x with the VAE decoder: aux must be x "
+                                "itself (resolution " +
+                                std::to_string(c.model.image_size()) + ", color_bins 256), got " +
+                                std::to_string(aux.resolution()) + " and " +
+                                std::to_string(aux.color_bins()));
   }
 }
 

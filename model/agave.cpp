@@ -17,15 +17,16 @@ AgaveImpl::AgaveImpl(const AgaveOptions& options) : options_(options) {
               " must divide image_size ", s);
   TORCH_CHECK(bins >= 2 && bins <= 256 && 256 % bins == 0, "Agave: aux.color_bins ", bins,
               " must divide 256");
-  TORCH_CHECK(options_.kind() != ModelKind::kVaeOnly || (r == s && bins == 256),
-              "Agave: vae_only models x with the VAE decoder, so aux must be x itself (resolution ",
-              s, ", 256 color bins), got ", r, " and ", bins);
+  TORCH_CHECK(!decoder_models_x() || (r == s && bins == 256),
+              "Agave: ", model_kind_name(options_.kind()),
+              " models x with the VAE decoder, so aux must be x itself (resolution ", s,
+              ", 256 color bins), got ", r, " and ", bins);
   vae = register_module("vae", Vae(options_.vae(), c, s, r));
   // f(z) has one channel per color, so the conditioning image has C channels too. The PixelCNN++
   // alone of Table 1 is Salimans et al.'s unconditional network: no conditioning stream at all
   // (a stream fed zeros would learn position-dependent biases at the borders and cost ≈ 14 % of
   // the convolution time).
-  const int64_t cond = options_.kind() == ModelKind::kPixelCnnOnly ? 0 : c;
+  const int64_t cond = has_latents() ? c : 0;
   pixelcnn = register_module("pixelcnn", PixelCnn(options_.pixelcnn(), c, cond));
 }
 
@@ -73,49 +74,48 @@ LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms,
                              PixelCnnInput input) {
   check_input(x);
   LossTerms out;
-  const bool unconditioned = input == PixelCnnInput::kNone && options_.kind() == ModelKind::kAgave;
+  const bool unconditioned = input == PixelCnnInput::kNone && has_aux_term();
   if (unconditioned && !terms.aux && !terms.kl) {
     // No term needs the VAE: it is not run (its draws of z would only cost time).
-    out.pixel_nll =
-        terms.pixel
-            ? -discretized_mix_logistic_log_prob(
-                  scale_pixels(x), pixelcnn->forward_with_features(scale_pixels(x), CondFeatures{}))
-            : torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat));
-    out.kl = out.kl_train = out.aux_nll = torch::zeros_like(out.pixel_nll);
+    out.x_nll = terms.pixel ? -discretized_mix_logistic_log_prob(
+                                  scale_pixels(x),
+                                  pixelcnn->forward_with_features(scale_pixels(x), CondFeatures{}))
+                            : torch::zeros({x.size(0)}, x.options().dtype(torch::kFloat));
+    out.kl = out.kl_train = out.y_nll = torch::zeros_like(out.x_nll);
     return out;
   }
-  if (options_.kind() == ModelKind::kPixelCnnOnly) {
-    // No latents: the KL and the auxiliary term are 0, the PixelCNN is unconditional.
-    out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, {}));
-    out.kl = out.kl_train = out.aux_nll = torch::zeros_like(out.pixel_nll);
+  if (!has_latents()) {
+    // The KL and the auxiliary term are 0, the PixelCNN is unconditional.
+    out.x_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, {}));
+    out.kl = out.kl_train = out.y_nll = torch::zeros_like(out.x_nll);
     return out;
   }
   auto v = vae->forward(x);
   auto zeros = torch::zeros_like(v.kl);
   out.kl = v.kl;
   out.kl_train = v.kl_train;
-  if (options_.kind() == ModelKind::kVaeOnly) {
-    // The decoder is the likelihood of x: it is the pixel term, and there is no other.
-    out.pixel_nll = (terms.pixel || terms.aux) ? -decoder_log_prob(x, v.fz) : zeros;
-    out.aux_nll = zeros;
+  if (decoder_models_x()) {
+    // The decoder is the likelihood of x (y = x): it is the x term, and there is no other.
+    out.x_nll = (terms.pixel || terms.aux) ? -decoder_log_prob(x, v.fz) : zeros;
+    out.y_nll = zeros;
     return out;
   }
   if (terms.pixel) {
     const auto params = unconditioned
                             ? pixelcnn->forward_with_features(scale_pixels(x), CondFeatures{})
                             : pixel_params(x, v.fz);
-    out.pixel_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), params);
+    out.x_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), params);
   } else {
-    out.pixel_nll = zeros;
+    out.x_nll = zeros;
   }
-  out.aux_nll = terms.aux ? -decoder_log_prob(x, v.fz) : zeros;
+  out.y_nll = terms.aux ? -decoder_log_prob(x, v.fz) : zeros;
   return out;
 }
 
 torch::Tensor AgaveImpl::loss(const LossTerms& terms, double lambda, const LossSelection& enabled) {
   torch::Tensor total = torch::zeros_like(terms.kl_train);
-  if (enabled.pixel) total = total + terms.pixel_nll;
-  if (enabled.aux) total = total + terms.aux_nll;
+  if (enabled.pixel) total = total + terms.x_nll;
+  if (enabled.aux) total = total + terms.y_nll;
   if (enabled.kl) total = total + lambda * terms.kl_train;
   return total.mean();
 }
@@ -148,13 +148,13 @@ torch::Tensor AgaveImpl::importance_weighted_bound(const torch::Tensor& x, int64
   std::vector<torch::Tensor> log_w;
   for (int64_t start = 0; start < rows; start += chunk) {
     auto xb = x.index_select(0, index.slice(0, start, std::min(rows, start + chunk)));
-    if (options_.kind() == ModelKind::kPixelCnnOnly) {
+    if (!has_latents()) {
       // No latent: every draw is the exact log-likelihood.
       log_w.push_back(discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, {})));
       continue;
     }
     auto v = vae->forward(xb);
-    auto log_px = options_.kind() == ModelKind::kVaeOnly
+    auto log_px = decoder_models_x()
                       ? decoder_log_prob(xb, v.fz)
                       : discretized_mix_logistic_log_prob(scale_pixels(xb), pixel_params(xb, v.fz));
     log_w.push_back(log_px + v.log_p - v.log_q);

@@ -16,12 +16,14 @@
 
 namespace agave::model {
 
-// Per-image loss terms in nats (N, fp32). A term that was not computed holds zeros.
+// Per-image loss terms in nats (N, fp32). A term that was not computed, or that the model's
+// kind does not have, holds zeros.
 struct LossTerms {
-  torch::Tensor pixel_nll;  // −ln p(x | z), the PixelCNN term
-  torch::Tensor aux_nll;    // −ln p(y | z), the auxiliary term
-  torch::Tensor kl;         // ln q(z|x) − ln p(z) of the drawn z: the reported KL
-  torch::Tensor kl_train;   // kl with free bits: what training minimises
+  torch::Tensor x_nll;     // −ln p(x|z) under what models x: the PixelCNN, or the VAE decoder
+                           // where that models x itself (decoder_models_x)
+  torch::Tensor y_nll;     // −ln p(y|z), the auxiliary term (has_aux_term)
+  torch::Tensor kl;        // ln q(z|x) − ln p(z) of the drawn z: the reported KL
+  torch::Tensor kl_train;  // kl with free bits: what training minimises
 };
 
 struct ParameterGroups {
@@ -42,14 +44,13 @@ class AgaveImpl : public torch::nn::Module {
   explicit AgaveImpl(const AgaveOptions& options);
 
   // x: N×C×H×W, uint8 or float holding pixel values 0..255. y is derived inside (average
-  // pooling to aux.resolution, rounded). z ~ q(z|x), one draw per image. The baselines
-  // (options().kind()): vae_only puts the decoder's −ln p(x|z) in pixel_nll (aux_nll is 0);
-  // pixelcnn_only has no latents (kl and aux_nll are 0).
-  // input kNone: pixel_nll of the unconditioned PixelCNN; the VAE runs only for aux or KL.
+  // pooling to aux.resolution, rounded). z ~ q(z|x), one draw per image. terms.pixel selects
+  // x_nll and terms.aux y_nll; where the decoder models x, either selects its x_nll.
+  // input kNone: x_nll of the unconditioned PixelCNN; the VAE runs only for y_nll or KL.
   LossTerms forward(const torch::Tensor& x, const LossSelection& terms = {},
                     PixelCnnInput input = PixelCnnInput::kFz);
 
-  // Mean over the batch of pixel_nll + aux_nll + λ·kl_train, restricted to `enabled` (nats).
+  // Mean over the batch of x_nll + y_nll + λ·kl_train, restricted to `enabled` (nats).
   static torch::Tensor loss(const LossTerms& terms, double lambda,
                             const LossSelection& enabled = {});
 
@@ -61,7 +62,7 @@ class AgaveImpl : public torch::nn::Module {
   // Per-image lower bound on ln p(x) in nats (x only: no y term, KL unscaled) with K
   // importance samples. The N·K rows (each image repeated K times) are run `chunk` rows at a
   // time. Runs without autograd and in eval mode (restored afterwards). K = 1 is the
-  // single-sample ELBO −(pixel_nll + kl) of forward() under the same seed.
+  // single-sample ELBO −(x_nll + kl) of forward() under the same seed.
   torch::Tensor importance_weighted_bound(const torch::Tensor& x, int64_t k, int64_t chunk = 256);
 
   // Data-dependent init of every weight-normalised layer (VAE and PixelCNN) on one batch.
@@ -90,6 +91,18 @@ class AgaveImpl : public torch::nn::Module {
   static torch::Tensor scale_pixels(const torch::Tensor& x) {
     return x.to(torch::kFloat) / 127.5 - 1.0;
   }
+
+  // The VAE decoder's −ln p(y|z) of `terms`: y_nll, or x_nll where the decoder models x. Zeros
+  // without latents. Plus KL it is the VAE's own bound.
+  const torch::Tensor& decoder_nll(const LossTerms& terms) const {
+    return decoder_models_x() ? terms.x_nll : terms.y_nll;
+  }
+
+  // What the model's kind has (model/options.h).
+  bool has_latents() const { return model::has_latents(options_.kind()); }
+  bool has_pixelcnn() const { return model::has_pixelcnn(options_.kind()); }
+  bool decoder_models_x() const { return model::decoder_models_x(options_.kind()); }
+  bool has_aux_term() const { return model::has_aux_term(options_.kind()); }
 
   const AgaveOptions& options() const { return options_; }
   // The VAE's free bits from now on (a training phase's setting); options() follows.

@@ -91,6 +91,18 @@ inline const char* model_kind_name(ModelKind k) {
   return "agave";
 }
 
+// What a kind is made of; callers ask these instead of naming kinds.
+// Latents z (the VAE and f(z)): every kind but pixelcnn_only.
+inline bool has_latents(ModelKind k) { return k != ModelKind::kPixelCnnOnly; }
+// A PixelCNN that models x: every kind but vae_only (which still builds one's parameters,
+// unused).
+inline bool has_pixelcnn(ModelKind k) { return k != ModelKind::kVaeOnly; }
+// The VAE decoder models x itself (y = x): the VAE alone, which has no PixelCNN.
+inline bool decoder_models_x(ModelKind k) { return has_latents(k) && !has_pixelcnn(k); }
+// The auxiliary term −ln p(y|z) beside the likelihood of x: AGAVE's two halves, the decoder
+// modelling y and the PixelCNN modelling x given f(z).
+inline bool has_aux_term(ModelKind k) { return has_latents(k) && has_pixelcnn(k); }
+
 struct AgaveOptions {
   TORCH_ARG(ModelKind, kind) = ModelKind::kAgave;
   TORCH_ARG(int64_t, image_channels) = 3;

@@ -100,10 +100,8 @@ void add_batch(model::Agave& model, const torch::Tensor& x, const EvalOptions& o
                BoundSums& s) {
   const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
   const auto terms = model->forward(x, model::LossSelection{true, true, true});
-  const auto elbo = ((terms.pixel_nll + terms.kl) * to_bpd).to(torch::kFloat64);
-  // vae_only: the decoder term is its likelihood of x, held in pixel_nll.
-  const bool vae_only = model->options().kind() == model::ModelKind::kVaeOnly;
-  const auto aux = ((vae_only ? terms.pixel_nll : terms.aux_nll) * to_bpd).to(torch::kFloat64);
+  const auto elbo = ((terms.x_nll + terms.kl) * to_bpd).to(torch::kFloat64);
+  const auto aux = (model->decoder_nll(terms) * to_bpd).to(torch::kFloat64);
   const auto vae = aux + (terms.kl * to_bpd).to(torch::kFloat64);
   const auto iw =
       (-model->importance_weighted_bound(x, options.importance_samples, options.batch_size) *
@@ -151,7 +149,7 @@ EvalResult result_from(const std::vector<double>& sums, const EvalOptions& optio
   r.aux_bpd = sums[6] / n;
   r.vae_bpd = sums[7] / n;
   r.vae_bpd_stderr = stderr_of(sums[7], sums[8]);
-  if (kind == model::ModelKind::kPixelCnnOnly) {
+  if (!model::has_latents(kind)) {
     r.aux_bpd = r.vae_bpd = r.vae_bpd_stderr = std::numeric_limits<double>::quiet_NaN();
   }
   return r;

@@ -64,15 +64,14 @@ void write_picture_sheets(model::Agave& model, const std::string& shards,
   model::ScopedEval eval_mode(*model);
   torch::NoGradGuard no_grad;
   const int64_t n = options.images;
-  const auto kind = model->options().kind();
-  const int64_t k = kind == model::ModelKind::kVaeOnly ? 0 : options.samples_per_latent;
+  const int64_t k = model->has_pixelcnn() ? options.samples_per_latent : 0;
   data::LoaderOptions tl;
   tl.batch_size = n;
   tl.shuffle = false;
   tl.drop_last = false;
   data::ShardLoader test(shards, "test", tl);
   const auto xb = test.next()->images.to(device);
-  const bool latent = kind != model::ModelKind::kPixelCnnOnly;
+  const bool latent = model->has_latents();
   // f(z) at x's size (nearest), so it sits in a row with x-sized samples.
   const auto prior =
       latent ? model->conditioning(model->vae->sample_prior(n).fz) : model->no_latent(xb);

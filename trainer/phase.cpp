@@ -33,18 +33,13 @@ PhaseSpec phase_spec(const PhaseOptions& phase, const LossOptions& loss, double 
   if (phase.free_bits) s.free_bits = *phase.free_bits;
   if (phase.terms) s.terms = *phase.terms;
   if (!phase.conditioned) s.pixelcnn_input = model::PixelCnnInput::kNone;
-  switch (model) {
-    case model::ModelKind::kPixelCnnOnly:  // no latents: aux and KL are 0
-      s.train_vae = false;
-      s.terms.aux = s.terms.kl = false;
-      break;
-    case model::ModelKind::kVaeOnly:  // the decoder is the pixel term; there is no aux term
-      s.train_pixelcnn = false;
-      s.terms.aux = false;
-      break;
-    case model::ModelKind::kAgave:
-      break;
+  // A kind trains only the parts it has, on the terms that are not 0 for it.
+  if (!model::has_latents(model)) {
+    s.train_vae = false;
+    s.terms.kl = false;
   }
+  if (!model::has_pixelcnn(model)) s.train_pixelcnn = false;
+  if (!model::has_aux_term(model)) s.terms.aux = false;
   return s;
 }
 

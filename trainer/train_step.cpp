@@ -120,7 +120,7 @@ StepOutcome TrainStep::run(const torch::Tensor& images, const torch::Tensor& ind
     return v.defined() ? v.detach().sum().to(torch::kFloat64) : zero_;
   };
   const auto host = torch::stack({loss.detach().to(torch::kFloat64), grad_norm(trainable_, zero_),
-                                  sum_of(terms.pixel_nll), sum_of(terms.aux_nll), sum_of(terms.kl)})
+                                  sum_of(terms.x_nll), sum_of(terms.y_nll), sum_of(terms.kl)})
                         .cpu();
   const double* h = host.data_ptr<double>();
   const double loss_v = h[0];

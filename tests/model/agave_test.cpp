@@ -60,19 +60,19 @@ TEST(Agave, AnUnconditionedPixelTermReadsNoConditioning) {
   model->eval();  // no dropout: the passes below differ only in what they read
   auto x = torch::randint(0, 256, {2, 3, 8, 8}).to(torch::kByte);
   const model::LossSelection pixel{/*pixel=*/true, /*aux=*/false, /*kl=*/false};
-  auto before = model->forward(x, pixel, PixelCnnInput::kNone).pixel_nll;
+  auto before = model->forward(x, pixel, PixelCnnInput::kNone).x_nll;
   EXPECT_TRUE(torch::isfinite(before).all().item<bool>());
   EXPECT_TRUE(
-      torch::equal(model->forward(x, pixel, PixelCnnInput::kNone).aux_nll, torch::zeros({2})));
+      torch::equal(model->forward(x, pixel, PixelCnnInput::kNone).y_nll, torch::zeros({2})));
   {
     torch::NoGradGuard no_grad;
     for (auto& p : model->vae->parameters()) p.add_(1.0);
     for (auto& p : model->parameter_groups().pixelcnn_conditioning) p.add_(1.0);
   }
-  auto after = model->forward(x, pixel, PixelCnnInput::kNone).pixel_nll;
+  auto after = model->forward(x, pixel, PixelCnnInput::kNone).x_nll;
   EXPECT_TRUE(torch::equal(before, after));
   // Conditioned on f(z), the same weights give another pixel term.
-  EXPECT_FALSE(torch::allclose(model->forward(x, pixel).pixel_nll, after));
+  EXPECT_FALSE(torch::allclose(model->forward(x, pixel).x_nll, after));
 
   after.sum().backward();
   const auto groups = model->parameter_groups();
@@ -91,20 +91,20 @@ TEST(Agave, ForwardTermsArePerImageAndFinite) {
   Agave model(tiny_options());
   auto x = torch::randint(0, 256, {4, 3, 8, 8}).to(torch::kByte);
   auto t = model->forward(x);
-  for (const auto& v : {t.pixel_nll, t.aux_nll, t.kl, t.kl_train}) {
+  for (const auto& v : {t.x_nll, t.y_nll, t.kl, t.kl_train}) {
     EXPECT_EQ(v.sizes(), (std::vector<int64_t>{4}));
     EXPECT_EQ(v.scalar_type(), torch::kFloat);
     EXPECT_TRUE(torch::isfinite(v).all().item<bool>());
   }
-  EXPECT_GT(t.pixel_nll.min().item<double>(), 0.0);
-  EXPECT_GT(t.aux_nll.min().item<double>(), 0.0);
+  EXPECT_GT(t.x_nll.min().item<double>(), 0.0);
+  EXPECT_GT(t.y_nll.min().item<double>(), 0.0);
   // Float input holding the same pixel values gives the same terms under the same seed.
   torch::manual_seed(3);
   auto u = model->forward(x);
   torch::manual_seed(3);
   auto f = model->forward(x.to(torch::kFloat));
-  EXPECT_TRUE(torch::allclose(u.pixel_nll, f.pixel_nll));
-  EXPECT_TRUE(torch::allclose(u.aux_nll, f.aux_nll));
+  EXPECT_TRUE(torch::allclose(u.x_nll, f.x_nll));
+  EXPECT_TRUE(torch::allclose(u.y_nll, f.y_nll));
 }
 
 TEST(Agave, SkippedTermsAreZero) {
@@ -114,8 +114,8 @@ TEST(Agave, SkippedTermsAreZero) {
   LossSelection vae_only;
   vae_only.pixel = false;
   auto t = model->forward(x, vae_only);
-  EXPECT_EQ(t.pixel_nll.abs().sum().item<double>(), 0.0);
-  EXPECT_GT(t.aux_nll.min().item<double>(), 0.0);
+  EXPECT_EQ(t.x_nll.abs().sum().item<double>(), 0.0);
+  EXPECT_GT(t.y_nll.min().item<double>(), 0.0);
   // Without the pixel term the PixelCNN gets no gradient at all.
   AgaveImpl::loss(t, 1.0, vae_only).backward();
   for (const auto& p : model->pixelcnn->parameters()) EXPECT_FALSE(p.grad().defined());
@@ -129,8 +129,8 @@ TEST(Agave, PixelCnnOnlyIsUnconditionalAndExact) {
   auto x = torch::randint(0, 256, {3, 3, 8, 8});
   auto t = model->forward(x);
   EXPECT_EQ(t.kl.abs().sum().item<double>(), 0.0);
-  EXPECT_EQ(t.aux_nll.abs().sum().item<double>(), 0.0);
-  EXPECT_GT(t.pixel_nll.min().item<double>(), 0.0);
+  EXPECT_EQ(t.y_nll.abs().sum().item<double>(), 0.0);
+  EXPECT_GT(t.x_nll.min().item<double>(), 0.0);
   AgaveImpl::loss(t, 12.0).backward();
   for (const auto& p : model->vae->parameters()) EXPECT_FALSE(p.grad().defined());
   // Salimans et al.'s network: no conditioning stream, no cond_conv in any gated resnet.
@@ -142,22 +142,22 @@ TEST(Agave, PixelCnnOnlyIsUnconditionalAndExact) {
   const auto drawn = sample_pixels(model, model->no_latent(x.slice(0, 0, 1)), SamplerKind::kCached);
   EXPECT_EQ(drawn.sizes(), torch::IntArrayRef({1, 3, 8, 8}));
   const auto iw = model->importance_weighted_bound(x, 4, 5);
-  EXPECT_TRUE(torch::allclose(iw, -t.pixel_nll, 1e-4, 1e-3)) << iw << t.pixel_nll;
+  EXPECT_TRUE(torch::allclose(iw, -t.x_nll, 1e-4, 1e-3)) << iw << t.x_nll;
   // The same images in another order give the same per-image values: nothing conditions them.
   const auto perm = torch::tensor({2, 0, 1});
-  EXPECT_TRUE(torch::allclose(model->forward(x.index_select(0, perm)).pixel_nll,
-                              t.pixel_nll.index_select(0, perm), 1e-5, 1e-4));
+  EXPECT_TRUE(torch::allclose(model->forward(x.index_select(0, perm)).x_nll,
+                              t.x_nll.index_select(0, perm), 1e-5, 1e-4));
 }
 
-// The VAE alone: its decoder's −ln p(x|z) is the likelihood (pixel_nll), the PixelCNN is never
+// The VAE alone: its decoder's −ln p(x|z) is the likelihood (x_nll), the PixelCNN is never
 // run (no gradient), and a mismatched aux image is refused.
 TEST(Agave, VaeOnlyUsesTheDecoderAsTheLikelihood) {
   torch::manual_seed(6);
   Agave model(tiny_options(3, 8, 4, /*aux_res=*/8).kind(ModelKind::kVaeOnly));
   auto x = torch::randint(0, 256, {2, 3, 8, 8});
   auto t = model->forward(x);
-  EXPECT_GT(t.pixel_nll.min().item<double>(), 0.0);
-  EXPECT_EQ(t.aux_nll.abs().sum().item<double>(), 0.0);
+  EXPECT_GT(t.x_nll.min().item<double>(), 0.0);
+  EXPECT_EQ(t.y_nll.abs().sum().item<double>(), 0.0);
   EXPECT_GT(t.kl.min().item<double>(), 0.0);
   AgaveImpl::loss(t, 1.0).backward();
   for (const auto& p : model->pixelcnn->parameters()) EXPECT_FALSE(p.grad().defined());
@@ -166,14 +166,35 @@ TEST(Agave, VaeOnlyUsesTheDecoderAsTheLikelihood) {
   auto a = model->forward(x);
   torch::manual_seed(7);
   auto v = model->vae->forward(x);
-  EXPECT_TRUE(torch::allclose(a.pixel_nll, -model->decoder_log_prob(x, v.fz), 1e-5, 1e-4));
+  EXPECT_TRUE(torch::allclose(a.x_nll, -model->decoder_log_prob(x, v.fz), 1e-5, 1e-4));
   EXPECT_THROW(Agave(tiny_options(3, 8, 4, 4).kind(ModelKind::kVaeOnly)), c10::Error);
+}
+
+// Callers ask a kind what it has rather than naming it; the VAE decoder's own term is y_nll,
+// or x_nll where the decoder models x itself.
+TEST(Agave, EachKindSaysWhatItHas) {
+  constexpr auto agave = ModelKind::kAgave, vae = ModelKind::kVaeOnly,
+                 pixelcnn = ModelKind::kPixelCnnOnly;
+  EXPECT_TRUE(has_latents(agave) && has_pixelcnn(agave) && has_aux_term(agave));
+  EXPECT_FALSE(decoder_models_x(agave));
+  EXPECT_TRUE(has_latents(vae) && decoder_models_x(vae));
+  EXPECT_FALSE(has_pixelcnn(vae) || has_aux_term(vae));
+  EXPECT_TRUE(has_pixelcnn(pixelcnn));
+  EXPECT_FALSE(has_latents(pixelcnn) || decoder_models_x(pixelcnn) || has_aux_term(pixelcnn));
+  LossTerms t;
+  t.x_nll = torch::tensor({1.0f});
+  t.y_nll = torch::tensor({2.0f});
+  EXPECT_TRUE(torch::equal(Agave(tiny_options())->decoder_nll(t), t.y_nll));
+  EXPECT_TRUE(torch::equal(Agave(tiny_options(3, 8, 4, 8).kind(vae))->decoder_nll(t), t.x_nll));
+  const Agave alone(tiny_options().kind(pixelcnn));
+  EXPECT_FALSE(alone->has_latents() || alone->decoder_models_x() || alone->has_aux_term());
+  EXPECT_TRUE(alone->has_pixelcnn());
 }
 
 TEST(Agave, LossWeightsTheTerms) {
   LossTerms t;
-  t.pixel_nll = torch::tensor({1.0f, 3.0f});
-  t.aux_nll = torch::tensor({10.0f, 20.0f});
+  t.x_nll = torch::tensor({1.0f, 3.0f});
+  t.y_nll = torch::tensor({10.0f, 20.0f});
   t.kl = torch::tensor({0.5f, 0.5f});
   t.kl_train = torch::tensor({100.0f, 300.0f});
   EXPECT_FLOAT_EQ(AgaveImpl::loss(t, 1.0).item<float>(), 2.0f + 15.0f + 200.0f);
@@ -234,8 +255,8 @@ TEST(Agave, ColorBinsLowerTheAuxCost) {
   auto a = fine->forward(x);
   torch::manual_seed(6);
   auto b = coarse->forward(x);
-  EXPECT_TRUE((b.aux_nll < a.aux_nll).all().item<bool>());
-  EXPECT_TRUE(torch::allclose(a.pixel_nll, b.pixel_nll));
+  EXPECT_TRUE((b.y_nll < a.y_nll).all().item<bool>());
+  EXPECT_TRUE(torch::allclose(a.x_nll, b.x_nll));
 }
 
 TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
@@ -253,7 +274,7 @@ TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
     }
   }
   auto t = model->forward(x);
-  EXPECT_TRUE(torch::isfinite(t.pixel_nll + t.aux_nll + t.kl).all().item<bool>());
+  EXPECT_TRUE(torch::isfinite(t.x_nll + t.y_nll + t.kl).all().item<bool>());
   EXPECT_TRUE(torch::autograd::GradMode::is_enabled());
 }
 
@@ -281,11 +302,11 @@ TEST(Agave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
   torch::manual_seed(9);
   auto low = model->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
   set_bf16_autocast(false);
-  for (const auto& v : {low.pixel_nll, low.aux_nll, low.kl}) {
+  for (const auto& v : {low.x_nll, low.y_nll, low.kl}) {
     EXPECT_EQ(v.scalar_type(), torch::kFloat);
     EXPECT_TRUE(torch::isfinite(v).all().item<bool>());
   }
-  auto rel = ((low.pixel_nll - ref.pixel_nll).abs() / ref.pixel_nll).max().item<double>();
+  auto rel = ((low.x_nll - ref.x_nll).abs() / ref.x_nll).max().item<double>();
   EXPECT_LT(rel, 0.05);
 }
 

@@ -22,7 +22,7 @@ TEST(AgaveOverfit, TinyModelLearnsAHandfulOfImages) {
     auto t = model->forward(x);
     AgaveImpl::loss(t, 1.0).backward();
     opt.step();
-    const double bpd = model->bits_per_dim((t.pixel_nll + t.kl).mean().item<double>());
+    const double bpd = model->bits_per_dim((t.x_nll + t.kl).mean().item<double>());
     if (step == 0) first = bpd;
     if (step >= steps - 10) last += bpd / 10;
   }
