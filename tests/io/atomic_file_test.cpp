@@ -9,7 +9,7 @@
 #include <sstream>
 #include <string>
 
-#include "tests/data/test_util.h"
+#include "tests/common/test_files.h"
 
 namespace agave::io {
 namespace {
@@ -28,8 +28,8 @@ size_t entries(const fs::path& dir) {
 }
 
 TEST(AtomicFile, ReplacesTheWholeFileAndLeavesNoTemporary) {
-  test::TempDir dir;
-  const fs::path file = dir / "summary.json";
+  agave::testing::TempDir dir;
+  const fs::path file = dir.path() / "summary.json";
   write_file_atomically(file.string(), std::string(100000, 'a'));
   write_file_atomically(file.string(), "{\"steps\": 3}\n");
   EXPECT_EQ(slurp(file), "{\"steps\": 3}\n");
@@ -37,9 +37,9 @@ TEST(AtomicFile, ReplacesTheWholeFileAndLeavesNoTemporary) {
 }
 
 TEST(AtomicFile, AFailedWriteKeepsTheOldFileAndNamesTheFile) {
-  test::TempDir dir;
+  agave::testing::TempDir dir;
   // A folder where the file should go: the rename fails after the temporary is written.
-  const fs::path target = dir / "summary.json";
+  const fs::path target = dir.path() / "summary.json";
   fs::create_directories(target / "keep");
   try {
     write_file_atomically(target.string(), "new");
@@ -50,7 +50,7 @@ TEST(AtomicFile, AFailedWriteKeepsTheOldFileAndNamesTheFile) {
   EXPECT_TRUE(fs::is_directory(target / "keep"));
   EXPECT_EQ(entries(dir.path()), 1u) << "the temporary file was left behind";
   // A missing folder: nothing is created anywhere.
-  EXPECT_THROW(write_file_atomically(dir / "no/such/file", "x"), std::runtime_error);
+  EXPECT_THROW(write_file_atomically((dir.path() / "no/such/file").string(), "x"), std::runtime_error);
   EXPECT_EQ(entries(dir.path()), 1u);
 }
 
