@@ -7,6 +7,7 @@
 
 #include "data/bounds.h"
 #include "launcher/yaml_reader.h"
+#include "monitoring/paper_axes.h"
 #include "trainer/parallel_pretraining.h"
 
 namespace agave::launcher {
@@ -517,9 +518,9 @@ YAML::Node load_file(const std::string& file) {
 // The label of a swept key in run names: the names Prometheus labels and plots use for the
 // paper's three axes, the last path component otherwise (the whole path where two collide).
 std::string label_of(const std::string& key) {
-  if (key == "loss.lambda") return "lambda";
-  if (key == "aux.resolution") return "aux_resolution";
-  if (key == "aux.color_bins") return "color_bins";
+  for (const auto& axis : monitoring::kPaperAxes) {
+    if (key == axis.config_key) return axis.label;
+  }
   const auto dot = key.rfind('.');
   return dot == std::string::npos ? key : key.substr(dot + 1);
 }
