@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "data/bounds.h"
+#include "launcher/sweep_plan.h"
 #include "launcher/yaml_reader.h"
 #include "monitoring/paper_axes.h"
 #include "trainer/parallel_pretraining.h"
@@ -450,11 +451,12 @@ Config parse_with(const YAML::Node& root, const Origins& origins) {
   r.finish();
   // Cross-section checks that need the whole picture.
   check_baseline(root, origins, c);
-  if (c.sweep.ranks_per_run > 0 && c.train.batch_size % c.sweep.ranks_per_run != 0) {
+  const std::string split = batch_split_problem(c.train.batch_size, c.sweep.ranks_per_run);
+  if (c.sweep.ranks_per_run > 0 && !split.empty()) {
     YamlReader t(root["train"], "train", origins);
-    t.fail("batch_size", "the global batch " + std::to_string(c.train.batch_size) +
-                             " must be divisible by sweep.ranks_per_run = " +
-                             std::to_string(c.sweep.ranks_per_run));
+    t.fail("batch_size", "the global batch " + std::to_string(c.train.batch_size) + " " + split +
+                             " (sweep.ranks_per_run = " + std::to_string(c.sweep.ranks_per_run) +
+                             ")");
   }
   return c;
 }
