@@ -19,17 +19,27 @@ inline ImageShape image_shape(Dataset d) {
   return d == Dataset::kCifar10 ? ImageShape{3, 32, 32} : ImageShape{1, 28, 28};
 }
 
+// Every data set, in the order error messages list their names.
+inline constexpr Dataset kDatasets[] = {Dataset::kFashionMnist, Dataset::kCifar10};
+
+// The one name of a data set: what data.dataset, agave_data's --dataset and shard manifests use.
 inline const char* dataset_name(Dataset d) {
   return d == Dataset::kCifar10 ? "cifar10" : "fashion_mnist";
 }
 
-// Accepts "cifar10"/"cifar-10" and "fashion_mnist"/"fashion-mnist"/"fmnist".
+// The inverse of dataset_name; nullopt for any other name (dataset_names() lists the allowed).
 inline std::optional<Dataset> parse_dataset(const std::string& name) {
-  if (name == "cifar10" || name == "cifar-10" || name == "CIFAR-10") return Dataset::kCifar10;
-  if (name == "fashion_mnist" || name == "fashion-mnist" || name == "fmnist") {
-    return Dataset::kFashionMnist;
+  for (Dataset d : kDatasets) {
+    if (name == dataset_name(d)) return d;
   }
   return std::nullopt;
+}
+
+// "fashion_mnist, cifar10"
+inline std::string dataset_names() {
+  std::string out;
+  for (Dataset d : kDatasets) out += (out.empty() ? "" : ", ") + std::string(dataset_name(d));
+  return out;
 }
 
 struct DataOptions {

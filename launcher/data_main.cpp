@@ -104,11 +104,13 @@ int run_inspect(const std::string& path, bool verify, bool quiet) {
 
 int run_fetch(const std::string& dataset, const std::string& dir, const std::string& url,
               bool quiet) {
-  if (agave::data::parse_dataset(dataset) != agave::data::Dataset::kCifar10) {
+  const auto known = agave::data::parse_dataset(dataset);
+  if (known != agave::data::Dataset::kCifar10) {
     throw agave::io::DataError(
-        "",
-        "fetch knows cifar10 only; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
-        "(/usr/share/datasets/fashion-mnist)");
+        "", (known ? "fetch knows " : "unknown data set '" + dataset + "'; fetch knows ") +
+                std::string(agave::data::dataset_name(agave::data::Dataset::kCifar10)) +
+                " only; Fashion-MNIST comes with Debian's dataset-fashion-mnist "
+                "(/usr/share/datasets/fashion-mnist)");
   }
   ProgressView view(quiet);
   const std::string path = agave::data::fetch_cifar10(dir, std::ref(view), url);
@@ -135,7 +137,8 @@ struct Commands {
                                  "cifar-10-binary.tar.gz) or IDX files to shards");
     convert->add_option("--source", conv.source, "Raw source: folder or archive")->required();
     convert->add_option("--output", conv.output, "Shard folder to write")->required();
-    convert->add_option("--dataset", dataset_name, "cifar10 or fashion_mnist (default: detect)");
+    convert->add_option("--dataset", dataset_name,
+                        "One of " + agave::data::dataset_names() + " (default: detect)");
     convert->add_option("--images-per-shard", conv.images_per_shard, "Images per shard file")
         ->check(CLI::PositiveNumber)
         ->capture_default_str();
@@ -169,8 +172,8 @@ struct Commands {
       if (!dataset_name.empty()) {
         conv.dataset = agave::data::parse_dataset(dataset_name);
         if (!conv.dataset) {
-          fmt::print(stderr, "agave_data: error: unknown --dataset '{}' (cifar10, fashion_mnist)\n",
-                     dataset_name);
+          fmt::print(stderr, "agave_data: error: unknown --dataset '{}'; allowed: {}\n", dataset_name,
+                     agave::data::dataset_names());
           return code(ExitCode::kUserError);
         }
       }

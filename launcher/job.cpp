@@ -28,6 +28,7 @@
 #include "launcher/torch_threads.h"
 #include "monitoring/progress_bar.h"
 #include "trainer/parallel_pretraining.h"
+#include "trainer/run_labels.h"
 #include "trainer/stop_request.h"
 #include "trainer/trainer.h"
 #include "version/version.h"
@@ -429,12 +430,8 @@ std::vector<std::pair<std::string, std::string>> sweep_constants(
   std::set<std::string> swept;
   for (const auto& r : rows)
     for (const auto& [key, value] : r.labels) swept.insert(key);
-  std::ostringstream lambda;
-  lambda << c.loss.lambda;
   std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& [key, value] : {std::pair<std::string, std::string>{"lambda", lambda.str()},
-                                   {"aux_resolution", std::to_string(c.model.aux().resolution())},
-                                   {"color_bins", std::to_string(c.model.aux().color_bins())}}) {
+  for (const auto& [key, value] : trainer::paper_axis_values(c.loss, c.model.aux())) {
     if (!swept.count(key)) out.emplace_back(key, value);
   }
   return out;

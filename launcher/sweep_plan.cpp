@@ -24,10 +24,10 @@ SweepPlan plan(size_t count, int64_t requested,
                       " ranks of this job; start a multiple of it (mpirun -np N)");
   }
   for (const auto& [name, batch] : batch_sizes) {
-    if (batch % plan.ranks_per_run != 0) {
-      throw ConfigError("run " + name + ": train.batch_size = " + std::to_string(batch) +
-                        " must be divisible by the " + std::to_string(plan.ranks_per_run) +
-                        " ranks that train it");
+    const std::string problem = batch_split_problem(batch, plan.ranks_per_run);
+    if (!problem.empty()) {
+      throw ConfigError("run " + name + ": train.batch_size = " + std::to_string(batch) + " " +
+                        problem);
     }
   }
   const int n_groups = world_size / plan.ranks_per_run;
@@ -40,6 +40,11 @@ SweepPlan plan(size_t count, int64_t requested,
 }
 
 }  // namespace
+
+std::string batch_split_problem(int64_t batch, int64_t ranks) {
+  if (ranks >= 1 && batch % ranks == 0) return "";
+  return "must be divisible by the " + std::to_string(ranks) + " ranks that train it";
+}
 
 SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size) {
   std::vector<std::pair<std::string, int64_t>> batches;

@@ -24,6 +24,11 @@ struct SweepPlan {
   int group_of(int world_rank) const { return world_rank / ranks_per_run; }
 };
 
+// Why a global batch of `batch` images cannot be split evenly over `ranks` ranks (each rank
+// takes an equal share): "must be divisible by ...", or "" when it can. The one rule that
+// parse_config (sweep.ranks_per_run) and plan_sweep (the job's ranks) check.
+std::string batch_split_problem(int64_t batch, int64_t ranks);
+
 // Throws ConfigError when the job's rank count does not fit the sweep (ranks_per_run must
 // divide it, and each run's global batch must split evenly over its ranks).
 SweepPlan plan_sweep(const std::vector<RunSpec>& runs, int world_size);

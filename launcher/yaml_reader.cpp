@@ -4,9 +4,31 @@
 #include <cmath>
 #include <limits>
 #include <sstream>
-#include <stdexcept>
 
 namespace agave::launcher {
+
+namespace {
+
+std::string bound_text(double v, bool integer) {
+  if (integer && std::fabs(v) < 9e18) return std::to_string(static_cast<int64_t>(v));
+  if (integer) return "9223372036854775807";
+  std::string s = std::to_string(v);
+  // "0.002000" -> "0.002", "1.000000" -> "1"
+  s.erase(s.find_last_not_of('0') + 1);
+  if (!s.empty() && s.back() == '.') s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+bool NumericRange::contains(double v) const {
+  return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+}
+
+std::string NumericRange::text(bool integer) const {
+  return std::string(lo_open ? "(" : "[") + bound_text(lo, integer) + ", " +
+         bound_text(hi, integer) + (hi_open ? ")" : "]");
+}
 
 std::string join(const std::vector<std::string>& items, const std::string& sep) {
   std::string out;
@@ -70,17 +92,9 @@ void YamlReader::refuse_null(const char* key) const {
   }
 }
 
-void YamlReader::check_range(const char* key, double value, bool integer,
+void YamlReader::check_range(const char* key, const NumericRange& range, double value, bool integer,
                              const std::string& shown) {
-  const NumericRange* range = numeric_range(key_path(key));
-  // Every numeric key must have a documented range: a new key without one is a bug here.
-  if (range == nullptr) {
-    throw std::logic_error("config key " + key_path(key) +
-                           " has no range in launcher/config_ranges.cpp");
-  }
-  if (!range->contains(value)) {
-    fail(key, "must be in " + range->text(integer) + ", got " + shown);
-  }
+  if (!range.contains(value)) fail(key, "must be in " + range.text(integer) + ", got " + shown);
 }
 
 YAML::Node YamlReader::scalar(const char* key, const char* expected) {
@@ -88,23 +102,24 @@ YAML::Node YamlReader::scalar(const char* key, const char* expected) {
   refuse_null(key);
   if (!has(key)) return YAML::Node(YAML::NodeType::Undefined);
   YAML::Node v = node_[key];
-  if (!v.IsScalar()) fail(key, std::string("expected ") + expected + ", got a " +
-                                   (v.IsSequence() ? "list" : "mapping"));
+  if (!v.IsScalar())
+    fail(key,
+         std::string("expected ") + expected + ", got a " + (v.IsSequence() ? "list" : "mapping"));
   return v;
 }
 
-void YamlReader::read(const char* key, double& out) {
+void YamlReader::read(const char* key, double& out, const NumericRange& range) {
   YAML::Node v = scalar(key, "a number");
   if (!v.IsDefined()) return;
   double d;
   if (!YAML::convert<double>::decode(v, d) || !std::isfinite(d)) {
     fail(key, "expected a finite number, got '" + v.Scalar() + "'");
   }
-  check_range(key, d, false, v.Scalar());
+  check_range(key, range, d, false, v.Scalar());
   out = d;
 }
 
-void YamlReader::read(const char* key, int64_t& out) {
+void YamlReader::read(const char* key, int64_t& out, const NumericRange& range) {
   YAML::Node v = scalar(key, "an integer");
   if (!v.IsDefined()) return;
   int64_t i;
@@ -113,7 +128,7 @@ void YamlReader::read(const char* key, int64_t& out) {
       !YAML::convert<int64_t>::decode(v, i)) {
     fail(key, "expected an integer, got '" + v.Scalar() + "'");
   }
-  check_range(key, static_cast<double>(i), true, std::to_string(i));
+  check_range(key, range, static_cast<double>(i), true, std::to_string(i));
   out = i;
 }
 
@@ -121,7 +136,8 @@ void YamlReader::read(const char* key, bool& out) {
   YAML::Node v = scalar(key, "true or false");
   if (!v.IsDefined()) return;
   bool b;
-  if (!YAML::convert<bool>::decode(v, b)) fail(key, "expected true or false, got '" + v.Scalar() + "'");
+  if (!YAML::convert<bool>::decode(v, b))
+    fail(key, "expected true or false, got '" + v.Scalar() + "'");
   out = b;
 }
 

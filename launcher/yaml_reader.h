@@ -31,24 +31,22 @@ class Origins {
 };
 
 // The allowed values of a numeric key: [lo, hi], either end open. Every numeric key has one
-// (launcher/config_ranges.cpp, documented in docs/configuration.md).
+// (its row in launcher/config_table.h, documented in docs/configuration.md).
 struct NumericRange {
   double lo = 0, hi = 0;
   bool lo_open = false, hi_open = false;
   bool contains(double v) const;
   std::string text(bool integer) const;  // "[1, 65536]", "(0, 1]"
 };
-// The range of the key at a dotted path (list indices ignored); nullptr when it has none.
-const NumericRange* numeric_range(const std::string& key_path);
 
 class YamlReader {
  public:
   // `node` must be a mapping (or null/absent, which reads as an empty mapping).
   YamlReader(YAML::Node node, std::string path, const Origins& origins);
 
-  // Optional keys keep `out` (the default) when absent.
-  void read(const char* key, double& out);
-  void read(const char* key, int64_t& out);
+  // Optional keys keep `out` (the default) when absent. Numbers must lie in `range`.
+  void read(const char* key, double& out, const NumericRange& range);
+  void read(const char* key, int64_t& out, const NumericRange& range);
   void read(const char* key, bool& out);
   void read(const char* key, std::string& out);
   // One of `allowed` (by name).
@@ -76,7 +74,8 @@ class YamlReader {
   YAML::Node scalar(const char* key, const char* expected);
   void refuse_null(const char* key) const;
   // Fails unless the value lies in the key's documented range.
-  void check_range(const char* key, double value, bool integer, const std::string& shown);
+  void check_range(const char* key, const NumericRange& range, double value, bool integer,
+                   const std::string& shown);
 
   YAML::Node node_;
   std::string path_;

@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "monitoring/paper_axes.h"
 #include "version/version.h"
 
 namespace agave::monitoring {
@@ -257,11 +258,10 @@ struct MetricsExporter::Impl {
 
 MetricsExporter::MetricsExporter(const MonitoringOptions& options, RunLabels labels) {
   if (!options.prometheus) return;
-  prometheus::Labels l = {{"run", labels.run},
-                          {"lambda", labels.lambda},
-                          {"aux_resolution", labels.aux_resolution},
-                          {"color_bins", labels.color_bins},
-                          {"rank", std::to_string(labels.rank)}};
+  prometheus::Labels l = {{"run", labels.run}, {"rank", std::to_string(labels.rank)}};
+  visit_paper_axes(labels, [&](const PaperAxis& axis, const std::string& value) {
+    l.emplace(axis.label, value);
+  });
   impl_ = std::make_unique<Impl>(get_hub(options), std::move(l));
 }
 

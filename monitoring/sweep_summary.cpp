@@ -14,6 +14,8 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "monitoring/paper_axes.h"
+
 namespace agave::monitoring {
 namespace {
 
@@ -37,8 +39,20 @@ double number_or_inf(const std::string& s) {
 
 // The paper's axes lead tables and plots, in the order the paper discusses them.
 const std::vector<std::string>& paper_axes() {
-  static const std::vector<std::string> axes = {"lambda", "aux_resolution", "color_bins"};
+  static const std::vector<std::string> axes = [] {
+    std::vector<std::string> labels;
+    for (const auto& axis : kPaperAxes) labels.emplace_back(axis.label);
+    return labels;
+  }();
   return axes;
+}
+
+// A plot's title for a swept key: the paper's axes have their own.
+std::string axis_title(const std::string& key) {
+  for (const auto& axis : kPaperAxes) {
+    if (key == axis.label) return axis.title;
+  }
+  return key;
 }
 
 // Every label of the rows: the paper's axes first, then the others by name.
@@ -120,9 +134,8 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
       in >> s;
       SweepRow r;
       r.run = s.value("run", entry.path().filename().string());
-      r.lambda = label(s, "lambda");
-      r.aux_resolution = label(s, "aux_resolution");
-      r.color_bins = label(s, "color_bins");
+      visit_paper_axes(
+          r, [&](const PaperAxis& axis, std::string& value) { value = label(s, axis.label); });
       if (s.contains("labels") && s["labels"].is_object()) {
         for (const auto& [k, v] : s["labels"].items()) r.labels[k] = label(s, k.c_str());
       }
@@ -153,15 +166,18 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
 }
 
 std::string sweep_csv(const std::vector<SweepRow>& rows) {
-  std::string out =
-      "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
-      "test_aux_bpd,test_vae_bpd,weights,test_images,steps\n";
+  std::string out = "run";
+  for (const auto& axis : kPaperAxes) out += std::string(",") + axis.label;
+  out +=
+      ",test_elbo_bpd,test_iw_bpd,test_kl_bpd,test_aux_bpd,test_vae_bpd,weights,test_images,"
+      "steps\n";
   for (const auto& r : rows) {
+    out += csv_field(r.run);
+    visit_paper_axes(r, [&](const PaperAxis&, const std::string& v) { out += "," + csv_field(v); });
     // Shortest representation that reads back to the same double.
-    out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{}\n", csv_field(r.run),
-                       csv_field(r.lambda), csv_field(r.aux_resolution), csv_field(r.color_bins),
-                       r.test_elbo_bpd, r.test_iw_bpd, r.test_kl_bpd, r.test_aux_bpd,
-                       r.test_vae_bpd, csv_field(r.weights), r.test_images, r.steps);
+    out +=
+        fmt::format(",{},{},{},{},{},{},{},{}\n", r.test_elbo_bpd, r.test_iw_bpd, r.test_kl_bpd,
+                    r.test_aux_bpd, r.test_vae_bpd, csv_field(r.weights), r.test_images, r.steps);
   }
   return out;
 }
@@ -280,10 +296,7 @@ std::string plot_row(const std::vector<SweepRow>& rows, const std::string& key,
     }
   }
   std::ostringstream gp;
-  gp << "set xlabel "
-     << quoted(key.empty()       ? "run"
-               : key == "lambda" ? "λ (KL weight)"
-                                 : key)
+  gp << "set xlabel " << quoted(key.empty() ? "run" : axis_title(key))
      << "\nunset logscale x\nset autoscale x\nset xtics norotate\n";
   std::string tics;
   for (size_t i = 0; i < values.size(); ++i) {

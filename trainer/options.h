@@ -30,6 +30,28 @@ inline const char* phase_name(PhaseKind k) {
   }
 }
 
+// The terms of the training loss a phase may select (train.phases[].terms).
+enum class LossTerm { kPixel, kAux, kKl };
+
+inline const char* loss_term_name(LossTerm t) {
+  switch (t) {
+    case LossTerm::kAux:
+      return "aux";
+    case LossTerm::kKl:
+      return "kl";
+    default:
+      return "pixel";
+  }
+}
+
+// Whether `terms` selects `t`.
+inline bool& selects(model::LossSelection& terms, LossTerm t) {
+  return t == LossTerm::kPixel ? terms.pixel : t == LossTerm::kAux ? terms.aux : terms.kl;
+}
+inline bool selects(const model::LossSelection& terms, LossTerm t) {
+  return t == LossTerm::kPixel ? terms.pixel : t == LossTerm::kAux ? terms.aux : terms.kl;
+}
+
 // A phase's loss settings default to its kind's (trainer/phase.h); each may be set per phase.
 struct PhaseOptions {
   PhaseOptions() = default;

@@ -32,6 +32,7 @@
 #include "trainer/parallel_pretraining.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
+#include "trainer/run_labels.h"
 #include "trainer/seed.h"
 #include "trainer/step_report.h"
 #include "trainer/stop_request.h"
@@ -214,15 +215,8 @@ class TrainingRun {
     }
     // Prometheus metrics from the run's rank 0 (or every rank, to compare their step times).
     if (s_.monitoring.prometheus && (lead_ || s_.monitoring.every_rank)) {
-      monitoring::RunLabels labels;
-      labels.run = s_.run_name;
-      std::ostringstream lambda;
-      lambda << s_.loss.lambda;
-      labels.lambda = lambda.str();
-      labels.aux_resolution = std::to_string(s_.model.aux().resolution());
-      labels.color_bins = std::to_string(s_.model.aux().color_bins());
-      labels.rank = s_.world_rank;
-      exporter_ = std::make_unique<monitoring::MetricsExporter>(s_.monitoring, labels);
+      exporter_ = std::make_unique<monitoring::MetricsExporter>(
+          s_.monitoring, run_labels(s_.run_name, s_.loss, s_.model.aux(), s_.world_rank));
     }
     const double to_bpd =
         1.0 / (static_cast<double>(s_.model.image_channels() * s_.model.image_size() *
