@@ -14,28 +14,16 @@
 # keeps the scratch folder (config, logs, run) and prints its path.
 set -euo pipefail
 
-readonly SKIP=77
-src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
-trainer=$bin_dir/agave_trainer
+# shellcheck source=tests/common/shell_test.sh
+. "$(dirname "$0")/../common/shell_test.sh"
 started=$(date +%s)
-
-skip() {
-  echo "SKIPPED: $*"
-  exit "$SKIP"
-}
-fail() {
-  echo "FAILED: $*"
-  exit 1
-}
 
 [ "$(id -u)" -eq 0 ] || skip "needs root to create network namespaces"
 for b in ip unshare mpirun python3 sha256sum; do
   command -v "$b" >/dev/null 2>&1 || skip "$b not found"
 done
 [ -x "$trainer" ] || skip "$trainer not built"
-[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
-  skip "Debian's dataset-fashion-mnist is not installed"
+require_fashion_mnist
 
 # Names unique to this run, so that concurrent runs do not collide (interface names <= 15).
 id=$$

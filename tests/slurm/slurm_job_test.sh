@@ -19,22 +19,11 @@
 # Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
 set -euo pipefail
 
-readonly SKIP=77
+# shellcheck source=tests/common/shell_test.sh
+. "$(dirname "$0")/../common/shell_test.sh"
 case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub}
-src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
-trainer=$bin_dir/agave_trainer
 # Under CTest's TIMEOUT, so that the test fails (and cleans up) on its own first.
 job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-240}
-
-skip() {
-  echo "SKIPPED: $*"
-  exit "$SKIP"
-}
-fail() {
-  echo "FAILED: $*"
-  exit 1
-}
 
 if [ "$case_name" = scripts ]; then
   # sbatch copies the script it runs, so the scripts cannot share a sourced file; they carry the
@@ -59,8 +48,7 @@ for b in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo srun; do
 done
 if [ "$case_name" != usr1-stub ]; then
   [ -x "$trainer" ] || skip "$trainer not built"
-  fmnist=/usr/share/datasets/fashion-mnist
-  [ -f "$fmnist/train-images-idx3-ubyte.gz" ] || skip "Debian's dataset-fashion-mnist is not installed"
+  require_fashion_mnist
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
@@ -134,13 +135,8 @@ TEST(TensorFile, HeadersThatBreakLibhdf5AreRefusedFromAProbeProcess) {
   EXPECT_GE(inputs.size(), 4u) << "fuzz/hdf5-known/ lost its inputs";
 }
 
-class Resume : public ::testing::Test {
+class Resume : public agave::testing::FashionMnistRun {
  protected:
-  void SetUp() override {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-      GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-    }
-  }
   // A tiny model with dropout on, so that the random streams matter for bit-identity.
   std::string config(const std::string& out) {
     return dir_.write("c.yaml", TinyConfig("r", out, (dir_.path() / "shards").string())
