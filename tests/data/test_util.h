@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data/errors.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "tests/common/cifar10.h"
@@ -46,6 +47,18 @@ inline bool have_cifar() { return fs::exists(cifar_dir() + "/data_batch_1.bin");
                << " (set AGAVE_CIFAR10 to a folder of them)"
 
 inline constexpr const char* kFashionMnist = ::agave::testing::kFashionMnistSource;
+
+// The message of the DataError `fn` throws; "" and a test failure when it throws none.
+template <typename Fn>
+std::string data_error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const DataError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no DataError";
+  return "";
+}
 
 // Pixel k of image g: a value no other image shares at every position.
 inline uint8_t pixel(int64_t g, int64_t k) {
