@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench/bench_cli.h"
 #include "model/autocast.h"
 #include "model/likelihood.h"
 #include "model/pixelcnn.h"
@@ -120,18 +121,10 @@ int main(int argc, char** argv) {
       "bench_model_pixelcnn: PixelCNN++ forward+backward, fp32 NCHW against bf16 "
       "channels_last"};
   app.set_version_flag("--version", agave::version::describe("bench_model_pixelcnn"));
-  app.add_option("--threads", threads, "LibTorch threads")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--iters", iters, "timed steps per measurement")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--cifar-batch", cifar_batch, "images per step, CIFAR-10 model")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--quick-batch", quick_batch, "images per step, quickstart model")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  agave::bench::add_count(app, "--threads", threads, "LibTorch threads");
+  agave::bench::add_count(app, "--iters", iters, "timed steps per measurement");
+  agave::bench::add_count(app, "--cifar-batch", cifar_batch, "images per step, CIFAR-10 model");
+  agave::bench::add_count(app, "--quick-batch", quick_batch, "images per step, quickstart model");
   CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(threads);
   {
