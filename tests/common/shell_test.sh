@@ -18,6 +18,18 @@ fail() {
   echo "FAILED: $*"
   exit 1
 }
+# The tiny model's run, data and model sections (the model of tests/common/tiny_config.h), its
+# runs and shards under folder $1; a test appends its train, eval and other sections.
+tiny_model_yaml() {
+  cat <<EOF
+run: {name: tiny, output_dir: $1/runs, seed: 3}
+data: {dataset: fashion_mnist, shards: $1/fmnist}
+model:
+  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
+  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
+aux: {resolution: 7, color_bins: 32}
+EOF
+}
 require_fashion_mnist() {
   [ -f "$fashion_mnist/train-images-idx3-ubyte.gz" ] ||
     skip "Debian's dataset-fashion-mnist is not installed"

@@ -113,13 +113,9 @@ r1=$(grep '^rank 1 ' "$work/probe.log") || fail "no line from rank 1"
   fail "both ranks are in the same network namespace"
 
 # 2. The trainer's own view of the placement.
-cat >"$work/tiny.yaml" <<EOF
-run: {name: tiny, output_dir: $work/runs, seed: 3}
-data: {dataset: fashion_mnist, shards: $work/fmnist}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
+{
+  tiny_model_yaml "$work"
+  cat <<EOF
 train: {batch_size: 4, steps: 6}
 eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 3, keep: 2}
@@ -128,6 +124,7 @@ monitoring: {log_every: 1, progress: plain, prometheus: false}
 # and would otherwise take every core.
 cluster: {timeout_seconds: 60, threads_per_rank: 1}
 EOF
+} >"$work/tiny.yaml"
 on_a "${mpi[@]}" "$trainer" --dry-run "$work/tiny.yaml" >"$work/dry-run.log" 2>&1 ||
   fail "agave_trainer --dry-run failed"
 grep '^rank ' "$work/dry-run.log"

@@ -104,18 +104,15 @@ steps=6
 # Signal cases: enough steps that a stop sent at step 5 lands well before the end on a quiet
 # machine too (a stop at the last step leaves the restart nothing to train).
 [ "$case_name" = completes ] || steps=40
-cat >"$work/tiny.yaml" <<EOF
-run: {name: tiny, output_dir: $work/runs, seed: 3}
-data: {dataset: fashion_mnist, shards: $work/fmnist}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
+{
+  tiny_model_yaml "$work"
+  cat <<EOF
 train: {batch_size: 2, steps: $steps}
 eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 4}
 monitoring: {log_every: 1, progress: plain, prometheus: false}
 EOF
+} >"$work/tiny.yaml"
 if [ "$case_name" = usr1-stub ]; then
   # Each rank: one step per 0.2 s; SIGUSR1 saves the step and exits 75; a restart resumes there.
   trainer=$work/stub_trainer
