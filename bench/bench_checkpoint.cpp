@@ -31,8 +31,7 @@
 #include <string>
 #include <vector>
 
-#include "checkpoint/sharded_checkpoint.h"
-#include "checkpoint/training_state.h"
+#include "bench/bench_cli.h"
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
 #include "io/checksum.h"
@@ -41,6 +40,8 @@
 #include "model/ema.h"
 #include "optim/adamax.h"
 #include "trainer/precision.h"
+#include "checkpoint/sharded_checkpoint.h"
+#include "checkpoint/training_state.h"
 #include "version/version.h"
 
 namespace fs = std::filesystem;
@@ -124,7 +125,8 @@ int worker(int argc, char** argv, const Args& a) {
     comm->barrier();
     const auto t0 = Clock::now();
     const double c0 = thread_cpu_seconds();
-    const auto saved = ckpt.save(meta, state->tensors(), {{agave::checkpoint::keys::kCpuRng, rng}});
+    const auto saved =
+        ckpt.save(meta, state->tensors(), {{agave::checkpoint::keys::kCpuRng, rng}});
     const double save_cpu = comm->all_reduce_max(thread_cpu_seconds() - c0);
     const double save_s = comm->all_reduce_max(seconds_since(t0));
 
@@ -280,16 +282,9 @@ int main(int argc, char** argv) {
   app.add_option("--config", a.config, "config whose training state is saved")
       ->capture_default_str();
   app.add_option("--dir", a.dir, "folder to write in (default: a new one under $TMPDIR or /tmp)");
-  app.add_option("--ranks", a.ranks, "rank counts to time, e.g. 1,2")
-      ->delimiter(',')
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--repeats", a.repeats, "saves and loads per rank count")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--threads", a.threads, "LibTorch threads per rank")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  agave::bench::add_count(app, "--ranks", a.ranks, "rank counts to time, e.g. 1,2")->delimiter(',');
+  agave::bench::add_count(app, "--repeats", a.repeats, "saves and loads per rank count");
+  agave::bench::add_count(app, "--threads", a.threads, "LibTorch threads per rank");
   // The driver starts itself under mpirun with --worker: one measuring rank.
   app.add_flag("--worker", a.worker)->group("");
   CLI11_PARSE(app, argc, argv);

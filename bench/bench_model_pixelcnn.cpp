@@ -4,9 +4,7 @@
 // the CIFAR-10 default model and the quickstart (Fashion-MNIST) model.
 //
 //   bench_model_pixelcnn [--threads N] [--iters N] [--cifar-batch N] [--quick-batch N]
-#include <ATen/autocast_mode.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -14,6 +12,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench/bench_cli.h"
+#include "model/autocast.h"
 #include "model/likelihood.h"
 #include "model/pixelcnn.h"
 #include "version/version.h"
@@ -24,17 +24,6 @@ using agave::model::PixelCnn;
 using agave::model::PixelCnnImpl;
 using agave::model::PixelCnnOptions;
 using agave::model::WeightNormConv2dImpl;
-
-void set_cpu_autocast(bool on) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCPU, on);
-#else
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(on);
-#endif
-  if (!on) at::autocast::clear_cache();
-}
 
 // Index after `prefix` in a name like "down_ul.7.conv2", or −1.
 int64_t index_after(const std::string& name, const std::string& prefix) {
@@ -91,10 +80,12 @@ Result run(PixelCnn& net, int64_t batch, int64_t channels, int64_t size, bool fa
                .contiguous(memory);
   auto cond = torch::randn({batch, channels, size, size}).contiguous(memory);
   auto step = [&] {
-    set_cpu_autocast(fast);
-    auto params = net->forward(x, cond);
-    auto loss = -agave::model::discretized_mix_logistic_log_prob(x, params).mean();
-    set_cpu_autocast(false);
+    torch::Tensor loss;
+    {
+      agave::model::AutocastGuard autocast(fast, /*cuda=*/false);
+      auto params = net->forward(x, cond);
+      loss = -agave::model::discretized_mix_logistic_log_prob(x, params).mean();
+    }
     net->zero_grad();
     loss.backward();
   };
@@ -130,18 +121,10 @@ int main(int argc, char** argv) {
       "bench_model_pixelcnn: PixelCNN++ forward+backward, fp32 NCHW against bf16 "
       "channels_last"};
   app.set_version_flag("--version", agave::version::describe("bench_model_pixelcnn"));
-  app.add_option("--threads", threads, "LibTorch threads")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--iters", iters, "timed steps per measurement")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--cifar-batch", cifar_batch, "images per step, CIFAR-10 model")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--quick-batch", quick_batch, "images per step, quickstart model")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  agave::bench::add_count(app, "--threads", threads, "LibTorch threads");
+  agave::bench::add_count(app, "--iters", iters, "timed steps per measurement");
+  agave::bench::add_count(app, "--cifar-batch", cifar_batch, "images per step, CIFAR-10 model");
+  agave::bench::add_count(app, "--quick-batch", quick_batch, "images per step, quickstart model");
   CLI11_PARSE(app, argc, argv);
   torch::set_num_threads(threads);
   {

@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench/bench_cli.h"
 #include "model/agave.h"
 #include "model/likelihood.h"
 #include "model/sampler.h"
@@ -114,16 +115,10 @@ int main(int argc, char** argv) {
   Args args;
   CLI::App app{"bench_sampling: the naive PixelCNN sampler against the cached one"};
   app.set_version_flag("--version", agave::version::describe("bench_sampling"));
-  app.add_option("--threads", args.threads, "LibTorch threads")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--batch", args.batch, "images sampled at once")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
-  app.add_option("--naive-steps", args.naive_steps,
-                 "naive sampler steps timed and scaled to a whole image")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+  agave::bench::add_count(app, "--threads", args.threads, "LibTorch threads");
+  agave::bench::add_count(app, "--batch", args.batch, "images sampled at once");
+  agave::bench::add_count(app, "--naive-steps", args.naive_steps,
+                          "naive sampler steps timed and scaled to a whole image");
   app.add_flag("--naive-full", args.naive_full,
                "run the naive sampler over whole images and compare the samples");
   app.add_flag("--quick-only", args.quick_only, "only the quickstart model");

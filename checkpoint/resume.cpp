@@ -45,8 +45,8 @@ std::string value_before_key_existed(const std::string& key, const CheckpointMet
   if (key == "model.kind") return "agave";
   if (key == kConditioningKey) {
     const auto kind = meta.model_signature.find("model.kind");
-    // Before 2026-12-03 the PixelCNN++ alone carried a conditioning stream fed zeros; the
-    // others had the shared stream, the only one there was.
+    // The PixelCNN++ alone once carried a conditioning stream fed zeros; the others had the
+    // shared stream, the only one there was (docs/checkpoints.md has the dates).
     const bool alone = kind != meta.model_signature.end() && kind->second == "pixelcnn_only";
     return alone ? "a stream fed zeros (agave before 2026-12-03)" : "shared";
   }

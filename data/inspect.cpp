@@ -99,12 +99,8 @@ void inspect_manifest(const std::string& path, bool verify, InspectReport& repor
                       const ProgressFn& progress) {
   const Manifest m = read_manifest(path);
   SplitReport split;
+  static_cast<SplitInfo&>(split) = m;
   split.manifest_path = path;
-  split.dataset = m.dataset;
-  split.split = m.split;
-  split.source = m.source;
-  split.shape = m.shape;
-  split.count = m.count;
   Sums sums;
   for (const auto& s : m.shards) {
     ShardReport r = scan_shard(m.shard_path(s), s.sha256, verify, sums, split, report, progress);

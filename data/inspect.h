@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "data/manifest.h"
 #include "data/options.h"
 #include "data/progress.h"
 
@@ -20,13 +21,8 @@ struct ShardReport {
   std::string sha256_computed;   // "" unless verified
 };
 
-struct SplitReport {
+struct SplitReport : SplitInfo {
   std::string manifest_path;  // "" for a lone shard
-  std::string dataset;
-  std::string split;
-  std::string source;
-  ImageShape shape;
-  int64_t count = 0;
   std::vector<ShardReport> shards;
   // Per channel, of pixel values scaled to [0, 1]; std is the population std.
   std::vector<double> mean, std;

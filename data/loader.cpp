@@ -9,10 +9,6 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -30,38 +26,18 @@
 #include <utility>
 #include <vector>
 
-#include "data/errors.h"
-#include "data/shard.h"
-#include "hdf5/header_probe.h"
 #include "io/bounds.h"
+#include "data/buffer_pool.h"
 #include "io/checksum.h"
+#include "data/epoch_plan.h"
+#include "data/errors.h"
+#include "hdf5/header_probe.h"
+#include "data/image_copy.h"
+#include "data/shard.h"
 
 namespace agave::data {
 
 namespace {
-
-// SplitMix64: tiny, fast and fully specified, so an epoch's order is the same on every machine
-// and library version (std::uniform_int_distribution is not).
-uint64_t splitmix(uint64_t& s) {
-  uint64_t z = (s += 0x9E3779B97F4A7C15ull);
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-uint64_t mix(uint64_t a, uint64_t b) {
-  uint64_t s = a ^ (b * 0xD6E8FEB86659FD93ull + 0x632BE59BD9B4E019ull);
-  return splitmix(s);
-}
-
-template <typename T>
-void shuffle(std::vector<T>& v, size_t begin, size_t end, uint64_t state) {
-  for (size_t i = end - begin; i > 1; --i) {
-    const size_t j =
-        static_cast<size_t>((static_cast<unsigned __int128>(splitmix(state)) * i) >> 64);
-    std::swap(v[begin + i - 1], v[begin + j]);
-  }
-}
 
 struct Block {
   int shard = 0;
@@ -107,17 +83,43 @@ std::string file_identity(const std::string& path, const std::string& sha) {
          std::to_string(st.st_mtim.tv_nsec) + "|" + sha;
 }
 
-// One epoch's order of the whole split, the same on every rank. Window w holds the chunks
-// perm[w·k, (w+1)·k) (k = window_blocks) and the order positions [starts[w], starts[w+1]);
-// offset[p] is the image at position p counted within its window's chunks laid end to end, so
-// the reader can place each image without searching.
-struct EpochPlan {
-  std::vector<int64_t> perm;    // chunk ids
-  std::vector<int64_t> starts;  // each window's first position, then N
-  std::vector<int64_t> order;   // image index in the split, per position
-  std::vector<uint32_t> offset;
-  std::vector<int64_t> scratch;  // a window's images before the shuffle
-};
+// Shard `info` (at path info.path) against its manifest entry `ms`: count, image shape, first
+// index and recorded checksum must agree. Returns the SHA-256 its content must hash to; with
+// `verify_checksums` there must be one.
+std::string check_shard(const ShardInfo& info, const ManifestShard& ms, const Manifest& man,
+                        bool verify_checksums) {
+  const std::string& path = info.path;
+  if (info.count != ms.count) {
+    throw io::DataError(path, "holds " + std::to_string(info.count) + " images, the manifest " +
+                              man.path + " says " + std::to_string(ms.count));
+  }
+  if (info.shape.channels != man.shape.channels || info.shape.height != man.shape.height ||
+      info.shape.width != man.shape.width) {
+    throw io::BadDataError(path,
+                       "attribute 'image_shape' " +
+                           io::dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
+                           " differs from the manifest's " +
+                           io::dims_text({man.shape.channels, man.shape.height, man.shape.width}));
+  }
+  if (info.first_index != ms.first_index) {
+    throw io::BadDataError(path, "attribute 'first_index' is " + std::to_string(info.first_index) +
+                                 ", the manifest " + man.path + " says " +
+                                 std::to_string(ms.first_index));
+  }
+  if (!ms.sha256.empty() && info.sha256 != ms.sha256) {
+    throw io::ChecksumError(path, "checksum attribute " + info.sha256 +
+                                  " differs from the manifest's " + ms.sha256 +
+                                  " (shard replaced or rewritten?)");
+  }
+  const std::string expected = ms.sha256.empty() ? info.sha256 : ms.sha256;
+  if (verify_checksums && !io::sha256_hex(expected)) {
+    throw io::BadDataError(path, "attribute 'sha256' is '" + expected +
+                                 "' and the manifest records none: nothing to verify the "
+                                 "content against (data.verify_checksums: false trains "
+                                 "without the check)");
+  }
+  return expected;
+}
 
 struct Item {
   std::optional<Batch> batch;
@@ -131,93 +133,6 @@ struct Pending {
   int64_t begin = 0, end = 0;
 };
 
-// Batch buffers of one size, recycled: a batch's memory comes back here when the last tensor
-// using it is freed (on any thread) and a later batch reuses it, already mapped: fresh
-// allocations of batch size would come from mmap() in malloc and page-fault and zero on every
-// window. Buffers are carved from slabs that the kernel may back with 2 MiB pages
-// (MADV_HUGEPAGE: fewer TLB misses while a window's images are scattered over its batches).
-// The pool keeps its peak size until the loader and its last batch are gone.
-class BufferPool {
- public:
-  BufferPool(size_t bytes, bool huge) : bytes_((bytes + 63) / 64 * 64), huge_(huge) {
-    // grow() carves slabs into buffers of bytes_: zero would never fill one.
-    if (bytes_ == 0) throw std::logic_error("BufferPool: buffers of 0 bytes");
-  }
-  ~BufferPool() {
-    for (void* p : slabs_) std::free(p);
-  }
-  BufferPool(const BufferPool&) = delete;
-  BufferPool& operator=(const BufferPool&) = delete;
-
-  void* get() {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (free_.empty()) grow();
-    void* p = free_.back();
-    free_.pop_back();
-    return p;
-  }
-  void put(void* p) {
-    std::lock_guard<std::mutex> lock(mu_);
-    free_.push_back(p);
-  }
-
- private:
-  void grow() {
-    constexpr size_t kHuge = size_t{2} << 20;
-    const size_t align = huge_ ? kHuge : 64;
-    const size_t want = std::max(8 * bytes_, huge_ ? kHuge : size_t{64} << 10);
-    const size_t slab = (want + align - 1) / align * align;
-    void* p = std::aligned_alloc(align, slab);
-    if (p == nullptr) throw std::bad_alloc();
-    if (huge_) ::madvise(p, slab, MADV_HUGEPAGE);
-    slabs_.push_back(p);
-    for (size_t at = 0; at + bytes_ <= slab; at += bytes_) {
-      free_.push_back(static_cast<uint8_t*>(p) + at);
-    }
-  }
-
-  const size_t bytes_;
-  const bool huge_;
-  std::mutex mu_;
-  std::vector<void*> slabs_;
-  std::vector<void*> free_;
-};
-
-#if defined(__x86_64__)
-// Copies with non-temporal stores: the destination's cache lines are written whole without
-// being read first, which saves a third of the memory traffic of scattering a window's images
-// over its batches (batches that are handed out later, so caching them is of no use). The
-// stores are weakly ordered: the caller fences (store_fence) before handing the batches out.
-__attribute__((target("avx512f"))) void copy_streaming(uint8_t* dst, const uint8_t* src, size_t n) {
-  size_t i = 0;
-  for (; i + 64 <= n; i += 64) {
-    _mm512_stream_si512(reinterpret_cast<__m512i*>(dst + i), _mm512_loadu_si512(src + i));
-  }
-  if (i < n) std::memcpy(dst + i, src + i, n - i);
-}
-// (__builtin_cpu_init: this initialiser may run before libgcc's own.)
-const bool kStreaming = (__builtin_cpu_init(), __builtin_cpu_supports("avx512f"));
-#endif
-
-// One image into its batch slot; `whole_lines`: images (and so slots, in 64-byte aligned
-// buffers) are whole cache lines.
-inline void copy_image(uint8_t* dst, const uint8_t* src, size_t n, bool whole_lines) {
-#if defined(__x86_64__)
-  if (whole_lines && kStreaming && reinterpret_cast<uintptr_t>(dst) % 64 == 0) {
-    return copy_streaming(dst, src, n);
-  }
-#endif
-  (void)whole_lines;
-  std::memcpy(dst, src, n);
-}
-
-// Orders the streaming stores before what follows (the hand-over to the consumer).
-inline void store_fence() {
-#if defined(__x86_64__)
-  _mm_sfence();
-#endif
-}
-
 }  // namespace
 
 struct ShardLoader::Impl {
@@ -225,15 +140,12 @@ struct ShardLoader::Impl {
   LoaderOptions opt;
   ImageShape shape;
   int64_t image_bytes = 0;
-  int64_t total = 0;
   std::vector<ShardFile> shards;
-  std::vector<Block> blocks;
+  std::vector<Block> blocks;    // the split's chunks in file order: EpochPlan's chunk ids
   std::vector<uint8_t> labels;  // the whole split's labels: one byte per image
   int64_t window_blocks = 1;
-  int64_t global_batch = 0;  // world × batch_size
-  int64_t full = 0;          // full global batches per epoch
-  int64_t batches = 0;       // this rank's batches per epoch
-  int64_t use = 0;           // this rank's images per epoch
+  std::optional<EpochPlan> plan;
+  int64_t batches = 0;  // this rank's batches per epoch
   bool pinned = false;
   // Batch buffers (images; labels and indices) unless pinned: CUDA's host allocator caches.
   std::shared_ptr<BufferPool> images_pool, index_pool;
@@ -273,6 +185,100 @@ struct ShardLoader::Impl {
 
   void start(LoaderPosition from) {
     worker = std::thread([this, from] { run(from); });
+  }
+
+  void check_options() const {
+    if (opt.world < 1 || opt.rank < 0 || opt.rank >= opt.world) {
+      throw io::DataError(manifest.path, "rank " + std::to_string(opt.rank) + " of world " +
+                                         std::to_string(opt.world) + " is not a valid rank");
+    }
+    if (opt.batch_size < 1) {
+      throw io::DataError(manifest.path,
+                      "batch size must be positive, got " + std::to_string(opt.batch_size));
+    }
+  }
+
+  // Opens shard s of the manifest, checks it (check_shard), maps it and appends its labels and
+  // chunks; returns its chunk size in images. Labels grow shard by shard, each only after its
+  // file confirmed its count: the manifest's count alone must not size an allocation.
+  int64_t add_shard(size_t s) {
+    const ManifestShard& ms = manifest.shards[s];
+    const std::string path = manifest.shard_path(ms);
+    hdf5::probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
+    ShardReader reader(path);
+    const std::string expected = check_shard(reader.info(), ms, manifest, opt.verify_checksums);
+    const auto lab = reader.read_labels();
+    const int64_t label_first = static_cast<int64_t>(labels.size());
+    labels.insert(labels.end(), lab.begin(), lab.end());
+    const auto locs = reader.chunk_locations();
+    ShardFile f(std::move(reader));
+    f.label_first = label_first;
+    f.expected_sha256 = expected;
+    f.first_block = static_cast<int64_t>(blocks.size());
+    f.block_images = f.reader.block_images();
+    if (locs) f.file = MappedFile(path);
+    if (opt.verify_checksums) {
+      f.identity = file_identity(path, expected);
+      std::lock_guard<std::mutex> lock(verified_mutex());
+      f.verified = !f.identity.empty() && verified_shards().count(f.identity) > 0;
+      if (!f.verified) verify_blocks += (ms.count + f.block_images - 1) / f.block_images;
+    } else {
+      f.verified = true;
+    }
+    for (int64_t first = 0, c = 0; first < ms.count; first += f.block_images, ++c) {
+      Block b;
+      b.shard = static_cast<int>(s);
+      b.first = first;
+      b.count = std::min(f.block_images, ms.count - first);
+      b.global_first = ms.first_index + first;
+      if (f.file.data() != nullptr) {
+        b.loc = (*locs)[static_cast<size_t>(c)];
+        b.direct = true;
+      }
+      blocks.push_back(b);
+    }
+    const int64_t block_images = f.block_images;
+    shards.push_back(std::move(f));
+    return block_images;
+  }
+
+  // The epoch plan over the chunks added, and this rank's share of it.
+  void make_plan(int64_t max_block) {
+    window_blocks = EpochPlan::window_chunks(opt.shuffle_window, max_block);
+    if (window_blocks * max_block > int64_t{UINT32_MAX}) {
+      throw io::DataError(manifest.path, "a shuffle window of " + std::to_string(opt.shuffle_window) +
+                                         " images is too large");
+    }
+    std::vector<ChunkSpan> chunks;
+    chunks.reserve(blocks.size());
+    for (const Block& b : blocks) chunks.push_back(ChunkSpan{b.global_first, b.count});
+    plan.emplace(std::move(chunks), EpochPlanOptions{opt.seed, opt.shuffle, window_blocks,
+                                                     opt.world, opt.batch_size, opt.drop_last});
+    batches = plan->batches(opt.rank);
+    if (plan->images(opt.rank) == 0) {
+      throw io::DataError(manifest.path, "split '" + manifest.split + "' has " +
+                                         std::to_string(manifest.count) + " images: too few for " +
+                                         std::to_string(opt.world) + " ranks with batches of " +
+                                         std::to_string(opt.batch_size));
+    }
+  }
+
+  // Batch buffers, unless pinned (CUDA's host allocator caches those).
+  void make_pools() {
+    // One batch of images must be a sane allocation (batch_size comes from a config, the image
+    // size from the data): at most 16 GiB.
+    if (!io::checked_mul(static_cast<uint64_t>(opt.batch_size), static_cast<uint64_t>(image_bytes),
+                     uint64_t{16} << 30)) {
+      throw io::BadDataError(manifest.path, "a batch of " + std::to_string(opt.batch_size) +
+                                            " images of " + std::to_string(image_bytes) +
+                                            " bytes exceeds 16 GiB; use a smaller batch");
+    }
+    pinned = opt.pin_memory && torch::cuda::is_available();
+    if (pinned) return;
+    images_pool =
+        std::make_shared<BufferPool>(static_cast<size_t>(opt.batch_size * image_bytes), true);
+    index_pool =
+        std::make_shared<BufferPool>(static_cast<size_t>(opt.batch_size) * sizeof(int64_t), false);
   }
 
   // Blocks until fewer than `prefetch` batches are queued; false once halted. While the queue
@@ -327,10 +333,10 @@ struct ShardLoader::Impl {
         f.digest.reset();
         if (got != f.expected_sha256) {
           throw io::ChecksumError(f.reader.info().path,
-                                  "content hashes to " + got + ", but its manifest records " +
-                                      f.expected_sha256 +
-                                      " (corrupt or modified shard; data.verify_checksums: false "
-                                      "skips this check)");
+                              "content hashes to " + got + ", but its manifest records " +
+                                  f.expected_sha256 +
+                                  " (corrupt or modified shard; data.verify_checksums: false "
+                                  "skips this check)");
         }
         f.verified = true;
         std::lock_guard<std::mutex> lock(verified_mutex());
@@ -351,20 +357,28 @@ struct ShardLoader::Impl {
     if (target > verified_blocks) verify_some(target - verified_blocks);
   }
 
-  // The file must still hold the chunk before the mapping is read (else SIGBUS).
-  void check_size(const ShardFile& f, const Block& b) const {
+  // The size of shard f's file now, at most its mapping's: a shard cut short after it was
+  // opened would make the mapping raise SIGBUS.
+  static uint64_t mapped_size(const ShardFile& f) {
     struct stat st {};
     if (::fstat(f.file.fd(), &st) != 0) {
-      throw io::DataError(f.reader.info().path,
-                          std::string("cannot stat: ") + std::strerror(errno));
+      throw io::DataError(f.reader.info().path, std::string("cannot stat: ") + std::strerror(errno));
     }
-    const uint64_t size =
-        std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)), f.file.size());
+    return std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)), f.file.size());
+  }
+
+  // The file, `size` bytes long, must hold chunk b before the mapping is read (else SIGBUS).
+  static void require_chunk(const ShardFile& f, const Block& b, uint64_t size) {
+    // io::range_fits: `offset + stored_bytes` would wrap around for a huge offset.
     if (!io::range_fits(b.loc.offset, b.loc.stored_bytes, size)) {
       throw io::BadDataError(f.reader.info().path, "cannot read chunk at image " +
-                                                       std::to_string(b.first) +
-                                                       ": file ends early (truncated?)");
+                                                   std::to_string(b.first) +
+                                                   ": file ends early (truncated?)");
     }
+  }
+
+  static void check_size(const ShardFile& f, const Block& b) {
+    require_chunk(f, b, mapped_size(f));
   }
 
   // Inflates deflated chunk `b` from the mapping into `out` (the chunk's full size).
@@ -377,8 +391,8 @@ struct ShardLoader::Impl {
                                 static_cast<uLong>(b.loc.stored_bytes));
     if (rc != Z_OK || len != full_bytes) {
       throw io::BadDataError(f.reader.info().path,
-                             "chunk at image " + std::to_string(b.first) + " does not inflate to " +
-                                 std::to_string(full_bytes) + " bytes (corrupt gzip data)");
+                         "chunk at image " + std::to_string(b.first) + " does not inflate to " +
+                             std::to_string(full_bytes) + " bytes (corrupt gzip data)");
     }
   }
 
@@ -395,82 +409,17 @@ struct ShardLoader::Impl {
     return true;
   }
 
-  // This rank's batch j: order positions [first, first + count). Global batch j is positions
-  // [j·G, (j+1)·G) and rank r takes the r-th b of it; the final partial global batch (kept only
-  // without drop_last) is cut into `world` contiguous pieces, the first (rest mod world) ones
-  // an image longer.
-  std::pair<int64_t, int64_t> range(int64_t j) const {
-    const int64_t b = opt.batch_size, r = opt.rank, n = opt.world;
-    if (j < full) return {j * global_batch + r * b, b};
-    const int64_t rest = total - full * global_batch, q = rest / n, m = rest % n;
-    return {full * global_batch + r * q + std::min(r, m), q + (r < m ? 1 : 0)};
-  }
-
-  // Fills `p` (reused across epochs: no allocation after the first) with the epoch's order.
-  void plan(int64_t epoch, EpochPlan& p) const {
-    const size_t nblocks = blocks.size();
-    p.perm.resize(nblocks);
-    for (size_t i = 0; i < nblocks; ++i) p.perm[i] = static_cast<int64_t>(i);
-    const uint64_t epoch_seed = mix(opt.seed, static_cast<uint64_t>(epoch));
-    if (opt.shuffle) shuffle(p.perm, 0, nblocks, epoch_seed);
-    // These window seeds are the ones rank 0 of 1 used when ranks took slices of the order, so
-    // a 1-rank run keeps the order it had then.
-    const uint64_t window_seed = mix(epoch_seed, 1);
-    const size_t k = static_cast<size_t>(window_blocks);
-    p.starts.clear();
-    p.order.resize(static_cast<size_t>(total));
-    p.offset.resize(static_cast<size_t>(total));
-    size_t begin = 0;
-    for (size_t w = 0; w * k < nblocks; ++w) {
-      p.starts.push_back(static_cast<int64_t>(begin));
-      // The window's images, its chunks laid end to end, go to order[begin, end) for now.
-      size_t end = begin;
-      for (size_t i = w * k; i < std::min(nblocks, (w + 1) * k); ++i) {
-        const Block& blk = blocks[static_cast<size_t>(p.perm[i])];
-        for (int64_t j = 0; j < blk.count; ++j) p.order[end++] = blk.global_first + j;
-      }
-      for (size_t i = begin; i < end; ++i) p.offset[i] = static_cast<uint32_t>(i - begin);
-      if (opt.shuffle) {
-        shuffle(p.offset, begin, end, mix(window_seed, w));
-        p.scratch.assign(p.order.begin() + static_cast<std::ptrdiff_t>(begin),
-                         p.order.begin() + static_cast<std::ptrdiff_t>(end));
-        for (size_t i = begin; i < end; ++i) p.order[i] = p.scratch[p.offset[i]];
-      }
-      begin = end;
-    }
-    p.starts.push_back(total);
-  }
-
-  // Window w's chunks: [first, last) of p.perm.
-  std::pair<size_t, size_t> window_chunks(const EpochPlan& p, size_t w) const {
-    const size_t k = static_cast<size_t>(window_blocks);
-    return {w * k, std::min(p.perm.size(), (w + 1) * k)};
-  }
-
-  // A shard cut short after it was opened would make the mapping raise SIGBUS: check the size
-  // of every shard the window reads (one fstat each) before touching it.
-  void check_sizes(const EpochPlan& p, size_t w, std::vector<int64_t>& size_of) const {
+  // Checks the size of every shard window w reads (one fstat each) before touching it.
+  void check_sizes(const EpochOrder& p, size_t w, std::vector<int64_t>& size_of) const {
     std::fill(size_of.begin(), size_of.end(), -1);
-    const auto [c0, c1] = window_chunks(p, w);
+    const auto [c0, c1] = plan->window(p, w);
     for (size_t c = c0; c < c1; ++c) {
       const Block& b = blocks[static_cast<size_t>(p.perm[c])];
-      const ShardFile& f = shards[b.shard];
       if (!b.direct) continue;
+      const ShardFile& f = shards[b.shard];
       int64_t& size = size_of[b.shard];
-      if (size < 0) {
-        struct stat st {};
-        if (::fstat(f.file.fd(), &st) != 0) {
-          throw io::DataError(f.reader.info().path,
-                              std::string("cannot stat: ") + std::strerror(errno));
-        }
-        size = std::min<int64_t>(st.st_size, static_cast<int64_t>(f.file.size()));
-      }
-      // io::range_fits: `offset + stored_bytes` would wrap around for a huge offset.
-      if (!io::range_fits(b.loc.offset, b.loc.stored_bytes, static_cast<uint64_t>(size))) {
-        throw io::BadDataError(f.reader.info().path, "cannot read chunk at image " +
-                                                         std::to_string(b.first) +
-                                                         ": file ends early (truncated?)");
-      }
+      if (size < 0) size = static_cast<int64_t>(mapped_size(f));
+      require_chunk(f, b, static_cast<uint64_t>(size));
     }
   }
 
@@ -483,9 +432,9 @@ struct ShardLoader::Impl {
 
   // Asks the kernel to start reading window w's chunks, so that a cold page cache fills while
   // the previous window is copied.
-  void advise(const EpochPlan& p, size_t w) const {
+  void advise(const EpochOrder& p, size_t w) const {
     static const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
-    const auto [c0, c1] = window_chunks(p, w);
+    const auto [c0, c1] = plan->window(p, w);
     for (size_t c = c0; c < c1; ++c) {
       const Block& b = blocks[static_cast<size_t>(p.perm[c])];
       if (!b.direct) continue;
@@ -511,8 +460,8 @@ struct ShardLoader::Impl {
     if (b.direct && !b.loc.deflated) {
       if (b.loc.stored_bytes != full_bytes) {
         throw io::BadDataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
-                                         std::to_string(b.loc.stored_bytes) + " bytes, " +
-                                         std::to_string(full_bytes) + " expected");
+                                     std::to_string(b.loc.stored_bytes) + " bytes, " +
+                                     std::to_string(full_bytes) + " expected");
       }
       src = f.file.data() + b.loc.offset;
     } else if (b.direct) {
@@ -538,7 +487,7 @@ struct ShardLoader::Impl {
   }
 
   Pending make_batch(int64_t epoch, int64_t j) const {
-    const auto [first, n] = range(j);
+    const auto [first, n] = plan->positions(opt.rank, j);
     Pending p;
     if (pinned) {
       p.batch.images =
@@ -563,93 +512,115 @@ struct ShardLoader::Impl {
     return p;
   }
 
+  // The worker thread's buffers, reused from window to window, and whether it asks the kernel
+  // to read windows ahead (see read_window).
+  struct Scratch {
+    std::vector<uint8_t*> slot;  // per image of the window's chunks: its batch slot, or null
+    std::vector<uint8_t> chunk;
+    std::vector<int64_t> size_of;                         // per shard, for check_sizes
+    std::vector<std::pair<const Block*, int64_t>> reads;  // chunk, its first slot
+    bool advising = false;
+    int probe = 0;
+  };
+
+  // Points every position [ws, we) of the window that an open batch holds at its slot in that
+  // batch, and fills in the position's label and split index.
+  void place_window(const EpochOrder& p, int64_t ws, int64_t we, std::deque<Pending>& open,
+                    std::vector<uint8_t*>& slot) const {
+    slot.assign(static_cast<size_t>(we - ws), nullptr);
+    for (Pending& pb : open) {
+      const int64_t lo = std::max(pb.begin, ws), hi = std::min(pb.end, we);
+      if (lo >= hi) continue;
+      uint8_t* img = static_cast<uint8_t*>(pb.batch.images.data_ptr());
+      int64_t* lab = pb.batch.labels.data_ptr<int64_t>();
+      int64_t* idx = pb.batch.indices.data_ptr<int64_t>();
+      for (int64_t at = lo; at < hi; ++at) {
+        const int64_t g = p.order[static_cast<size_t>(at)];
+        const int64_t i = at - pb.begin;
+        lab[i] = labels[static_cast<size_t>(g)];
+        idx[i] = g;
+        slot[p.offset[static_cast<size_t>(at)]] = img + i * image_bytes;
+      }
+    }
+  }
+
+  // Copies the images of window w into their slots, the window's chunks in file order for a
+  // disk's sake, then decides whether to advise the next windows ahead of time.
+  void read_window(const EpochOrder& p, size_t w, Scratch& s) {
+    check_sizes(p, w, s.size_of);
+    s.reads.clear();
+    const auto [c0, c1] = plan->window(p, w);
+    int64_t base = 0;
+    for (size_t c = c0; c < c1; ++c) {
+      const Block& blk = blocks[static_cast<size_t>(p.perm[c])];
+      s.reads.emplace_back(&blk, base);
+      base += blk.count;
+    }
+    std::sort(s.reads.begin(), s.reads.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    const long faults = major_faults();
+    for (const auto& [blk, first_slot] : s.reads) {
+      read_block(*blk, s.slot.data() + first_slot, s.chunk);
+    }
+    store_fence();
+    verify_quota(++windows_read);
+    // Pages that had to come from the disk: the files are not (all) in the page cache, so ask
+    // for each next window ahead of time (madvise costs several per cent of the loader's time
+    // when they are). Now and then a window goes unadvised to see whether that is still so.
+    if (major_faults() > faults) {
+      s.advising = true;
+      s.probe = 16;
+    } else if (s.advising && --s.probe <= 0) {
+      s.advising = false;
+    }
+  }
+
   // Window by window: allocate the batches that hold positions of the window, point every such
   // position's image at its slot in them, copy each wanted image of the window's chunks once,
-  // and hand out the batches that are complete.
+  // and hand out the batches that are complete. False once halted.
+  bool run_epoch(int64_t epoch, int64_t next_batch, const EpochOrder& p, Scratch& s) {
+    std::deque<Pending> open;
+    std::vector<Item> done;
+    bool started = false;
+    for (size_t w = 0; w + 1 < p.starts.size() && (next_batch < batches || !open.empty()); ++w) {
+      const int64_t ws = p.starts[w], we = p.starts[w + 1];
+      const bool starts_batch =
+          next_batch < batches && plan->positions(opt.rank, next_batch).first < we;
+      if (open.empty() && !starts_batch) continue;  // before the position restored to
+      // Read ahead only while the queue runs short: at most `prefetch` batches plus those of
+      // one window are ever waiting.
+      if (!wait_for_room()) return false;
+      while (next_batch < batches && plan->positions(opt.rank, next_batch).first < we) {
+        open.push_back(make_batch(epoch, next_batch++));
+      }
+      if (s.advising) {
+        if (!started) advise(p, w);
+        if (w + 2 < p.starts.size()) advise(p, w + 1);
+      }
+      started = true;
+      place_window(p, ws, we, open, s.slot);
+      read_window(p, w, s);
+      while (!open.empty() && open.front().end <= we) {
+        done.push_back(Item{std::move(open.front().batch), nullptr});
+        open.pop_front();
+      }
+      if (!done.empty() && open.empty() && next_batch == batches) break;
+      if (!done.empty() && !hand_out(done)) return false;
+    }
+    done.push_back(Item{});  // the end of the epoch, with its last batches
+    return hand_out(done);
+  }
+
+  // The worker thread: epoch after epoch from `from` until halted or an error, which it queues
+  // for next() to rethrow.
   void run(LoaderPosition from) {
     try {
-      std::deque<Pending> open;
-      std::vector<Item> done;
-      std::vector<uint8_t*> slot;
-      std::vector<uint8_t> chunk;
-      std::vector<int64_t> size_of(shards.size());
-      std::vector<std::pair<const Block*, int64_t>> reads;  // chunk, its first slot
-      bool advising = false;
-      int probe = 0;
-      EpochPlan p;
+      Scratch s;
+      s.size_of.resize(shards.size());
+      EpochOrder p;
       for (int64_t epoch = from.epoch;; ++epoch) {
-        plan(epoch, p);
-        int64_t next_batch = epoch == from.epoch ? from.index : 0;
-        open.clear();
-        bool started = false;
-        for (size_t w = 0; w + 1 < p.starts.size() && (next_batch < batches || !open.empty());
-             ++w) {
-          const int64_t ws = p.starts[w], we = p.starts[w + 1];
-          const bool starts_batch = next_batch < batches && range(next_batch).first < we;
-          if (open.empty() && !starts_batch) continue;  // before the position restored to
-          // Read ahead only while the queue runs short: at most `prefetch` batches plus those
-          // of one window are ever waiting.
-          if (!wait_for_room()) return;
-          while (next_batch < batches && range(next_batch).first < we) {
-            open.push_back(make_batch(epoch, next_batch++));
-          }
-          if (advising) {
-            if (!started) advise(p, w);
-            if (w + 2 < p.starts.size()) advise(p, w + 1);
-          }
-          started = true;
-          slot.assign(static_cast<size_t>(we - ws), nullptr);
-          for (Pending& pb : open) {
-            const int64_t lo = std::max(pb.begin, ws), hi = std::min(pb.end, we);
-            if (lo >= hi) continue;
-            uint8_t* img = static_cast<uint8_t*>(pb.batch.images.data_ptr());
-            int64_t* lab = pb.batch.labels.data_ptr<int64_t>();
-            int64_t* idx = pb.batch.indices.data_ptr<int64_t>();
-            for (int64_t at = lo; at < hi; ++at) {
-              const int64_t g = p.order[static_cast<size_t>(at)];
-              const int64_t i = at - pb.begin;
-              lab[i] = labels[static_cast<size_t>(g)];
-              idx[i] = g;
-              slot[p.offset[static_cast<size_t>(at)]] = img + i * image_bytes;
-            }
-          }
-          check_sizes(p, w, size_of);
-          // The window's chunks in file order, for a disk's sake.
-          reads.clear();
-          const auto [c0, c1] = window_chunks(p, w);
-          int64_t base = 0;
-          for (size_t c = c0; c < c1; ++c) {
-            const Block& blk = blocks[static_cast<size_t>(p.perm[c])];
-            reads.emplace_back(&blk, base);
-            base += blk.count;
-          }
-          std::sort(reads.begin(), reads.end(),
-                    [](const auto& a, const auto& b) { return a.first < b.first; });
-          const long faults = major_faults();
-          for (const auto& [blk, first_slot] : reads) {
-            read_block(*blk, slot.data() + first_slot, chunk);
-          }
-          store_fence();
-          verify_quota(++windows_read);
-          // Pages that had to come from the disk: the files are not (all) in the page cache,
-          // so ask for each next window ahead of time (madvise costs several per cent of the
-          // loader's time when they are).
-          // Now and then a window goes unadvised to see whether that is still so.
-          if (major_faults() > faults) {
-            advising = true;
-            probe = 16;
-          } else if (advising && --probe <= 0) {
-            advising = false;
-          }
-          while (!open.empty() && open.front().end <= we) {
-            done.push_back(Item{std::move(open.front().batch), nullptr});
-            open.pop_front();
-          }
-          if (!done.empty() && open.empty() && next_batch == batches) break;
-          if (!done.empty() && !hand_out(done)) return;
-        }
-        done.push_back(Item{});  // the end of the epoch, with its last batches
-        if (!hand_out(done)) return;
+        plan->order(epoch, p);
+        if (!run_epoch(epoch, epoch == from.epoch ? from.index : 0, p, s)) return;
       }
     } catch (const io::ChecksumError&) {
       // Corrupt data: the batches still queued came partly from it, so the error goes first and
@@ -668,136 +639,24 @@ struct ShardLoader::Impl {
   }
 };
 
-// Long on purpose: each shard is opened, checked against its manifest entry, mapped and cut
-// into blocks in one pass, so a bad shard is refused before the worker thread starts.
 ShardLoader::ShardLoader(const std::string& manifest_or_dir, const std::string& split,
                          LoaderOptions options)
     : impl_(std::make_unique<Impl>()) {
   Impl& m = *impl_;
   m.opt = options;
   m.manifest = open_manifest(manifest_or_dir, split);
-  const Manifest& man = m.manifest;
-  const LoaderOptions& o = m.opt;
-  if (o.world < 1 || o.rank < 0 || o.rank >= o.world) {
-    throw io::DataError(man.path, "rank " + std::to_string(o.rank) + " of world " +
-                                      std::to_string(o.world) + " is not a valid rank");
-  }
-  if (o.batch_size < 1) {
-    throw io::DataError(man.path,
-                        "batch size must be positive, got " + std::to_string(o.batch_size));
-  }
-  m.shape = man.shape;
+  m.check_options();
+  m.shape = m.manifest.shape;
   // read_manifest checked the dimensions (each >= 1, an image at most io::kMaxImageBytes).
-  m.image_bytes = man.shape.channels * man.shape.height * man.shape.width;
-  m.total = man.count;
-  // Labels grow shard by shard, each only after its file confirmed its count: the manifest's
-  // count alone must not size an allocation.
-  m.labels.clear();
-
+  m.image_bytes = m.shape.channels * m.shape.height * m.shape.width;
+  // Every shard is opened, checked, mapped and cut into chunks before the worker thread
+  // starts, so a bad shard is refused here.
   int64_t max_block = 1;
-  for (size_t s = 0; s < man.shards.size(); ++s) {
-    const ManifestShard& ms = man.shards[s];
-    const std::string path = man.shard_path(ms);
-    hdf5::probe_shard_header(path);  // libhdf5 itself may crash on a crafted header
-    ShardReader reader(path);
-    const ShardInfo& info = reader.info();
-    if (info.count != ms.count) {
-      throw io::DataError(path, "holds " + std::to_string(info.count) + " images, the manifest " +
-                                    man.path + " says " + std::to_string(ms.count));
-    }
-    if (info.shape.channels != man.shape.channels || info.shape.height != man.shape.height ||
-        info.shape.width != man.shape.width) {
-      throw io::BadDataError(
-          path, "attribute 'image_shape' " +
-                    io::dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
-                    " differs from the manifest's " +
-                    io::dims_text({man.shape.channels, man.shape.height, man.shape.width}));
-    }
-    if (info.first_index != ms.first_index) {
-      throw io::BadDataError(path, "attribute 'first_index' is " +
-                                       std::to_string(info.first_index) + ", the manifest " +
-                                       man.path + " says " + std::to_string(ms.first_index));
-    }
-    if (!ms.sha256.empty() && info.sha256 != ms.sha256) {
-      throw io::ChecksumError(path, "checksum attribute " + info.sha256 +
-                                        " differs from the manifest's " + ms.sha256 +
-                                        " (shard replaced or rewritten?)");
-    }
-    const std::string expected = ms.sha256.empty() ? info.sha256 : ms.sha256;
-    if (o.verify_checksums && !io::sha256_hex(expected)) {
-      throw io::BadDataError(path, "attribute 'sha256' is '" + expected +
-                                       "' and the manifest records none: nothing to verify the "
-                                       "content against (data.verify_checksums: false trains "
-                                       "without the check)");
-    }
-    const auto lab = reader.read_labels();
-    const int64_t label_first = static_cast<int64_t>(m.labels.size());
-    m.labels.insert(m.labels.end(), lab.begin(), lab.end());
-    const auto locs = reader.chunk_locations();
-    ShardFile f(std::move(reader));
-    f.label_first = label_first;
-    f.expected_sha256 = expected;
-    f.first_block = static_cast<int64_t>(m.blocks.size());
-    f.block_images = f.reader.block_images();
-    max_block = std::max(max_block, f.block_images);
-    if (locs) f.file = MappedFile(path);
-    if (o.verify_checksums) {
-      f.identity = file_identity(path, expected);
-      std::lock_guard<std::mutex> lock(verified_mutex());
-      f.verified = !f.identity.empty() && verified_shards().count(f.identity) > 0;
-      if (!f.verified) m.verify_blocks += (ms.count + f.block_images - 1) / f.block_images;
-    } else {
-      f.verified = true;
-    }
-    for (int64_t first = 0, c = 0; first < ms.count; first += f.block_images, ++c) {
-      Block b;
-      b.shard = static_cast<int>(s);
-      b.first = first;
-      b.count = std::min(f.block_images, ms.count - first);
-      b.global_first = ms.first_index + first;
-      if (f.file.data() != nullptr) {
-        b.loc = (*locs)[static_cast<size_t>(c)];
-        b.direct = true;
-      }
-      m.blocks.push_back(b);
-    }
-    m.shards.push_back(std::move(f));
+  for (size_t s = 0; s < m.manifest.shards.size(); ++s) {
+    max_block = std::max(max_block, m.add_shard(s));
   }
-  m.window_blocks = std::max<int64_t>(1, (o.shuffle_window + max_block - 1) / max_block);
-  if (m.window_blocks * max_block > int64_t{UINT32_MAX}) {
-    throw io::DataError(man.path, "a shuffle window of " + std::to_string(o.shuffle_window) +
-                                      " images is too large");
-  }
-
-  m.global_batch = o.world * o.batch_size;
-  m.full = m.total / m.global_batch;
-  m.batches = m.full;
-  m.use = m.full * o.batch_size;
-  if (!o.drop_last) {
-    const int64_t last = m.range(m.full).second;
-    m.batches += last > 0 ? 1 : 0;
-    m.use += last;
-  }
-  if (m.use == 0) {
-    throw io::DataError(man.path, "split '" + man.split + "' has " + std::to_string(m.total) +
-                                      " images: too few for " + std::to_string(o.world) +
-                                      " ranks with batches of " + std::to_string(o.batch_size));
-  }
-  // One batch of images must be a sane allocation (batch_size comes from a config, the image
-  // size from the data): at most 16 GiB.
-  if (!io::checked_mul(static_cast<uint64_t>(o.batch_size), static_cast<uint64_t>(m.image_bytes),
-                       uint64_t{16} << 30)) {
-    throw io::BadDataError(man.path, "a batch of " + std::to_string(o.batch_size) + " images of " +
-                                         std::to_string(m.image_bytes) +
-                                         " bytes exceeds 16 GiB; use a smaller batch");
-  }
-  m.pinned = o.pin_memory && torch::cuda::is_available();
-  if (!m.pinned) {
-    m.images_pool =
-        std::make_shared<BufferPool>(static_cast<size_t>(o.batch_size * m.image_bytes), true);
-    m.index_pool =
-        std::make_shared<BufferPool>(static_cast<size_t>(o.batch_size) * sizeof(int64_t), false);
-  }
+  m.make_plan(max_block);
+  m.make_pools();
   m.start(m.pos);
 }
 
@@ -834,9 +693,9 @@ void ShardLoader::restore(const LoaderPosition& p) {
   Impl& m = *impl_;
   if (p.epoch < 0 || p.index < 0 || p.index > batches_per_epoch()) {
     throw io::DataError(m.manifest.path, "cannot restore loader position (epoch " +
-                                             std::to_string(p.epoch) + ", batch " +
-                                             std::to_string(p.index) + "): an epoch has " +
-                                             std::to_string(batches_per_epoch()) + " batches");
+                                         std::to_string(p.epoch) + ", batch " +
+                                         std::to_string(p.index) + "): an epoch has " +
+                                         std::to_string(batches_per_epoch()) + " batches");
   }
   m.halt();
   m.failed = nullptr;
@@ -858,9 +717,9 @@ LoaderPosition ShardLoader::map_position(const LoaderPosition& p, int64_t old_gl
 }
 
 int64_t ShardLoader::batches_per_epoch() const { return impl_->batches; }
-int64_t ShardLoader::images_per_epoch() const { return impl_->use; }
-int64_t ShardLoader::global_batch_size() const { return impl_->global_batch; }
-int64_t ShardLoader::split_size() const { return impl_->total; }
+int64_t ShardLoader::images_per_epoch() const { return impl_->plan->images(impl_->opt.rank); }
+int64_t ShardLoader::global_batch_size() const { return impl_->plan->global_batch(); }
+int64_t ShardLoader::split_size() const { return impl_->plan->total(); }
 ImageShape ShardLoader::image_shape() const { return impl_->shape; }
 const Manifest& ShardLoader::manifest() const { return impl_->manifest; }
 const LoaderOptions& ShardLoader::options() const { return impl_->opt; }

@@ -1,14 +1,11 @@
 #pragma once
 // Streaming loader over the HDF5 shards of one split, one instance per rank.
 //
-// Epoch order: ONE permutation of the split per epoch, defined by (seed, epoch, shuffle,
-// shuffle_window) alone and the same on every rank and at every world size: the split's storage
-// chunks are permuted, grouped into windows of about `shuffle_window` images, and the images of
-// each window are permuted. Global batch j is order positions [j·G, (j+1)·G), G = world ×
-// batch_size; rank r's batch j is the r-th piece of it, [j·G + r·b, j·G + (r+1)·b). So n ranks
-// with batches of b see exactly the global batches of one rank with batches of n·b, and every
-// image is read by one rank once per epoch. docs/data-format.md states the drop_last rules, the
-// split of a final partial batch and resuming at another world size.
+// Which images each rank reads at each step, at any world size, is the epoch plan's
+// (data/epoch_plan.h): one permutation of the split per epoch, the same on every rank, cut into
+// global batches of world × batch_size of which each rank takes its piece. docs/data-format.md
+// states the drop_last rules, the split of a final partial batch and resuming at another world
+// size.
 //
 // A background thread works window by window: it allocates the batches the window's positions
 // fall into and copies each image this rank needs straight from the memory-mapped shard file

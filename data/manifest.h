@@ -19,13 +19,17 @@ struct ManifestShard {
   std::string sha256;
 };
 
-struct Manifest {
-  std::string path;  // where it was read from or written to
+// What a split is: what a manifest records of it and what `agave_data inspect` reports.
+struct SplitInfo {
   std::string dataset;
   std::string split;
   std::string source;
   ImageShape shape;
   int64_t count = 0;
+};
+
+struct Manifest : SplitInfo {
+  std::string path;  // where it was read from or written to
   std::vector<ManifestShard> shards;
 
   std::string dir() const;

@@ -67,17 +67,6 @@ inline std::string dims_text(const std::vector<int64_t>& dims) {
   return s + "]";
 }
 
-// Throws BadDataError naming the file and the field unless [offset, offset + len) lies inside
-// a file (or buffer) of `size` bytes.
-inline void require_range(const std::string& path, const std::string& field, uint64_t offset,
-                          uint64_t len, uint64_t size) {
-  if (!range_fits(offset, len, size)) {
-    throw BadDataError(path, field + ": " + std::to_string(len) + " bytes at offset " +
-                                 std::to_string(offset) + " lie outside the " +
-                                 std::to_string(size) + " bytes of the file");
-  }
-}
-
 // C·H·W of an image shape read from a file: every dimension >= 1 and the product at most
 // kMaxImageBytes, else BadDataError naming the field.
 inline int64_t require_image_dims(const std::string& path, const std::string& field, int64_t c,

@@ -8,8 +8,8 @@ namespace agave::launcher {
 // kernel: blocks up to 32 MiB (glibc's ceiling for this setting) come from the heap, not from a
 // fresh mmap each, and the heap is never trimmed. Every step of a training run allocates the
 // same activations again; served from new pages, each 4 KiB page costs a page fault on first
-// touch. Measured on the CIFAR-default bench_train_step (docs/performance.md): 17 % fewer page
-// faults, less system time; RSS stays at the run's peak, which a trainer reaches anyway.
+// touch. The price, RSS staying at the run's peak, is one a trainer pays anyway; what it saves
+// is in docs/performance.md ("Freed memory kept for reuse").
 //
 // Leaves malloc alone when the user tuned it (GLIBC_TUNABLES naming glibc.malloc, or a
 // MALLOC_*_ variable). Returns what it did, for the start-up line.

@@ -323,10 +323,6 @@ void MetricsExporter::set_phase(const std::string& phase) {
   impl_->set_phase_locked(phase);
 }
 
-void MetricsExporter::update_memory() {
-  if (impl_) impl_->memory->Set(resident_memory_bytes());
-}
-
 int MetricsExporter::port() const { return impl_ ? impl_->hub->port : 0; }
 
 std::string MetricsExporter::url() const {

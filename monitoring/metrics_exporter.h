@@ -53,7 +53,6 @@ class MetricsExporter {
   void record_eval(const EvalRecord& r);
   void record_checkpoint(double seconds, double bytes);
   void set_phase(const std::string& phase);  // agave_phase{phase=...}: 1 for it, 0 for others
-  void update_memory();  // refresh agave_resident_memory_bytes (record_* do this too)
 
   bool enabled() const { return impl_ != nullptr; }
   int port() const;         // the port actually served (0 when disabled)

@@ -206,11 +206,13 @@ def concat_elu(x):
 
 
 class GatedResnet(nn.Module):
-    """x + a·σ(b), (a, b) = conv2(concat_elu(conv1(concat_elu(x)) [+ nin_skip(concat_elu(skip))]))
-    [+ cond_conv(elu(h))]. Dropout is a training-time operation and is left out."""
+    """x + a·σ(b), (a, b) = conv2(dropout(concat_elu(conv1(concat_elu(x))
+    [+ nin_skip(concat_elu(skip))]))) [+ cond_conv(elu(h))]. Dropout acts in training mode only
+    (agave trains with 0.5; loading weights needs none: the default)."""
 
-    def __init__(self, filters, down_right, skip_channels, cond_channels, fold):
+    def __init__(self, filters, down_right, skip_channels, cond_channels, fold, dropout=0.0):
         super().__init__()
+        self.dropout = dropout
         conv = down_right_shifted_conv if down_right else down_shifted_conv
         self.conv1 = conv(2 * filters, filters, fold=fold)
         self.nin_skip = nin(2 * skip_channels, filters, fold=fold) if skip_channels else None
@@ -221,7 +223,10 @@ class GatedResnet(nn.Module):
         c1 = self.conv1(concat_elu(x))
         if skip is not None:
             c1 = c1 + self.nin_skip(concat_elu(skip))
-        c2 = self.conv2(concat_elu(c1))
+        c1 = concat_elu(c1)
+        if self.dropout > 0:
+            c1 = F.dropout(c1, self.dropout, self.training)
+        c2 = self.conv2(c1)
         if h is not None:
             c2 = c2 + self.cond_conv(F.elu(h))
         a, b = c2.chunk(2, 1)
@@ -241,10 +246,11 @@ def position_scale(p, nr):
 
 
 class PixelCnn(nn.Module):
-    """Conditional PixelCNN++: returns the discretized logistic mixture parameters of x."""
+    """Conditional PixelCNN++: returns the discretized logistic mixture parameters of x.
+    dropout: of every gated resnet, in training mode (bench/torch_reference.py trains it)."""
 
     def __init__(self, image_channels, nr_resnet, nr_filters, nr_mix, cond_channels, fold,
-                 conditioning="shared"):
+                 conditioning="shared", dropout=0.0):
         super().__init__()
         if conditioning not in CONDITIONINGS:
             raise ValueError(f"unknown conditioning {conditioning!r}; known: {CONDITIONINGS}")
@@ -255,12 +261,13 @@ class PixelCnn(nn.Module):
         self.ul_init_down = down_shifted_conv(inp, f, (1, 3), fold=fold)
         self.ul_init_right = down_right_shifted_conv(inp, f, (2, 1), fold=fold)
         cf = f if cond_channels else 0
-        self.up_u = nn.ModuleList(GatedResnet(f, False, 0, cf, fold) for _ in range(SCALES * nr))
-        self.up_ul = nn.ModuleList(GatedResnet(f, True, f, cf, fold) for _ in range(SCALES * nr))
-        self.down_u = nn.ModuleList(
-            GatedResnet(f, False, f, cf, fold) for _ in range(SCALES * nr + 2))
-        self.down_ul = nn.ModuleList(
-            GatedResnet(f, True, 2 * f, cf, fold) for _ in range(SCALES * nr + 2))
+        def resnets(down_right, skip, count):
+            return nn.ModuleList(
+                GatedResnet(f, down_right, skip, cf, fold, dropout) for _ in range(count))
+        self.up_u = resnets(False, 0, SCALES * nr)
+        self.up_ul = resnets(True, f, SCALES * nr)
+        self.down_u = resnets(False, f, SCALES * nr + 2)
+        self.down_ul = resnets(True, 2 * f, SCALES * nr + 2)
         self.u_downsample = nn.ModuleList(
             down_shifted_conv(f, f, (2, 3), 2, fold=fold) for _ in range(SCALES - 1))
         self.ul_downsample = nn.ModuleList(

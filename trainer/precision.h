@@ -24,10 +24,9 @@ struct Numerics {
 };
 
 // "bf16" / "fp32" as asked; "auto": bf16 on CUDA and on CPUs with AMX, fp32 elsewhere. Why not
-// on AVX512-BF16 alone: measured on such a 2-core Xeon (docs/performance.md), the CIFAR-default
-// step took 11.5-13.3 s in bf16 and 8.7 s in fp32, the quickstart step 0.32 s and 0.27 s.
-// channels_last on every CPU (oneDNN's fp32 kernels gain from it too: 8.7 s against 10.0 s) and
-// on CUDA with bf16 (tensor cores).
+// on AVX512-BF16 alone: oneDNN runs bf16 convolutions there at about half its fp32 speed, so the
+// step is slower in bf16 (docs/performance.md, "Precision on CPUs without AMX"). channels_last
+// on every CPU (oneDNN's fp32 kernels gain from it too) and on CUDA with bf16 (tensor cores).
 Numerics choose_numerics(Precision precision, const torch::Device& device, const CpuFeatures& cpu);
 Numerics choose_numerics(Precision precision, const torch::Device& device);
 

@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "cluster/activity.h"
+#include "model/autocast.h"
 #include "model/example_random.h"
-#include "trainer/autocast.h"
 
 namespace agave::trainer {
 namespace {
@@ -64,7 +64,7 @@ void TrainStep::set_phase(const PhaseSpec& spec) {
 torch::Tensor TrainStep::forward_loss(const torch::Tensor& x, const torch::Tensor& keys,
                                       model::LossTerms& terms) {
   RECORD_USER_SCOPE("agave::forward");
-  AutocastGuard autocast(options_.bf16, x.is_cuda());
+  model::AutocastGuard autocast(options_.bf16, x.is_cuda());
   model::ExampleRandomScope rng(keys);
   // Free bits look at the global batch's KL per channel (see VaeImpl::set_batch_sum); set only
   // around the training forward, whose batch every rank runs.

@@ -10,6 +10,7 @@
 #include <string>
 #include <utility>
 
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 
@@ -18,17 +19,14 @@ namespace agave::testing {
 class TrainerSuite : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-      return;
-    }
-    shards_ = new TempDir();
+    if (have_fashion_mnist()) shards_ = new TempDir();
   }
   static void TearDownTestSuite() {
     delete shards_;
     shards_ = nullptr;
   }
   void SetUp() override {
-    if (!shards_) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+    if (!shards_) GTEST_SKIP() << kNoFashionMnist;
   }
   // data.shards of the suite's runs.
   static std::string shards() { return shards_->path().string() + "/fmnist"; }

@@ -225,12 +225,8 @@ TEST(Convert, Cifar10TarGzMatchesTheBatches) {
   test::write_file(cut, bytes);
   c.source = cut;
   c.output = dir / "out2";
-  try {
-    convert(c);
-    FAIL() << "a truncated archive must be rejected";
-  } catch (const io::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find(cut), std::string::npos) << e.what();
-  }
+  const std::string msg = test::data_error_of([&] { convert(c); });  // a truncated archive
+  EXPECT_NE(msg.find(cut), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(dir / "out2/train.manifest.json"));
 }
 
@@ -248,14 +244,9 @@ TEST(Convert, WrongSizeCifarFileFailsBeforeWritingAnything) {
   ConvertOptions c;
   c.source = src.string();
   c.output = dir / "out";
-  try {
-    convert(c);
-    FAIL();
-  } catch (const io::DataError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find((src / "data_batch_3.bin").string()), std::string::npos) << msg;
-    EXPECT_NE(msg.find("3073-byte"), std::string::npos) << msg;
-  }
+  const std::string msg = test::data_error_of([&] { convert(c); });
+  EXPECT_NE(msg.find((src / "data_batch_3.bin").string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find("3073-byte"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(dir / "out"));
   fs::remove(src / "test_batch.bin");
   EXPECT_THROW(convert(c), io::DataError);
@@ -286,14 +277,9 @@ TEST(Convert, InterruptedConversionLeavesNothingThatLooksComplete) {
   c.source = src.string();
   c.output = out;
   c.images_per_shard = 2000;
-  try {
-    convert(c);
-    FAIL() << "a truncated IDX file must be rejected";
-  } catch (const io::DataError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("train-images-idx3-ubyte.gz"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
-  }
+  const std::string msg = test::data_error_of([&] { convert(c); });  // a truncated IDX file
+  EXPECT_NE(msg.find("train-images-idx3-ubyte.gz"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
   EXPECT_EQ(files_in(out), std::vector<std::string>{}) << "no shard, tmp file or manifest left";
   EXPECT_FALSE(shards_ready(out, Dataset::kFashionMnist));
 }
@@ -313,21 +299,13 @@ TEST(Convert, IdxOfWrongSizeOrMagicIsNamed) {
   c.dataset = Dataset::kFashionMnist;
   c.source = dir.path().string();
   c.output = dir / "out";
-  try {
-    convert(c);
-    FAIL();
-  } catch (const io::DataError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind(dir / "train-images-idx3-ubyte", 0), 0u) << e.what();
-    EXPECT_NE(std::string(e.what()).find("size"), std::string::npos) << e.what();
-  }
+  const std::string short_file = test::data_error_of([&] { convert(c); });
+  EXPECT_EQ(short_file.rfind(dir / "train-images-idx3-ubyte", 0), 0u) << short_file;
+  EXPECT_NE(short_file.find("size"), std::string::npos) << short_file;
   images[3] = 0x01;  // magic 0x801: a label file where images belong
   test::write_file(dir / "train-images-idx3-ubyte", images);
-  try {
-    convert(c);
-    FAIL();
-  } catch (const io::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("not an IDX image file"), std::string::npos) << e.what();
-  }
+  const std::string label_file = test::data_error_of([&] { convert(c); });
+  EXPECT_NE(label_file.find("not an IDX image file"), std::string::npos) << label_file;
 }
 
 TEST(Convert, EnsureShardsConvertsOnce) {
@@ -348,12 +326,8 @@ TEST(Convert, EnsureShardsConvertsOnce) {
   EXPECT_EQ(fs::last_write_time(o.shards + "/train-00000-of-00002.h5"), stamp);
 
   o.dataset = Dataset::kCifar10;
-  try {
-    ensure_shards(o);
-    FAIL();
-  } catch (const io::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("holds fashion_mnist"), std::string::npos) << e.what();
-  }
+  const std::string other = test::data_error_of([&] { ensure_shards(o); });
+  EXPECT_NE(other.find("holds fashion_mnist"), std::string::npos) << other;
 }
 
 TEST(Convert, UnknownSourceIsOneClearError) {
@@ -361,12 +335,8 @@ TEST(Convert, UnknownSourceIsOneClearError) {
   ConvertOptions c;
   c.source = dir.path().string();
   c.output = dir / "out";
-  try {
-    convert(c);
-    FAIL();
-  } catch (const io::DataError& e) {
-    EXPECT_NE(std::string(e.what()).find("cannot tell the data set"), std::string::npos);
-  }
+  const std::string unknown = test::data_error_of([&] { convert(c); });
+  EXPECT_NE(unknown.find("cannot tell the data set"), std::string::npos) << unknown;
   c.source = dir / "missing";
   EXPECT_THROW(convert(c), io::DataError);
 }

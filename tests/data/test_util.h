@@ -11,9 +11,11 @@
 #include <string>
 #include <vector>
 
+#include "data/errors.h"
 #include "data/manifest.h"
 #include "data/shard.h"
 #include "tests/common/cifar10.h"
+#include "tests/common/fashion_mnist.h"
 
 namespace agave::data::test {
 
@@ -44,7 +46,19 @@ inline bool have_cifar() { return fs::exists(cifar_dir() + "/data_batch_1.bin");
   GTEST_SKIP() << "CIFAR-10 binary batches not found at " << ::agave::data::test::cifar_dir() \
                << " (set AGAVE_CIFAR10 to a folder of them)"
 
-inline constexpr const char* kFashionMnist = "/usr/share/datasets/fashion-mnist";
+inline constexpr const char* kFashionMnist = ::agave::testing::kFashionMnistSource;
+
+// The message of the io::DataError `fn` throws; "" and a test failure when it throws none.
+template <typename Fn>
+std::string data_error_of(Fn fn) {
+  try {
+    fn();
+  } catch (const io::DataError& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no io::DataError";
+  return "";
+}
 
 // Pixel k of image g: a value no other image shares at every position.
 inline uint8_t pixel(int64_t g, int64_t k) {

@@ -9,18 +9,14 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
 
+namespace agave::testing {
 namespace {
 
-using agave::testing::kEval;
-using agave::testing::kTrainer;
-using agave::testing::mpirun;
-using agave::testing::sh;
-using agave::testing::TempDir;
-using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
 struct Bpd {
@@ -71,10 +67,9 @@ Bpd train_and_evaluate(const TempDir& dir, bool warmup) {
   return b;
 }
 
-TEST(EmaEval, AfterFourHundredStepsTheWarmedUpEmaIsWithinFiveHundredthsOfTheLiveWeights) {
-  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-  }
+using EmaEval = FashionMnistRun;
+
+TEST_F(EmaEval, AfterFourHundredStepsTheWarmedUpEmaIsWithinFiveHundredthsOfTheLiveWeights) {
   TempDir dir;
   const Bpd warm = train_and_evaluate(dir, true);
   const Bpd plain = train_and_evaluate(dir, false);
@@ -89,3 +84,4 @@ TEST(EmaEval, AfterFourHundredStepsTheWarmedUpEmaIsWithinFiveHundredthsOfTheLive
 }
 
 }  // namespace
+}  // namespace agave::testing

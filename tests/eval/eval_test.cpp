@@ -9,26 +9,21 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
 
+namespace agave::testing {
 namespace {
 
-using agave::testing::count_of;
-using agave::testing::kEval;
-using agave::testing::kTrainer;
-using agave::testing::mpirun;
-using agave::testing::sh;
-using agave::testing::TempDir;
-using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
 class Eval : public ::testing::Test {
  protected:
   // One tiny model for every test: trained once, its checkpoint only read afterwards.
   static void SetUpTestSuite() {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) return;
+    if (!have_fashion_mnist()) return;
     dir_ = new TempDir();
     const std::string dir = dir_->path().string();
     const auto cfg = dir_->write("tiny.yaml", TinyConfig("tiny", dir + "/runs", dir + "/fmnist")
@@ -41,7 +36,7 @@ class Eval : public ::testing::Test {
                                                   .threads_per_rank(1)
                                                   .yaml());
     const auto r = sh(mpirun(1) + kTrainer + " " + cfg);
-    trained_ = new agave::testing::Result(r);
+    trained_ = new Result(r);
   }
   static void TearDownTestSuite() {
     delete trained_;
@@ -50,7 +45,7 @@ class Eval : public ::testing::Test {
     dir_ = nullptr;
   }
   void SetUp() override {
-    if (!dir_) GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+    if (!dir_) GTEST_SKIP() << kNoFashionMnist;
     ASSERT_EQ(trained_->code, 0) << trained_->output;
   }
   static std::string run_dir() { return (dir_->path() / "runs/tiny").string(); }
@@ -66,13 +61,13 @@ class Eval : public ::testing::Test {
   }
 
   static TempDir* dir_;
-  static agave::testing::Result* trained_;
+  static Result* trained_;
   TempDir out_;
-  agave::testing::Result last_;
+  Result last_;
   int runs_ = 0;
 };
 TempDir* Eval::dir_ = nullptr;
-agave::testing::Result* Eval::trained_ = nullptr;
+Result* Eval::trained_ = nullptr;
 
 TEST_F(Eval, OneAndTwoRanksAgreeOnTheSameImages) {
   const std::string args = "--checkpoint " + run_dir() + " --samples 8 --limit 61 --batch 16";
@@ -218,3 +213,4 @@ TEST_F(Eval, JsonThatCannotBeWrittenIsAnError) {
 }
 
 }  // namespace
+}  // namespace agave::testing

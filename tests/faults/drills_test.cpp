@@ -5,7 +5,7 @@
 // converts a sweep run's data, a stale summary.json, a prune after resuming an earlier
 // checkpoint, a symlinked run lock, an impossible manifest step, a negative --sweep-point, a
 // refused job that must not touch sweep.csv, and the exit code of a signalled mpirun.
-// Real mpirun jobs of the tiny Fashion-MNIST model (tests/faults/fashion_mnist_run.h).
+// Real mpirun jobs of the tiny Fashion-MNIST model (tests/faults/tiny_jobs.h).
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
@@ -17,15 +17,12 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/common/background_job.h"
-#include "tests/faults/fashion_mnist_run.h"
+#include "tests/faults/tiny_jobs.h"
 #include "trainer/fault_hooks.h"
 
+namespace agave::testing {
 namespace {
 
-using agave::testing::BackgroundJob;
-using agave::testing::count_of;
-using agave::testing::read_text;
-using agave::testing::sh;
 namespace fs = std::filesystem;
 
 // What a stalled job may take to end: the 3 s timeout, up to 2 s of probing, the abort.
@@ -64,11 +61,11 @@ class HeldLock {
   bool held_ = false;
 };
 
-class Drill : public agave::testing::TinyJobs {
+class Drill : public TinyJobs {
  protected:
   // A two-step run whose data must first be converted into the fresh folder `shards`.
   std::string converting(const std::string& out, const fs::path& shards, int timeout) const {
-    return agave::testing::TinyConfig("r", out, shards.string())
+    return TinyConfig("r", out, shards.string())
         .batch_size(2)
         .phases({{"joint", 2}})
         .eval(2, 4, 4, 0)
@@ -282,7 +279,7 @@ TEST_F(Drill, ANegativeSweepPointIsRefused) {
       dir_.write("c.yaml", tiny((dir_.path() / "o").string(), 2)
                                .append("sweep: {grid: {loss.lambda: [1.0, 2.0]}}\n")
                                .yaml());
-  const auto r = sh(std::string(agave::testing::kTrainer) + " " + cfg + " --sweep-point -1");
+  const auto r = sh(std::string(kTrainer) + " " + cfg + " --sweep-point -1");
   EXPECT_EQ(r.code, 2) << r.output;
   EXPECT_NE(r.output.find("--sweep-point"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_.path() / "o"));
@@ -343,3 +340,4 @@ TEST_F(Drill, TheAgreedExitCodeReachesTheCallerOfASignalledMpirunWithAStoppedRan
 }
 
 }  // namespace
+}  // namespace agave::testing

@@ -17,24 +17,18 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "checkpoint/sharded_checkpoint.h"
 #include "io/checksum.h"
 #include "tests/common/background_job.h"
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
-#include "tests/faults/fashion_mnist_run.h"
+#include "checkpoint/sharded_checkpoint.h"
 
+namespace agave::testing {
 namespace {
 
 using agave::checkpoint::ShardedCheckpoint;
-using agave::testing::count_of;
-using agave::testing::kTrainer;
-using agave::testing::mpirun;
-using agave::testing::rank_pid;
-using agave::testing::sh;
-using agave::testing::TempDir;
-using agave::testing::TinyConfig;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
@@ -76,7 +70,7 @@ std::vector<std::string> listing(const fs::path& dir) {
   return out;
 }
 
-class Faults : public agave::testing::FashionMnistRun {
+class Faults : public FashionMnistRun {
  protected:
   // The tiny model of tests/trainer (dropout on, so that resuming must restore the random
   // streams too), `steps` steps in two phases, a checkpoint every `every` steps.
@@ -92,8 +86,7 @@ class Faults : public agave::testing::FashionMnistRun {
                                     .timeout_seconds(20)
                                     .yaml());
   }
-  agave::testing::Result train(const std::string& cfg, const std::string& env = "",
-                               const std::string& args = "") {
+  Result train(const std::string& cfg, const std::string& env = "", const std::string& args = "") {
     return sh(env + " " + mpirun(2) + kTrainer + " " + cfg + " " + args);
   }
   static std::string ckpt(const std::string& out, int64_t step) {
@@ -347,3 +340,4 @@ TEST_F(Faults, DiskFullDuringSaveKeepsThePreviousCheckpoint) {
 }
 
 }  // namespace
+}  // namespace agave::testing

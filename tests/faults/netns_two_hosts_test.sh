@@ -14,28 +14,16 @@
 # keeps the scratch folder (config, logs, run) and prints its path.
 set -euo pipefail
 
-readonly SKIP=77
-src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
-trainer=$bin_dir/agave_trainer
+# shellcheck source=tests/common/shell_test.sh
+. "$(dirname "$0")/../common/shell_test.sh"
 started=$(date +%s)
-
-skip() {
-  echo "SKIPPED: $*"
-  exit "$SKIP"
-}
-fail() {
-  echo "FAILED: $*"
-  exit 1
-}
 
 [ "$(id -u)" -eq 0 ] || skip "needs root to create network namespaces"
 for b in ip unshare mpirun python3 sha256sum; do
   command -v "$b" >/dev/null 2>&1 || skip "$b not found"
 done
 [ -x "$trainer" ] || skip "$trainer not built"
-[ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ] ||
-  skip "Debian's dataset-fashion-mnist is not installed"
+require_fashion_mnist
 
 # Names unique to this run, so that concurrent runs do not collide (interface names <= 15).
 id=$$
@@ -125,13 +113,9 @@ r1=$(grep '^rank 1 ' "$work/probe.log") || fail "no line from rank 1"
   fail "both ranks are in the same network namespace"
 
 # 2. The trainer's own view of the placement.
-cat >"$work/tiny.yaml" <<EOF
-run: {name: tiny, output_dir: $work/runs, seed: 3}
-data: {dataset: fashion_mnist, shards: $work/fmnist}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
+{
+  tiny_model_yaml "$work"
+  cat <<EOF
 train: {batch_size: 4, steps: 6}
 eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 3, keep: 2}
@@ -140,6 +124,7 @@ monitoring: {log_every: 1, progress: plain, prometheus: false}
 # and would otherwise take every core.
 cluster: {timeout_seconds: 60, threads_per_rank: 1}
 EOF
+} >"$work/tiny.yaml"
 on_a "${mpi[@]}" "$trainer" --dry-run "$work/tiny.yaml" >"$work/dry-run.log" 2>&1 ||
   fail "agave_trainer --dry-run failed"
 grep '^rank ' "$work/dry-run.log"

@@ -15,23 +15,17 @@
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
-#include "tests/faults/fashion_mnist_run.h"
+#include "tests/faults/tiny_jobs.h"
 
+namespace agave::testing {
 namespace {
 
-using agave::testing::BackgroundJob;
-using agave::testing::count_of;
-using agave::testing::kTrainer;
-using agave::testing::mpirun;
-using agave::testing::sh;
-using agave::testing::TempDir;
-using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
 // What a stalled job may take to end: the 3 s timeout, up to 2 s of probing, the abort.
 constexpr double kEndsWithin = 15;
 
-using NoHang = agave::testing::TinyJobs;
+using NoHang = TinyJobs;
 
 // The one line a timed-out rank prints: the collective, the step, and the stopped rank.
 void expect_timeout_line(const std::string& log, const std::string& collective,
@@ -242,3 +236,4 @@ TEST_F(RunCompletion, StopDuringTheFinalEvalEvaluatesOnRestart) {
 }
 
 }  // namespace
+}  // namespace agave::testing

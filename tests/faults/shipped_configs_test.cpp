@@ -10,6 +10,7 @@
 #include <random>
 
 #include "tests/common/cifar10.h"
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 
@@ -50,13 +51,13 @@ TEST_P(ShippedConfigs, TrainsAFewStepsOnTwoRanks) {
   if (cifar && !fs::exists(source)) {
     GTEST_SKIP() << source << " is missing (AGAVE_CIFAR10 names another copy)";
   }
-  if (!cifar && !fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
+  if (!cifar && !agave::testing::have_fashion_mnist()) {
+    GTEST_SKIP() << agave::testing::kNoFashionMnist;
   }
   TempDir out;
-  const std::string shards = (fs::path(AGAVE_BIN_DIR).parent_path() / "tests/faults" /
-                              (cifar ? "cifar10-shards" : "fmnist-shards"))
-                                 .string();
+  const std::string shards =
+      cifar ? (fs::path(AGAVE_BIN_DIR).parent_path() / "tests/faults/cifar10-shards").string()
+            : agave::testing::shared_fashion_mnist_shards();
   const std::string latent = cifar ? "8" : "7";
   auto command = [&](int port) {
     return "cd " + std::string(AGAVE_SOURCE_DIR) + " && " + mpirun(2) + AGAVE_BIN_DIR +

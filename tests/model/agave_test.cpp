@@ -1,13 +1,12 @@
-#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-#include <torch/version.h>
 
 #include <cmath>
 #include <set>
 #include <string>
 
 #include "model/agave.h"
+#include "model/autocast.h"
 #include "model/sampler.h"
 #include "tests/model/tiny.h"
 
@@ -278,17 +277,6 @@ TEST(Agave, DataInitNormalisesAndKeepsValuesFinite) {
   EXPECT_TRUE(torch::autograd::GradMode::is_enabled());
 }
 
-void set_bf16_autocast(bool on) {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
-  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
-  at::autocast::set_autocast_enabled(at::kCPU, on);
-#else
-  at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-  at::autocast::set_cpu_enabled(on);
-#endif
-  if (!on) at::autocast::clear_cache();
-}
-
 TEST(Agave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
   torch::manual_seed(8);
   Agave model(tiny_options());
@@ -298,10 +286,11 @@ TEST(Agave, Bf16AutocastAndChannelsLastStayCloseToFp32) {
   torch::NoGradGuard no_grad;
   torch::manual_seed(9);
   auto ref = model->forward(x);
-  set_bf16_autocast(true);
-  torch::manual_seed(9);
-  auto low = model->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
-  set_bf16_autocast(false);
+  auto low = [&] {
+    AutocastGuard autocast(/*enabled=*/true, /*cuda=*/false);
+    torch::manual_seed(9);
+    return model->forward(x.contiguous(at::MemoryFormat::ChannelsLast));
+  }();
   for (const auto& v : {low.x_nll, low.y_nll, low.kl}) {
     EXPECT_EQ(v.scalar_type(), torch::kFloat);
     EXPECT_TRUE(torch::isfinite(v).all().item<bool>());

@@ -4,6 +4,7 @@
 
 #include <tuple>
 
+#include "model/autocast.h"
 #include "model/layers.h"
 #include "model/weight_norm.h"
 #include "tests/model/test_util.h"
@@ -228,7 +229,7 @@ TEST_F(Layers, ChannelsLastAndAutocastMatchFp32) {
   EXPECT_TRUE(torch::allclose(cl, ref, 1e-4, 1e-5));
   torch::Tensor bf;
   {
-    testing::CpuAutocast autocast;
+    AutocastGuard autocast(/*enabled=*/true, /*cuda=*/false);
     bf = block(x.contiguous(at::MemoryFormat::ChannelsLast),
                a.contiguous(at::MemoryFormat::ChannelsLast));
   }

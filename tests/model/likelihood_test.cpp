@@ -7,6 +7,7 @@
 #include <map>
 #include <tuple>
 
+#include "model/autocast.h"
 #include "model/likelihood.h"
 #include "tests/model/test_util.h"
 
@@ -171,7 +172,7 @@ TEST_F(Likelihood, LikelihoodIsFp32UnderAutocastAndForBf16Inputs) {
   auto x = (torch::randint(0, 256, {1, 3, 4, 4}).to(torch::kFloat) / 127.5 - 1);
   auto params_bf = params.to(torch::kBFloat16);
   auto ref = discretized_mix_logistic_log_prob(x, params_bf.to(torch::kFloat));
-  testing::CpuAutocast autocast;
+  AutocastGuard autocast(/*enabled=*/true, /*cuda=*/false);
   auto lp = discretized_mix_logistic_log_prob(x, params_bf);
   EXPECT_EQ(lp.scalar_type(), torch::kFloat);
   EXPECT_TRUE(torch::allclose(lp, ref));

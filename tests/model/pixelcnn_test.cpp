@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "model/autocast.h"
 #include "model/likelihood.h"
 #include "model/pixelcnn.h"
 #include "tests/model/test_util.h"
@@ -275,7 +276,7 @@ TEST(PixelCnn, AutocastChannelsLastForwardMatchesFp32) {
   auto ref_ll = discretized_mix_logistic_log_prob(x, ref);
   torch::Tensor out, ll;
   {
-    testing::CpuAutocast autocast;
+    AutocastGuard autocast(/*enabled=*/true, /*cuda=*/false);
     out = net->forward(x.contiguous(at::MemoryFormat::ChannelsLast),
                        cond.contiguous(at::MemoryFormat::ChannelsLast));
     ll = discretized_mix_logistic_log_prob(x, out);

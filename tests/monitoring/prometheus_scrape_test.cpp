@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "monitoring/metrics_exporter.h"
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
@@ -381,9 +382,7 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   if (!fs::exists(kPrometheus)) {
     GTEST_SKIP() << kPrometheus << " is missing (Debian package prometheus)";
   }
-  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-    GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-  }
+  if (!agave::testing::have_fashion_mnist()) GTEST_SKIP() << agave::testing::kNoFashionMnist;
   std::ifstream dash_in(std::string(AGAVE_SOURCE_DIR) +
                         "/monitoring/grafana/dashboards/agave.json");
   const auto queries = dashboard_queries(nlohmann::json::parse(dash_in));

@@ -19,22 +19,11 @@
 # Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
 set -euo pipefail
 
-readonly SKIP=77
+# shellcheck source=tests/common/shell_test.sh
+. "$(dirname "$0")/../common/shell_test.sh"
 case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub}
-src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-bin_dir=${AGAVE_BIN_DIR:-$src/build/bin}
-trainer=$bin_dir/agave_trainer
 # Under CTest's TIMEOUT, so that the test fails (and cleans up) on its own first.
 job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-240}
-
-skip() {
-  echo "SKIPPED: $*"
-  exit "$SKIP"
-}
-fail() {
-  echo "FAILED: $*"
-  exit 1
-}
 
 if [ "$case_name" = scripts ]; then
   # sbatch copies the script it runs, so the scripts cannot share a sourced file; they carry the
@@ -59,8 +48,7 @@ for b in munged slurmctld slurmd sbatch squeue scontrol scancel sinfo srun; do
 done
 if [ "$case_name" != usr1-stub ]; then
   [ -x "$trainer" ] || skip "$trainer not built"
-  fmnist=/usr/share/datasets/fashion-mnist
-  [ -f "$fmnist/train-images-idx3-ubyte.gz" ] || skip "Debian's dataset-fashion-mnist is not installed"
+  require_fashion_mnist
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
@@ -116,18 +104,15 @@ steps=6
 # Signal cases: enough steps that a stop sent at step 5 lands well before the end on a quiet
 # machine too (a stop at the last step leaves the restart nothing to train).
 [ "$case_name" = completes ] || steps=40
-cat >"$work/tiny.yaml" <<EOF
-run: {name: tiny, output_dir: $work/runs, seed: 3}
-data: {dataset: fashion_mnist, shards: $work/fmnist}
-model:
-  vae: {depth: 1, width: 8, latent_channels: 2, latent_resolution: 7}
-  pixelcnn: {nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}
-aux: {resolution: 7, color_bins: 32}
+{
+  tiny_model_yaml "$work"
+  cat <<EOF
 train: {batch_size: 2, steps: $steps}
 eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
 checkpoint: {every: 4}
 monitoring: {log_every: 1, progress: plain, prometheus: false}
 EOF
+} >"$work/tiny.yaml"
 if [ "$case_name" = usr1-stub ]; then
   # Each rank: one step per 0.2 s; SIGUSR1 saves the step and exits 75; a restart resumes there.
   trainer=$work/stub_trainer

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
-#include "checkpoint/sharded_checkpoint.h"
-#include "checkpoint/tensor_file.h"
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
+#include "checkpoint/sharded_checkpoint.h"
 #include "version/version.h"
 
 namespace agave::trainer {
@@ -30,13 +30,8 @@ namespace fs = std::filesystem;
 const std::string kCompare =
     std::string(AGAVE_SOURCE_DIR) + "/tests/trainer/compare_checkpoints.py";
 
-class Resume : public ::testing::Test {
+class Resume : public agave::testing::FashionMnistRun {
  protected:
-  void SetUp() override {
-    if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-      GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-    }
-  }
   // A tiny model with dropout on, so that the random streams matter for bit-identity.
   std::string config(const std::string& out) {
     return dir_.write("c.yaml", TinyConfig("r", out, (dir_.path() / "shards").string())

@@ -11,20 +11,14 @@
 #include "tests/common/tiny_config.h"
 #include "tests/common/trainer_suite.h"
 
+namespace agave::testing {
 namespace {
 
-using agave::testing::count_of;
-using agave::testing::kTrainer;
-using agave::testing::mpirun;
-using agave::testing::sh;
-using agave::testing::TempDir;
-using agave::testing::TinyConfig;
-using agave::testing::TinyPhase;
 namespace fs = std::filesystem;
 
 constexpr int kVaeSteps = 3, kPixelCnnSteps = 4, kJointSteps = 2;
 
-class ParallelPretraining : public agave::testing::TrainerSuite {
+class ParallelPretraining : public TrainerSuite {
  protected:
   // Run `name` with these phases; dropout, so that the per-example random streams matter.
   std::string config(const std::string& name, std::vector<TinyPhase> phases,
@@ -50,7 +44,7 @@ class ParallelPretraining : public agave::testing::TrainerSuite {
 
   // How many tensors named `prefix`… differ between two checkpoints (-1: none compared).
   static int differing(const fs::path& a, const fs::path& b, const std::string& prefix = "") {
-    const auto [compared, differ] = agave::testing::changed_tensors(a, b, prefix);
+    const auto [compared, differ] = changed_tensors(a, b, prefix);
     return compared > 0 ? differ : -1;
   }
 
@@ -214,3 +208,4 @@ TEST_F(ParallelPretraining, NeedsBothPretrainingPhasesFirst) {
 }
 
 }  // namespace
+}  // namespace agave::testing

@@ -19,18 +19,12 @@
 #include "trainer/precision.h"
 #include "version/version.h"
 
+namespace agave::testing {
 namespace {
 
-using agave::testing::changed_tensors;
-using agave::testing::count_of;
-using agave::testing::kTrainer;
-using agave::testing::mpirun;
-using agave::testing::sh;
-using agave::testing::TempDir;
-using agave::testing::TinyConfig;
 namespace fs = std::filesystem;
 
-class TrainingRun : public agave::testing::TrainerSuite {
+class TrainingRun : public TrainerSuite {
  protected:
   std::string config(const std::string& extra = "") {
     return out_.write("tiny.yaml",
@@ -64,9 +58,7 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
       << r.output;
   EXPECT_NE(r.output.find("[tiny] metrics at http://127.0.0.1:"), std::string::npos) << r.output;
   // Once, from rank 0: which build trains.
-  EXPECT_EQ(agave::testing::count_of(r.output, agave::version::describe("agave_trainer") + "\n"),
-            1u)
-      << r.output;
+  EXPECT_EQ(count_of(r.output, agave::version::describe("agave_trainer") + "\n"), 1u) << r.output;
   // Step lines: UTC time first, then "[run] step N/T" as before, the fields, lr, elapsed, ETA.
   const std::regex step_line(
       R"(\n\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \[tiny\] step 2/10 pretrain_vae  loss .*  lr 0\.002  )"
@@ -412,3 +404,4 @@ TEST_F(TrainingRun, AProfiledStepHasNoHostSyncs) {
 }
 
 }  // namespace
+}  // namespace agave::testing

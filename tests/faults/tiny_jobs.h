@@ -1,31 +1,18 @@
 #pragma once
-// The base of the fault tests: they train on Debian's Fashion-MNIST, converted once into one
-// folder that every test of tests/faults shares (the trainer converts under a file lock, so
-// tests running side by side convert it once too).
+// The jobs the fault tests run: the tiny model on Debian's Fashion-MNIST, the shards shared by
+// every test of tests/faults (tests/common/fashion_mnist.h).
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <string>
 
 #include "tests/common/background_job.h"
+#include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
 
 namespace agave::testing {
-
-class FashionMnistRun : public ::testing::Test {
- protected:
-  void SetUp() override {
-    if (!std::filesystem::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) {
-      GTEST_SKIP() << "Debian's dataset-fashion-mnist is not installed";
-    }
-  }
-  static std::string shards() {
-    return (std::filesystem::path(AGAVE_BIN_DIR).parent_path() / "tests/faults/fmnist-shards")
-        .string();
-  }
-};
 
 // Jobs of the tiny model, as the fault drills run them: 2 images a batch, one pretraining step,
 // evaluation on 4 images; a 3 s collective timeout unless `cluster` is false (the test then

@@ -1,16 +1,20 @@
 #pragma once
-// bf16 autocast for one scope (the forward pass), on CPU or CUDA, across LibTorch 1.13 and 2.x
-// (whose autocast API is per device type). The likelihood math casts to fp32 itself.
+// bf16 autocast for one scope (the forward pass), on CPU or CUDA, across LibTorch 1.13 and 2.x:
+// LibTorch 2.4 made the autocast API per device type and deprecated the CPU/GPU-specific calls
+// (pytorch/pytorch#124359). The likelihood math casts to fp32 itself (model/likelihood.h).
 #include <ATen/autocast_mode.h>
 #include <torch/version.h>
 
-namespace agave::trainer {
+#define AGAVE_DEVICE_AUTOCAST_API \
+  (TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4))
+
+namespace agave::model {
 
 class AutocastGuard {
  public:
   AutocastGuard(bool enabled, bool cuda) : enabled_(enabled), cuda_(cuda) {
     if (!enabled_) return;
-#if TORCH_VERSION_MAJOR >= 2
+#if AGAVE_DEVICE_AUTOCAST_API
     const auto dev = cuda_ ? at::kCUDA : at::kCPU;
     was_ = at::autocast::is_autocast_enabled(dev);
     at::autocast::set_autocast_dtype(dev, at::kBFloat16);
@@ -32,7 +36,7 @@ class AutocastGuard {
     if (!enabled_) return;
     // Leaving the outermost autocast scope must drop the cast-weight cache, or it grows.
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-#if TORCH_VERSION_MAJOR >= 2
+#if AGAVE_DEVICE_AUTOCAST_API
     at::autocast::set_autocast_enabled(cuda_ ? at::kCUDA : at::kCPU, was_);
 #else
     if (cuda_) {
@@ -51,4 +55,4 @@ class AutocastGuard {
   bool was_ = false;
 };
 
-}  // namespace agave::trainer
+}  // namespace agave::model
