@@ -32,6 +32,8 @@
 #include <vector>
 
 #include "bench/bench_cli.h"
+#include "checkpoint/sharded_checkpoint.h"
+#include "checkpoint/training_state.h"
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
 #include "io/checksum.h"
@@ -40,8 +42,6 @@
 #include "model/ema.h"
 #include "optim/adamax.h"
 #include "trainer/precision.h"
-#include "checkpoint/sharded_checkpoint.h"
-#include "checkpoint/training_state.h"
 #include "version/version.h"
 
 namespace fs = std::filesystem;
@@ -125,8 +125,7 @@ int worker(int argc, char** argv, const Args& a) {
     comm->barrier();
     const auto t0 = Clock::now();
     const double c0 = thread_cpu_seconds();
-    const auto saved =
-        ckpt.save(meta, state->tensors(), {{agave::checkpoint::keys::kCpuRng, rng}});
+    const auto saved = ckpt.save(meta, state->tensors(), {{agave::checkpoint::keys::kCpuRng, rng}});
     const double save_cpu = comm->all_reduce_max(thread_cpu_seconds() - c0);
     const double save_s = comm->all_reduce_max(seconds_since(t0));
 

@@ -26,14 +26,14 @@
 #include <utility>
 #include <vector>
 
-#include "io/bounds.h"
 #include "data/buffer_pool.h"
-#include "io/checksum.h"
 #include "data/epoch_plan.h"
 #include "data/errors.h"
-#include "hdf5/header_probe.h"
 #include "data/image_copy.h"
 #include "data/shard.h"
+#include "hdf5/header_probe.h"
+#include "io/bounds.h"
+#include "io/checksum.h"
 
 namespace agave::data {
 
@@ -91,32 +91,32 @@ std::string check_shard(const ShardInfo& info, const ManifestShard& ms, const Ma
   const std::string& path = info.path;
   if (info.count != ms.count) {
     throw io::DataError(path, "holds " + std::to_string(info.count) + " images, the manifest " +
-                              man.path + " says " + std::to_string(ms.count));
+                                  man.path + " says " + std::to_string(ms.count));
   }
   if (info.shape.channels != man.shape.channels || info.shape.height != man.shape.height ||
       info.shape.width != man.shape.width) {
-    throw io::BadDataError(path,
-                       "attribute 'image_shape' " +
-                           io::dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
-                           " differs from the manifest's " +
-                           io::dims_text({man.shape.channels, man.shape.height, man.shape.width}));
+    throw io::BadDataError(
+        path, "attribute 'image_shape' " +
+                  io::dims_text({info.shape.channels, info.shape.height, info.shape.width}) +
+                  " differs from the manifest's " +
+                  io::dims_text({man.shape.channels, man.shape.height, man.shape.width}));
   }
   if (info.first_index != ms.first_index) {
     throw io::BadDataError(path, "attribute 'first_index' is " + std::to_string(info.first_index) +
-                                 ", the manifest " + man.path + " says " +
-                                 std::to_string(ms.first_index));
+                                     ", the manifest " + man.path + " says " +
+                                     std::to_string(ms.first_index));
   }
   if (!ms.sha256.empty() && info.sha256 != ms.sha256) {
     throw io::ChecksumError(path, "checksum attribute " + info.sha256 +
-                                  " differs from the manifest's " + ms.sha256 +
-                                  " (shard replaced or rewritten?)");
+                                      " differs from the manifest's " + ms.sha256 +
+                                      " (shard replaced or rewritten?)");
   }
   const std::string expected = ms.sha256.empty() ? info.sha256 : ms.sha256;
   if (verify_checksums && !io::sha256_hex(expected)) {
     throw io::BadDataError(path, "attribute 'sha256' is '" + expected +
-                                 "' and the manifest records none: nothing to verify the "
-                                 "content against (data.verify_checksums: false trains "
-                                 "without the check)");
+                                     "' and the manifest records none: nothing to verify the "
+                                     "content against (data.verify_checksums: false trains "
+                                     "without the check)");
   }
   return expected;
 }
@@ -190,11 +190,11 @@ struct ShardLoader::Impl {
   void check_options() const {
     if (opt.world < 1 || opt.rank < 0 || opt.rank >= opt.world) {
       throw io::DataError(manifest.path, "rank " + std::to_string(opt.rank) + " of world " +
-                                         std::to_string(opt.world) + " is not a valid rank");
+                                             std::to_string(opt.world) + " is not a valid rank");
     }
     if (opt.batch_size < 1) {
       throw io::DataError(manifest.path,
-                      "batch size must be positive, got " + std::to_string(opt.batch_size));
+                          "batch size must be positive, got " + std::to_string(opt.batch_size));
     }
   }
 
@@ -246,8 +246,9 @@ struct ShardLoader::Impl {
   void make_plan(int64_t max_block) {
     window_blocks = EpochPlan::window_chunks(opt.shuffle_window, max_block);
     if (window_blocks * max_block > int64_t{UINT32_MAX}) {
-      throw io::DataError(manifest.path, "a shuffle window of " + std::to_string(opt.shuffle_window) +
-                                         " images is too large");
+      throw io::DataError(
+          manifest.path,
+          "a shuffle window of " + std::to_string(opt.shuffle_window) + " images is too large");
     }
     std::vector<ChunkSpan> chunks;
     chunks.reserve(blocks.size());
@@ -256,10 +257,10 @@ struct ShardLoader::Impl {
                                                      opt.world, opt.batch_size, opt.drop_last});
     batches = plan->batches(opt.rank);
     if (plan->images(opt.rank) == 0) {
-      throw io::DataError(manifest.path, "split '" + manifest.split + "' has " +
-                                         std::to_string(manifest.count) + " images: too few for " +
-                                         std::to_string(opt.world) + " ranks with batches of " +
-                                         std::to_string(opt.batch_size));
+      throw io::DataError(manifest.path,
+                          "split '" + manifest.split + "' has " + std::to_string(manifest.count) +
+                              " images: too few for " + std::to_string(opt.world) +
+                              " ranks with batches of " + std::to_string(opt.batch_size));
     }
   }
 
@@ -268,10 +269,10 @@ struct ShardLoader::Impl {
     // One batch of images must be a sane allocation (batch_size comes from a config, the image
     // size from the data): at most 16 GiB.
     if (!io::checked_mul(static_cast<uint64_t>(opt.batch_size), static_cast<uint64_t>(image_bytes),
-                     uint64_t{16} << 30)) {
+                         uint64_t{16} << 30)) {
       throw io::BadDataError(manifest.path, "a batch of " + std::to_string(opt.batch_size) +
-                                            " images of " + std::to_string(image_bytes) +
-                                            " bytes exceeds 16 GiB; use a smaller batch");
+                                                " images of " + std::to_string(image_bytes) +
+                                                " bytes exceeds 16 GiB; use a smaller batch");
     }
     pinned = opt.pin_memory && torch::cuda::is_available();
     if (pinned) return;
@@ -333,10 +334,10 @@ struct ShardLoader::Impl {
         f.digest.reset();
         if (got != f.expected_sha256) {
           throw io::ChecksumError(f.reader.info().path,
-                              "content hashes to " + got + ", but its manifest records " +
-                                  f.expected_sha256 +
-                                  " (corrupt or modified shard; data.verify_checksums: false "
-                                  "skips this check)");
+                                  "content hashes to " + got + ", but its manifest records " +
+                                      f.expected_sha256 +
+                                      " (corrupt or modified shard; data.verify_checksums: false "
+                                      "skips this check)");
         }
         f.verified = true;
         std::lock_guard<std::mutex> lock(verified_mutex());
@@ -362,7 +363,8 @@ struct ShardLoader::Impl {
   static uint64_t mapped_size(const ShardFile& f) {
     struct stat st {};
     if (::fstat(f.file.fd(), &st) != 0) {
-      throw io::DataError(f.reader.info().path, std::string("cannot stat: ") + std::strerror(errno));
+      throw io::DataError(f.reader.info().path,
+                          std::string("cannot stat: ") + std::strerror(errno));
     }
     return std::min<uint64_t>(static_cast<uint64_t>(std::max<off_t>(st.st_size, 0)), f.file.size());
   }
@@ -372,8 +374,8 @@ struct ShardLoader::Impl {
     // io::range_fits: `offset + stored_bytes` would wrap around for a huge offset.
     if (!io::range_fits(b.loc.offset, b.loc.stored_bytes, size)) {
       throw io::BadDataError(f.reader.info().path, "cannot read chunk at image " +
-                                                   std::to_string(b.first) +
-                                                   ": file ends early (truncated?)");
+                                                       std::to_string(b.first) +
+                                                       ": file ends early (truncated?)");
     }
   }
 
@@ -391,8 +393,8 @@ struct ShardLoader::Impl {
                                 static_cast<uLong>(b.loc.stored_bytes));
     if (rc != Z_OK || len != full_bytes) {
       throw io::BadDataError(f.reader.info().path,
-                         "chunk at image " + std::to_string(b.first) + " does not inflate to " +
-                             std::to_string(full_bytes) + " bytes (corrupt gzip data)");
+                             "chunk at image " + std::to_string(b.first) + " does not inflate to " +
+                                 std::to_string(full_bytes) + " bytes (corrupt gzip data)");
     }
   }
 
@@ -460,8 +462,8 @@ struct ShardLoader::Impl {
     if (b.direct && !b.loc.deflated) {
       if (b.loc.stored_bytes != full_bytes) {
         throw io::BadDataError(path, "chunk at image " + std::to_string(b.first) + " stores " +
-                                     std::to_string(b.loc.stored_bytes) + " bytes, " +
-                                     std::to_string(full_bytes) + " expected");
+                                         std::to_string(b.loc.stored_bytes) + " bytes, " +
+                                         std::to_string(full_bytes) + " expected");
       }
       src = f.file.data() + b.loc.offset;
     } else if (b.direct) {
@@ -693,9 +695,9 @@ void ShardLoader::restore(const LoaderPosition& p) {
   Impl& m = *impl_;
   if (p.epoch < 0 || p.index < 0 || p.index > batches_per_epoch()) {
     throw io::DataError(m.manifest.path, "cannot restore loader position (epoch " +
-                                         std::to_string(p.epoch) + ", batch " +
-                                         std::to_string(p.index) + "): an epoch has " +
-                                         std::to_string(batches_per_epoch()) + " batches");
+                                             std::to_string(p.epoch) + ", batch " +
+                                             std::to_string(p.index) + "): an epoch has " +
+                                             std::to_string(batches_per_epoch()) + " batches");
   }
   m.halt();
   m.failed = nullptr;

@@ -24,8 +24,8 @@ struct RunOptions {
 };
 
 struct SweepAxis {
-  std::string key;                  // dotted config path, e.g. loss.lambda
-  std::vector<YAML::Node> values;   // as written in the file (keeps line numbers)
+  std::string key;                 // dotted config path, e.g. loss.lambda
+  std::vector<YAML::Node> values;  // as written in the file (keeps line numbers)
 };
 
 // The most points (runs) a sweep grid may have (docs/configuration.md); a larger grid is

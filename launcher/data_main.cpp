@@ -172,8 +172,8 @@ struct Commands {
       if (!dataset_name.empty()) {
         conv.dataset = agave::data::parse_dataset(dataset_name);
         if (!conv.dataset) {
-          fmt::print(stderr, "agave_data: error: unknown --dataset '{}'; allowed: {}\n", dataset_name,
-                     agave::data::dataset_names());
+          fmt::print(stderr, "agave_data: error: unknown --dataset '{}'; allowed: {}\n",
+                     dataset_name, agave::data::dataset_names());
           return code(ExitCode::kUserError);
         }
       }

@@ -17,13 +17,13 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "checkpoint/sharded_checkpoint.h"
 #include "io/checksum.h"
 #include "tests/common/background_job.h"
 #include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
-#include "checkpoint/sharded_checkpoint.h"
 
 namespace agave::testing {
 namespace {

@@ -50,7 +50,8 @@ TEST(AtomicFile, AFailedWriteKeepsTheOldFileAndNamesTheFile) {
   EXPECT_TRUE(fs::is_directory(target / "keep"));
   EXPECT_EQ(entries(dir.path()), 1u) << "the temporary file was left behind";
   // A missing folder: nothing is created anywhere.
-  EXPECT_THROW(write_file_atomically((dir.path() / "no/such/file").string(), "x"), std::runtime_error);
+  EXPECT_THROW(write_file_atomically((dir.path() / "no/such/file").string(), "x"),
+               std::runtime_error);
   EXPECT_EQ(entries(dir.path()), 1u);
 }
 

@@ -10,11 +10,11 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "checkpoint/sharded_checkpoint.h"
 #include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
-#include "checkpoint/sharded_checkpoint.h"
 #include "version/version.h"
 
 namespace agave::trainer {
