@@ -206,13 +206,16 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm,
     failure = e.what();
   }
   if (lead) {
-    std::cerr << "agave_trainer: error: " << failure << std::endl;
+    // Each line in one write: mpirun interleaves this rank's stdout and stderr by write, and a
+    // line written in pieces could be cut by the next run's stdout line.
+    std::cerr << ("agave_trainer: error: " + failure + "\n") << std::flush;
     if (in_sweep) {
       std::filesystem::create_directories(output_dir);
       io::write_file_atomically(
           failed_file, nlohmann::json{{"run", run_name}, {"error", failure}}.dump() + "\n");
-      std::cerr << "agave_trainer: run " << run_name
-                << " failed; the sweep goes on with the next run" << std::endl;
+      std::cerr << ("agave_trainer: run " + run_name +
+                    " failed; the sweep goes on with the next run\n")
+                << std::flush;
     }
   }
   return end;

@@ -207,7 +207,10 @@ TEST_F(Eval, JsonThatCannotBeWrittenIsAnError) {
   r = sh(kEval + " --threads 1 --checkpoint " + checkpoint() + " --samples 2 --limit 4" +
          " --json /dev/full");
   EXPECT_EQ(r.code, 1) << r.output;
-  EXPECT_EQ(count_of(r.output, "agave_eval: error: --json /dev/full: cannot write the results"), 1u)
+  // Once MPI is up, every executable's error line names the rank (launcher/entry_point.h).
+  EXPECT_EQ(
+      count_of(r.output, "agave_eval: error: rank 0: --json /dev/full: cannot write the results"),
+      1u)
       << r.output;
   EXPECT_TRUE(fs::exists("/dev/full") && !fs::is_regular_file("/dev/full"));
 }
