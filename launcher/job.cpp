@@ -406,6 +406,13 @@ Job load_job(const JobRequest& request) {
   if (request.sweep_point >= 0)
     keep_only_point(job.sweep, request.sweep_point, request.config_file);
   job.resume = checkpoint::ResumeRequest::parse(request.resume);
+  // A folder that is not there is as often a misspelt keyword as a wrong path: say both now,
+  // before MPI starts, rather than "no complete checkpoint there" from inside the job.
+  if (job.resume.mode == checkpoint::ResumeRequest::Mode::kFolder &&
+      !std::filesystem::exists(job.resume.folder)) {
+    throw ConfigError("--resume " + job.resume.folder +
+                      ": no such folder; expected auto, never or a checkpoint folder");
+  }
   job.faults = trainer::fault_hooks_from_environment();
   // Every rank checks, like any config error, so the job fails with one line and code 2
   // instead of rank 0 failing alone in the conversion with the others waiting for it.

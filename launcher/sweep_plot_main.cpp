@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   app.add_option("--png", png, "plot to write (default: <dir>/sweep.png)");
   app.add_option("--title", title, "plot title (default: the sweep folder's name)");
   if (const auto code = agave::launcher::parse_command_line(app, argc, argv)) return *code;
+  if (!std::filesystem::is_directory(dir)) {  // the user's to fix, like any argument error
+    std::cerr << "agave_sweep_plot: error: " << dir << ": no such folder\n";
+    return code(agave::launcher::ExitCode::kUserError);
+  }
   return agave::launcher::guarded_main("agave_sweep_plot", [&] {
     namespace fs = std::filesystem;
     if (png.empty()) png = (fs::path(dir) / "sweep.png").string();

@@ -5,6 +5,7 @@
 
 #include <iostream>
 #include <optional>
+#include <string>
 
 #include "cluster/mpi_runtime.h"
 #include "launcher/entry_point.h"
@@ -14,6 +15,18 @@
 namespace {
 
 using namespace agave::launcher;
+
+// `key=value` as a bare argument (Hydra's habit) is what --set is for: one hint line naming it.
+void hint_at_set(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    const bool set_value = i > 1 && std::string(argv[i - 1]) == "--set";
+    if (!set_value && arg.find('=') != std::string::npos && arg.rfind("-", 0) != 0) {
+      std::cerr << "agave_trainer: hint: config keys are set with --set " << arg << std::endl;
+      return;
+    }
+  }
+}
 
 std::optional<int> parse_arguments(int argc, char** argv, JobRequest& r) {
   CLI::App app{"agave_trainer: train AGAVE (VAE + conditional PixelCNN++) on an MPI job"};
@@ -30,7 +43,9 @@ std::optional<int> parse_arguments(int argc, char** argv, JobRequest& r) {
                  "train only sweep point I (run I of --dry-run) on all ranks of the job; for "
                  "Slurm job arrays")
       ->check(CLI::NonNegativeNumber);
-  return parse_command_line(app, argc, argv);
+  const auto code = parse_command_line(app, argc, argv);
+  if (code && *code != 0 && launcher_rank() == 0) hint_at_set(argc, argv);
+  return code;
 }
 
 // Everything that can be wrong with the config and the arguments is found before MPI starts or

@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Export an agave checkpoint's weights as a PyTorch state_dict (docs/pytorch.md).
 
     scripts/agave_to_torch.py runs/quickstart OUT.pt            # EMA weights, weight norm kept

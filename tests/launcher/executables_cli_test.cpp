@@ -67,6 +67,14 @@ INSTANTIATE_TEST_SUITE_P(
                       Executable{"bench_verify", true}),
     [](const auto& info) { return std::string(info.param.name); });
 
+TEST(SweepPlotCli, AMissingSweepFolderIsAUsageError) {
+  const auto r = sh(std::string(AGAVE_BIN_DIR) + "/agave_sweep_plot /nonexistent/sweep");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("agave_sweep_plot: error: /nonexistent/sweep: no such folder"),
+            std::string::npos)
+      << r.output;
+}
+
 // The commit is the checkout's: configure-time `git rev-parse --short HEAD`.
 TEST(BuildInfo, CommitIsTheCheckoutsHead) {
   const auto git = sh("git -C " + std::string(AGAVE_SOURCE_DIR) + " rev-parse --short HEAD");

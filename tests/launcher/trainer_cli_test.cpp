@@ -109,6 +109,30 @@ TEST(TrainerCli, AMissingCifar10SourceSaysHowToGetItInOneLineAndExitsTwo) {
   EXPECT_NE(r.output.find("apt-get install dataset-fashion-mnist"), std::string::npos) << r.output;
 }
 
+TEST(TrainerCli, AKeyValueArgumentIsPointedAtSet) {
+  const auto r = sh(kTrainer + " " + kConfigs + "quickstart.yaml loss.lambda=4");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_NE(r.output.find("agave_trainer: hint: config keys are set with --set loss.lambda=4"),
+            std::string::npos)
+      << r.output;
+  const auto fine =
+      sh(kTrainer + " --print-config --set loss.lambda=4 " + kConfigs + "quickstart.yaml");
+  EXPECT_EQ(fine.output.find("hint:"), std::string::npos) << fine.output;
+}
+
+TEST(TrainerCli, AMisspeltResumeKeywordFailsBeforeMpiNamingTheChoices) {
+  TempDir out;
+  const auto r = sh(mpirun(2) + kTrainer + " " + kConfigs + "quickstart.yaml --resume nevr --set " +
+                    "run.output_dir=" + out.path().string() + "/runs");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(r.output.find("agave_trainer 0."), std::string::npos) << "MPI started:\n" << r.output;
+  EXPECT_NE(r.output.find("--resume nevr: no such folder; expected auto, never or a checkpoint "
+                          "folder"),
+            std::string::npos)
+      << r.output;
+  EXPECT_FALSE(std::filesystem::exists(out.path() / "runs"));
+}
+
 TEST(TrainerCli, PrintConfigShowsResolvedValuesWithOverrides) {
   const auto r =
       sh(kTrainer + " --print-config --set loss.lambda=7 " + kConfigs + "quickstart.yaml");
