@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <stdexcept>
 #include <vector>
@@ -237,6 +238,13 @@ struct MetricsExporter::Impl {
                               "Bytes this rank wrote for the last checkpoint", labels);
     memory = &gauge(r, "agave_resident_memory_bytes", "Resident set size of the process", labels);
     memory->Set(resident_memory_bytes());
+    // Not measured yet is NaN, never 0: 0 bits/dim on a test panel (eval.every: 0 until the
+    // final evaluation) or 0 images/s would read as a measurement; Grafana draws NaN as no data.
+    for (auto* g :
+         {bpd_pixel, bpd_aux, bpd_kl, bpd_total, kl_nats, images_per_second, eval_elbo, eval_iw,
+          eval_kl, eval_vae, eval_aux, eval_step, eval_samples, checkpoint_bytes}) {
+      g->Set(std::numeric_limits<double>::quiet_NaN());
+    }
     // Every phase series exists (at 0) from the start, so dashboards and alerts see the run
     // before its first phase is set.
     for (const char* phase : {"pretrain_vae", "pretrain_pixelcnn", "joint", "no_aux", "done"}) {

@@ -1,6 +1,7 @@
 // The exporter over real HTTP: names, labels and values as docs/metrics.md documents them.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -104,6 +105,20 @@ std::set<std::string> typed_families(const std::string& text) {
     if (line.rfind("# TYPE agave_", 0) == 0) out.insert(line.substr(7, line.find(' ', 7) - 7));
   }
   return out;
+}
+
+TEST(MetricsExporter, WhatIsNotMeasuredYetIsNaNNotZero) {
+  MetricsExporter ex(loopback(), labels("lambda=2", "2"));
+  const auto before = scrape(ex.port());
+  for (const char* bound : {"elbo", "iw", "vae"}) {
+    EXPECT_TRUE(std::isnan(value(before, "agave_eval_bits_per_dim", {{"bound", bound}}))) << bound;
+  }
+  EXPECT_TRUE(std::isnan(value(before, "agave_train_bits_per_dim", {{"term", "total"}})));
+  EXPECT_TRUE(std::isnan(value(before, "agave_images_per_second", {})));
+  EXPECT_TRUE(std::isnan(value(before, "agave_checkpoint_bytes", {})));
+  EXPECT_EQ(value(before, "agave_train_step", {}), 0);  // a step count: 0 is a measurement
+  ex.record_eval({100, 4.5, 4.4, 0.3, 0.2, 0.5, 64});
+  EXPECT_DOUBLE_EQ(value(scrape(ex.port()), "agave_eval_bits_per_dim", {{"bound", "iw"}}), 4.4);
 }
 
 TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
