@@ -569,6 +569,9 @@ class TrainingRun {
       return;
     }
     if (lead_) write_summary();
+    // Before the linger, which exists so that Prometheus scrapes the end: a run it never saw
+    // "done" would look stalled on its dashboards.
+    if (exporter_) exporter_->set_phase("done");
     linger();
     cluster::ActivityScope barrier("end-of-run barrier");
     // Rank 0 alone wrote summary.json (a slow shared file system may take a while).

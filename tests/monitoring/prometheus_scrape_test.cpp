@@ -402,7 +402,7 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
                         .checkpoint(100, 2)
                         .log_every(5)
                         .prometheus_port(base)
-                        .linger_seconds(150)
+                        .linger_seconds(240)
                         .append("sweep:\n  ranks_per_run: 1\n  grid: {loss.lambda: [1, 4]}\n")
                         .yaml());
   fs::create_directories(dir.path() / "prom");
@@ -439,7 +439,9 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   all.push_back({"build", "count(agave_build_info == 1) == 2", ""});
   all.push_back({"build commit", "agave_build_info", "commit"});
   all.push_back({"memory", "count(process_resident_memory_bytes > 1e6) == 2", ""});
-  const auto failures = wait_for_queries(*prom, all, std::chrono::seconds(150), alive);
+  // Both runs finished while their exporters still serve: Prometheus sees the phase "done".
+  all.push_back({"done", "count(agave_phase{phase=\"done\"} == 1) == 2", ""});
+  const auto failures = wait_for_queries(*prom, all, std::chrono::seconds(240), alive);
   for (const auto& [query, why] : failures) ADD_FAILURE() << query << "\n  -> " << why;
 
   // Done: end the linger (SIGUSR1 to mpirun, which forwards it to the ranks: a stop request)
