@@ -15,6 +15,7 @@
 #include "hdf5/datasets.h"
 #include "hdf5/header_probe.h"
 #include "io/errors.h"
+#include "version/version.h"
 
 namespace {
 
@@ -44,17 +45,29 @@ void probe_image_shard(const char* path) {
   (void)reader.read_labels();
 }
 
+void print_usage(std::FILE* to) {
+  std::fprintf(to, "usage: agave_h5probe [%s] FILE MEMORY_BYTES (used by agave's executables)\n",
+               agave::hdf5::kProbeDatasetsMode);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace agave::hdf5;
   using agave::io::BadDataError;
   using agave::io::DataError;
+  // Like every agave executable: --help and --version exit 0 (64 is for a caller's misuse).
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    print_usage(stdout);
+    return 0;
+  }
+  if (argc == 2 && std::strcmp(argv[1], "--version") == 0) {
+    std::printf("%s\n", agave::version::describe("agave_h5probe").c_str());
+    return 0;
+  }
   const bool datasets = argc == 4 && std::strcmp(argv[1], kProbeDatasetsMode) == 0;
   if (argc != 3 && !datasets) {
-    std::fprintf(stderr,
-                 "usage: agave_h5probe [%s] FILE MEMORY_BYTES (used by agave's executables)\n",
-                 kProbeDatasetsMode);
+    print_usage(stderr);
     return 64;
   }
   const char* path = argv[argc - 2];

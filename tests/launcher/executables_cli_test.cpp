@@ -75,6 +75,18 @@ TEST(SweepPlotCli, AMissingSweepFolderIsAUsageError) {
       << r.output;
 }
 
+// agave_h5probe is started by the other executables, but a user may try it too.
+TEST(H5probeCli, HelpAndVersionExitZeroAndMisuseIs64) {
+  const std::string probe = std::string(AGAVE_BIN_DIR) + "/agave_h5probe";
+  const auto help = sh(probe + " --help");
+  EXPECT_EQ(help.code, 0) << help.output;
+  EXPECT_NE(help.output.find("usage: agave_h5probe"), std::string::npos) << help.output;
+  const auto version = sh(probe + " --version");
+  EXPECT_EQ(version.code, 0) << version.output;
+  EXPECT_NE(version.output.find("agave_h5probe "), std::string::npos) << version.output;
+  EXPECT_EQ(sh(probe + " one-argument").code, 64);
+}
+
 // The commit is the checkout's: configure-time `git rev-parse --short HEAD`.
 TEST(BuildInfo, CommitIsTheCheckoutsHead) {
   const auto git = sh("git -C " + std::string(AGAVE_SOURCE_DIR) + " rev-parse --short HEAD");
