@@ -7,12 +7,36 @@
 # arm and its control), table1 (VAE alone, PixelCNN++ alone, AGAVE; at paper scale also AGAVE
 # with free bits). docs/results.md reports them.
 # CIFAR-10 comes from data.source (default data/cifar10; AGAVE_CIFAR10=DIR overrides).
-# --list prints the configs NAME runs, one a line, and runs nothing.
+# --list prints the configs NAME runs, one a line, and runs nothing; --list alone prints every
+# NAME with the configs it runs at each scale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n 2,10p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,11p "$0" | sed 's/^# \{0,1\}//'; }
+# The experiments, as the paper reports them (docs/results.md).
+names=(fig4_lambda fig5_bins aux_resolution appendix_c table1)
+# NAME.SCALE.yaml alone, or the NAME_*.SCALE.yaml family (table1: three single-run configs); a
+# plain path survives nullglob, so each candidate is checked.
+configs_of() {
+  shopt -s nullglob
+  local candidate
+  for candidate in experiments/"$1".$2.yaml experiments/"$1"_*.$2.yaml; do
+    [ -f "$candidate" ] && echo "$candidate"
+  done
+  return 0
+}
+list_all() {
+  local name scale
+  for name in "${names[@]}"; do
+    for scale in cpu paper; do
+      echo "$name --scale $scale: $(configs_of "$name" $scale | tr '\n' ' ')"
+    done
+  done
+}
 [ $# -ge 1 ] || { usage; exit 2; }
-case "$1" in -h|--help) usage; exit 0 ;; esac
+case "$1" in
+  -h|--help) usage; exit 0 ;;
+  --list) list_all; exit 0 ;;
+esac
 name=$1
 shift
 scale=cpu
@@ -30,15 +54,10 @@ while [ $# -gt 0 ]; do
 done
 case "$scale" in cpu|paper) ;; *) echo "experiments/run.sh: --scale must be cpu or paper" >&2; exit 2 ;; esac
 shopt -s nullglob
-# NAME.SCALE.yaml alone, or the NAME_*.SCALE.yaml family (table1: three single-run configs); a
-# plain path survives nullglob, so each candidate is checked.
-configs=()
-for candidate in experiments/"$name".$scale.yaml experiments/"$name"_*.$scale.yaml; do
-  [ -f "$candidate" ] && configs+=("$candidate")
-done
+mapfile -t configs < <(configs_of "$name" "$scale")
 if [ ${#configs[@]} -eq 0 ]; then
   echo "experiments/run.sh: no experiments/$name*.$scale.yaml; experiments:" >&2
-  ls experiments/*.yaml | sed 's|experiments/||; s|\.[a-z]*\.yaml$||' | sort -u >&2
+  printf '  %s\n' "${names[@]}" >&2
   exit 2
 fi
 if [ "$list" = 1 ]; then

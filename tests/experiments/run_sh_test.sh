@@ -23,6 +23,11 @@ command -v gnuplot >/dev/null || { echo "SKIPPED: gnuplot is not installed"; exi
   { echo "FAILED: run.sh appendix_c --list should name the Eq. (6) arm and its control"; exit 1; }
 [ "$("$src/experiments/run.sh" fig4_lambda --list)" = experiments/fig4_lambda.cpu.yaml ] ||
   { echo "FAILED: run.sh fig4_lambda --list"; exit 1; }
+# --list alone: every experiment, at both scales, with its configs.
+all=$("$src/experiments/run.sh" --list) || { echo "FAILED: run.sh --list exits non-zero"; exit 1; }
+grep -q "^table1 --scale paper: .*experiments/table1_vae.paper.yaml" <<<"$all" ||
+  { echo "FAILED: run.sh --list: $all"; exit 1; }
+[ "$(grep -c -- "--scale" <<<"$all")" -eq 10 ] || { echo "FAILED: run.sh --list: $all"; exit 1; }
 if "$src/experiments/run.sh" no_such_experiment --list >/dev/null 2>&1; then
   echo "FAILED: an unknown experiment must exit non-zero"; exit 1
 fi
