@@ -325,6 +325,14 @@ GroupOutcome train_group(const Sweep& sweep, const SweepPlan& plan, int group,
   return out;
 }
 
+// The last line of a stopped job, for a person at a terminal as much as for a job script.
+void say_stopped(const std::string& when) {
+  std::cerr << ("agave_trainer: stopped on request " + when + "; exit " +
+                std::to_string(code(ExitCode::kStopped)) +
+                ": run the same command again to continue (the Slurm scripts requeue)\n")
+            << std::flush;
+}
+
 }  // namespace
 
 void install_stop_signals() {
@@ -522,8 +530,7 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
     }
     if (!ensure_data(mpi, channel, {first.data}, timeout)) {
       if (where.world_rank == 0) {
-        std::cerr << "agave_trainer: stopped on request before training; exit "
-                  << code(ExitCode::kStopped) << " (requeue to continue)" << std::endl;
+        say_stopped("before training");
       }
       return ExitCode::kStopped;
     }
@@ -545,8 +552,7 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
                         "end-of-job agreement");
   if (agreed[0] > 0) {
     if (where.world_rank == 0) {
-      std::cerr << "agave_trainer: stopped on request after a checkpoint; exit "
-                << code(ExitCode::kStopped) << " (requeue to continue)" << std::endl;
+      say_stopped("after a checkpoint");
     }
     return ExitCode::kStopped;
   }

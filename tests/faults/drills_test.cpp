@@ -325,6 +325,9 @@ void Drill::signal_mpirun(bool stop_a_rank) {
     ASSERT_TRUE(j.done()) << j.log();
     EXPECT_LT(seconds, kEndsWithin) << j.log();
     EXPECT_NE(j.log().find("stop requested: checkpointing at step"), std::string::npos) << j.log();
+    // mpirun itself returns 1 here: the line says what to do, also at a terminal.
+    EXPECT_NE(j.log().find("exit 75: run the same command again to continue"), std::string::npos)
+        << j.log();
     EXPECT_EQ(read_text(exit_file), "75\n") << "mpirun returned " << j.code() << "\n" << j.log();
     std::cout << "SIGTERM to mpirun" << (stop_a_rank ? " with rank 1 stopped" : "")
               << ": mpirun returned " << j.code() << ", the ranks agreed on "
