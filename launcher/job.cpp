@@ -141,7 +141,7 @@ trainer::TrainerSetup setup_for(const RunSpec& spec, int local_rank) {
   setup.seed = static_cast<uint64_t>(c.run.seed);
   setup.labels = spec.labels;
   setup.resolved_config = to_yaml_string(c);
-  setup.describe_config_changes = describe_config_changes;
+  setup.config_drift = config_drift;
   setup.data = c.data;
   setup.model = c.model;
   setup.loss = c.loss;
@@ -199,6 +199,10 @@ RunEnd train_run(trainer::TrainerSetup setup, cluster::Communicator& comm,
             ? trainer::train_with_parallel_pretraining(std::move(setup), comm, half_comm)
             : trainer::Trainer(std::move(setup), comm).run();
     return result.stopped ? RunEnd::kStopped : RunEnd::kDone;
+  } catch (const trainer::ConfigDriftError& e) {
+    // Refused before anything of the run was written: not a failed run of the sweep either.
+    if (lead) std::cerr << ("agave_trainer: error: run " + run_name + ": " + e.what() + "\n");
+    return RunEnd::kConfigFailed;
   } catch (const checkpoint::CheckpointError& e) {
     failure = e.what();
     end = RunEnd::kConfigFailed;
@@ -269,9 +273,7 @@ class PretrainingHalves {
 // Trains this group's runs of the sweep in turn.
 GroupOutcome train_group(const Sweep& sweep, const SweepPlan& plan, int group,
                          const cluster::MpiGroup& group_comm, cluster::Communicator& comm,
-                         const trainer::HalfCommunicator& half_comm,
-                         const checkpoint::ResumeRequest& resume,
-                         const std::shared_ptr<trainer::FaultHooks>& faults,
+                         const trainer::HalfCommunicator& half_comm, const Job& job,
                          const cluster::ProcessPlacement& where, const torch::Device& device,
                          double timeout) {
   GroupOutcome out;
@@ -307,8 +309,9 @@ GroupOutcome train_group(const Sweep& sweep, const SweepPlan& plan, int group,
                 << spec.output_dir << std::endl;
     }
     auto setup = setup_for(spec, where.local_rank);
-    setup.resume = resume;
-    setup.faults = faults;
+    setup.resume = job.resume;
+    setup.allow_config_change = job.allow_config_change;
+    setup.faults = job.faults;
     setup.world_rank = where.world_rank;
     setup.device = device;
     const auto end = train_run(std::move(setup), comm, half_comm, sweep.size() > 1);
@@ -421,6 +424,7 @@ Job load_job(const JobRequest& request) {
     throw ConfigError("--resume " + job.resume.folder +
                       ": no such folder; expected auto, never or a checkpoint folder");
   }
+  job.allow_config_change = request.allow_config_change;
   job.faults = trainer::fault_hooks_from_environment();
   // Every rank checks, like any config error, so the job fails with one line and code 2
   // instead of rank 0 failing alone in the conversion with the others waiting for it.
@@ -541,8 +545,8 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
   }
   auto halves = std::make_unique<PretrainingHalves>(mpi, *group_comm, *comm, first.cluster,
                                                     request.config_file);
-  const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, std::ref(*halves),
-                                   job.resume, job.faults, mpi.placement(), device, timeout);
+  const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, std::ref(*halves), job,
+                                   mpi.placement(), device, timeout);
   halves.reset();
   comm.reset();
   // Every group's outcome, on every rank: a stop anywhere makes the job exit 75 (checkpointed,

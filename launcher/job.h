@@ -30,12 +30,14 @@ struct JobRequest {
   bool print_config = false;           // print the resolved config, train nothing
   std::string resume = "auto";         // checkpoint::ResumeRequest::parse
   int64_t sweep_point = -1;            // >= 0: only this point, on every rank
+  bool allow_config_change = false;    // trainer::TrainerSetup::allow_config_change
 };
 
 // Everything decided before MPI starts.
 struct Job {
   Sweep sweep;
   checkpoint::ResumeRequest resume;
+  bool allow_config_change = false;
   std::shared_ptr<trainer::FaultHooks> faults;  // null in real runs
 };
 

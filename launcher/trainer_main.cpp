@@ -39,6 +39,9 @@ std::optional<int> parse_arguments(int argc, char** argv, JobRequest& r) {
                  "auto: continue from the newest complete checkpoint of each run (default); "
                  "never: start fresh; or a checkpoint folder")
       ->capture_default_str();
+  app.add_flag("--allow-config-change", r.allow_config_change,
+               "continue a run although this config changes what it trained (loss, model, data, "
+               "optimizer, earlier phases); the change is recorded in config_history.jsonl");
   app.add_option("--sweep-point", r.sweep_point,
                  "train only sweep point I (run I of --dry-run) on all ranks of the job; for "
                  "Slurm job arrays")

@@ -14,6 +14,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include "checkpoint/sharded_checkpoint.h"
@@ -107,6 +108,13 @@ class TrainingRun {
         s_.resume, checkpoint_root(s_), s_.run_name,
         checkpoint::model_signature(s_.model, data::dataset_name(s_.data.dataset)), comm_);
     refuse_checkpoint_past_the_end(start);
+    // Complete means summary.json evaluated this very checkpoint at the configured last step:
+    // a run that ended (killed, failed, stopped) between its last checkpoint and its final
+    // evaluation still owes the evaluation, and a summary of an earlier end (a run since
+    // extended) describes other weights.
+    const bool complete =
+        !start.fresh() && start.meta.step >= schedule_.total_steps() && summary_describes(start);
+    settle_config(start, complete);
     const bool merge = start.fresh() && s_.merge_from.has_value();
     build_model(start.fresh() && !merge);
     const int64_t first_step = merge           ? merge_halves(*s_.merge_from)
@@ -123,11 +131,7 @@ class TrainingRun {
       result_.stopped = true;
       return result_;
     }
-    // Complete means summary.json evaluated this very checkpoint at the configured last step:
-    // a run that ended (killed, failed, stopped) between its last checkpoint and its final
-    // evaluation still owes the evaluation, and a summary of an earlier end (a run since
-    // extended) describes other weights.
-    if (first_step >= schedule_.total_steps() && summary_describes(start)) {
+    if (complete) {
       report_->say("already complete at step " + std::to_string(first_step) + "; nothing to train");
       result_.already_complete = true;
       return result_;
@@ -205,10 +209,78 @@ class TrainingRun {
         "checkpoint (--resume DIR) or choose another run.name");
   }
 
+  std::string config_file() const { return s_.output_dir + "/config.yaml"; }
+
+  // The run folder stays one config (trainer/config_history.h): rank 0 compares this config
+  // with the run's recorded one and every rank learns the verdict. A refusal writes nothing; an
+  // accepted change is recorded before config.yaml is replaced; a finished run keeps its file.
+  void settle_config(const checkpoint::ResumePoint& start, bool complete) {
+    std::string refusal;
+    if (lead_) {
+      try {
+        refusal = settle_config_on_lead(start, complete);
+      } catch (const std::exception& e) {  // an unreadable config.yaml, a full disk
+        refusal = "run " + s_.run_name + ": " + e.what();
+      }
+    }
+    {
+      cluster::ActivityScope named("config check");
+      refusal = comm_.all_gather_string(refusal).front();
+    }
+    if (!refusal.empty()) throw ConfigDriftError(refusal);
+  }
+
+  std::string settle_config_on_lead(const checkpoint::ResumePoint& start, bool complete) {
+    std::string recorded;
+    if (fs::exists(config_file())) {
+      std::ostringstream text;
+      text << std::ifstream(config_file()).rdbuf();
+      recorded = text.str();
+    } else if (!start.fresh()) {
+      recorded = start.meta.config;
+    }
+    const int64_t step = start.fresh() ? 0 : start.meta.step;
+    ConfigDrift drift;
+    if (!recorded.empty() && s_.config_drift) {
+      drift = s_.config_drift(recorded, s_.resolved_config, step);
+    }
+    // A finished pretraining half is its merged run's business: that run's own check decides.
+    const bool finished = complete && !s_.pretrain_half;
+    if (!drift.result.empty() && !start.fresh() && (finished || !s_.allow_config_change)) {
+      return drift_refusal(s_.output_dir, step, drift, finished);
+    }
+    if (complete) {
+      if (!drift.empty()) {
+        report_->say(
+            "the run is finished; its config.yaml is kept and these changes are not "
+            "applied: " +
+            join_changes(drift.other));
+      }
+      return "";
+    }
+    if (!drift.empty()) {
+      // Without a checkpoint the run starts over: the old config is replaced, not mixed in.
+      const auto all = drift.all();
+      report_->say((start.fresh() ? std::string("starting over; config changed: ")
+                                  : "config changed since step " + std::to_string(step) + ": ") +
+                   join_changes(all) + " (recorded in " + config_history_file(s_.output_dir) + ")");
+      ConfigChangeRecord record{step, drift, s_.allow_config_change && !drift.result.empty(),
+                                recorded};
+      append_config_history(s_.output_dir, record);
+      if (log_) {
+        log_->write({{"event", "config_change"},
+                     {"step", step},
+                     {"result_changes", drift.result},
+                     {"other_changes", drift.other}});
+      }
+    }
+    io::write_file_atomically(config_file(), s_.resolved_config);
+    return "";
+  }
+
   void open_outputs() {
     if (lead_) {
       fs::create_directories(s_.output_dir);
-      io::write_file_atomically(s_.output_dir + "/config.yaml", s_.resolved_config);
       if (s_.monitoring.jsonl) {
         log_ = std::make_unique<monitoring::MetricsLog>(s_.output_dir + "/metrics.jsonl");
       }
@@ -318,12 +390,6 @@ class TrainingRun {
     report_->say("resumed from " + from.dir + " at step " + std::to_string(meta.step) +
                  " (written by " + std::to_string(meta.world_size) + " rank(s), now " +
                  std::to_string(world_) + ")");
-    if (s_.describe_config_changes && !meta.config.empty()) {
-      const auto changes = s_.describe_config_changes(meta.config, s_.resolved_config);
-      if (!changes.empty()) {
-        report_->say("config changed since step " + std::to_string(meta.step) + ": " + changes);
-      }
-    }
     return meta.step;
   }
 

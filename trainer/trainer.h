@@ -19,6 +19,7 @@
 #include "data/options.h"
 #include "model/options.h"
 #include "monitoring/options.h"
+#include "trainer/config_history.h"
 #include "trainer/evaluator.h"
 #include "trainer/fault_hooks.h"
 #include "trainer/options.h"
@@ -38,10 +39,14 @@ struct TrainerSetup {
   uint64_t seed = 1;
   std::map<std::string, std::string> labels;  // sweep values, e.g. lambda=12
   std::string resolved_config;                // YAML, saved beside the results
-  // At resume: the changes from the checkpoint's saved config to resolved_config as one line
-  // ("" when none). Set by the launcher, the side that reads YAML; null: not reported.
-  std::function<std::string(const std::string& saved, const std::string& current)>
-      describe_config_changes;
+  // At resume: the changes from the run's recorded config (config.yaml, else the checkpoint's)
+  // to resolved_config for a run continuing at `step`. Set by the launcher, the side that reads
+  // YAML; null: configs are not compared (tests of the trainer alone).
+  std::function<ConfigDrift(const std::string& recorded, const std::string& current, int64_t step)>
+      config_drift;
+  // --allow-config-change: continue a run whose config changes what it trained (recorded in
+  // config_history.jsonl) instead of refusing it (trainer/config_history.h).
+  bool allow_config_change = false;
   checkpoint::ResumeRequest resume;
   // A half of a parallel pretraining: no evaluation (the PixelCNN half's model is not one the
   // test bound means anything for); its summary.json records only its last checkpoint.

@@ -15,6 +15,7 @@ namespace agave::launcher {
 namespace {
 
 using agave::testing::TempDir;
+using agave::trainer::join_changes;
 
 using agave::testing::TinyConfig;
 using agave::testing::TinyPhase;
@@ -54,6 +55,59 @@ TEST(ConfigChanges, KeysOnlyOneSideHasAndUnreadableSavedConfigs) {
   EXPECT_THROW(config_changes("a: [", "a: 1"), ConfigError);
   EXPECT_NE(describe_config_changes("a: [", "a: 1").find("the saved config is not valid YAML"),
             std::string::npos);
+}
+
+// A resume at step 15 of pretrain_vae 10 + joint 20: what it has trained must not change.
+TEST(ConfigDrift, WhatChangesTheTrainedStepsIsAResultChange) {
+  const auto before = resolved({});
+  for (const std::string key :
+       {"loss.lambda=1", "run.seed=9", "model.vae.free_bits=0.5", "train.optimizer.lr=0.01",
+        "train.batch_size=4", "aux.color_bins=8", "train.precision=bf16"}) {
+    const auto drift = config_drift(before, resolved({key}), 15);
+    EXPECT_EQ(drift.result.size(), 1u) << key;
+    EXPECT_TRUE(drift.other.empty()) << key;
+  }
+}
+
+TEST(ConfigDrift, EvaluationCheckpointsMonitoringAndClusterAreNot) {
+  const auto drift =
+      config_drift(resolved({}),
+                   resolved({"eval.every=7", "checkpoint.keep=9", "monitoring.log_every=3",
+                             "cluster.timeout_seconds=60", "data.prefetch_batches=3"}),
+                   15);
+  EXPECT_TRUE(drift.result.empty()) << join_changes(drift.result);
+  EXPECT_EQ(drift.other.size(), 5u) << join_changes(drift.other);
+}
+
+TEST(ConfigDrift, NumbersCompareAsNumbersAndKeysOfAnotherBuildAreTaken) {
+  EXPECT_TRUE(
+      config_drift("loss: {lambda: 0.90000000000000002}\n", "loss: {lambda: 0.9}\n", 5).empty());
+  const auto drift =
+      config_drift("model: {kind: agave}\n", "model: {kind: agave, new_key: 1}\n", 5);
+  EXPECT_TRUE(drift.result.empty());
+  EXPECT_EQ(drift.other, (std::vector<std::string>{"model.new_key (none) → 1"}));
+  EXPECT_EQ(config_drift("model: {kind: agave}\n", "model: {kind: other}\n", 5).result.size(), 1u);
+}
+
+TEST(ConfigDrift, PhasesCountOnlyWhereTheyHaveBeenTrained) {
+  const auto before = resolved({});
+  // More joint steps, or a phase after them: the run's future.
+  EXPECT_TRUE(
+      config_drift(before, resolved({}, {{"pretrain_vae", 10}, {"joint", 40}}), 15).result.empty());
+  EXPECT_TRUE(
+      config_drift(before, resolved({}, {{"pretrain_vae", 10}, {"joint", 20}, {"no_aux", 5}}), 30)
+          .result.empty());
+  // A finished run (step 30) extended: the same.
+  EXPECT_TRUE(
+      config_drift(before, resolved({}, {{"pretrain_vae", 10}, {"joint", 25}}), 30).result.empty());
+  // The pretraining it did, shortened or lengthened; the joint phase cut before the step.
+  EXPECT_FALSE(
+      config_drift(before, resolved({}, {{"pretrain_vae", 12}, {"joint", 18}}), 15).result.empty());
+  EXPECT_FALSE(
+      config_drift(before, resolved({}, {{"pretrain_vae", 10}, {"joint", 3}}), 15).result.empty());
+  // Before any step everything is still to come.
+  EXPECT_TRUE(config_drift(before, resolved({}, {{"joint", 30}}), 0).result.empty());
+  EXPECT_FALSE(config_drift(before, resolved({}, {{"joint", 30}}), 5).result.empty());
 }
 
 }  // namespace

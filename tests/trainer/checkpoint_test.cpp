@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <thread>
 
 #include "checkpoint/sharded_checkpoint.h"
@@ -110,7 +111,7 @@ TEST_F(Resume, ManifestRecordsTheBuildAndResumeListsConfigChanges) {
   std::ofstream(manifest) << j.dump(1) << "\n";
   EXPECT_EQ(agave::checkpoint::ShardedCheckpoint::read_meta(ckpt(out, 4)).agave_commit, "");
 
-  train(2, out, "", "--set loss.lambda=4 --set train.grad_clip=50");
+  train(2, out, "", "--set loss.lambda=4 --set train.grad_clip=50 --allow-config-change");
   ASSERT_EQ(last_.code, 0) << last_.output;
   EXPECT_NE(last_.output.find("resumed from " + ckpt(out, 4) + " at step 4"), std::string::npos)
       << last_.output;
@@ -120,7 +121,88 @@ TEST_F(Resume, ManifestRecordsTheBuildAndResumeListsConfigChanges) {
                               "train.grad_clip "),
             std::string::npos)
       << last_.output;
-  EXPECT_NE(last_.output.find(" → 50\n"), std::string::npos) << last_.output;
+  EXPECT_NE(last_.output.find(" → 50 (recorded in " + out + "/r/config_history.jsonl)\n"),
+            std::string::npos)
+      << last_.output;
+}
+
+std::string file_text(const std::string& path) {
+  std::ostringstream text;
+  text << std::ifstream(path).rdbuf();
+  return text.str();
+}
+
+std::vector<nlohmann::json> json_lines(const std::string& path) {
+  std::vector<nlohmann::json> lines;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  return lines;
+}
+
+// A run folder is one config: a resume that would change what the run trained is refused with
+// nothing written, continues only when asked, and then the change is on record; a finished
+// run is never rewritten.
+TEST_F(Resume, AConfigChangeToWhatWasTrainedIsRefusedUnlessAllowedAndIsRecorded) {
+  const std::string out = (dir_.path() / "drift").string();
+  const std::string run = out + "/r";
+  train(2, out, "AGAVE_FAULT=stop:3:1");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  const std::string config_before = file_text(run + "/config.yaml");
+  const std::string metrics_before = file_text(run + "/metrics.jsonl");
+
+  train(2, out, "", "--set loss.lambda=4");
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("agave_trainer: error: run r: " + run +
+                              "/config.yaml differs from this config in what the run trained up "
+                              "to step 4: loss.lambda 2 → 4; --set run.name=NEW for a new run "
+                              "with this config, or --allow-config-change to continue"),
+            std::string::npos)
+      << last_.output;
+  EXPECT_EQ(file_text(run + "/config.yaml"), config_before);
+  EXPECT_EQ(file_text(run + "/metrics.jsonl"), metrics_before);
+  EXPECT_FALSE(fs::exists(run + "/config_history.jsonl"));
+  EXPECT_FALSE(fs::exists(run + "/failed.json"));
+  EXPECT_FALSE(fs::exists(ckpt(out, 6)));
+
+  train(2, out, "", "--set loss.lambda=4 --set eval.importance_samples=3 --allow-config-change");
+  ASSERT_EQ(last_.code, 0) << last_.output;
+  const auto history = json_lines(run + "/config_history.jsonl");
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].at("step"), 4);
+  EXPECT_EQ(history[0].at("result_changes"), nlohmann::json({"loss.lambda 2 → 4"}));
+  EXPECT_EQ(history[0].at("other_changes"), nlohmann::json({"eval.importance_samples 2 → 3"}));
+  EXPECT_EQ(history[0].at("allowed"), true);
+  EXPECT_EQ(history[0].at("previous_config"), config_before);
+  EXPECT_TRUE(history[0].contains("time"));
+  EXPECT_NE(file_text(run + "/config.yaml").find("lambda: 4"), std::string::npos);
+  int events = 0;
+  for (const auto& j : json_lines(run + "/metrics.jsonl")) {
+    if (j.value("event", "") == "config_change") {
+      ++events;
+      EXPECT_EQ(j.at("step"), 4);
+    }
+  }
+  EXPECT_EQ(events, 1);
+
+  // Finished: not rewritten, even when asked; what changes nothing is said and not applied.
+  const std::string config_done = file_text(run + "/config.yaml");
+  const std::string summary_done = file_text(run + "/summary.json");
+  train(2, out, "", "--set loss.lambda=8 --set eval.importance_samples=3 --allow-config-change");
+  EXPECT_EQ(last_.code, 2) << last_.output;
+  EXPECT_NE(last_.output.find("up to step 8: loss.lambda 4 → 8; the run is finished and is not "
+                              "rewritten: --set run.name=NEW"),
+            std::string::npos)
+      << last_.output;
+  train(2, out, "", "--set loss.lambda=4");
+  EXPECT_EQ(last_.code, 0) << last_.output;
+  EXPECT_NE(last_.output.find("the run is finished; its config.yaml is kept and these changes are "
+                              "not applied: eval.importance_samples 3 → 2"),
+            std::string::npos)
+      << last_.output;
+  EXPECT_NE(last_.output.find("already complete at step 8"), std::string::npos) << last_.output;
+  EXPECT_EQ(file_text(run + "/config.yaml"), config_done);
+  EXPECT_EQ(file_text(run + "/summary.json"), summary_done);
+  EXPECT_EQ(json_lines(run + "/config_history.jsonl").size(), 1u);
 }
 
 TEST_F(Resume, OnADifferentNumberOfRanks) {
@@ -138,7 +220,7 @@ TEST_F(Resume, WithAnotherGlobalBatchTheDataPositionIsMapped) {
   const std::string out = (dir_.path() / "o").string();
   train(2, out, "AGAVE_FAULT=stop:2:0");  // 3 steps of 8 images done
   ASSERT_EQ(last_.code, 75) << last_.output;
-  train(1, out, "", "--set train.batch_size=4");
+  train(1, out, "", "--set train.batch_size=4 --allow-config-change");
   ASSERT_EQ(last_.code, 0) << last_.output;
   // 24 images consumed = batch 6 of 4 images: nothing skipped, nothing seen twice.
   EXPECT_NE(last_.output.find("global batch 8 -> 4: data position epoch 0 batch 3 -> batch 6"),
