@@ -125,7 +125,8 @@ struct Sweep::State {
   explicit State(const std::string& f) : file(f), origins(f) {}
 };
 
-Sweep::Sweep(RunSpec only) : only_(std::make_shared<RunSpec>(std::move(only))) {
+Sweep::Sweep(RunSpec only, std::vector<std::string> notes)
+    : only_(std::make_shared<RunSpec>(std::move(only))), notes_(std::move(notes)) {
   first_ = *only_;
   batch_sizes_ = {{first_.name, first_.config.train.batch_size}};
 }
@@ -254,7 +255,8 @@ Sweep load_sweep(const std::string& file, const std::vector<std::string>& overri
   }
 
   // Read once without expanding, to validate the sweep section (and its size) and the base.
-  st->base = read_config(root, origins);
+  std::vector<std::string> notes;
+  st->base = read_config(root, origins, &notes);
   const auto& grid = st->base.sweep.grid;
   for (const auto& axis : grid) {
     for (const auto& o : overridden) {
@@ -271,6 +273,7 @@ Sweep load_sweep(const std::string& file, const std::vector<std::string>& overri
 
   Sweep sweep;
   sweep.state_ = st;
+  sweep.notes_ = std::move(notes);
   // Expansion is lazy (each rank expands the points it trains), but every value of every axis
   // is validated now, in a real point of the grid: the points that differ from point 0 in one
   // axis only. A bad value therefore stops the job here, before MPI starts, on every rank

@@ -69,7 +69,8 @@ class Sweep {
  public:
   struct State;
   Sweep() = default;
-  explicit Sweep(RunSpec only);  // one run, already expanded (--sweep-point)
+  // One run, already expanded (--sweep-point), with the notes of the sweep it came from.
+  explicit Sweep(RunSpec only, std::vector<std::string> notes = {});
 
   size_t size() const;
   RunSpec point(size_t i) const;  // ConfigError for an invalid combination of values
@@ -77,6 +78,9 @@ class Sweep {
   std::vector<RunSpec> all() const;  // every point, in order (dry run, --print-config)
   // The global batch sizes among the points, each with a point that has it (plan_sweep).
   const std::vector<std::pair<std::string, int64_t>>& batch_sizes() const { return batch_sizes_; }
+  // One line for each value the reading changed (train.steps scaling the phases), for the
+  // launcher to print once.
+  const std::vector<std::string>& notes() const { return notes_; }
 
  private:
   friend Sweep load_sweep(const std::string&, const std::vector<std::string>&);
@@ -84,6 +88,7 @@ class Sweep {
   std::shared_ptr<const RunSpec> only_;
   RunSpec first_;
   std::vector<std::pair<std::string, int64_t>> batch_sizes_;
+  std::vector<std::string> notes_;
 };
 
 // Reads `file` and applies `overrides` ("a.b=value", YAML values). Throws ConfigError with a

@@ -1,5 +1,6 @@
 #include "launcher/config_read.h"
 
+#include <algorithm>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -192,6 +193,8 @@ class Where {
   bool given(const std::string& section_path, const char* key) const {
     return section(section_path).has(key);
   }
+  // Whether the command line (or a sweep point) gives `path` rather than the file.
+  bool overridden(const std::string& path) const { return origins_.overridden(path); }
 
  private:
   // "phases[1]": the list's element.
@@ -263,8 +266,49 @@ void check_shapes(const Where& at, const model::AgaveOptions& o) {
   }
 }
 
+// The phases scaled to `steps` in proportion, each at least one step, the rounding remainder
+// to the last phase (taken back from the longest earlier phases should the minimum of one
+// step leave it none). Scaling keeps every phase of the schedule, so a short trial still runs
+// each kind of step; truncating at `steps` would train only the first phase.
+std::vector<int64_t> scaled_steps(const std::vector<trainer::PhaseOptions>& phases, int64_t total,
+                                  int64_t steps) {
+  std::vector<int64_t> out;
+  int64_t used = 0;
+  for (size_t i = 0; i + 1 < phases.size(); ++i) {
+    const auto share =
+        static_cast<int64_t>(static_cast<double>(phases[i].steps) * static_cast<double>(steps) /
+                             static_cast<double>(total));
+    out.push_back(std::max<int64_t>(1, share));
+    used += out.back();
+  }
+  out.push_back(steps - used);
+  while (out.back() < 1) {
+    auto longest = std::max_element(out.begin(), out.end() - 1);
+    --*longest;
+    ++out.back();
+  }
+  return out;
+}
+
+std::string describe_scaling(const std::vector<trainer::PhaseOptions>& phases,
+                             const std::vector<int64_t>& before, int64_t total) {
+  int64_t steps = 0;
+  std::string each;
+  for (size_t i = 0; i < phases.size(); ++i) {
+    steps += phases[i].steps;
+    each += std::string(i ? ", " : "") + trainer::phase_name(phases[i].kind) + " " +
+            std::to_string(before[i]) + " -> " + std::to_string(phases[i].steps);
+  }
+  return "train.steps = " + std::to_string(steps) + " scales the phases (" + std::to_string(total) +
+         " steps): " + each;
+}
+
 // train.steps and train.phases: phases alone give the steps; steps alone one joint phase.
-void resolve_schedule(const Where& at, trainer::TrainOptions& o) {
+// When both are given and disagree, the one given on the command line (or by a sweep point)
+// decides: train.steps (--steps N) scales the phases, for a quick trial of a whole schedule;
+// train.phases replaces the file's steps (a config saved by --print-config pins the steps it
+// derived). In the file alone, a disagreement is a mistake.
+void resolve_schedule(const Where& at, trainer::TrainOptions& o, std::vector<std::string>* notes) {
   const bool has_steps = at.given("train", "steps");
   if (o.phases.empty()) {
     if (!has_steps) at.fail("train", "steps", "required (or a list of phases)");
@@ -273,12 +317,26 @@ void resolve_schedule(const Where& at, trainer::TrainOptions& o) {
   }
   int64_t total = 0;
   for (const auto& p : o.phases) total += p.steps;
-  if (has_steps && o.steps != total) {
+  const bool steps_decide = at.overridden("train.steps");
+  if (!has_steps || o.steps == total || (!steps_decide && at.overridden("train.phases"))) {
+    o.steps = total;
+    return;
+  }
+  if (!steps_decide) {
     at.fail("train", "steps",
             "is " + std::to_string(o.steps) + " but the phases add up to " + std::to_string(total) +
-                "; give one or make them agree");
+                "; give one or make them agree (--steps N on the command line scales the phases)");
   }
-  o.steps = total;
+  if (o.steps < static_cast<int64_t>(o.phases.size())) {
+    at.fail("train", "steps",
+            "is " + std::to_string(o.steps) + ", fewer than the " +
+                std::to_string(o.phases.size()) + " phases it scales (one step each at least)");
+  }
+  std::vector<int64_t> before;
+  for (const auto& p : o.phases) before.push_back(p.steps);
+  const auto after = scaled_steps(o.phases, total, o.steps);
+  for (size_t i = 0; i < o.phases.size(); ++i) o.phases[i].steps = after[i];
+  if (notes) notes->push_back(describe_scaling(o.phases, before, total));
 }
 
 // conditioned: false trains the PixelCNN without f(z); only the PixelCNN's pretraining has no
@@ -344,14 +402,15 @@ void check_batch_split(const Where& at, const Config& c) {
 
 }  // namespace
 
-Config read_config(const YAML::Node& root, const Origins& origins) {
+Config read_config(const YAML::Node& root, const Origins& origins,
+                   std::vector<std::string>* notes) {
   Config c;
   KeyReader::read_section(YamlReader(root, "", origins), c);
   const Where at(root, origins);
   apply_derived_defaults(at, c);
   check_run_name(at, c.run);
   check_shapes(at, c.model);
-  resolve_schedule(at, c.train);
+  resolve_schedule(at, c.train, notes);
   check_phases(at, c.train);
   check_pretrain(at, c.train);
   check_baseline(at, c);

@@ -284,7 +284,7 @@ struct Table<trainer::TrainOptions> {
   template <class O, class V>
   static void visit(O& o, V&& v) {
     v(Num("batch_size", kBatch, "global batch, split evenly over a run's ranks"), o.batch_size);
-    v(Num("steps", kSteps, "total steps; required without phases, else their sum")
+    v(Num("steps", kSteps, "total steps; required without phases; on the command line, scales them")
           .derived_from("the sum of the phases"),
       o.steps);
     v(Key("phases", "the schedule: a list of {name, steps}").derived_from("one joint phase"),

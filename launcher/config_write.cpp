@@ -1,5 +1,7 @@
 // The resolved configuration as YAML (--print-config, <run>/config.yaml) and the key list,
 // both from the tables of launcher/config_table.h.
+#include <array>
+#include <charconv>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -9,6 +11,13 @@
 
 namespace agave::launcher {
 namespace {
+
+// The shortest text that reads back as `v` ("0.9", not yaml-cpp's "0.90000000000000002").
+std::string shortest(double v) {
+  std::array<char, 32> text{};
+  const auto end = std::to_chars(text.data(), text.data() + text.size(), v).ptr;
+  return std::string(text.data(), end);
+}
 
 bool same(const YAML::Node& a, const YAML::Node& b) {
   return a.IsDefined() && b.IsDefined() && YAML::Dump(a) == YAML::Dump(b);
@@ -41,14 +50,18 @@ class KeyWriter {
  private:
   template <class T, std::enable_if_t<std::is_arithmetic_v<T>, int> = 0>
   void write(const Key& k, T v) {
-    n_[k.name] = v;
+    if constexpr (std::is_floating_point_v<T>) {
+      n_[k.name] = shortest(v);
+    } else {
+      n_[k.name] = v;
+    }
   }
   // An empty string is refused on reading (checkpoint.dir: empty means the default folder).
   void write(const Key& k, const std::string& v) {
     if (!v.empty()) n_[k.name] = v;
   }
   void write(const Key& k, const std::optional<double>& v) {
-    if (v) n_[k.name] = *v;
+    if (v) n_[k.name] = shortest(*v);
   }
   template <class E, std::enable_if_t<std::is_enum_v<E>, int> = 0>
   void write(const Key& k, E v) {

@@ -355,7 +355,7 @@ void keep_only_point(Sweep& sweep, int64_t point, const std::string& config_file
   }
   RunSpec only = sweep.point(static_cast<size_t>(point));
   only.config.sweep.ranks_per_run = 0;
-  sweep = Sweep(only);
+  sweep = Sweep(only, sweep.notes());
 }
 
 // Both halves of a parallel pretraining have ranks, and each splits the run's global batch over

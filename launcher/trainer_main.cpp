@@ -33,6 +33,11 @@ std::optional<int> parse_arguments(int argc, char** argv, JobRequest& r) {
   app.set_version_flag("--version", agave::version::describe("agave_trainer"));
   app.add_option("config", r.config_file, "YAML config (run, data, model, ..., sweep)")->required();
   app.add_option("--set", r.overrides, "override a key, e.g. --set loss.lambda=4 (repeatable)");
+  int64_t steps = 0;
+  app.add_option("--steps", steps,
+                 "train N steps in all: --set train.steps=N, which scales the phases to N "
+                 "(a quick trial)")
+      ->check(CLI::PositiveNumber);
   app.add_flag("--dry-run", r.dry_run, "print which ranks train which runs, and train nothing");
   app.add_flag("--print-config", r.print_config, "print the fully resolved config and exit");
   app.add_option("--resume", r.resume,
@@ -48,6 +53,8 @@ std::optional<int> parse_arguments(int argc, char** argv, JobRequest& r) {
       ->check(CLI::NonNegativeNumber);
   const auto code = parse_command_line(app, argc, argv);
   if (code && *code != 0 && launcher_rank() == 0) hint_at_set(argc, argv);
+  // Last, so it wins over a --set train.steps.
+  if (steps > 0) r.overrides.push_back("train.steps=" + std::to_string(steps));
   return code;
 }
 
@@ -64,6 +71,9 @@ int run(int argc, char** argv) {
   } catch (const std::exception& e) {  // ConfigError, invalid_argument
     if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return code(ExitCode::kUserError);
+  }
+  if (launcher_rank() == 0) {
+    for (const auto& note : job.sweep.notes()) std::cerr << "agave_trainer: " << note << "\n";
   }
   if (request.print_config) {
     if (launcher_rank() == 0) std::cout << resolved_configs(job.sweep);

@@ -36,7 +36,7 @@ std::string join(const std::vector<std::string>& items, const std::string& sep) 
   return out;
 }
 
-std::string Origins::describe(const std::string& path, const YAML::Node& node) const {
+const std::string* Origins::override_of(const std::string& path) const {
   // The longest override prefix of `path` wins: `--set model.vae.depth=3` covers that key,
   // `--set model.vae={...}` covers everything below model.vae.
   const std::string* best = nullptr;
@@ -49,7 +49,11 @@ std::string Origins::describe(const std::string& path, const YAML::Node& node) c
       best_len = p.size();
     }
   }
-  if (best) return *best;
+  return best;
+}
+
+std::string Origins::describe(const std::string& path, const YAML::Node& node) const {
+  if (const std::string* what = override_of(path)) return *what;
   if (node.IsDefined() && node.Mark().line >= 0) {
     return file_ + ":" + std::to_string(node.Mark().line + 1);
   }

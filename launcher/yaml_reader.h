@@ -23,9 +23,12 @@ class Origins {
   // Values at `path` (and below it) came from `what` instead of the file.
   void mark(const std::string& path, const std::string& what) { overrides_[path] = what; }
   std::string describe(const std::string& path, const YAML::Node& node) const;
+  // Whether `path` was set by an override or a sweep point rather than the file.
+  bool overridden(const std::string& path) const { return override_of(path) != nullptr; }
   const std::string& file() const { return file_; }
 
  private:
+  const std::string* override_of(const std::string& path) const;
   std::string file_;
   std::map<std::string, std::string> overrides_;
 };

@@ -57,8 +57,8 @@ stage "configured and built every target"
 
 stage "CUDA tests (NCCL at world size 1)"
 fails=0
-mpirun -np 1 build-gpu/bin/agave_cluster_tests || fails=$((fails + 1))
-for t in build-gpu/bin/agave_*_tests; do
+mpirun -np 1 build-gpu/tests/bin/agave_cluster_tests || fails=$((fails + 1))
+for t in build-gpu/tests/bin/agave_*_tests; do
   [[ $t = */agave_cluster_tests ]] && continue
   filter=$("$t" --gtest_list_tests | awk '/^[^ ]/ {s=$1} /^  / {n=s $1; if (n ~ /Cuda|Gpu|CUDA|GPU/) print n}' | paste -sd: -)
   [[ -n $filter ]] || continue

@@ -130,6 +130,82 @@ TEST_F(LoadRuns, ResolvedConfigRoundTrips) {
   EXPECT_NE(text.find("color_bins: 32"), std::string::npos) << text;
 }
 
+// Issue 30: every shipped config and every point of its sweep prints (--print-config,
+// <run>/config.yaml) as YAML that reads back to the same config and prints the same again.
+TEST(ShippedConfigs, PrintedConfigsReadBackToTheSameConfig) {
+  int checked = 0;
+  for (const std::string folder : {"configs", "experiments"}) {
+    for (const auto& entry :
+         std::filesystem::directory_iterator(std::string(AGAVE_SOURCE_DIR) + "/" + folder)) {
+      if (entry.path().extension() != ".yaml") continue;
+      for (const auto& run : load_runs(entry.path().string(), {})) {
+        SCOPED_TRACE(entry.path().string() + " " + run.name);
+        const std::string text = to_yaml_string(run.config);
+        const Config again = parse_config(YAML::Load(text), "printed.yaml");
+        EXPECT_EQ(to_yaml_string(again), text);
+        ++checked;
+      }
+    }
+  }
+  EXPECT_GE(checked, 20);
+}
+
+// Floats print as the shortest text that reads back exactly (yaml-cpp's own is 17 digits).
+TEST_F(LoadRuns, PrintedFloatsAreShortest) {
+  const std::string text = to_yaml_string(load(kBase)[0].config);
+  EXPECT_NE(text.find("beta1: 0.9\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("lr: 0.002\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("0000000"), std::string::npos) << text;
+}
+
+// ---- train.steps against train.phases (issue 30) --------------------------------------------
+
+std::vector<int64_t> phase_steps(const Config& c) {
+  std::vector<int64_t> out;
+  for (const auto& p : c.train.phases) out.push_back(p.steps);
+  return out;
+}
+
+// --set train.steps=N (agave_trainer --steps N) scales the phases to N: each at least one
+// step, the rounding remainder to the last; one note says how.
+TEST_F(LoadRuns, StepsOnTheCommandLineScaleThePhases) {
+  const auto sweep = load_sweep(dir.write("c.yaml", kBase), {"train.steps=6"});
+  const Config& c = sweep.first().config;
+  EXPECT_EQ(c.train.steps, 6);
+  EXPECT_EQ(phase_steps(c), (std::vector<int64_t>{2, 4}));
+  ASSERT_EQ(sweep.notes().size(), 1u);
+  EXPECT_EQ(sweep.notes()[0],
+            "train.steps = 6 scales the phases (30 steps): pretrain_vae 10 -> 2, joint 20 -> 4");
+  EXPECT_EQ(phase_steps(load(kBase, {"train.steps=7"})[0].config), (std::vector<int64_t>{2, 5}));
+  EXPECT_EQ(phase_steps(load(kBase, {"train.steps=2"})[0].config), (std::vector<int64_t>{1, 1}));
+  EXPECT_EQ(phase_steps(load(kBase, {"train.steps=300"})[0].config),
+            (std::vector<int64_t>{100, 200}));
+  // Steps that agree change nothing and say nothing.
+  EXPECT_TRUE(load_sweep(dir.write("c.yaml", kBase), {"train.steps=30"}).notes().empty());
+  expect_error(kBase, {"--set train.steps=1", "fewer than the 2 phases"}, {"train.steps=1"});
+  // The minimum of one step is taken back from the longest earlier phase.
+  const std::string three = replace(kBase, "    - {name: joint, steps: 20}\n",
+                                    "    - {name: joint, steps: 1}\n    - {name: no_aux, "
+                                    "steps: 1}\n");
+  EXPECT_EQ(phase_steps(load(three, {"train.steps=3"})[0].config), (std::vector<int64_t>{1, 1, 1}));
+}
+
+// A config saved by --print-config pins train.steps; phases set on the command line replace
+// it, while a file whose own steps and phases disagree is still refused.
+TEST_F(LoadRuns, PhasesOnTheCommandLineReplaceASavedConfigsSteps) {
+  const std::string saved = to_yaml_string(load(kBase)[0].config);
+  ASSERT_NE(saved.find("steps: 30"), std::string::npos) << saved;
+  const auto runs = load(saved, {"train.phases=[{name: pretrain_vae, steps: 3}, {name: joint, "
+                                 "steps: 4}]"});
+  EXPECT_EQ(runs[0].config.train.steps, 7);
+  EXPECT_EQ(phase_steps(runs[0].config), (std::vector<int64_t>{3, 4}));
+  // Both on the command line: steps scale the phases given.
+  const auto both = load(saved, {"train.phases=[{name: joint, steps: 4}]", "train.steps=2"});
+  EXPECT_EQ(phase_steps(both[0].config), (std::vector<int64_t>{2}));
+  expect_error(replace(kBase, "  batch_size: 32\n", "  batch_size: 32\n  steps: 99\n"),
+               {"train.steps", "99", "add up to 30", "--steps N"});
+}
+
 // ---- every validation error names where, the key and what is allowed ------------------------
 
 TEST_F(LoadRuns, UnknownKeysListAllowedOnes) {

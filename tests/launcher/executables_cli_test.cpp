@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <set>
 #include <string>
 
 #include "tests/common/process.h"
@@ -57,15 +58,30 @@ TEST_P(Executables, ArgumentErrorsExitNonZeroAndPointToHelp) {
   EXPECT_NE(r.output.find("Run with --help for more information."), std::string::npos) << r.output;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    All, Executables,
-    ::testing::Values(Executable{"agave_trainer", false}, Executable{"agave_eval", false},
-                      Executable{"agave_data", false}, Executable{"agave_sweep_plot", false},
-                      Executable{"bench_checkpoint", true}, Executable{"bench_eval", true},
-                      Executable{"bench_loader", true}, Executable{"bench_model_pixelcnn", true},
-                      Executable{"bench_sampling", true}, Executable{"bench_train_step", true},
-                      Executable{"bench_verify", true}),
-    [](const auto& info) { return std::string(info.param.name); });
+const Executable kExecutables[] = {
+    {"agave_trainer", false},    {"agave_eval", false},          {"agave_data", false},
+    {"agave_sweep_plot", false}, {"bench_checkpoint", true},     {"bench_eval", true},
+    {"bench_loader", true},      {"bench_model_pixelcnn", true}, {"bench_sampling", true},
+    {"bench_train_step", true},  {"bench_verify", true}};
+
+INSTANTIATE_TEST_SUITE_P(All, Executables, ::testing::ValuesIn(kExecutables),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+// build/bin, which users put on PATH, holds what agave ships and nothing else: every file there
+// is covered above (agave_h5probe below), and the test binaries live in build/tests/bin.
+TEST(BinFolder, HoldsOnlyTheExecutablesTestedHere) {
+  std::set<std::string> covered = {"agave_h5probe"};
+  for (const auto& e : kExecutables) covered.insert(e.name);
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(AGAVE_BIN_DIR)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("fuzz_", 0) == 0) continue;  // a fuzzing build's (AGAVE_BUILD_FUZZ) targets
+    ++files;
+    EXPECT_TRUE(covered.count(name)) << entry.path() << ": not a tested executable";
+    EXPECT_EQ(name.find("_test"), std::string::npos) << entry.path() << ": a test binary";
+  }
+  EXPECT_GE(files, 5);
+}
 
 TEST(SweepPlotCli, AMissingSweepFolderIsAUsageError) {
   const auto r = sh(std::string(AGAVE_BIN_DIR) + "/agave_sweep_plot /nonexistent/sweep");

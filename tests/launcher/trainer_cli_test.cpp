@@ -147,6 +147,28 @@ TEST(TrainerCli, PrintConfigShowsResolvedValuesWithOverrides) {
   EXPECT_EQ(again.output, r.output);
 }
 
+// Issue 30: --steps N is --set train.steps=N, which scales the quickstart's phases with one
+// line saying how; the printed config reads back and takes the README's --set train.phases.
+TEST(TrainerCli, StepsScaleThePhasesAndASavedConfigTakesNewPhases) {
+  const auto r = sh(kTrainer + " --print-config --steps 60 " + kConfigs + "quickstart.yaml");
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("agave_trainer: train.steps = 60 scales the phases (600 steps): "
+                          "pretrain_vae 200 -> 20, pretrain_pixelcnn 150 -> 15, joint 250 -> 25\n"),
+            std::string::npos)
+      << r.output;
+  EXPECT_NE(r.output.find("{name: joint, steps: 25}"), std::string::npos) << r.output;
+  const auto printed = sh(kTrainer + " --print-config " + kConfigs + "quickstart.yaml");
+  ASSERT_EQ(printed.code, 0) << printed.output;
+  TempDir dir;
+  const std::string saved = dir.write("saved.yaml", printed.output);
+  const auto shorter =
+      sh(kTrainer + " --print-config --set 'train.phases=[{name: joint, steps: 40}]' " + saved);
+  ASSERT_EQ(shorter.code, 0) << shorter.output;
+  EXPECT_NE(shorter.output.find("steps: 40\n"), std::string::npos) << shorter.output;
+  EXPECT_EQ(shorter.output.find("{name: pretrain_vae"), std::string::npos) << shorter.output;
+  EXPECT_EQ(sh(kTrainer + " --steps 0 " + saved).code, 2);
+}
+
 TEST(TrainerCli, SweepPointTrainsOnePointOnAllRanks) {
   auto r =
       sh(mpirun(2) + kTrainer + " --dry-run --sweep-point 3 " + kConfigs + "sweep_lambda.yaml");

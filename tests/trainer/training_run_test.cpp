@@ -9,6 +9,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include "monitoring/png_image.h"
@@ -48,6 +49,49 @@ class TrainingRun : public TrainerSuite {
   TempDir out_;
 };
 
+// docs/metrics.md, section "metrics.jsonl": each event's fields, `event` and `time` included
+// (backticked names in the table's last column, outside parentheses, which hold values).
+std::map<std::string, std::set<std::string>> documented_events() {
+  std::ifstream in(std::string(AGAVE_SOURCE_DIR) + "/docs/metrics.md");
+  std::map<std::string, std::set<std::string>> events;
+  bool inside = false;
+  const std::regex name("`([a-z_]+)`"), parenthesized(R"(\([^()]*\))");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("## ", 0) == 0) inside = line == "## metrics.jsonl";
+    if (!inside || line.rfind("| `", 0) != 0) continue;
+    const auto last_bar = line.rfind('|', line.size() - 2);
+    const std::string event = line.substr(3, line.find('`', 3) - 3);
+    const std::string fields = std::regex_replace(line.substr(last_bar), parenthesized, "");
+    auto& set = events[event];
+    set = {"event", "time"};
+    for (std::sregex_iterator it(fields.begin(), fields.end(), name), end; it != end; ++it) {
+      set.insert((*it)[1]);
+    }
+  }
+  return events;
+}
+
+// Every line of a real run's metrics.jsonl has exactly the fields docs/metrics.md gives its
+// event, its time in the one documented format; `expected` events all occur.
+void expect_documented(const std::vector<nlohmann::json>& lines,
+                       const std::set<std::string>& expected) {
+  const auto docs = documented_events();
+  ASSERT_EQ(docs.size(), 4u) << "docs/metrics.md: the metrics.jsonl table was not found";
+  const std::regex iso(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
+  std::set<std::string> seen;
+  for (const auto& l : lines) {
+    const std::string event = l.at("event");
+    seen.insert(event);
+    const auto doc = docs.find(event);
+    ASSERT_NE(doc, docs.end()) << event << ": not in docs/metrics.md";
+    std::set<std::string> keys;
+    for (const auto& [key, value] : l.items()) keys.insert(key);
+    EXPECT_EQ(keys, doc->second) << l;
+    EXPECT_TRUE(std::regex_match(l.at("time").get<std::string>(), iso)) << l;
+  }
+  for (const auto& e : expected) EXPECT_TRUE(seen.count(e)) << e << " never written";
+}
+
 TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   const auto r = sh(mpirun(2) + kTrainer + " " + config());
   ASSERT_EQ(r.code, 0) << r.output;
@@ -70,7 +114,7 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   for (const auto& l : lines) {
     if (l["event"] == "train") {
       ++train;
-      const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)");
+      const std::regex utc(R"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z)");
       EXPECT_TRUE(std::regex_match(l["time"].get<std::string>(), utc)) << l;
       EXPECT_DOUBLE_EQ(l["lr"].get<double>(), 0.002) << l;
       EXPECT_GE(l["elapsed_seconds"].get<double>(), 0.0) << l;
@@ -192,6 +236,7 @@ TEST_F(TrainingRun, NonFiniteLossOnOneRankSkipsTheStepOnAll) {
       << r.output;
   EXPECT_NE(r.output.find("2 replica(s) in sync after 9 step(s), 1 skipped"), std::string::npos)
       << r.output;
+  expect_documented(jsonl(run_dir() / "metrics.jsonl"), {"train", "skip", "eval", "checkpoint"});
 }
 
 TEST_F(TrainingRun, NonFiniteStepsInARowAbortWithAClearError) {
