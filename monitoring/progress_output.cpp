@@ -22,13 +22,18 @@ bool started_by_mpi_launcher() {
   return env_set("OMPI_COMM_WORLD_SIZE") || env_set("PMIX_RANK") || env_set("PMI_RANK");
 }
 
-// Whether the parent's stderr is the character device `tty` (the parent is the same user's
-// mpirun, so /proc lets us look).
-bool parent_stderr_is(const struct stat& tty) {
-  struct stat parent {};
-  const std::string fd = "/proc/" + std::to_string(::getppid()) + "/fd/2";
-  return ::stat(fd.c_str(), &parent) == 0 && S_ISCHR(parent.st_mode) &&
-         parent.st_rdev == tty.st_rdev;
+// Whether the parent's stderr is this process's controlling terminal (the parent is the same
+// user's mpirun, so /proc lets us look). Only a terminal is opened, never blocking.
+bool parent_stderr_is_our_terminal() {
+  const std::string path = "/proc/" + std::to_string(::getppid()) + "/fd/2";
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0 || !S_ISCHR(st.st_mode)) return false;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return false;
+  // Only the controlling terminal of the caller's session answers with that session.
+  const bool ours = ::tcgetsid(fd) == ::getsid(0);
+  ::close(fd);
+  return ours;
 }
 
 }  // namespace
@@ -43,10 +48,8 @@ TerminalFacts probe_terminal() {
   const pid_t foreground = ::tcgetpgrp(fd);
   t.foreground =
       foreground > 0 && (foreground == ::getpgrp() || foreground == ::getpgid(::getppid()));
-  struct stat tty {};
-  t.launcher_stderr_is_the_tty =
-      started_by_mpi_launcher() && ::fstat(fd, &tty) == 0 && parent_stderr_is(tty);
   ::close(fd);
+  t.launcher_stderr_is_the_tty = started_by_mpi_launcher() && parent_stderr_is_our_terminal();
   return t;
 }
 

@@ -101,7 +101,7 @@ void StepReport::skipped(int64_t step, const std::string& reason) const {
 std::string StepReport::evaluation_starts(int64_t step, bool final, int64_t subset) const {
   const std::string label = fmt::format("{}eval step {}", final ? "final " : "", step);
   const Eta eta = evaluation_time(plan_, measured_, subset);
-  say(fmt::format("{}: {} test images at K={}, {} weights{}", label,
+  say(fmt::format("{} begins: {} test images at K={}, {} weights{}", label,
                   evaluated_images(subset, plan_.test_images), plan_.eval.importance_samples,
                   plan_.eval.use_ema ? "EMA" : "live",
                   eta.seconds < 0 ? ""

@@ -67,8 +67,9 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_TRUE(std::regex_search(r.output, step_line)) << r.output;
   // The final evaluation says what it reads and how long it should take, shows its progress
   // (images, rate) and how long it took.
-  EXPECT_NE(r.output.find("[tiny] final eval step 10: 8 test images at K=2, EMA weights, ETA ~"),
-            std::string::npos)
+  EXPECT_NE(
+      r.output.find("[tiny] final eval step 10 begins: 8 test images at K=2, EMA weights, ETA ~"),
+      std::string::npos)
       << r.output;
   EXPECT_TRUE(std::regex_search(
       r.output, std::regex(R"(\n\[tiny\] final eval step 10 8/8 \(100%\) [0-9.]+ img/s, took )")))
@@ -217,6 +218,7 @@ TEST_F(TrainingRun, UnderMpirunAtATerminalTheBarDrawsOnTheTerminal) {
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("\rtrain tiny ["), std::string::npos) << "no bar drawn:\n" << r.output;
   EXPECT_NE(r.output.find("\reval tiny step 10 ["), std::string::npos) << r.output;
+  fs::remove_all(run_dir());
   r = sh("env -u CI " + command);
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_EQ(r.output.find('\r'), std::string::npos) << r.output;
