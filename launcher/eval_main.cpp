@@ -6,6 +6,7 @@
 // checkpoints/ or the run folder itself): then its newest complete checkpoint is used.
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -13,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <memory>
@@ -25,6 +27,7 @@
 #include "checkpoint/training_state.h"
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
+#include "data/manifest.h"
 #include "io/atomic_file.h"
 #include "launcher/config.h"
 #include "launcher/config_error.h"
@@ -34,6 +37,7 @@
 #include "launcher/torch_threads.h"
 #include "model/agave.h"
 #include "monitoring/progress_bar.h"
+#include "monitoring/progress_output.h"
 #include "trainer/evaluator.h"
 #include "trainer/seed.h"
 #include "version/version.h"
@@ -120,7 +124,9 @@ struct Plan {
   launcher::Config config;
   trainer::EvalOptions eval;
   std::string shards;
+  int64_t test_split = 0;  // images in the test split
   DeviceChoice device;
+  bool samples_given = false;  // --samples, not the config's K
 };
 
 // Everything that can be wrong before MPI starts: the checkpoint, its config, the data.
@@ -139,6 +145,7 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
   p.eval = p.config.eval;
   // Without --samples (0), K is the config's eval.importance_samples.
   if (samples > 0) p.eval.importance_samples = samples;
+  p.samples_given = samples > 0;
   p.eval.subset = limit;
   if (batch > 0) p.eval.batch_size = batch;
   p.eval.use_ema = !no_ema;
@@ -147,8 +154,67 @@ Plan make_plan(const std::string& checkpoint, int64_t samples, int64_t limit, in
     throw UsageError(p.shards + ": no test split here (test.manifest.json); convert the data " +
                      "with agave_data or agave_trainer, or pass --shards DIR");
   }
+  p.test_split = data::open_manifest(p.shards, "test").count;
   return p;
 }
+
+// What is evaluated, before minutes go into it: the images (the whole test split unless
+// --limit), K and where it came from, the weights.
+std::string describe_work(const Plan& p) {
+  const int64_t images = trainer::evaluated_images(p.eval.subset, p.test_split);
+  const std::string which = images < p.test_split
+                                ? "the first " + std::to_string(images) + " of the test split's " +
+                                      std::to_string(p.test_split) + ", --limit"
+                                : "the whole test split; --limit N for fewer";
+  return "agave_eval: evaluating " + std::to_string(images) + " test images (" + which +
+         ") at K=" + std::to_string(p.eval.importance_samples) + " importance samples (" +
+         (p.samples_given ? "--samples" : "the config's eval.importance_samples; --samples K") +
+         "), " + (p.eval.use_ema ? "EMA" : "trained") + " weights of step " +
+         std::to_string(p.meta.step);
+}
+
+// Follows the evaluation on rank 0: a bar or lines as monitoring/progress_output.h decides, and
+// after the first batch one line with the time it should take.
+class EvalProgressReport {
+ public:
+  explicit EvalProgressReport(bool lead)
+      : output_(lead ? std::make_unique<monitoring::ProgressOutput>(monitoring::ProgressMode::kAuto,
+                                                                    true)
+                     : nullptr) {}
+
+  void operator()(const trainer::EvalProgressPoint& p) {
+    if (!output_) return;
+    if (p.done == 0) {  // before the first batch: the time counts from here
+      started_ = std::chrono::steady_clock::now();
+      if ((bar_ = output_->start("eval", p.total))) bar_->set_unit("img");
+      return;
+    }
+    if (bar_) bar_->update(p.job_done());
+    if (!estimated_) say_estimate(p);
+  }
+  void finish() {
+    if (bar_) bar_->finish();
+    bar_.reset();
+  }
+
+ private:
+  void say_estimate(const trainer::EvalProgressPoint& p) {
+    estimated_ = true;
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    const double rate = static_cast<double>(p.job_done()) / std::max(1e-9, seconds);
+    std::cout << (bar_ ? bar_->clear_prefix() : "") + "agave_eval: about " +
+                     monitoring::ProgressBar::format_duration(static_cast<double>(p.total) / rate) +
+                     " for " + std::to_string(p.total) + " images (" + fmt(rate, 1) +
+                     " images/s on the first batch)\n"
+              << std::flush;
+  }
+
+  std::unique_ptr<monitoring::ProgressOutput> output_;
+  std::unique_ptr<monitoring::ProgressBar> bar_;
+  std::chrono::steady_clock::time_point started_;
+  bool estimated_ = false;
+};
 
 // Copies the checkpoint's weights into `model` by name: the EMA shadow (or the trained
 // weights with --no-ema) for parameters, the model's own values for buffers.
@@ -285,25 +351,15 @@ int run(int argc, char** argv) {
               << (plan.eval.use_ema ? "EMA" : "trained") << " weights), test split of "
               << plan.shards << ", K=" << plan.eval.importance_samples << ", " << device.str()
               << ", batch " << plan.eval.batch_size << ", " << where.world_size << " rank(s), "
-              << torch::get_num_threads() << " thread(s) each" << std::endl;
+              << torch::get_num_threads() << " thread(s) each\n"
+              << describe_work(plan) << std::endl;
   }
-  std::unique_ptr<monitoring::ProgressBar> bar;
-  const int world = where.world_size;
-  auto progress = [&](int64_t done, int64_t share) {
-    if (!lead) return;
-    // Rank 0's share is the largest, so its progress times the ranks bounds the whole.
-    if (!bar) bar = std::make_unique<monitoring::ProgressBar>("eval", share * world);
-    bar->update(done * world);
-  };
-  const auto start = std::chrono::steady_clock::now();
+  EvalProgressReport progress(lead);
   auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed, device,
-                             trainer::EvalControl{progress});
+                             trainer::EvalControl{std::ref(progress)});
   r.weights = plan.eval.use_ema ? trainer::EvalWeights::kEma : trainer::EvalWeights::kLive;
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (bar) bar->finish();
-  bar.reset();
-  if (lead) print_results(plan, r, seconds, world, a.json_out);
+  progress.finish();
+  if (lead) print_results(plan, r, r.seconds, where.world_size, a.json_out);
   comm.reset();
   mpi.world().barrier();
   return code(r.images > 0 ? ExitCode::kOk : ExitCode::kFailed);

@@ -6,13 +6,29 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "monitoring/progress_output.h"
+
 namespace agave::monitoring {
 
 namespace {
+// kAuto: the rule of monitoring/progress_output.h for `out` alone (a terminal, CI unset).
 bool want_bar(std::FILE* out, ProgressBar::Mode mode) {
   if (mode != ProgressBar::Mode::kAuto) return mode == ProgressBar::Mode::kBar;
   const char* ci = std::getenv("CI");
-  return ::isatty(::fileno(out)) == 1 && (ci == nullptr || *ci == '\0');
+  TerminalFacts facts;
+  facts.stderr_is_tty = ::isatty(::fileno(out)) == 1;
+  facts.ci = ci != nullptr && *ci != '\0';
+  return decide_progress(ProgressMode::kAuto, facts, true) == ProgressShow::kBarOnStderr;
+}
+
+std::string rate_text(double rate, const std::string& unit) {
+  char buf[64];
+  if (unit.empty()) {
+    std::snprintf(buf, sizeof buf, "%.0f/s", rate);
+  } else {
+    std::snprintf(buf, sizeof buf, rate < 100 ? "%.1f %s/s" : "%.0f %s/s", rate, unit.c_str());
+  }
+  return buf;
 }
 }  // namespace
 
@@ -38,9 +54,15 @@ std::string ProgressBar::format_duration(double s) {
   return buf;
 }
 
+void ProgressBar::set_eta(double seconds, bool approximate) {
+  eta_ = seconds;
+  eta_approximate_ = approximate;
+  eta_at_ = std::chrono::steady_clock::now();
+}
+
 std::string ProgressBar::render(bool final) const {
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - start_).count();
   const double rate = elapsed > 0 ? static_cast<double>(done_) / elapsed : 0.0;
   char buf[256];
   std::string s = label_ + " ";
@@ -52,17 +74,21 @@ std::string ProgressBar::render(bool final) const {
       const int fill = static_cast<int>(frac * kWidth);
       s += "[" + std::string(fill, '#') + std::string(kWidth - fill, '.') + "] ";
     }
-    std::snprintf(buf, sizeof buf, "%lld/%lld (%3.0f%%) %.0f/s", static_cast<long long>(done_),
-                  static_cast<long long>(total_), 100.0 * frac, rate);
-    s += buf;
+    std::snprintf(buf, sizeof buf, "%lld/%lld (%3.0f%%) ", static_cast<long long>(done_),
+                  static_cast<long long>(total_), 100.0 * frac);
+    s += buf + rate_text(rate, unit_);
     if (final) {
       s += ", took " + format_duration(elapsed);
+    } else if (eta_ >= 0) {
+      const double left = eta_ - std::chrono::duration<double>(now - eta_at_).count();
+      s += std::string(", ETA ") + (eta_approximate_ ? "~" : "") +
+           format_duration(std::max(0.0, left));
     } else if (rate > 0) {
       s += ", ETA " + format_duration(static_cast<double>(total_ - done_) / rate);
     }
   } else {
-    std::snprintf(buf, sizeof buf, "%lld %.0f/s", static_cast<long long>(done_), rate);
-    s += buf;
+    std::snprintf(buf, sizeof buf, "%lld ", static_cast<long long>(done_));
+    s += buf + rate_text(rate, unit_);
     if (final) s += ", took " + format_duration(elapsed);
   }
   return s;
@@ -107,6 +133,7 @@ void ProgressBar::restart(std::string label, int64_t total) {
   label_ = std::move(label);
   total_ = total;
   done_ = 0;
+  eta_ = -1;
   finished_ = false;
   drawn_ = false;
   start_ = last_ = std::chrono::steady_clock::now();

@@ -1,6 +1,8 @@
 #pragma once
 // A terminal progress bar with rate and ETA. On a TTY (and CI unset) it redraws one line in
 // place; otherwise (logs, CI) it prints a plain line every few seconds, so logs stay readable.
+// Where a process shows progress (a bar, lines, the launcher's terminal under mpirun) is decided
+// in monitoring/progress_output.h.
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -33,6 +35,11 @@ class ProgressBar {
 
   bool is_bar() const { return bar_; }
   void set_line_interval(std::chrono::milliseconds d) { line_interval_ = d; }
+  // What is counted, e.g. "img": the rate reads "12.5 img/s" (default: "12/s").
+  void set_unit(std::string unit) { unit_ = std::move(unit); }
+  // The time left as the caller knows it (a run's ETA covers phases and evaluations the rate
+  // here cannot see); counts down from now until set again. `approximate` shows it as "~".
+  void set_eta(double seconds, bool approximate);
   // "12.3 s", "4 min 05 s", "1 h 02 min".
   static std::string format_duration(double seconds);
 
@@ -49,6 +56,10 @@ class ProgressBar {
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_, last_;
   std::chrono::milliseconds line_interval_{5000};
+  std::string unit_;
+  double eta_ = -1;  // set_eta's seconds, < 0: from the rate
+  bool eta_approximate_ = false;
+  std::chrono::steady_clock::time_point eta_at_;
 };
 
 }  // namespace agave::monitoring

@@ -17,6 +17,11 @@ nlohmann::json to_json(const StepRecord& r) {
 namespace {
 
 std::string show(double v, const LineStyle& s) {
+  if (s.approximate) {
+    LineStyle exact = s;
+    exact.approximate = false;
+    return "~" + show(v, exact);
+  }
   switch (s.show) {
     case Show::kGeneral:
       return fmt::format("{:g}", v * s.scale);

@@ -33,7 +33,10 @@ struct StepRecord {
   double lr = 0;                    // the optimizer's learning rate at the window's end
   std::string time;                 // UTC at the window's end, ISO-8601 to the second
   double elapsed_seconds = 0;       // since this process started the run
-  double eta_seconds = -1;          // to the run's last step at the recent step rate; < 0: unknown
+  // To the end of the run: the steps left in each phase at that phase's cost per step, and the
+  // evaluations and checkpoints still to come (trainer/run_eta.h); < 0: unknown.
+  double eta_seconds = -1;
+  bool eta_estimated = false;  // a part of it not measured yet (a phase not run): "ETA ~…"
 };
 
 // How a number shows in the step line: kFixed with `digits` decimals, kGeneral as short as
@@ -49,6 +52,7 @@ struct LineStyle {
   double scale = 1.0;
   bool value_first = false;  // "12.3 img/s" rather than "img/s 12.3"
   Show show = Show::kFixed;
+  bool approximate = false;  // "~" before the value: an estimate
 };
 
 // Calls v(json_name, value, style) for every field, in line order.
@@ -76,14 +80,17 @@ void visit_fields(const StepRecord& r, Visit&& v) {
   v("ranks", r.ranks, LineStyle{});
   v("lr", r.lr, LineStyle{"lr", 0, "", 1.0, false, Show::kGeneral});
   v("elapsed_seconds", r.elapsed_seconds, LineStyle{"elapsed", 0, "", 1.0, false, Show::kDuration});
-  v("eta_seconds", r.eta_seconds, LineStyle{"ETA", 0, "", 1.0, false, Show::kDuration});
+  v("eta_seconds", r.eta_seconds,
+    LineStyle{"ETA", 0, "", 1.0, false, Show::kDuration, r.eta_estimated && r.eta_seconds >= 0});
+  v("eta_estimated", r.eta_estimated, LineStyle{});
 }
 
 // Every field under its name.
 nlohmann::json to_json(const StepRecord& r);
 
 // "step 10/100 joint  loss 3.412  pixel ... bits/dim  12.3 img/s  comm 3.1%  data 0.4%  lr 0.002
-//  elapsed 4 min 05 s  ETA 1 h 02 min". The time leads the printed line, before the run's tag
+//  elapsed 4 min 05 s  ETA ~1 h 02 min" ("~": estimated). The time leads the printed line, before
+//  the run's tag
 // (trainer/step_report.h), so "[run] step N/T" stays one piece for whatever greps logs.
 std::string step_line(const StepRecord& r);
 

@@ -1,5 +1,6 @@
 #include "trainer/evaluator.h"
 
+#include <chrono>
 #include <cmath>
 #include <limits>
 #include <memory>
@@ -49,12 +50,14 @@ namespace {
 // same images at any rank count (the loader's slices of the whole split would not be).
 struct Share {
   int64_t first = 0, count = 0;
+  int64_t total = 0;      // images of all ranks
   bool by_index = false;  // read the whole split on this rank and keep [first, first + count)
 };
 
 Share share_of(int64_t split, int64_t subset, int64_t rank, int64_t world) {
-  const int64_t total = subset > 0 ? std::min(subset, split) : split;
+  const int64_t total = evaluated_images(subset, split);
   Share s;
+  s.total = total;
   s.count = total / world + (rank < total % world ? 1 : 0);
   s.first = rank * (total / world) + std::min(rank, total % world);
   s.by_index = total < split && world > 1;
@@ -161,6 +164,7 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
                     cluster::Communicator& comm, uint64_t seed, const torch::Device& device,
                     const EvalControl& control) {
   cluster::ActivityScope named("eval");
+  const auto started = std::chrono::steady_clock::now();
   auto loader = open_test_split(shards, options, seed, comm.rank(), comm.size());
   const Share share = share_of(loader->split_size(), options.subset, comm.rank(), comm.size());
   if (share.by_index) loader = open_test_split(shards, options, seed, 0, 1);
@@ -168,6 +172,7 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   model::ScopedEval eval_mode(*model);
   torch::NoGradGuard no_grad;
   BoundSums sums;
+  if (control.progress) control.progress({0, share.count, share.total});
   bool exhausted = false;
   Next next = Next::kContinue;
   // One pass a loader batch: this rank's images in it (none once its share is done), then the
@@ -181,13 +186,15 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
         auto x = images.to(device, /*non_blocking=*/true);
         if (x.size(0) > share.count - sums.images) x = x.narrow(0, 0, share.count - sums.images);
         add_batch(model, x, options, sums);
-        if (control.progress) control.progress(sums.images, share.count);
+        if (control.progress) control.progress({sums.images, share.count, share.total});
       }
     }
     next = agree_next(comm, control, sums.images < share.count && !exhausted);
   }
-  return result_from(comm.all_reduce_sum(sums.packed()), options, model->options().kind(),
-                     next == Next::kStopped);
+  auto r = result_from(comm.all_reduce_sum(sums.packed()), options, model->options().kind(),
+                       next == Next::kStopped);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  return r;
 }
 
 }  // namespace agave::trainer

@@ -33,6 +33,7 @@ struct EvalResult {
   int64_t importance_samples = 0;
   EvalWeights weights = EvalWeights::kLive;  // set by the caller, which chose them
   bool interrupted = false;  // a stop request ended it early: the numbers are not reported
+  double seconds = 0;        // wall time of the evaluation (rank 0's, the ranks end together)
 };
 
 // The result's numbers under their names, for every JSON that reports an evaluation (the
@@ -49,8 +50,16 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
                     cluster::Communicator& comm, uint64_t seed,
                     const torch::Device& device = torch::kCPU);
 
-// Called on every rank after each batch with this rank's images done and its share in all.
-using EvalProgress = std::function<void(int64_t done, int64_t share)>;
+// Where an evaluation is, on every rank: once before its first batch (done 0: a rate or an ETA
+// counts from there) and after each batch.
+struct EvalProgressPoint {
+  int64_t done = 0;   // this rank's images evaluated
+  int64_t share = 0;  // this rank's images in all
+  int64_t total = 0;  // the evaluation's images, all ranks
+  // The images done on all ranks as this rank's pace says (they go alike); exact at the end.
+  int64_t job_done() const { return share > 0 ? done * total / share : 0; }
+};
+using EvalProgress = std::function<void(const EvalProgressPoint&)>;
 
 // How a caller follows and may end an evaluation; both members may be empty.
 struct EvalControl {

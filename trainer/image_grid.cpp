@@ -58,9 +58,10 @@ torch::Tensor to_pixels(const torch::Tensor& fz) {
 
 }  // namespace
 
-void write_picture_sheets(model::Agave& model, const std::string& shards,
-                          const PictureOptions& options, const torch::Device& device,
-                          const std::string& output_dir, int64_t step) {
+std::vector<std::string> write_picture_sheets(model::Agave& model, const std::string& shards,
+                                              const PictureOptions& options,
+                                              const torch::Device& device,
+                                              const std::string& output_dir, int64_t step) {
   model::ScopedEval eval_mode(*model);
   torch::NoGradGuard no_grad;
   const int64_t n = options.images;
@@ -94,13 +95,16 @@ void write_picture_sheets(model::Agave& model, const std::string& shards,
   if (k > 0) recon_rows.push_back(drawn.narrow(0, n * k, n));
   char name[64];
   std::snprintf(name, sizeof(name), "-step-%08lld.png", static_cast<long long>(step));
+  std::vector<std::string> written;
   for (const auto& [sheet, rows] :
        {std::pair{"samples", &sample_rows}, {"reconstructions", &recon_rows}}) {
     const std::string stepped = output_dir + "/" + sheet + name;
     monitoring::write_png(stepped, image_grid(*rows));
     std::filesystem::copy_file(stepped, output_dir + "/" + sheet + ".png",
                                std::filesystem::copy_options::overwrite_existing);
+    written.push_back(stepped);
   }
+  return written;
 }
 
 }  // namespace agave::trainer

@@ -30,9 +30,11 @@ struct PictureOptions {
 //   reconstructions: the first `images` test images x, f(z) of z ~ q(z|x), and a PixelCNN
 //   sample given that f(z).
 // One cached sampling pass draws every sample. The baselines: vae_only shows f(z) only (its
-// decoder means), pixelcnn_only has no f(z) rows (unconditional samples).
-void write_picture_sheets(model::Agave& model, const std::string& shards,
-                          const PictureOptions& options, const torch::Device& device,
-                          const std::string& output_dir, int64_t step);
+// decoder means), pixelcnn_only has no f(z) rows (unconditional samples). Returns the files of
+// this step (samples-step-N.png, reconstructions-step-N.png).
+std::vector<std::string> write_picture_sheets(model::Agave& model, const std::string& shards,
+                                              const PictureOptions& options,
+                                              const torch::Device& device,
+                                              const std::string& output_dir, int64_t step);
 
 }  // namespace agave::trainer

@@ -135,6 +135,11 @@ struct EvalOptions {
   int64_t samples_per_latent = 10;  // PixelCNN samples per f(z) on the samples sheet
 };
 
+// The test images an evaluation of `subset` (0: all) reads from a split of `split` images.
+inline int64_t evaluated_images(int64_t subset, int64_t split) {
+  return subset > 0 && subset < split ? subset : split;
+}
+
 struct CheckpointOptions {
   std::string dir;      // empty: <run output>/checkpoints
   int64_t every = 500;  // steps between checkpoints; 0 = only at the end

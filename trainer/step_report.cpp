@@ -7,6 +7,8 @@
 #include <ctime>
 #include <iostream>
 
+#include "trainer/phase.h"
+
 namespace agave::trainer {
 namespace {
 
@@ -17,11 +19,12 @@ double seconds_between(std::chrono::steady_clock::time_point a,
 
 }  // namespace
 
-StepReport::StepReport(std::string run_name, int ranks, int64_t total_steps, double to_bpd,
+StepReport::StepReport(std::string run_name, int ranks, WorkPlan plan, double to_bpd,
                        ReportSinks sinks)
     : run_(std::move(run_name)),
       ranks_(ranks),
-      total_steps_(total_steps),
+      plan_(std::move(plan)),
+      total_steps_(PhaseSchedule(plan_.phases).total_steps()),
       to_bpd_(to_bpd),
       sinks_(sinks) {}
 
@@ -64,17 +67,15 @@ monitoring::StepRecord StepReport::flush(int64_t step, PhaseKind phase, int64_t 
   r.window_steps = w_.steps;
   r.ranks = ranks_;
   r.lr = lr;
-  // Wall time per step between flushes, evaluations and checkpoints included, smoothed over
-  // recent windows; the first window counts its steps only, not the run's set-up before them.
-  const auto now = Clock::now();
-  const double window_wall =
-      last_flush_ == Clock::time_point{} ? w_.step_s : seconds_between(last_flush_, now);
-  const double per_step = window_wall / steps;
-  seconds_per_step_ = seconds_per_step_ > 0 ? 0.7 * seconds_per_step_ + 0.3 * per_step : per_step;
-  last_flush_ = now;
-  r.eta_seconds =
-      static_cast<double>(std::max<int64_t>(0, total_steps_ - step)) * seconds_per_step_;
-  r.elapsed_seconds = seconds_between(started_, now);
+  // A step's wall time (its data wait included; evaluations and checkpoints are measured on
+  // their own), smoothed over the recent windows of the phase's kind.
+  double& per_step = measured_.step_seconds[phase];
+  per_step = per_step > 0 ? 0.7 * per_step + 0.3 * r.step_seconds : r.step_seconds;
+  const Eta eta = remaining_time(plan_, measured_, step);
+  r.eta_seconds = eta.seconds;
+  r.eta_estimated = eta.estimated;
+  if (bar_ && eta.seconds >= 0) bar_->set_eta(eta.seconds, eta.estimated);
+  r.elapsed_seconds = seconds_between(started_, Clock::now());
   r.time = fmt::format("{:%Y-%m-%dT%H:%M:%SZ}", fmt::gmtime(std::time(nullptr)));
   w_ = Window{};
   if (sinks_.exporter) sinks_.exporter->record_step(r);
@@ -97,7 +98,24 @@ void StepReport::skipped(int64_t step, const std::string& reason) const {
   }
 }
 
-void StepReport::evaluated(int64_t step, const EvalResult& r) const {
+std::string StepReport::evaluation_starts(int64_t step, bool final, int64_t subset) const {
+  const std::string label = fmt::format("{}eval step {}", final ? "final " : "", step);
+  const Eta eta = evaluation_time(plan_, measured_, subset);
+  say(fmt::format("{} begins: {} test images at K={}, {} weights{}", label,
+                  evaluated_images(subset, plan_.test_images), plan_.eval.importance_samples,
+                  plan_.eval.use_ema ? "EMA" : "live",
+                  eta.seconds < 0 ? ""
+                                  : ", ETA " + std::string(eta.estimated ? "~" : "") +
+                                        monitoring::ProgressBar::format_duration(eta.seconds)));
+  return "[" + run_ + "] " + label;
+}
+
+void StepReport::evaluated(int64_t step, const EvalResult& r, double pictures_seconds) {
+  if (r.images > 0 && r.seconds > 0) {
+    measured_.eval_pass_seconds =
+        r.seconds / (static_cast<double>(r.images) * static_cast<double>(r.importance_samples + 1));
+  }
+  if (pictures_seconds > 0) measured_.pictures_seconds = pictures_seconds;
   if (sinks_.exporter) {
     sinks_.exporter->record_eval(
         {step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.aux_bpd, r.vae_bpd, r.importance_samples});
@@ -107,12 +125,14 @@ void StepReport::evaluated(int64_t step, const EvalResult& r) const {
     j["event"] = "eval";
     j["run"] = run_;
     j["step"] = step;
+    j["seconds"] = r.seconds;
     sinks_.log->write(std::move(j));
   }
   if (sinks_.print) say(fmt::format("eval step {}: {}", step, describe(r)));
 }
 
-void StepReport::checkpointed(int64_t step, const checkpoint::SaveResult& saved) const {
+void StepReport::checkpointed(int64_t step, const checkpoint::SaveResult& saved) {
+  measured_.checkpoint_seconds = saved.seconds;
   if (sinks_.exporter) {
     sinks_.exporter->record_checkpoint(saved.seconds, static_cast<double>(saved.bytes));
   }

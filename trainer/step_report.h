@@ -14,6 +14,7 @@
 #include "monitoring/step_record.h"
 #include "trainer/evaluator.h"
 #include "trainer/options.h"
+#include "trainer/run_eta.h"
 #include "trainer/train_step.h"
 
 namespace agave::trainer {
@@ -26,9 +27,8 @@ struct ReportSinks {
 
 class StepReport {
  public:
-  // `to_bpd`: nats per image → bits per dimension of x.
-  StepReport(std::string run_name, int ranks, int64_t total_steps, double to_bpd,
-             ReportSinks sinks);
+  // `to_bpd`: nats per image → bits per dimension of x. `plan`: what the ETA covers.
+  StepReport(std::string run_name, int ranks, WorkPlan plan, double to_bpd, ReportSinks sinks);
 
   // One step into the current window (skipped steps count for time, not for the loss terms).
   void add(const StepOutcome& outcome, double step_seconds, double data_seconds);
@@ -38,8 +38,12 @@ class StepReport {
   monitoring::StepRecord flush(int64_t step, PhaseKind phase, int64_t skipped_total, double lr);
 
   void skipped(int64_t step, const std::string& reason) const;
-  void evaluated(int64_t step, const EvalResult& r) const;
-  void checkpointed(int64_t step, const checkpoint::SaveResult& saved) const;
+  // Before an evaluation of `subset` test images (0: all) after `step` steps: what it reads
+  // and how long it should take. Returns the label of its progress lines.
+  std::string evaluation_starts(int64_t step, bool final, int64_t subset) const;
+  // `pictures_seconds`: the picture sheets drawn with it (0: none).
+  void evaluated(int64_t step, const EvalResult& r, double pictures_seconds);
+  void checkpointed(int64_t step, const checkpoint::SaveResult& saved);
   // A plain "[run] ..." line on stdout (rank 0).
   void say(const std::string& text) const;
   // A progress bar on the same terminal (null: none): lines clear it as they print. It must
@@ -54,6 +58,7 @@ class StepReport {
   };
   std::string run_;
   int ranks_;
+  WorkPlan plan_;
   int64_t total_steps_;
   double to_bpd_;
   ReportSinks sinks_;
@@ -64,8 +69,7 @@ class StepReport {
   monitoring::ProgressBar* bar_ = nullptr;
   using Clock = std::chrono::steady_clock;
   const Clock::time_point started_ = Clock::now();
-  Clock::time_point last_flush_;  // unset before the first window
-  double seconds_per_step_ = 0;   // smoothed wall time per step, for the ETA
+  MeasuredCosts measured_;  // for the ETA; step times smoothed over a phase kind's windows
 };
 
 }  // namespace agave::trainer

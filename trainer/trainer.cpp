@@ -28,6 +28,7 @@
 #include "monitoring/metrics_exporter.h"
 #include "monitoring/metrics_log.h"
 #include "monitoring/progress_bar.h"
+#include "monitoring/progress_output.h"
 #include "optim/adamax.h"
 #include "trainer/image_grid.h"
 #include "trainer/parallel_pretraining.h"
@@ -82,12 +83,6 @@ data::LoaderOptions train_loader_options(const TrainerSetup& s, int rank, int wo
   return lo;
 }
 
-bool wants_bar(monitoring::ProgressMode mode) {
-  return mode == monitoring::ProgressMode::kBar ||
-         (mode == monitoring::ProgressMode::kAuto && ::isatty(STDERR_FILENO) &&
-          std::getenv("CI") == nullptr);
-}
-
 // One run from its first to its last step: the parts below, in the order run() calls them.
 class TrainingRun {
  public:
@@ -104,6 +99,7 @@ class TrainingRun {
     cluster::set_activity_run(s_.run_name);
     open_outputs();
     open_loader();
+    open_report();
     const auto start = checkpoint::decide_resume(
         s_.resume, checkpoint_root(s_), s_.run_name,
         checkpoint::model_signature(s_.model, data::dataset_name(s_.data.dataset)), comm_);
@@ -143,10 +139,8 @@ class TrainingRun {
       finish();
       return result_;
     }
-    if (lead_ && wants_bar(s_.monitoring.progress)) {
-      bar_ =
-          std::make_unique<monitoring::ProgressBar>("train " + s_.run_name, schedule_.total_steps(),
-                                                    stderr, monitoring::ProgressBar::Mode::kBar);
+    if (progress_ && progress_->draws_bar()) {
+      bar_ = progress_->start("train " + s_.run_name, schedule_.total_steps());
       bar_->update(first_step);
       report_->set_progress_bar(bar_.get());
     }
@@ -290,11 +284,29 @@ class TrainingRun {
       exporter_ = std::make_unique<monitoring::MetricsExporter>(
           s_.monitoring, run_labels(s_.run_name, s_.loss, s_.model.aux(), s_.world_rank));
     }
+    // One process draws on the launcher's terminal: the job's world rank 0.
+    if (lead_) {
+      progress_ =
+          std::make_unique<monitoring::ProgressOutput>(s_.monitoring.progress, s_.world_rank == 0);
+    }
+  }
+
+  // What the run reports through, once the loader knows the batch and the test split's size.
+  void open_report() {
     const double to_bpd =
         1.0 / (static_cast<double>(s_.model.image_channels() * s_.model.image_size() *
                                    s_.model.image_size()) *
                std::log(2.0));
-    report_ = std::make_unique<StepReport>(s_.run_name, world_, schedule_.total_steps(), to_bpd,
+    WorkPlan plan;
+    plan.phases = s_.train.phases;
+    plan.has_latents = model::has_latents(s_.model.kind());
+    plan.has_pixelcnn = model::has_pixelcnn(s_.model.kind());
+    plan.global_batch = loader_->global_batch_size();
+    plan.eval = s_.eval;
+    plan.test_images = test_images_;
+    plan.final_eval = !s_.pretrain_half;
+    plan.checkpoint_every = s_.checkpoint.every;
+    report_ = std::make_unique<StepReport>(s_.run_name, world_, std::move(plan), to_bpd,
                                            ReportSinks{exporter_.get(), log_.get(), lead_});
     if (exporter_) report_->say("metrics at " + exporter_->url());
   }
@@ -314,7 +326,7 @@ class TrainingRun {
     test.batch_size = 1;
     test.prefetch = 1;
     test.shuffle = false;
-    { data::ShardLoader opened(s_.data.shards, "test", test); }
+    test_images_ = data::ShardLoader(s_.data.shards, "test", test).split_size();
     checkpoint::ShardedCheckpoint::AfterShards after_shards;
     if (s_.faults) {
       after_shards = [faults = s_.faults](int64_t step) { faults->after_checkpoint_shards(step); };
@@ -552,26 +564,35 @@ class TrainingRun {
   // batch on every rank (`interrupted`): its partial numbers are not reported, and the caller
   // checkpoints or leaves it to the restart.
   EvalResult evaluate_and_report(int64_t step, bool final = false) {
-    EvalControl control;
-    control.stop = &stop_requested();
-    if (s_.faults) {
-      s_.faults->on_eval(step, rank_);
-      control.progress = [this, step](int64_t done, int64_t) {
-        s_.faults->on_eval_batch(step, rank_, done);
-      };
-    }
     EvalOptions options = s_.eval;
     if (final) options.subset = s_.eval.final_subset;
+    const std::string line_label = report_->evaluation_starts(step, final, options.subset);
+    // A bar is named like the training bar ("train RUN"), lines like the run's other lines.
+    const std::string label = progress_ && progress_->draws_bar()
+                                  ? "eval " + s_.run_name + " step " + std::to_string(step)
+                                  : line_label;
+    std::unique_ptr<monitoring::ProgressBar> bar;  // rank 0: images done, rate, ETA
+    EvalControl control;
+    control.stop = &stop_requested();
+    control.progress = [&](const EvalProgressPoint& p) {
+      if (progress_ && !bar && (bar = progress_->start(label, p.total))) bar->set_unit("img");
+      if (bar) bar->update(p.job_done());
+      if (s_.faults && p.done > 0) s_.faults->on_eval_batch(step, rank_, p.done);
+    };
+    if (s_.faults) s_.faults->on_eval(step, rank_);
     if (s_.eval.use_ema) ema_->swap(*model_);
     auto r = evaluate(model_, s_.data.shards, options, comm_, s_.seed, s_.device, control);
+    if (bar) bar->finish();
     r.weights = s_.eval.use_ema ? EvalWeights::kEma : EvalWeights::kLive;
+    const auto pictures_start = Clock::now();
     if (s_.eval.sample_images > 0 && !r.interrupted) draw_pictures(step);
+    const double pictures_seconds = seconds_since(pictures_start);
     if (s_.eval.use_ema) ema_->swap(*model_);
     if (r.interrupted) {
       report_->say("stop requested during the evaluation after step " + std::to_string(step) +
                    ": it ended early and reports nothing");
     } else {
-      report_->evaluated(step, r);
+      report_->evaluated(step, r, s_.eval.sample_images > 0 ? pictures_seconds : 0.0);
     }
     return r;
   }
@@ -582,9 +603,9 @@ class TrainingRun {
     if (lead_) {
       cluster::ActivityScope named("pictures", step);
       if (s_.faults) s_.faults->on_pictures(step, rank_);
-      write_picture_sheets(model_, s_.data.shards,
-                           {s_.eval.sample_images, s_.eval.samples_per_latent}, s_.device,
-                           s_.output_dir, step);
+      pictures_ = write_picture_sheets(model_, s_.data.shards,
+                                       {s_.eval.sample_images, s_.eval.samples_per_latent},
+                                       s_.device, s_.output_dir, step);
     }
     cluster::ActivityScope named("waiting for rank 0's pictures", step);
     comm_.barrier_while_alive("rank 0's pictures of step " + std::to_string(step));
@@ -634,7 +655,10 @@ class TrainingRun {
       result_.stopped = true;
       return;
     }
-    if (lead_) write_summary();
+    if (lead_) {
+      write_summary();
+      say_where_the_results_are();
+    }
     // Before the linger, which exists so that Prometheus scrapes the end: a run it never saw
     // "done" would look stalled on its dashboards.
     if (exporter_) exporter_->set_phase("done");
@@ -642,6 +666,25 @@ class TrainingRun {
     cluster::ActivityScope barrier("end-of-run barrier");
     // Rank 0 alone wrote summary.json (a slow shared file system may take a while).
     comm_.barrier_while_alive("end-of-run barrier");
+  }
+
+  // The run's last lines: where its results are, as paths to open or pass on.
+  void say_where_the_results_are() const {
+    report_->say("done in " + monitoring::ProgressBar::format_duration(seconds_since(started_)) +
+                 "; the run's folder: " + s_.output_dir);
+    report_->say("  summary     " + summary_file());
+    report_->say("  pictures    " + (pictures_.empty()
+                                         ? std::string("none (eval.sample_images: 0)")
+                                         : join(pictures_) + " (the newest also as samples.png, " +
+                                               "reconstructions.png)"));
+    report_->say("  checkpoint  " + last_checkpoint_);
+    if (log_) report_->say("  metrics     " + log_->path());
+  }
+
+  static std::string join(const std::vector<std::string>& paths) {
+    std::string all;
+    for (const auto& p : paths) all += (all.empty() ? "" : ", ") + p;
+    return all;
   }
 
   // A silent divergence would make every later number meaningless.
@@ -705,12 +748,15 @@ class TrainingRun {
   std::unique_ptr<model::Ema> ema_;
   std::unique_ptr<optim::Adamax> optimizer_;
   std::unique_ptr<TrainStep> step_;
+  std::unique_ptr<monitoring::ProgressOutput> progress_;  // rank 0: bar, lines or none
   std::unique_ptr<monitoring::ProgressBar> bar_;
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile_;
   int64_t profile_from_ = -1;
   size_t phase_index_ = static_cast<size_t>(-1);
   int64_t nonfinite_in_a_row_ = 0;
   std::string last_checkpoint_;  // the folder the weights in memory were saved to or loaded from
+  std::vector<std::string> pictures_;  // rank 0: the newest picture sheets written
+  int64_t test_images_ = 0;            // the test split's size
   TrainResult result_;
 };
 

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 
 #include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
@@ -132,6 +133,37 @@ TEST_F(Eval, SamplesDefaultToTheCheckpointsConfig) {
   ASSERT_FALSE(r.empty()) << last_.output;
   EXPECT_EQ(r["importance_samples"], 1) << last_.output;
   EXPECT_NE(last_.output.find("K=1, cpu"), std::string::npos) << last_.output;
+  EXPECT_NE(last_.output.find(" at K=1 importance samples (the config's "
+                              "eval.importance_samples; --samples K), "),
+            std::string::npos)
+      << last_.output;
+}
+
+// Before minutes go into it, agave_eval says what it evaluates: the images (how many of the
+// test split), K, the weights and their step; after the first batch, how long it should take.
+// Its progress counts from the evaluation's start: a share of one batch said "took 0.0 s".
+TEST_F(Eval, SaysWhatItEvaluatesAndHowLongItTakes) {
+  const auto r = eval(1, "--checkpoint " + run_dir() + " --samples 32 --limit 64 --batch 64");
+  ASSERT_FALSE(r.empty()) << last_.output;
+  const auto& out = last_.output;
+  EXPECT_TRUE(std::regex_search(
+      out, std::regex(R"(\nagave_eval: evaluating 64 test images \(the first 64 of the test )"
+                      R"(split's [1-9]\d*, --limit\) at K=32 importance samples \(--samples\), )"
+                      R"(EMA weights of step 10\n)")))
+      << out;
+  EXPECT_TRUE(std::regex_search(
+      out, std::regex(R"(\nagave_eval: about [0-9][^\n]* for 64 images \([0-9.]+ images/s on )"
+                      R"(the first batch\)\n)")))
+      << out;
+  std::smatch took, measured;
+  ASSERT_TRUE(std::regex_search(
+      out, took, std::regex(R"(\neval 64/64 \(100%\) [0-9.]+ img/s, took ([0-9.]+) s\n)")))
+      << out;
+  ASSERT_TRUE(std::regex_search(out, measured, std::regex(R"(\n64 images in ([0-9.]+) s: )")))
+      << out;
+  EXPECT_NEAR(std::stod(took[1]), std::stod(measured[1]), 0.1 + 0.2 * std::stod(measured[1]))
+      << out;
+  EXPECT_LT(out.find("agave_eval: evaluating"), out.find("test ELBO")) << out;
 }
 
 // --device: cpu, or CUDA where this build and node have it; otherwise one line, exit 2.

@@ -1,6 +1,10 @@
+// Progress bars and lines, and where they show: the one decision (monitoring/progress_output.h)
+// from what a process sees of terminals, its launcher's included.
 #include "monitoring/progress_bar.h"
 
 #include <gtest/gtest.h>
+
+#include "monitoring/progress_output.h"
 
 #include <cstdio>
 #include <string>
@@ -94,6 +98,119 @@ TEST(ProgressBar, FormatsDurations) {
   EXPECT_EQ(ProgressBar::format_duration(12.34), "12.3 s");
   EXPECT_EQ(ProgressBar::format_duration(245), "4 min 05 s");
   EXPECT_EQ(ProgressBar::format_duration(3720), "1 h 02 min");
+}
+
+// A rank under mpirun at a terminal: its stderr a pipe, mpirun's the terminal, in the foreground.
+TerminalFacts rank_under_mpirun_at_a_terminal() {
+  TerminalFacts t;
+  t.tty_opens = true;
+  t.foreground = true;
+  t.launcher_stderr_is_the_tty = true;
+  return t;
+}
+
+TEST(DecideProgress, TheModeSetsItOutsideAuto) {
+  const auto t = rank_under_mpirun_at_a_terminal();
+  EXPECT_EQ(decide_progress(ProgressMode::kOff, t, true), ProgressShow::kNone);
+  EXPECT_EQ(decide_progress(ProgressMode::kPlain, t, true), ProgressShow::kLines);
+  EXPECT_EQ(decide_progress(ProgressMode::kBar, TerminalFacts(), false),
+            ProgressShow::kBarOnStderr);
+}
+
+TEST(DecideProgress, AutoDrawsOnTheTerminalOfAPlainRun) {
+  TerminalFacts t;
+  t.stderr_is_tty = true;
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, t, true), ProgressShow::kBarOnStderr);
+}
+
+TEST(DecideProgress, AutoUnderMpirunDrawsOnTheLaunchersTerminalFromTheJobsRankZeroOnly) {
+  const auto t = rank_under_mpirun_at_a_terminal();
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, t, true), ProgressShow::kBarOnTty);
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, t, false), ProgressShow::kLines);
+}
+
+TEST(DecideProgress, AutoPrintsLinesWhereNoOneWatchesATerminal) {
+  auto t = rank_under_mpirun_at_a_terminal();
+  t.ci = true;  // CI logs
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, t, true), ProgressShow::kLines);
+  t = rank_under_mpirun_at_a_terminal();
+  t.foreground = false;  // mpirun ... &
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, t, true), ProgressShow::kLines);
+  t = rank_under_mpirun_at_a_terminal();
+  t.launcher_stderr_is_the_tty = false;  // mpirun ... > log 2>&1, or not under mpirun
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, t, true), ProgressShow::kLines);
+  // Slurm (sbatch, srun): no controlling terminal at all.
+  EXPECT_EQ(decide_progress(ProgressMode::kAuto, TerminalFacts(), true), ProgressShow::kLines);
+}
+
+// Run by ctest, whose output is a pipe: whatever terminal the developer has, no bar.
+TEST(ProbeTerminal, ATestsOutputIsNoTerminal) {
+  EXPECT_FALSE(probe_terminal().launcher_stderr_is_the_tty);
+}
+
+TEST(ProgressOutput, LinesPrintPlainLinesAndNoneNothing) {
+  std::FILE* f = std::tmpfile();
+  {
+    ProgressOutput lines(ProgressShow::kLines, f);
+    EXPECT_FALSE(lines.draws_bar());
+    auto bar = lines.start("[run] eval step 10", 100);
+    ASSERT_TRUE(bar);
+    bar->set_unit("img");
+    bar->update(50);  // within the line interval: nothing yet
+    bar->finish();
+    EXPECT_FALSE(ProgressOutput(ProgressShow::kNone, f).start("x", 1));
+  }
+  const std::string out = drain(f);
+  std::fclose(f);
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;
+  EXPECT_EQ(out.rfind("[run] eval step 10 50/100 ( 50%) ", 0), 0u) << out;
+  EXPECT_NE(out.find(" img/s, took "), std::string::npos) << out;
+}
+
+TEST(ProgressOutput, BarsRedrawInPlaceOnTheirStream) {
+  std::FILE* f = std::tmpfile();
+  {
+    ProgressOutput tty(ProgressShow::kBarOnTty, f);
+    EXPECT_TRUE(tty.draws_bar());
+    auto bar = tty.start("train", 10);
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    bar->update(5);
+  }
+  const std::string out = drain(f);
+  std::fclose(f);
+  EXPECT_NE(out.find("\rtrain ["), std::string::npos) << out;
+}
+
+// A run's ETA covers what the bar's own rate cannot see (phases to come, evaluations).
+TEST(ProgressBar, ShowsTheEtaItIsGivenCountingDown) {
+  std::FILE* f = std::tmpfile();
+  {
+    ProgressBar bar("train", 600, f, ProgressBar::Mode::kLines);
+    bar.set_line_interval(std::chrono::milliseconds(0));
+    bar.set_eta(125, true);
+    bar.update(200);
+    bar.set_eta(3720, false);
+    bar.update(300);
+  }
+  const std::string out = drain(f);
+  std::fclose(f);
+  EXPECT_NE(out.find("200/600 ( 33%) "), std::string::npos) << out;
+  EXPECT_NE(out.find(", ETA ~2 min 0"), std::string::npos) << out;  // 2 min 05 s or 04 s
+  EXPECT_NE(out.find(", ETA 1 h 0"), std::string::npos) << out;
+}
+
+TEST(ProgressBar, RateWithAUnitKeepsADecimalWhenSmall) {
+  std::FILE* f = std::tmpfile();
+  {
+    ProgressBar bar("eval", 10, f, ProgressBar::Mode::kLines);
+    bar.set_unit("img");
+    std::this_thread::sleep_for(std::chrono::milliseconds(400));
+    bar.update(1);
+  }
+  const std::string out = drain(f);
+  std::fclose(f);
+  EXPECT_NE(out.find(" img/s, took "), std::string::npos) << out;
+  EXPECT_EQ(out.find(" 0/s"), std::string::npos) << out;
 }
 
 }  // namespace

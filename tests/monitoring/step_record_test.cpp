@@ -42,6 +42,16 @@ TEST(StepLine, SmallLearningRatesAndUnknownEtaReadWell) {
   EXPECT_NE(line.find("  ETA ?"), std::string::npos) << line;
 }
 
+// An ETA with a part not measured yet (a phase not run, an evaluation to come) says so.
+TEST(StepLine, AnEstimatedEtaReadsApproximate) {
+  auto r = record();
+  r.eta_estimated = true;
+  const std::string line = step_line(r);
+  EXPECT_EQ(line.substr(line.find("  ETA ")), "  ETA ~1 h 02 min") << line;
+  EXPECT_EQ(to_json(r).at("eta_estimated"), true);
+  EXPECT_EQ(to_json(record()).at("eta_estimated"), false);
+}
+
 TEST(StepRecordJson, HasEveryNewFieldUnderItsName) {
   const auto j = to_json(record());
   EXPECT_EQ(j.at("time"), "2026-01-02T03:04:05Z");
