@@ -26,6 +26,7 @@
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
+#include "monitoring/metrics_exporter.h"
 #include "monitoring/progress_bar.h"
 #include "trainer/parallel_pretraining.h"
 #include "trainer/run_labels.h"
@@ -539,6 +540,8 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
     if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return ExitCode::kUserError;
   }
+  // Prometheus finds this job's exporters there whatever ports they take (docs/metrics.md).
+  monitoring::write_targets_into(first.run.output_dir + "/prometheus_targets");
   auto halves = std::make_unique<PretrainingHalves>(mpi, *group_comm, *comm, first.cluster,
                                                     request.config_file);
   const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, std::ref(*halves),
