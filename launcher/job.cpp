@@ -23,6 +23,7 @@
 #include "launcher/config_error.h"
 #include "launcher/data_source.h"
 #include "launcher/host_allocator.h"
+#include "launcher/metrics_port.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
@@ -427,6 +428,7 @@ Job load_job(const JobRequest& request) {
   // instead of rank 0 failing alone in the conversion with the others waiting for it.
   if (!request.print_config && !request.dry_run) {
     require_data_source(job.sweep.first().config.data, request.config_file);
+    require_free_metrics_port(job.sweep, request.config_file);
   }
   return job;
 }

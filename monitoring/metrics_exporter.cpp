@@ -1,5 +1,6 @@
 #include "monitoring/metrics_exporter.h"
 
+#include <netdb.h>
 #include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
@@ -7,6 +8,7 @@
 #include <prometheus/histogram.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -188,6 +190,27 @@ void advance(prometheus::Counter& c, int64_t total) {
 void write_targets_into(const std::string& dir) {
   std::lock_guard<std::mutex> lock(hubs_mutex());
   targets_dir() = dir;
+}
+
+bool can_listen(const std::string& bind, int port) {
+  std::string host = bind;
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    host = host.substr(1, host.size() - 2);
+  }
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* found = nullptr;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return true;
+  const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
+  // As the exposer binds: a port in TIME_WAIT from an earlier run is free, a listener is not.
+  const int on = 1;
+  const bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == 0 &&
+                  ::bind(fd, found->ai_addr, found->ai_addrlen) == 0 && listen(fd, 1) == 0;
+  if (fd >= 0) close(fd);
+  freeaddrinfo(found);
+  return ok;
 }
 
 double resident_memory_bytes() {

@@ -69,6 +69,11 @@ class MetricsExporter {
 // like the exposers: the launcher sets <run.output_dir>/prometheus_targets before training.
 void write_targets_into(const std::string& dir);
 
+// Whether a listening socket binds bind:port now (true when bind does not resolve: the
+// exporter reports that). For finding a port in use before MPI starts; the exporter may still
+// lose a race for it later.
+bool can_listen(const std::string& bind, int port);
+
 // Resident set size of this process in bytes, from /proc/self/statm (0 when unreadable).
 double resident_memory_bytes();
 

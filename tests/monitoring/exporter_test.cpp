@@ -392,5 +392,18 @@ TEST(MetricsExporter, WritesItsAddressIntoTheTargetsFolder) {
   EXPECT_EQ(text, "[{\"targets\":[\"127.0.0.1:" + std::to_string(ex.port()) + "\"]}]\n");
 }
 
+TEST(MetricsExporter, CanListenTellsAPortInUseFromAFreeOne) {
+  BusyPort busy;
+  EXPECT_FALSE(can_listen("127.0.0.1", busy.port));
+  MetricsExporter ex(loopback(), labels("r", "1"));
+  EXPECT_FALSE(can_listen("127.0.0.1", ex.port()));
+  int freed = 0;
+  {
+    BusyPort closed;  // a listener closed without connections leaves its port free at once
+    freed = closed.port;
+  }
+  EXPECT_TRUE(can_listen("127.0.0.1", freed));
+}
+
 }  // namespace
 }  // namespace agave::monitoring
