@@ -516,6 +516,10 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
   const auto threads = configure_torch_threads(first.cluster.threads_per_rank, where.local_size);
   std::cout << "agave_trainer: " << describe(threads, where.hostname, where.world_rank)
             << std::endl;
+  // Once for the job: the ranks are bound alike.
+  if (where.world_rank == 0 && !binding_warning(threads).empty()) {
+    std::cerr << "agave_trainer: " << binding_warning(threads) << std::endl;
+  }
   const auto allocator = reuse_freed_tensor_memory();
   if (where.world_rank == 0) std::cout << "agave_trainer: " << allocator << std::endl;
   SweepPlan plan;
