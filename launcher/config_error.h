@@ -13,4 +13,11 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A ConfigError that only this rank meets (its own metrics port): printed by the rank that
+// finds it, where an ordinary ConfigError, alike on every rank, is printed by rank 0 alone.
+class RankConfigError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
+};
+
 }  // namespace agave::launcher

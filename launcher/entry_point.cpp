@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <iostream>
 
 #include "io/errors.h"
@@ -18,13 +19,27 @@ bool mpi_is_up() {
   return init && !fin;
 }
 
+// The first of the launcher's variables that is set, else `fallback`.
+int first_set(std::initializer_list<const char*> names, int fallback) {
+  for (const char* v : names) {
+    if (const char* s = std::getenv(v)) return std::atoi(s);
+  }
+  return fallback;
+}
+
 }  // namespace
 
 int launcher_rank() {
-  for (const char* v : {"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}) {
-    if (const char* s = std::getenv(v)) return std::atoi(s);
-  }
-  return 0;
+  return first_set({"OMPI_COMM_WORLD_RANK", "PMI_RANK", "PMIX_RANK", "SLURM_PROCID"}, 0);
+}
+
+int launcher_local_rank() {
+  return first_set(
+      {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "PMI_LOCAL_RANK", "SLURM_LOCALID"}, 0);
+}
+
+int launcher_world_size() {
+  return first_set({"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}, 1);
 }
 
 std::string rank_prefix() {

@@ -15,6 +15,9 @@ namespace agave::launcher {
 // The launcher's rank (Open MPI, PMI, PMIx or Slurm environment), known before MPI_Init so an
 // argument or config error prints once, not once per rank; 0 outside a launcher.
 int launcher_rank();
+// The same launcher's node-local rank (0 outside one) and world size (1 outside one).
+int launcher_local_rank();
+int launcher_world_size();
 
 // "rank N: " once MPI is up (and not finalized), else "".
 std::string rank_prefix();

@@ -23,9 +23,11 @@
 #include "launcher/config_error.h"
 #include "launcher/data_source.h"
 #include "launcher/host_allocator.h"
+#include "launcher/metrics_port.h"
 #include "launcher/run_lock.h"
 #include "launcher/sweep_plan.h"
 #include "launcher/torch_threads.h"
+#include "monitoring/metrics_exporter.h"
 #include "monitoring/progress_bar.h"
 #include "trainer/parallel_pretraining.h"
 #include "trainer/run_labels.h"
@@ -430,6 +432,7 @@ Job load_job(const JobRequest& request) {
   // instead of rank 0 failing alone in the conversion with the others waiting for it.
   if (!request.print_config && !request.dry_run) {
     require_data_source(job.sweep.first().config.data, request.config_file);
+    require_free_metrics_port(job.sweep, request.config_file);
   }
   return job;
 }
@@ -517,6 +520,10 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
   const auto threads = configure_torch_threads(first.cluster.threads_per_rank, where.local_size);
   std::cout << "agave_trainer: " << describe(threads, where.hostname, where.world_rank)
             << std::endl;
+  // Once for the job: the ranks are bound alike.
+  if (where.world_rank == 0 && !binding_warning(threads).empty()) {
+    std::cerr << "agave_trainer: " << binding_warning(threads) << std::endl;
+  }
   const auto allocator = reuse_freed_tensor_memory();
   if (where.world_rank == 0) std::cout << "agave_trainer: " << allocator << std::endl;
   SweepPlan plan;
@@ -543,6 +550,8 @@ ExitCode run_job(const cluster::MpiRuntime& mpi, const JobRequest& request, cons
     if (where.world_rank == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return ExitCode::kUserError;
   }
+  // Prometheus finds this job's exporters there whatever ports they take (docs/metrics.md).
+  monitoring::write_targets_into(first.run.output_dir + "/prometheus_targets");
   auto halves = std::make_unique<PretrainingHalves>(mpi, *group_comm, *comm, first.cluster,
                                                     request.config_file);
   const auto outcome = train_group(sweep, plan, group, *group_comm, *comm, std::ref(*halves), job,

@@ -26,6 +26,13 @@ int64_t affinity_cpus() {
   return CPU_COUNT(&set);
 }
 
+// What the node offers its ranks: Slurm's CPUs on this node when under Slurm (the rest of the
+// node belongs to other jobs), else every online CPU.
+int64_t node_cpus(int64_t hardware) {
+  if (const int64_t slurm = env_count("SLURM_CPUS_ON_NODE")) return slurm;
+  return hardware;
+}
+
 }  // namespace
 
 ThreadChoice choose_torch_threads(int64_t requested, int64_t local_ranks) {
@@ -33,6 +40,7 @@ ThreadChoice choose_torch_threads(int64_t requested, int64_t local_ranks) {
   const int64_t node = std::max<int64_t>(1, std::thread::hardware_concurrency());
   c.cpus_bound = affinity_cpus();
   if (c.cpus_bound <= 0) c.cpus_bound = node;
+  c.node_share = std::max<int64_t>(1, node_cpus(node) / std::max<int64_t>(1, local_ranks));
   if (requested > 0) {
     c.threads = requested;
     c.source = "threads_per_rank";
@@ -68,6 +76,15 @@ std::string describe(const ThreadChoice& c, const std::string& host, int rank) {
          std::to_string(c.threads) + " --bind-to core, or mpirun --bind-to none)";
   }
   return s;
+}
+
+std::string binding_warning(const ThreadChoice& c) {
+  if (c.cpus_bound >= c.node_share) return "";
+  const std::string share = std::to_string(c.node_share);
+  return "warning: this rank is bound to " + std::to_string(c.cpus_bound) + " CPU(s) of the " +
+         share + " per rank this node offers; mpirun binds each rank to " +
+         "one core unless told otherwise: run mpirun --bind-to none, or --map-by slot:PE=" + share +
+         " to bind " + share + " cores to each rank";
 }
 
 }  // namespace agave::launcher

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "cluster/mpi_runtime.h"
+#include "launcher/config_error.h"
 #include "launcher/entry_point.h"
 #include "launcher/job.h"
 #include "version/version.h"
@@ -68,6 +69,9 @@ int run(int argc, char** argv) {
   Job job;
   try {
     job = load_job(request);
+  } catch (const RankConfigError& e) {
+    std::cerr << "agave_trainer: error: rank " << launcher_rank() << ": " << e.what() << "\n";
+    return code(ExitCode::kUserError);
   } catch (const std::exception& e) {  // ConfigError, invalid_argument
     if (launcher_rank() == 0) std::cerr << "agave_trainer: error: " << e.what() << "\n";
     return code(ExitCode::kUserError);

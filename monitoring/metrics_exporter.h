@@ -42,8 +42,9 @@ class MetricsExporter {
  public:
   // Starts (or joins) the process's exposer on options.bind:options.port. When the port is in
   // use: throws std::runtime_error naming bind:port, or with options.next_free_port takes the
-  // next free port above it (up to 100 further). With options.prometheus == false nothing is
-  // served and every call is a no-op (port() == 0).
+  // next free port above it (up to 100 further); a new exposer writes its address where
+  // write_targets_into() says. With options.prometheus == false nothing is served and every
+  // call is a no-op (port() == 0).
   MetricsExporter(const MonitoringOptions& options, RunLabels labels);
   ~MetricsExporter();
   MetricsExporter(const MetricsExporter&) = delete;
@@ -62,6 +63,16 @@ class MetricsExporter {
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// Where the exposers this process starts from now on write their address for Prometheus's
+// file-based discovery (<dir>/<host>-<port>.json); "" (the default) writes nothing. Process-wide
+// like the exposers: the launcher sets <run.output_dir>/prometheus_targets before training.
+void write_targets_into(const std::string& dir);
+
+// Whether a listening socket binds bind:port now (true when bind does not resolve: the
+// exporter reports that). For finding a port in use before MPI starts; the exporter may still
+// lose a race for it later.
+bool can_listen(const std::string& bind, int port);
 
 // Resident set size of this process in bytes, from /proc/self/statm (0 when unreadable).
 double resident_memory_bytes();

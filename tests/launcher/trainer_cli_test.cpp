@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <filesystem>
 #include <string>
+#include <thread>
 
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
@@ -220,6 +221,37 @@ TEST(TrainerCli, ThreadsFollowTheCpusTheRankIsGiven) {
          " --dry-run " + kConfigs + "quickstart.yaml --set cluster.threads_per_rank=2");
   EXPECT_NE(r.output.find("2 thread(s) (threads_per_rank); warning"), std::string::npos)
       << r.output;
+}
+
+// A rank bound to fewer CPUs than its share of the node (Open MPI binds one core per rank by
+// default) warns once at start-up, naming the mpirun flags that lift it; a rank with its share
+// says nothing.
+TEST(TrainerCli, ARankBoundBelowItsShareOfTheNodeWarnsOnceNamingTheFlags) {
+  const int cpus = static_cast<int>(std::thread::hardware_concurrency());
+  if (cpus < 2) GTEST_SKIP() << "needs a node of 2 CPUs or more";
+  const std::string dry = kTrainer + " --dry-run " + kConfigs + "quickstart.yaml";
+  const std::string env = "env -u SLURM_CPUS_ON_NODE ";
+  for (const std::string& how : {env + "taskset -c 0 " + mpirun(1) + "--bind-to none ",
+                                 env + mpirun(1) + "--bind-to core "}) {
+    const auto r = sh(how + dry);
+    EXPECT_EQ(r.code, 0) << r.output;
+    EXPECT_EQ(
+        agave::testing::count_of(r.output, "warning: this rank is bound to 1 CPU(s) of the " +
+                                               std::to_string(cpus) + " per rank this node offers"),
+        1u)
+        << how << "\n"
+        << r.output;
+    EXPECT_NE(r.output.find("mpirun --bind-to none, or --map-by slot:PE=" + std::to_string(cpus)),
+              std::string::npos)
+        << r.output;
+  }
+  const auto unbound = sh(env + mpirun(1) + "--bind-to none " + dry);
+  EXPECT_EQ(unbound.output.find("bound to"), std::string::npos) << unbound.output;
+  if (cpus == 2) {
+    // Two ranks bound to a core each of a 2-CPU node have their share.
+    const auto two = sh(env + mpirun(2) + "--bind-to core " + dry);
+    EXPECT_EQ(two.output.find("bound to"), std::string::npos) << two.output;
+  }
 }
 
 }  // namespace

@@ -53,7 +53,8 @@ int free_port() {
 // server's); stopped in the destructor whatever the test's outcome.
 class PrometheusServer {
  public:
-  PrometheusServer(const fs::path& dir, int exporter_port, const std::vector<int>& more = {})
+  // Scrapes 127.0.0.1:<exporter_port> (none when 0) and the targets files matching `file_sd`.
+  PrometheusServer(const fs::path& dir, int exporter_port, const std::string& file_sd = "")
       : port_(free_port()) {
     const std::string script = std::string(AGAVE_SOURCE_DIR) + "/scripts/start-prometheus.sh";
     const std::string listen = "127.0.0.1:" + std::to_string(port_);
@@ -65,12 +66,9 @@ class PrometheusServer {
       prctl(PR_SET_PDEATHSIG, SIGKILL);
       if (!freopen(log.c_str(), "w", stderr) || !freopen(log.c_str(), "a", stdout)) _exit(126);
       std::vector<std::string> args = {"bash",      script,       "--listen",          listen,
-                                       "--storage", dir.string(), "--scrape-interval", "1s",
-                                       "--target",  target};
-      for (int p : more) {
-        args.push_back("--target");
-        args.push_back("127.0.0.1:" + std::to_string(p));
-      }
+                                       "--storage", dir.string(), "--scrape-interval", "1s"};
+      if (exporter_port != 0) args.insert(args.end(), {"--target", target});
+      if (!file_sd.empty()) args.insert(args.end(), {"--file-sd", file_sd});
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
@@ -388,8 +386,9 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   const auto queries = dashboard_queries(nlohmann::json::parse(dash_in));
   agave::testing::TempDir dir;
 
-  // Two runs (λ 1 and 4) trained at once by two rank groups; each group's rank 0 exports on the
-  // first free port from `base`, then keeps /metrics up until Prometheus has scraped the end.
+  // Two runs (λ 1 and 4) trained at once by two rank groups; each group's rank 0 exports on
+  // `base` + its node-local rank (or the next free port), then keeps /metrics up until
+  // Prometheus has scraped the end.
   const int base = free_port();
   const std::string config = dir.write(
       "sweep.yaml", agave::testing::TinyConfig("prom", dir.path().string() + "/runs",
@@ -406,9 +405,10 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
                         .append("sweep:\n  ranks_per_run: 1\n  grid: {loss.lambda: [1, 4]}\n")
                         .yaml());
   fs::create_directories(dir.path() / "prom");
-  std::unique_ptr<PrometheusServer> prom;
-  // The generated config scrapes both possible exporter ports.
-  prom = std::make_unique<PrometheusServer>(dir.path() / "prom", base, std::vector<int>{base + 1});
+  // No port is given to Prometheus: it finds the exporters through the targets files they
+  // write into <run.output_dir>/prometheus_targets (as the shipped prometheus.yml does).
+  const auto prom = std::make_unique<PrometheusServer>(
+      dir.path() / "prom", 0, dir.path().string() + "/runs/prometheus_targets/*.json");
   // Prometheus is scraping before the first step, so the rate() panels see the steps.
   for (int i = 0; i < 120 && http_get(prom->port(), "/-/ready").status != 200; ++i) {
     ASSERT_TRUE(prom->running()) << "prometheus exited; see " << (dir.path() / "prom");
@@ -434,6 +434,8 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealTrainingSweep) {
   // Also: both runs were scraped, with their λ as a label, up to the end of training.
   auto all = queries;
   all.push_back({"runs", "count(count by (lambda) (agave_steps_total)) == 2", ""});
+  // Both exporters were discovered from their targets files.
+  all.push_back({"discovered", "count(up{job=\"agave\"} == 1) == 2", ""});
   all.push_back({"end of training", "min(agave_steps_total) >= 200", ""});
   // Each trainer process says which build it is and how much memory it holds.
   all.push_back({"build", "count(agave_build_info == 1) == 2", ""});

@@ -1,0 +1,38 @@
+#include "launcher/metrics_port.h"
+
+#include "launcher/config_error.h"
+#include "launcher/entry_point.h"
+#include "launcher/sweep_plan.h"
+#include "monitoring/metrics_exporter.h"
+
+namespace agave::launcher {
+
+void require_free_metrics_port(const Sweep& sweep, const std::string& config_file) {
+  const auto& m = sweep.first().config.monitoring;
+  if (!m.prometheus || m.port == 0 || m.next_free_port) return;
+  const int rank = launcher_rank();
+  // Without every_rank only the first rank of each run exports (trainer/trainer.cpp).
+  if (!m.every_rank) {
+    SweepPlan plan;
+    try {
+      plan = plan_sweep(sweep, launcher_world_size());
+    } catch (const ConfigError&) {
+      return;  // reported once MPI is up, as ever
+    }
+    const auto group = static_cast<size_t>(plan.group_of(rank));
+    const bool exports = rank % plan.ranks_per_run == 0 && group < plan.groups.size() &&
+                         !plan.groups[group].runs.empty();
+    if (!exports) return;
+  }
+  const int local = launcher_local_rank();
+  const int port = static_cast<int>(m.port) + local;
+  if (monitoring::can_listen(m.bind, port)) return;
+  throw RankConfigError(
+      config_file + ": monitoring.port: " + m.bind + ":" + std::to_string(port) +
+      " is in use (this rank's metrics port: monitoring.port + node-local rank " +
+      std::to_string(local) +
+      "); choose another monitoring.port, set monitoring.next_free_port: true to " +
+      "take the next free one, or monitoring.prometheus: false");
+}
+
+}  // namespace agave::launcher
