@@ -10,6 +10,7 @@
 #include "cluster/mpi_runtime.h"
 #include "launcher/config_error.h"
 #include "launcher/entry_point.h"
+#include "launcher/failure_file.h"
 #include "launcher/job.h"
 #include "version/version.h"
 
@@ -84,8 +85,10 @@ int run(int argc, char** argv) {
     return code(ExitCode::kOk);
   }
   // Before MPI starts: its start-up collectives are bounded by the same timeout.
-  agave::cluster::set_timeout_handler(
-      [](const std::string& line) { end_job_on_timeout("agave_trainer", line); });
+  agave::cluster::set_timeout_handler([](const std::string& line) {
+    record_failure(line);
+    end_job_on_timeout("agave_trainer", line);
+  });
   agave::cluster::MpiRuntime mpi(&argc, &argv, job.sweep.first().config.cluster.timeout_seconds);
   const ExitCode exit = run_job(mpi, request, job);
   if (mpi.placement().world_rank == 0) record_exit_code(exit);

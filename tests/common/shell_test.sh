@@ -34,3 +34,26 @@ require_fashion_mnist() {
   [ -f "$fashion_mnist/train-images-idx3-ubyte.gz" ] ||
     skip "Debian's dataset-fashion-mnist is not installed"
 }
+# Removes the network namespaces "$@" and every process still in them: a daemon or rank that
+# outlived a test would keep its namespace alive.
+remove_netns() {
+  local ns pid
+  for ns in "$@"; do
+    ip netns list 2>/dev/null | grep -q "^$ns\b" || continue
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
+}
+# A test's end, exit code $1, scratch folder $2: after a failure every *.log there is printed;
+# then the folder is removed, or kept and named when AGAVE_NETNS_KEEP is set.
+finish_scratch() {
+  local f
+  if [ "$1" -ne 0 ] && [ "$1" -ne "$SKIP" ]; then
+    for f in "$2"/*.log; do
+      [ -f "$f" ] || continue
+      echo "===== $f"
+      cat "$f"
+    done
+  fi
+  if [ -n "${AGAVE_NETNS_KEEP:-}" ]; then echo "kept $2"; else rm -rf "$2"; fi
+}

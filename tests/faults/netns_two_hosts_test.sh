@@ -38,22 +38,9 @@ work=$(mktemp -d /tmp/agave-netns-test.XXXXXX)
 
 cleanup() {
   local rc=$?
-  for ns in "$ns_a" "$ns_b"; do
-    if ip netns list 2>/dev/null | grep -q "^$ns\b"; then
-      # A daemon or rank that outlived the test would keep the namespace alive.
-      for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-      ip netns del "$ns" 2>/dev/null || true
-    fi
-  done
+  remove_netns "$ns_a" "$ns_b"
   ip link del "$veth_a" 2>/dev/null || true
-  if [ "$rc" -ne 0 ] && [ "$rc" -ne "$SKIP" ]; then
-    for f in "$work"/*.log; do
-      [ -f "$f" ] || continue
-      echo "===== $f"
-      cat "$f"
-    done
-  fi
-  if [ -n "${AGAVE_NETNS_KEEP:-}" ]; then echo "kept $work"; else rm -rf "$work"; fi
+  finish_scratch "$rc" "$work"
   echo "(netns two hosts: $(($(date +%s) - started)) s)"
   exit "$rc"
 }

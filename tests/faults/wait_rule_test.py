@@ -14,7 +14,7 @@ import pathlib
 import re
 import sys
 
-FOLDERS = ["cluster", "data", "hdf5", "launcher", "model", "monitoring", "trainer", "version"]
+FOLDERS = ["cluster", "data", "elastic", "hdf5", "launcher", "model", "monitoring", "trainer", "version"]
 BLOCKING = re.compile(
     r"\bMPI_(Barrier|Allgather|Allgatherv|Gather|Gatherv|Bcast|Allreduce|Reduce|Recv|Send|"
     r"Sendrecv|Wait|Waitall|Comm_split|Comm_split_type|Comm_dup|Finalize)\s*\("

@@ -31,6 +31,7 @@ NOT_RUN = [
     (r"^agave_data convert\b", "needs CIFAR-10's archive in data/cifar10"),
     (r"^scripts/agave_to_torch\.py\b", "needs a trained run (tests/python)"),
     (r"^sbatch\b", "needs Slurm (tests/slurm)"),
+    (r"^agave_elastic\b", "needs hosts to run mpirun on (tests/elastic; netns_elastic_*)"),
     (r"^experiments/run\.sh\b", "trains for minutes; run here with --list appended"),
 ]
 

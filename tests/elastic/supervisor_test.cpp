@@ -1,0 +1,187 @@
+// The generation loop with fake launches, and one generation around a fake mpirun (a shell
+// script standing in for mpirun and its ranks).
+#include "elastic/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+
+#include "tests/common/process.h"
+#include "tests/common/test_files.h"
+
+namespace {
+
+using namespace agave::elastic;
+using agave::testing::count_of;
+using agave::testing::TempDir;
+
+const std::vector<Host> kThree = {{"a", 1}, {"b", 1}, {"c", 1}};
+
+FailureReport lost(int rank, const std::string& host) {
+  FailureReport f;
+  f.step = 23;
+  f.collective = "bucket 1/1 all-reduce";
+  f.ranks = {rank};
+  f.hosts = {host};
+  return f;
+}
+
+// Runs the loop over `ends`, one a generation, recording the plans.
+struct FakeJob {
+  std::vector<GenerationEnd> ends;
+  std::vector<Plan> plans;
+  int run(const RankRange& ranks, int max_restarts, std::string& log) {
+    SupervisorOptions o;
+    o.ranks = ranks;
+    o.max_restarts = max_restarts;
+    o.global_batch = 6;
+    o.discover = [] { return kThree; };
+    o.run = [this](const Plan& p) {
+      plans.push_back(p);
+      return ends.at(plans.size() - 1);
+    };
+    o.resume_point = [this] { return plans.empty() ? std::string("the start") : "step 20"; };
+    std::ostringstream out;
+    const int code = supervise(o, out);
+    log = out.str();
+    return code;
+  }
+};
+
+TEST(Supervise, ALostHostIsExcludedAndTheJobContinuesOnTheOthers) {
+  FakeJob job{{{1, lost(2, "c"), "rank 2 (c) did not answer"}, {0, std::nullopt, ""}}, {}};
+  std::string log;
+  EXPECT_EQ(job.run({2, 3}, 1, log), 0);
+  ASSERT_EQ(job.plans.size(), 2u);
+  EXPECT_EQ(job.plans[0].ranks, 3);
+  EXPECT_EQ(job.plans[1].ranks, 2);
+  EXPECT_EQ(names(job.plans[1].placement), "a, b");
+  EXPECT_EQ(count_of(log, "\n"), 2u) << log;  // one line a generation
+  EXPECT_NE(log.find("generation 1: hosts a, b, c, 3 rank(s), resuming from the start; previous: "
+                     "first start"),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("generation 2: hosts a, b (excluded: c), 2 rank(s), resuming from step 20; "
+                     "previous: generation 1 failed: rank 2 (c) did not answer"),
+            std::string::npos)
+      << log;
+}
+
+TEST(Supervise, TheFinishedUserErrorAndStoppedCodesPassThroughUnrestarted) {
+  for (int code : {0, 2, 75}) {
+    FakeJob job{{{code, std::nullopt, ""}}, {}};
+    std::string log;
+    EXPECT_EQ(job.run({1, 3}, 5, log), code);
+    EXPECT_EQ(job.plans.size(), 1u) << code;
+  }
+}
+
+TEST(Supervise, FewerHostsThanTheMinimumEndsWithOneLine) {
+  FakeJob job{{{1, lost(2, "c"), "rank 2 (c) did not answer"}}, {}};
+  std::string log;
+  EXPECT_EQ(job.run({3, 3}, 5, log), 1);
+  EXPECT_EQ(job.plans.size(), 1u);
+  const auto last = log.substr(log.rfind("agave_elastic:"));
+  EXPECT_EQ(count_of(last, "\n"), 1u) << log;
+  EXPECT_NE(last.find("agave_elastic: error: generation 2: live hosts a, b (excluded: c) hold 2 "
+                      "slot(s): no rank count in 3..3 that divides the global batch 6; giving up "
+                      "after 1 restart(s)"),
+            std::string::npos)
+      << log;
+}
+
+TEST(Supervise, AnExhaustedBudgetEndsWithOneLine) {
+  FakeJob job{{{1, std::nullopt, "mpirun exited 1"}, {1, std::nullopt, "mpirun exited 139"}}, {}};
+  std::string log;
+  EXPECT_EQ(job.run({1, 3}, 1, log), 1);
+  EXPECT_EQ(job.plans.size(), 2u);
+  EXPECT_NE(log.find("agave_elastic: error: restart budget of 1 spent; generation 2 failed: "
+                     "mpirun exited 139\n"),
+            std::string::npos)
+      << log;
+}
+
+TEST(JobExitCode, AFailureReportOrNoAgreedCodeIsAFailureWhateverMpirunSays) {
+  EXPECT_EQ(job_exit_code(true, 0, 0), 1);
+  EXPECT_EQ(job_exit_code(false, 75, 1), 75);  // mpirun signalled returns 1; the ranks agreed 75
+  EXPECT_EQ(job_exit_code(false, std::nullopt, 0), 1);  // mpirun 0 after a lost host
+  EXPECT_EQ(job_exit_code(false, std::nullopt, 2), 2);  // a config error before MPI
+  EXPECT_EQ(job_exit_code(false, std::nullopt, 139), 1);
+}
+
+// Alive and not a zombie (a killed orphan waits for whoever reaps orphans here).
+bool running(pid_t pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string pid_field, name, state;
+  return stat >> pid_field >> name >> state && state != "Z";
+}
+
+// A fake mpirun: `--hostfile H -np N -x V -x W CMD...`, records its arguments and runs CMD.
+std::string fake_mpirun(const TempDir& dir) {
+  const auto path = dir.write("mpirun.sh", "#!/bin/sh\necho \"$@\" > " + dir.path().string() +
+                                               "/args\nshift 8\nexec \"$@\"\n");
+  chmod(path.c_str(), 0755);
+  return path;
+}
+
+GenerationEnd run_job(const TempDir& dir, const std::string& script, double grace) {
+  Plan plan{1, 2, {{"a", 1}, {"b", 1}}};
+  return run_with_mpirun(plan, {fake_mpirun(dir)}, {"/bin/sh", "-c", script}, dir.path().string(),
+                         grace);
+}
+
+TEST(RunWithMpirun, TrustsTheAgreedExitCodeOverMpiruns) {
+  TempDir dir;
+  const auto end = run_job(dir, "echo 75 > $AGAVE_EXIT_FILE; exit 1", 1);
+  EXPECT_EQ(end.code, 75);
+  std::ifstream args(dir.path() / "args");
+  std::string line;
+  std::getline(args, line);
+  EXPECT_EQ(line.rfind("--hostfile " + (dir.path() / "hostfile-1").string() +
+                           " -np 2 -x AGAVE_EXIT_FILE -x AGAVE_FAILURE_DIR /bin/sh -c",
+                       0),
+            0u)
+      << line;
+  std::ifstream hosts(dir.path() / "hostfile-1");
+  std::stringstream text;
+  text << hosts.rdbuf();
+  EXPECT_EQ(text.str(), "a slots=1\nb slots=1\n");
+}
+
+TEST(RunWithMpirun, WithoutAnAgreedCodeMpirunsZeroIsAFailure) {
+  TempDir dir;
+  const auto end = run_job(dir, "exit 0", 1);
+  EXPECT_EQ(end.code, 1);
+  EXPECT_EQ(end.why, "mpirun exited 0 without an agreed exit code");
+}
+
+// After a partition mpirun waits for the lost host's daemon forever, deaf to SIGTERM: the
+// failure report starts the grace period, then SIGTERM, then SIGKILL, of its whole group.
+TEST(RunWithMpirun, AStuckMpirunIsKilledAfterTheGracePeriodsOnceAFailureIsReported) {
+  TempDir dir;
+  const auto pid_file = (dir.path() / "sleeper").string();
+  const auto start = std::chrono::steady_clock::now();
+  const auto end = run_job(dir,
+                           "trap '' TERM; sleep 300 & echo $! > " + pid_file +
+                               "; printf '{\"step\": 23, \"ranks\": [1], \"hosts\": [\"b\"], "
+                               "\"collective\": \"x\"}' > $AGAVE_FAILURE_DIR/r1.json; wait",
+                           0.5);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(end.code, 1);
+  ASSERT_TRUE(end.failure);
+  EXPECT_EQ(end.why, "rank 1 (b) did not answer in x at step 23");
+  EXPECT_LT(seconds, 10);
+  std::ifstream in(pid_file);
+  pid_t sleeper = 0;
+  in >> sleeper;
+  ASSERT_GT(sleeper, 0);
+  for (int i = 0; i < 50 && running(sleeper); ++i) usleep(100000);
+  EXPECT_FALSE(running(sleeper)) << "the job's process outlived mpirun";
+}
+
+}  // namespace
