@@ -22,13 +22,15 @@
 #               node2, which resume from the newest complete checkpoint before the fault and
 #               finish; the final checkpoint is bit-identical to a plain `mpirun -np 2` resume of
 #               a copy of that checkpoint
+#   lose-node-min the same with AGAVE_MIN_NODES=3: two nodes left are too few, the job ends
+#               (FAILED) with one line and is not restarted
 # Exit 77 (CTest's skip) with the reason when the case cannot run here.
 # Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
 set -euo pipefail
 
 # shellcheck source=tests/common/shell_test.sh
 . "$(dirname "$0")/../common/shell_test.sh"
-case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub|three-nodes|lose-node}
+case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub|three-nodes|lose-node|lose-node-min}
 # Under CTest's TIMEOUT, so that the test fails (and cleans up) on its own first.
 job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-240}
 
@@ -59,7 +61,7 @@ if [ "$case_name" != usr1-stub ]; then
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
-if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ] || [ "$case_name" = lose-node ]; } && [ "$has_resume" = 0 ]; then
+if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ] || [ "${case_name%-min}" = lose-node ]; } && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
@@ -102,7 +104,7 @@ trap 'exit 130' INT TERM
 
 nodes=1
 case $case_name in
-  three-nodes | lose-node)
+  three-nodes | lose-node | lose-node-min)
     nodes=3
     for b in ip nsenter unshare mpirun python3; do command -v "$b" >/dev/null 2>&1 || skip "$b not found"; done
     /usr/bin/python3 -c 'import h5py' 2>/dev/null || skip "python3-h5py not installed (compare_checkpoints.py)"
@@ -123,7 +125,7 @@ steps=6
 # Signal cases: enough steps that a stop sent at step 5 lands well before the end on a quiet
 # machine too (a stop at the last step leaves the restart nothing to train).
 [ "$case_name" = completes ] || steps=40
-[ "$case_name" != lose-node ] || steps=60
+[ "${case_name%-min}" != lose-node ] || steps=60
 [ "$case_name" != three-nodes ] || steps=12
 batch=2
 [ "$nodes" -eq 1 ] || batch=6 # one rank per node: divides by 3 and by 2
@@ -248,6 +250,7 @@ seconds_since() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sy
 case $case_name in
   three-nodes) job=$(submit_nodes multi_node.sbatch) ;;
   lose-node) job=$(submit_nodes multi_node_elastic.sbatch) ;;
+  lose-node-min) job=$(AGAVE_MIN_NODES=3 submit_nodes multi_node_elastic.sbatch) ;;
   *) job=$(submit) ;;
 esac
 echo "submitted job $job"
@@ -309,12 +312,22 @@ case $case_name in
     [ "$(rank_hosts '')" = "node1 node2 node3" ] || fail "ranks ran on '$(rank_hosts '')', not node1 node2 node3"
     output_has "3 replica(s) in sync after $steps step(s)" || fail "the 3 ranks did not train $steps steps in sync"
     ;;
-  lose-node)
+  lose-node | lose-node-min)
     ckpts=$work/runs/tiny/checkpoints
     wait_until "checkpoint at step 20" output_has "checkpoint .*step-00000020"
     [ "$(rank_hosts '')" = "node1 node2 node3" ] || fail "ranks ran on '$(rank_hosts '')', not node1 node2 node3"
     "$src/scripts/slurm-local.sh" lose "$slurm_dir" node3
     fault=$(now_s)
+    if [ "$case_name" = lose-node-min ]; then
+      wait_until "job ended" job_ended
+      echo "job ended $(seconds_since "$fault") s after the fault"
+      [ "$(field JobState)" = FAILED ] || fail "job ended $(field JobState), expected FAILED"
+      output_has "2 node(s) answer (node1,node2), fewer than AGAVE_MIN_NODES=3: not restarted" ||
+        fail "no line saying two nodes are fewer than AGAVE_MIN_NODES=3"
+      ! output_has "generation 1" || fail "the job was restarted below AGAVE_MIN_NODES"
+      echo "PASSED $case_name after $(elapsed) s"
+      exit 0
+    fi
     # Nothing completes a checkpoint without node3's rank: this is the newest complete one.
     before=$(cat "$ckpts/latest")
     cp -a "$ckpts/$before" "$work/resume-from"
