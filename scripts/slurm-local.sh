@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
-# A throw-away one-node Slurm cluster on this machine, for tests: munged + slurmctld + slurmd as
-# root, everything (config, keys, sockets, state, logs) in one folder.
+# A throw-away Slurm cluster on this machine, for tests: munged + slurmctld + slurmd (one node, or
+# several in network namespaces) as root, everything (config, keys, sockets, state, logs) in one folder.
 #
 #   scripts/slurm-local.sh start [DIR]   start; prints DIR; waits until the node is idle
 #   scripts/slurm-local.sh env DIR       prints `export SLURM_CONF=...` for eval
 #   scripts/slurm-local.sh stop DIR      cancel jobs, stop the daemons, kill what they left, rm DIR
 #   scripts/slurm-local.sh logs DIR      prints the daemons' logs (for failed tests)
+#   scripts/slurm-local.sh nodes DIR     prints one line per node: NAME NETNS ADDRESS (several nodes)
+#   scripts/slurm-local.sh lose DIR NODE  node NODE fails: link down, all its processes killed
 #
 # Several clusters can run side by side (tests in parallel): each gets its own munge socket,
 # its own ports and its own state. Daemons are started directly (no systemd in containers).
 # Environment: AGAVE_SLURM_CPUS (default 2), AGAVE_SLURM_GPUS (fake GPU GRES count, default 2),
 # AGAVE_SLURM_KEEP=1 keeps DIR on stop, AGAVE_SLURM_START_TIMEOUT (seconds, default 60).
+#
+# AGAVE_SLURM_NODES=N (N > 1) starts N nodes, one slurmd per network namespace, each with its
+# own hostname (node1..nodeN, a UTS namespace), address (on a bridge in 198.19.X.0/24, X free)
+# and /etc/hosts (a mount namespace), so that a node can be lost for real: its link cut or its
+# processes killed. slurmctld stays in this namespace, on the bridge's address. The slurmds run
+# under `nsenter --net` (not `ip netns exec`, which remounts /sys: slurmd then finds no cgroup
+# fs). AGAVE_SLURM_SLURMD_TIMEOUT (seconds, default 300; 5 for tests) is how long a silent node
+# stays up; the node's CPUs and GPUs default to 1 each.
 set -euo pipefail
 
 die() {
@@ -19,7 +29,7 @@ die() {
 }
 
 usage() {
-  sed -n '5,9p' "$0" | sed 's/^# *//' >&2
+  sed -n '5,11p' "$0" | sed 's/^# *//' >&2
   exit 2
 }
 
@@ -39,8 +49,13 @@ free_port() {
   die "no free TCP port found"
 }
 
+# write_config DIR NODES CPUS GPUS CTLD_PORT SLURMD_PORT [CTLD_ADDR]: NODES is one node's name,
+# or $dir/nodes's lines (NAME NETNS ADDRESS) for several.
 write_config() {
-  local dir=$1 node=$2 cpus=$3 gpus=$4 ctld_port=$5 slurmd_port=$6
+  local dir=$1 nodes=$2 cpus=$3 gpus=$4 ctld_port=$5 slurmd_port=$6 ctld_addr=${7:-}
+  local node names
+  node=$(hostname -s)
+  names=$(echo "$nodes" | awk '{print $1}' | paste -sd,)
   local gres_line="" gres_types=""
   if [ "$gpus" -gt 0 ]; then
     # GPUs without device files: Slurm schedules --gpus-per-node against the count, so the real
@@ -52,11 +67,26 @@ write_config() {
     local i
     for ((i = 0; i < gpus; i++)); do ln -sf /dev/null "$dir/dev/gpu$i"; done
     printf 'AutoDetect=off\nNodeName=%s Name=gpu File=%s/dev/gpu[0-%s]\n' \
-      "$node" "$dir" "$((gpus - 1))" >"$dir/gres.conf"
+      "$names" "$dir" "$((gpus - 1))" >"$dir/gres.conf"
+  fi
+  local ctld_host=$node node_lines="" slurmd_files="slurmd" spool=$dir/spool tmp_fs="" timeout=${AGAVE_SLURM_SLURMD_TIMEOUT:-300}
+  if [ -n "$ctld_addr" ]; then
+    ctld_host="$node($ctld_addr)"
+    # One slurmd per node, sharing this folder: each its own pid file, log and spool.
+    slurmd_files="slurmd-%n"
+    spool=$dir/spool/%n
+    # The nodes share one file system: PMIx's per-step folders (under TmpFS) must not collide.
+    tmp_fs="TmpFS=$dir/tmp/%n"
+    local name ns addr
+    while read -r name ns addr; do
+      node_lines+="NodeName=$name NodeHostname=$name NodeAddr=$addr CPUs=$cpus $gres_line State=UNKNOWN"$'\n'
+    done <<<"$nodes"
+  else
+    node_lines="NodeName=$node CPUs=$cpus $gres_line State=UNKNOWN"
   fi
   cat >"$dir/slurm.conf" <<EOF
 ClusterName=agavelocal
-SlurmctldHost=$node
+SlurmctldHost=$ctld_host
 SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 SlurmUser=root
@@ -65,11 +95,13 @@ AuthType=auth/munge
 CredType=cred/munge
 AuthInfo=socket=$dir/munge/munge.socket
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$spool
 SlurmctldPidFile=$dir/slurmctld.pid
-SlurmdPidFile=$dir/slurmd.pid
+SlurmdPidFile=$dir/$slurmd_files.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
-SlurmdLogFile=$dir/log/slurmd.log
+SlurmdLogFile=$dir/log/$slurmd_files.log
+SlurmdTimeout=$timeout
+$tmp_fs
 SlurmctldDebug=info
 SlurmdDebug=info
 ProctrackType=proctrack/linuxproc
@@ -88,41 +120,108 @@ MinJobAge=600
 MailProg=/bin/true
 PlugStackConfig=$dir/plugstack.conf
 $gres_types
-NodeName=$node CPUs=$cpus $gres_line State=UNKNOWN
-PartitionName=local Nodes=$node Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+$node_lines
+PartitionName=local Nodes=$names Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
   # An empty plugin stack: the system's /etc/slurm/plugstack.conf is not ours to depend on.
   : >"$dir/plugstack.conf"
 }
 
-node_state() {
-  sinfo -h -N -o '%T' 2>/dev/null | head -n1
+# make_network DIR COUNT: COUNT network namespaces on a bridge with a free 198.19.X.0/24 (the
+# bridge .254, node I .I); writes DIR/network (BRIDGE ADDRESS) and DIR/nodes (NAME NETNS ADDRESS).
+make_network() {
+  local dir=$1 count=$2 x="" i
+  for i in $(seq 1 200); do
+    i=$((1 + RANDOM % 254))
+    if ! ip -4 -o addr show | grep -q "198\.19\.$i\."; then
+      x=$i
+      break
+    fi
+  done
+  [ -n "$x" ] || die "no free 198.19.X.0/24 subnet found"
+  # Interface names are at most 15 characters; the process id keeps them unique per cluster.
+  local id=$$ bridge=agsb$$
+  echo "$bridge 198.19.$x.254" >"$dir/network"
+  ip link add "$bridge" type bridge
+  ip addr add "198.19.$x.254/24" dev "$bridge"
+  ip link set "$bridge" up
+  : >"$dir/nodes"
+  for ((i = 1; i <= count; i++)); do
+    local ns=agave-slurm-$id-$i
+    echo "node$i $ns 198.19.$x.$i" >>"$dir/nodes"
+    mkdir -p "$dir/spool/node$i" "$dir/tmp/node$i"
+    ip netns add "$ns"
+    ip link add "agsv${id}n$i" type veth peer name "agsp${id}n$i"
+    ip link set "agsv${id}n$i" master "$bridge" up
+    ip link set "agsp${id}n$i" netns "$ns"
+    ip -n "$ns" addr add "198.19.$x.$i/24" dev "agsp${id}n$i"
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set "agsp${id}n$i" up
+  done
+  # Each node's view of the names: the controller (this host's name) and every node.
+  {
+    echo "127.0.0.1 localhost"
+    echo "198.19.$x.254 $(hostname -s)"
+    awk '{print $3, $1}' "$dir/nodes"
+  } >"$dir/hosts"
+}
+
+# start_slurmd DIR MARKER NAME NETNS: slurmd as node NAME in its namespace, with its hostname and
+# its /etc/hosts (a private mount namespace, so the host's file stays untouched).
+start_slurmd() {
+  local dir=$1 m=$2 name=$3 ns=$4
+  # shellcheck disable=SC2016  # expanded by the node's shell
+  nsenter --net="/var/run/netns/$ns" unshare --uts --mount --propagation private \
+    sh -c 'mount --bind "$1/hosts" /etc/hosts && hostname "$2" && exec env "$3" slurmd -f "$1/slurm.conf" -N "$2"' \
+    sh "$dir" "$name" "$m"
+}
+
+# all_nodes_idle COUNT: prints the states when not all COUNT nodes are idle yet.
+all_nodes_idle() {
+  local states
+  states=$(sinfo -h -N -o '%N %T' 2>/dev/null | sort -u)
+  [ "$(echo "$states" | grep -c ' idle$')" -eq "$1" ] && return 0
+  echo "$states" | paste -sd' '
+  return 1
 }
 
 start() {
   [ "$(id -u)" -eq 0 ] || die "must run as root (munged, slurmctld and slurmd run as root here)"
-  local b
+  local b count=${AGAVE_SLURM_NODES:-1}
   for b in munged slurmctld slurmd sinfo sbatch scontrol; do
     command -v "$b" >/dev/null 2>&1 || die "$b not found (Debian packages slurm-wlm and munge)"
   done
+  if [ "$count" -gt 1 ]; then
+    for b in ip nsenter unshare; do command -v "$b" >/dev/null 2>&1 || die "$b not found"; done
+  fi
   local dir=${1:-}
   if [ -z "$dir" ]; then dir=$(mktemp -d /tmp/agave-slurm.XXXXXX); fi
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   mkdir -p "$dir/munge" "$dir/state" "$dir/spool" "$dir/log"
   chmod 700 "$dir" "$dir/munge"
+  # Whatever fails from here on (a namespace, a daemon) leaves nothing behind.
+  # shellcheck disable=SC2064  # dir is fixed now
+  trap "stop '$dir' >/dev/null 2>&1 || true" EXIT
 
-  local node cpus gpus
+  local node cpus gpus ctld_addr=""
   node=$(hostname -s)
   cpus=${AGAVE_SLURM_CPUS:-2}
   gpus=${AGAVE_SLURM_GPUS:-2}
-  write_config "$dir" "$node" "$cpus" "$gpus" "$(free_port)" "$(free_port)"
+  if [ "$count" -gt 1 ]; then
+    cpus=${AGAVE_SLURM_CPUS:-1}
+    gpus=${AGAVE_SLURM_GPUS:-1}
+    make_network "$dir" "$count"
+    ctld_addr=$(awk '{print $2}' "$dir/network")
+    node=$(cat "$dir/nodes")
+  fi
+  write_config "$dir" "$node" "$cpus" "$gpus" "$(free_port)" "$(free_port)" "$ctld_addr"
 
   local m
   m=$(marker "$dir")
   export SLURM_CONF=$dir/slurm.conf
 
-  # A fresh random key: a cluster of one host needs no shared key.
+  # A fresh random key: every node shares this host's munged (its socket is a file).
   dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge/munge.key"
   # --force: munged refuses root and loose folder permissions without it.
@@ -133,31 +232,47 @@ start() {
     die "munged did not start; see $dir/log/munged.log"
 
   env "$m" slurmctld -c -f "$SLURM_CONF" || die "slurmctld did not start; see $dir/log/slurmctld.log"
-  env "$m" slurmd -f "$SLURM_CONF" || die "slurmd did not start; see $dir/log/slurmd.log"
+  if [ "$count" -gt 1 ]; then
+    local name ns addr
+    while read -r name ns addr; do
+      start_slurmd "$dir" "$m" "$name" "$ns" || die "slurmd $name did not start; see $dir/log/slurmd-$name.log"
+    done <"$dir/nodes"
+  else
+    env "$m" slurmd -f "$SLURM_CONF" || die "slurmd did not start; see $dir/log/slurmd.log"
+  fi
 
   local timeout=${AGAVE_SLURM_START_TIMEOUT:-60} waited=0 state=""
   while [ "$waited" -lt "$((timeout * 2))" ]; do
-    state=$(node_state || true)
+    state=$(all_nodes_idle "$count") && break
     case $state in
-      idle | idle~ | mixed) break ;;
-      inval* | fail*) break ;;
-      down* | drain*)
-        # ReturnToService=2 should bring it back; nudge it in case the first registration raced.
-        scontrol update NodeName="$node" State=RESUME >/dev/null 2>&1 || true ;;
+      *inval* | *fail*) break ;;
+      *down* | *drain*)
+        # ReturnToService=2 should bring them back; nudge in case the first registration raced.
+        scontrol update NodeName="$(sinfo -h -N -o '%N' | sort -u | paste -sd,)" State=RESUME >/dev/null 2>&1 || true ;;
     esac
     sleep 0.5
     waited=$((waited + 1))
   done
-  case $state in
-    idle | idle~ | mixed) ;;
-    *)
-      echo "slurm-local: node $node is '${state:-unknown}' after ${timeout}s" >&2
-      logs "$dir" >&2 || true
-      stop "$dir" || true
-      exit 1
-      ;;
-  esac
+  if [ -n "$state" ]; then
+    echo "slurm-local: nodes not idle after ${timeout}s: ${state:-unknown}" >&2
+    logs "$dir" >&2 || true
+    exit 1
+  fi
+  trap - EXIT
   echo "$dir"
+}
+
+# lose DIR NODE: node NODE fails as a machine does: its link goes down and every process on it
+# (slurmd, step daemons, ranks) is killed at once.
+lose() {
+  local dir=${1:-} name=${2:-} ns="" n a
+  [ -n "$name" ] || usage
+  while read -r n a _; do [ "$n" = "$name" ] && ns=$a; done <"$dir/nodes"
+  [ -n "$ns" ] || die "no node $name in $dir/nodes"
+  ip -n "$ns" link set "$(ip -n "$ns" -o link show | awk -F': ' '$2 ~ /^agsp/ {print $2}' | cut -d@ -f1)" down
+  local pids
+  mapfile -t pids < <(ip netns pids "$ns")
+  if [ ${#pids[@]} -gt 0 ]; then kill -9 "${pids[@]}" 2>/dev/null || true; fi
 }
 
 pid_of() {
@@ -200,9 +315,11 @@ stop() {
   [ -d "$dir" ] || return 0
   dir=$(cd "$dir" && pwd)
   export SLURM_CONF=$dir/slurm.conf
-  local ctld slurmd munged
+  local ctld slurmd=() munged f
   ctld=$(pid_of "$dir/slurmctld.pid" || true)
-  slurmd=$(pid_of "$dir/slurmd.pid" || true)
+  for f in "$dir"/slurmd.pid "$dir"/slurmd-*.pid; do
+    if [ -f "$f" ]; then slurmd+=("$(pid_of "$f" || true)"); fi
+  done
   munged=$(pid_of "$dir/munge/munged.pid" || true)
 
   # Jobs first, while the daemons can still end them in order.
@@ -221,7 +338,7 @@ stop() {
 
   # All at once: with the jobs gone, none of them needs the others to shut down.
   local daemons=() p
-  for p in "$slurmd" "$ctld" "$munged"; do
+  for p in "${slurmd[@]}" "$ctld" "$munged"; do
     if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then daemons+=("$p"); fi
   done
   if [ ${#daemons[@]} -gt 0 ] && ! kill_and_wait TERM 10 "${daemons[@]}"; then
@@ -234,8 +351,30 @@ stop() {
   if [ ${#left[@]} -gt 0 ]; then
     kill_and_wait TERM 3 "${left[@]}" || kill_and_wait KILL 3 "${left[@]}" || true
   fi
+  remove_network "$dir"
 
   if [ "${AGAVE_SLURM_KEEP:-0}" != 1 ]; then rm -rf "$dir"; fi
+}
+
+# remove_network DIR: the nodes' namespaces (with any process still in one), veths and bridge.
+remove_network() {
+  local dir=$1 name ns pids bridge=""
+  [ -f "$dir/nodes" ] || return 0
+  [ -f "$dir/network" ] && bridge=$(awk '{print $1}' "$dir/network")
+  while read -r name ns _; do
+    ip netns list 2>/dev/null | grep -q "^$ns\b" || continue
+    mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
+    if [ ${#pids[@]} -gt 0 ]; then kill_and_wait KILL 3 "${pids[@]}" || true; fi
+    ip netns del "$ns" 2>/dev/null || echo "slurm-local: could not delete namespace $ns ($name)" >&2
+  done <"$dir/nodes"
+  [ -n "$bridge" ] || return 0
+  # The veths by name: a namespace outlives its name while the kernel still holds it (a closing
+  # connection of a killed rank), and its veth pair with it.
+  local veth
+  for veth in $(ip -o link show 2>/dev/null | grep -o "agsv${bridge#agsb}n[0-9]*" | sort -u); do
+    ip link del "$veth" 2>/dev/null || true
+  done
+  ip link del "$bridge" 2>/dev/null || true
 }
 
 logs() {
@@ -259,5 +398,7 @@ case $cmd in
     printf 'export SLURM_CONF=%q\nexport %s\n' "$1/slurm.conf" "$(marker "$1")"
     ;;
   logs) logs "$@" ;;
+  nodes) cat "${1:?usage: $0 nodes DIR}/nodes" ;;
+  lose) lose "$@" ;;
   *) usage ;;
 esac

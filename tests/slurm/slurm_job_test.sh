@@ -15,13 +15,22 @@
 #               requeues, and the restart resumes and finishes
 #   usr1-stub   the same with a stand-in for agave_trainer that does what the trainer's contract
 #               says (USR1 -> checkpoint, exit 75; resume on restart): tests the job script alone
+#   three-nodes three nodes (slurm-local.sh's network namespaces): multi_node.sbatch -N2-3 trains
+#               with one rank on each of the three hostnames, in sync, to the end
+#   lose-node   multi_node_elastic.sbatch -N2-3 (--no-kill): node3 is lost (link down, every
+#               process killed) after a checkpoint; the script starts the step again on node1 and
+#               node2, which resume from the newest complete checkpoint before the fault and
+#               finish; the final checkpoint is bit-identical to a plain `mpirun -np 2` resume of
+#               a copy of that checkpoint
+#   lose-node-min the same with AGAVE_MIN_NODES=3: two nodes left are too few, the job ends
+#               (FAILED) with one line and is not restarted
 # Exit 77 (CTest's skip) with the reason when the case cannot run here.
 # Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
 set -euo pipefail
 
 # shellcheck source=tests/common/shell_test.sh
 . "$(dirname "$0")/../common/shell_test.sh"
-case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub}
+case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub|three-nodes|lose-node|lose-node-min}
 # Under CTest's TIMEOUT, so that the test fails (and cleans up) on its own first.
 job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-240}
 
@@ -52,7 +61,7 @@ if [ "$case_name" != usr1-stub ]; then
 fi
 has_resume=0
 if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
-if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ]; } && [ "$has_resume" = 0 ]; then
+if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ] || [ "${case_name%-min}" = lose-node ]; } && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
@@ -93,7 +102,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-slurm_dir=$("$src/scripts/slurm-local.sh" start "$work/slurm" | tail -n1)
+nodes=1
+case $case_name in
+  three-nodes | lose-node | lose-node-min)
+    nodes=3
+    for b in ip nsenter unshare mpirun python3; do command -v "$b" >/dev/null 2>&1 || skip "$b not found"; done
+    /usr/bin/python3 -c 'import h5py' 2>/dev/null || skip "python3-h5py not installed (compare_checkpoints.py)"
+    ip netns add "agave-probe-$$" 2>"$work/netns.err" || skip "ip netns add not permitted: $(cat "$work/netns.err")"
+    ip netns del "agave-probe-$$"
+    # A lost node is declared down after SlurmdTimeout (and a ping round): seconds, not minutes.
+    export AGAVE_SLURM_SLURMD_TIMEOUT=5
+    ;;
+esac
+slurm_dir=$(AGAVE_SLURM_NODES=$nodes "$src/scripts/slurm-local.sh" start "$work/slurm" | tail -n1)
 export SLURM_CONF=$slurm_dir/slurm.conf
 # Jobs keep this environment: slurm-local.sh's stop finds any process they leave behind by it.
 eval "$("$src/scripts/slurm-local.sh" env "$slurm_dir")"
@@ -104,15 +125,33 @@ steps=6
 # Signal cases: enough steps that a stop sent at step 5 lands well before the end on a quiet
 # machine too (a stop at the last step leaves the restart nothing to train).
 [ "$case_name" = completes ] || steps=40
+[ "${case_name%-min}" != lose-node ] || steps=60
+[ "$case_name" != three-nodes ] || steps=12
+batch=2
+every=4
+# lose-node: the fault must land well before the next checkpoint, or that one may still complete
+# (node3's share written just before it is killed) and be the newest instead of step 20.
+[ "${case_name%-min}" != lose-node ] || every=10
+[ "$nodes" -eq 1 ] || batch=6 # one rank per node: divides by 3 and by 2
 {
   tiny_model_yaml "$work"
   cat <<EOF
-train: {batch_size: 2, steps: $steps}
+train: {batch_size: $batch, steps: $steps}
 eval: {importance_samples: 2, subset: 4, final_subset: 4, batch_size: 4, sample_images: 0}
-checkpoint: {every: 4}
+checkpoint: {every: $every}
 monitoring: {log_every: 1, progress: plain, prometheus: false}
 EOF
+  if [ "$nodes" -gt 1 ]; then
+    # A rank waits this long for a lost peer; one thread each: the nodes share this machine's cores.
+    echo "cluster: {timeout_seconds: 5, threads_per_rank: 1}"
+  fi
 } >"$work/tiny.yaml"
+if [ "$nodes" -gt 1 ]; then
+  # The nodes talk over their veths (and loopback): TCP, as between real nodes without InfiniBand.
+  export OMPI_MCA_btl=tcp,self
+  # shellcheck source=scripts/mpi-env.sh
+  . "$src/scripts/mpi-env.sh"
+fi
 if [ "$case_name" = usr1-stub ]; then
   # Each rank: one step per 0.2 s; SIGUSR1 saves the step and exits 75; a restart resumes there.
   trainer=$work/stub_trainer
@@ -200,7 +239,24 @@ check_finished() {
   [ -f "$work/runs/tiny/summary.json" ] || fail "no $work/runs/tiny/summary.json"
 }
 
-job=$(submit)
+# submit_nodes SCRIPT: a multi-node script on the test nodes, -N2-3, one rank and fake GPU a node.
+# --ntasks=3: with a node range alone, Slurm 22.05 allocates the minimum (2 nodes) here.
+submit_nodes() {
+  (cd "$work" && AGAVE_BIN=$trainer AGAVE_PROBE_TIMEOUT=5 sbatch --parsable --job-name=agave-test \
+    --nodes=2-3 --ntasks=3 --gpus-per-node=1 --ntasks-per-node=1 --cpus-per-task=1 --output="$out" \
+    "$src/cluster/slurm/$1" tiny.yaml)
+}
+# The ranks' hostnames as the trainer reports them ("host node2, rank 1: ..."), sorted.
+rank_hosts() { sed -n "$1"'s/^agave_trainer: host \([^,]*\), rank [0-9]*:.*/\1/p' "$out" | sort | paste -sd' '; }
+now_s() { date +%s.%N; }
+seconds_since() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "$(now_s)"; }
+
+case $case_name in
+  three-nodes) job=$(submit_nodes multi_node.sbatch) ;;
+  lose-node) job=$(submit_nodes multi_node_elastic.sbatch) ;;
+  lose-node-min) job=$(AGAVE_MIN_NODES=3 submit_nodes multi_node_elastic.sbatch) ;;
+  *) job=$(submit) ;;
+esac
 echo "submitted job $job"
 case $case_name in
   completes)
@@ -254,6 +310,50 @@ case $case_name in
     else
       echo "NOTE: agave_trainer has no --resume yet: the requeued job trained again from step 0"
     fi
+    ;;
+  three-nodes)
+    check_finished
+    [ "$(rank_hosts '')" = "node1 node2 node3" ] || fail "ranks ran on '$(rank_hosts '')', not node1 node2 node3"
+    output_has "3 replica(s) in sync after $steps step(s)" || fail "the 3 ranks did not train $steps steps in sync"
+    ;;
+  lose-node | lose-node-min)
+    ckpts=$work/runs/tiny/checkpoints
+    wait_until "checkpoint at step 20" output_has "checkpoint .*step-00000020"
+    [ "$(rank_hosts '')" = "node1 node2 node3" ] || fail "ranks ran on '$(rank_hosts '')', not node1 node2 node3"
+    "$src/scripts/slurm-local.sh" lose "$slurm_dir" node3
+    fault=$(now_s)
+    if [ "$case_name" = lose-node-min ]; then
+      wait_until "job ended" job_ended
+      echo "job ended $(seconds_since "$fault") s after the fault"
+      [ "$(field JobState)" = FAILED ] || fail "job ended $(field JobState), expected FAILED"
+      output_has "2 node(s) answer (node1,node2), fewer than AGAVE_MIN_NODES=3: not restarted" ||
+        fail "no line saying two nodes are fewer than AGAVE_MIN_NODES=3"
+      ! output_has "generation 1" || fail "the job was restarted below AGAVE_MIN_NODES"
+      echo "PASSED $case_name after $(elapsed) s"
+      exit 0
+    fi
+    # Nothing completes a checkpoint without node3's rank: this is the newest complete one.
+    before=$(cat "$ckpts/latest")
+    cp -a "$ckpts/$before" "$work/resume-from"
+    echo "node3 lost after $before"
+    wait_until "generation 1 started" output_has "generation 1 on node\[1-2\]"
+    echo "generation 1 on node1 node2 after $(seconds_since "$fault") s"
+    first_step() { sed -n '/generation 1 on/,$p' "$out" | grep -q '\[tiny\] step [0-9]*/'; }
+    wait_until "generation 1 trains" first_step
+    took=$(seconds_since "$fault")
+    echo "fault to the first step of generation 1: $took s"
+    check_finished
+    [ "$(rank_hosts '/generation 1 on/,$')" = "node1 node2" ] || fail "generation 1 ran on '$(rank_hosts '/generation 1 on/,$')'"
+    sed -n '/generation 1 on/,$p' "$out" | grep -q "resumed from .*$before at step" ||
+      fail "generation 1 did not resume from $before (the newest complete checkpoint before the fault): $(grep 'resumed from' "$out" || echo 'no resume line')"
+    [ "$(grep -c 'restart [0-9]*/[0-9]* on the' "$out")" = 1 ] || fail "not exactly one restart"
+    # What a user gets from a clean 2-rank resume of that checkpoint, outside Slurm.
+    sed "s|$work/runs|$work/reference|" "$work/tiny.yaml" >"$work/reference.yaml"
+    (cd "$work" && mpirun -np 2 "$trainer" reference.yaml --resume "$work/resume-from") >"$work/reference.log" 2>&1 ||
+      { cat "$work/reference.log"; fail "the reference resume failed"; }
+    final=step-$(printf '%08d' "$steps")
+    /usr/bin/python3 "$src/tests/trainer/compare_checkpoints.py" "$ckpts/$final" "$work/reference/tiny/checkpoints/$final" ||
+      fail "the elastic job's final checkpoint differs from a clean 2-rank resume of $before"
     ;;
   *) fail "unknown case $case_name" ;;
 esac
