@@ -115,6 +115,22 @@ int job_exit_code(bool failure_reported, std::optional<int> agreed, int mpirun_c
   return mpirun_code == 2 ? 2 : 1;
 }
 
+const char* cause_name(FailureCause c) {
+  switch (c) {
+    case FailureCause::kPeerLost:
+      return "peer_lost";
+    case FailureCause::kJobFailed:
+      return "job_failed";
+    default:
+      return "mpirun_failed";
+  }
+}
+
+FailureCause failure_cause(bool failure_reported, bool agreed_code) {
+  if (failure_reported) return FailureCause::kPeerLost;
+  return agreed_code ? FailureCause::kJobFailed : FailureCause::kMpirunFailed;
+}
+
 bool passes_through(int code) { return code == 0 || code == 2 || code == 75; }
 
 std::string describe(const FailureReport& f) {
@@ -150,6 +166,7 @@ int supervise(const SupervisorOptions& o, std::ostream& log) {
     log << "agave_elastic: generation " << generation << ": hosts " << names(plan.placement)
         << excluded_note << ", " << *ranks << " rank(s), resuming from " << o.resume_point()
         << "; previous: " << previous << std::endl;
+    if (o.on_generation) o.on_generation(plan, excluded.size());
     const GenerationEnd end = o.run(plan);
     if (passes_through(end.code)) return end.code;
     if (stop_signalled()) {
@@ -167,6 +184,7 @@ int supervise(const SupervisorOptions& o, std::ostream& log) {
       return 1;
     }
     ++restarts;
+    if (o.on_restart) o.on_restart(end.cause);
   }
 }
 
@@ -211,7 +229,9 @@ GenerationEnd run_with_mpirun(const Plan& plan, const std::vector<std::string>& 
   kill(-job.pid(), SIGKILL);
   GenerationEnd end;
   end.failure = read_failures(failures);
-  end.code = job_exit_code(end.failure.has_value(), read_exit_code(exit_file), *mpirun_code);
+  const auto agreed = read_exit_code(exit_file);
+  end.code = job_exit_code(end.failure.has_value(), agreed, *mpirun_code);
+  end.cause = failure_cause(end.failure.has_value(), agreed.has_value());
   end.why = end.failure ? describe(*end.failure)
                         : "mpirun exited " + std::to_string(*mpirun_code) +
                               (fs::exists(exit_file) ? "" : " without an agreed exit code");

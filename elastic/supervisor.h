@@ -32,11 +32,21 @@ struct Plan {
   std::vector<Host> placement;  // the hosts, each with the ranks it runs
 };
 
+// Why a generation failed, for the restart counters: a failure report named ranks that did not
+// answer (a host lost, a partition); the job agreed on a failure code (an error on every rank);
+// mpirun ended without either (it died, or every rank of a host vanished before reporting).
+enum class FailureCause { kPeerLost, kJobFailed, kMpirunFailed };
+const char* cause_name(FailureCause c);  // "peer_lost", "job_failed", "mpirun_failed"
+inline constexpr FailureCause kFailureCauses[] = {FailureCause::kPeerLost, FailureCause::kJobFailed,
+                                                  FailureCause::kMpirunFailed};
+FailureCause failure_cause(bool failure_reported, bool agreed_code);
+
 // How a generation ended.
 struct GenerationEnd {
   int code = 1;  // the job's agreed code when it wrote one, else derived from mpirun's
   std::optional<FailureReport> failure;
   std::string why;  // "rank 2 (c) did not answer in ... at step 23", "mpirun exited 3"
+  FailureCause cause = FailureCause::kMpirunFailed;  // meaningful when code does not pass through
 };
 
 // The job's code: a failure report (any: even one the reports do not agree on) means failure (1)
@@ -57,6 +67,10 @@ struct SupervisorOptions {
   std::function<GenerationEnd(const Plan&)> run;
   // Where the next generation resumes ("step 20", "the start"), for its line.
   std::function<std::string()> resume_point = [] { return std::string("auto"); };
+  // Told of each generation as it starts (with the hosts excluded so far) and of each restart
+  // as it is decided; either may be empty. For the Prometheus series (elastic_metrics.h).
+  std::function<void(const Plan&, size_t excluded_hosts)> on_generation;
+  std::function<void(FailureCause)> on_restart;
 };
 
 // The generation loop; one line a generation on `log`, and one line when it gives up (or, after a

@@ -1,7 +1,7 @@
 // agave_elastic: runs `mpirun ... agave_trainer CONFIG` and, when a host is lost, starts it again
 // on the live hosts from the newest complete checkpoint (elastic/supervisor.h has the policy).
 //   agave_elastic --ranks MIN:MAX --max-restarts N (--hosts FILE | --discover CMD) [--grace S]
-//                 [--mpirun "mpirun ARGS"] -- agave_trainer CONFIG [ARGS]
+//                 [--mpirun "mpirun ARGS"] [--metrics-port P] -- agave_trainer CONFIG [ARGS]
 #include <yaml-cpp/yaml.h>
 
 #include <unistd.h>
@@ -15,8 +15,10 @@
 
 #include "checkpoint/sharded_checkpoint.h"
 #include "elastic/child_process.h"
+#include "elastic/elastic_metrics.h"
 #include "elastic/supervisor.h"
 #include "launcher/entry_point.h"
+#include "monitoring/metrics_exporter.h"
 #include "version/version.h"
 
 namespace {
@@ -33,6 +35,8 @@ struct Arguments {
   int64_t batch = -1;
   std::string mpirun = "mpirun";
   std::string state_dir;
+  int metrics_port = -1;  // -1: not served
+  std::string metrics_bind = "127.0.0.1";
   std::vector<std::string> command;
 };
 
@@ -67,6 +71,12 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
   app.add_option("--state-dir", a.state_dir,
                  "folder for hostfiles, exit codes and failure reports, seen by the host of "
                  "rank 0 (default: ./.agave-elastic.PID, removed at the end)");
+  app.add_option("--metrics-port", a.metrics_port,
+                 "serve agave_elastic_* Prometheus series on this port (0: any free port); its "
+                 "address goes to <run.output_dir>/prometheus_targets/ like the trainer's")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--metrics-bind", a.metrics_bind, "address the metrics are served on")
+      ->capture_default_str();
   app.add_option("command", a.command, "the job after --: agave_trainer CONFIG [ARGS]")->required();
   if (const auto code = launcher::parse_command_line(app, argc, argv)) return code;
   if (a.hosts_file.empty() && a.discover.empty()) {
@@ -98,6 +108,7 @@ std::string quoted(const std::vector<std::string>& words) {
 struct JobFacts {
   int64_t batch = 0;
   std::string checkpoints;
+  std::string output_dir;  // the first run's run.output_dir
 };
 
 JobFacts read_job_facts(const std::vector<std::string>& command) {
@@ -108,9 +119,10 @@ JobFacts read_job_facts(const std::vector<std::string>& command) {
     const auto batch = doc["train"]["batch_size"].as<int64_t>(0);
     facts.batch = std::gcd(facts.batch, batch);
     if (facts.checkpoints.empty() && doc["run"]) {
-      facts.checkpoints = (fs::path(doc["run"]["output_dir"].as<std::string>("runs")) /
-                           doc["run"]["name"].as<std::string>("") / "checkpoints")
-                              .string();
+      facts.output_dir = doc["run"]["output_dir"].as<std::string>("runs");
+      facts.checkpoints =
+          (fs::path(facts.output_dir) / doc["run"]["name"].as<std::string>("") / "checkpoints")
+              .string();
     }
   }
   return facts;
@@ -136,6 +148,20 @@ std::vector<elastic::Host> discover_hosts(const Arguments& a) {
   std::ostringstream text;
   text << in.rdbuf();
   return elastic::parse_hosts(text.str());
+}
+
+// The supervisor's series, when asked for; Prometheus finds them where it finds the trainer's.
+std::unique_ptr<elastic::ElasticMetrics> serve_metrics(const Arguments& a, const JobFacts& facts) {
+  if (a.metrics_port < 0) return nullptr;
+  if (!facts.output_dir.empty()) {
+    monitoring::write_targets_into((fs::path(facts.output_dir) / "prometheus_targets").string());
+  }
+  monitoring::MonitoringOptions m;
+  m.bind = a.metrics_bind;
+  m.port = a.metrics_port;
+  auto metrics = std::make_unique<elastic::ElasticMetrics>(m);
+  std::cerr << "agave_elastic: Prometheus metrics at " << metrics->url() << std::endl;
+  return metrics;
 }
 
 int run(int argc, char** argv) {
@@ -166,6 +192,13 @@ int run(int argc, char** argv) {
   o.global_batch = facts.batch;
   o.discover = [&] { return discover_hosts(a); };
   o.resume_point = [&] { return resume_point(facts.checkpoints); };
+  const auto metrics = serve_metrics(a, facts);
+  if (metrics) {
+    o.on_generation = [&](const elastic::Plan& p, size_t excluded) {
+      metrics->generation_started(p, excluded);
+    };
+    o.on_restart = [&](elastic::FailureCause c) { metrics->restarted(c); };
+  }
   const auto mpirun = split(a.mpirun);
   elastic::forward_stop_signals();
   o.run = [&](const elastic::Plan& plan) {

@@ -3,8 +3,12 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <regex>
+#include <set>
 #include <string>
 
+#include "tests/common/ports.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 
@@ -21,8 +25,9 @@ const std::string kElastic = std::string(AGAVE_BIN_DIR) + "/agave_elastic";
 struct Cli {
   TempDir dir;
   // `stop_after`: seconds after which agave_elastic gets SIGTERM (0: none).
+  // `extra`: more agave_elastic arguments.
   std::string run(const std::string& ranks, int restarts, const std::string& plan,
-                  int stop_after = 0) {
+                  int stop_after = 0, const std::string& extra = "") {
     const auto d = dir.path().string();
     dir.write("hosts", "a\nb\nc\n");
     dir.write("plan", plan);
@@ -36,14 +41,17 @@ struct Cli {
                       "  lose) printf '{\"step\": 23, \"ranks\": [2], \"hosts\": "
                       "[\"c\"]}' > $AGAVE_FAILURE_DIR/r0.json; exit 0 ;;\n"
                       "  code) echo $2 > $AGAVE_EXIT_FILE; exit 1 ;;\n"
+                      "  scrape) curl -sf http://127.0.0.1:$2/metrics > " +
+                      d +
+                      "/scraped-$g && echo 0 > $AGAVE_EXIT_FILE ;;\n"
                       "  train) trap 'echo 75 > $AGAVE_EXIT_FILE; exit 1' TERM; "
                       "sleep 30 & wait ;;\n"
                       "  *) exit 139 ;;\nesac\n");
     chmod(mpirun.c_str(), 0755);
     chmod(job.c_str(), 0755);
-    std::string command = kElastic + " --ranks " + ranks + " --max-restarts " +
-                          std::to_string(restarts) +
-                          " --hosts hosts --batch 6 --grace 1 --mpirun " + mpirun + " -- " + job;
+    std::string command =
+        kElastic + " --ranks " + ranks + " --max-restarts " + std::to_string(restarts) +
+        " --hosts hosts --batch 6 --grace 1 --mpirun " + mpirun + " " + extra + " -- " + job;
     if (stop_after > 0) {
       command += " 2>&1 & p=$!; sleep " + std::to_string(stop_after) + "; kill -TERM $p; wait $p";
     }
@@ -66,6 +74,59 @@ TEST(AgaveElastic, ALostHostIsDroppedAndTheJobFinishesOnTheRest) {
       << out;
   // The state folder (hostfiles, exit codes, reports) is gone.
   EXPECT_EQ(sh("ls -A " + cli.dir.path().string() + " | grep -c agave-elastic").output, "0\n");
+}
+
+// The agave_elastic_ names in `text`.
+std::set<std::string> elastic_families(const std::string& text) {
+  std::set<std::string> named;
+  const std::regex name(R"(\bagave_elastic_[a-z_]+)");
+  for (auto it = std::sregex_iterator(text.begin(), text.end(), name); it != std::sregex_iterator();
+       ++it) {
+    named.insert(it->str());
+  }
+  return named;
+}
+
+std::string docs_metrics() {
+  std::ifstream in(std::string(AGAVE_SOURCE_DIR) + "/docs/metrics.md");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// What Prometheus would see during generation 3, after a lost host and a failed mpirun; and
+// promtool accepts it.
+TEST(AgaveElastic, ServesItsGenerationAndRestartsByCause) {
+  Cli cli;
+  const int port = agave::testing::free_port();
+  ASSERT_GT(port, 0);
+  const auto p = std::to_string(port);
+  const auto out = cli.run("1:3", 5, "lose c\nfail\nscrape " + p + "\n", 0, "--metrics-port " + p);
+  EXPECT_EQ(cli.code, 0) << out;
+  EXPECT_NE(out.find("agave_elastic: Prometheus metrics at http://127.0.0.1:" + p + "/metrics"),
+            std::string::npos)
+      << out;
+  const auto scraped = cli.dir.path() / "scraped-3";
+  const auto text = sh("cat " + scraped.string()).output;
+  for (const char* series :
+       {"agave_elastic_generation 3\n", "agave_elastic_ranks 2\n",
+        "agave_elastic_excluded_hosts 1\n", "agave_elastic_restarts_total{cause=\"peer_lost\"} 1\n",
+        "agave_elastic_restarts_total{cause=\"mpirun_failed\"} 1\n",
+        "agave_elastic_restarts_total{cause=\"job_failed\"} 0\n"}) {
+    EXPECT_NE(text.find(series), std::string::npos) << series << " not in:\n" << text;
+  }
+  const auto lint = sh("promtool check metrics < " + scraped.string());
+  EXPECT_EQ(lint.code, 0) << lint.output;
+  // docs/metrics.md documents every family served, and no other.
+  EXPECT_EQ(elastic_families(docs_metrics()), elastic_families(text));
+}
+
+TEST(AgaveElastic, AMetricsPortInUseEndsWithOneLineBeforeAnyGeneration) {
+  Cli cli;
+  const agave::testing::BusyPort busy;
+  const auto p = std::to_string(busy.port);
+  const auto out = cli.run("1:3", 5, "ok\n", 0, "--metrics-port " + p);
+  EXPECT_NE(cli.code, 0) << out;
+  EXPECT_NE(out.find("127.0.0.1:" + p), std::string::npos) << out;
+  EXPECT_EQ(count_of(out, "generation "), 0u) << out;
 }
 
 TEST(AgaveElastic, BelowTheMinimumEndsNonZeroWithOneLine) {

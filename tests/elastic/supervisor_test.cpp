@@ -32,8 +32,11 @@ FailureReport lost(int rank, const std::string& host) {
 
 // Runs the loop over `ends`, one a generation, recording the plans.
 struct FakeJob {
+  explicit FakeJob(std::vector<GenerationEnd> e) : ends(std::move(e)) {}
   std::vector<GenerationEnd> ends;
   std::vector<Plan> plans;
+  std::vector<std::pair<int, size_t>> started;  // generation, hosts excluded
+  std::vector<FailureCause> restarts;
   int run(const RankRange& ranks, int max_restarts, std::string& log) {
     SupervisorOptions o;
     o.ranks = ranks;
@@ -45,6 +48,10 @@ struct FakeJob {
       return ends.at(plans.size() - 1);
     };
     o.resume_point = [this] { return plans.empty() ? std::string("the start") : "step 20"; };
+    o.on_generation = [this](const Plan& p, size_t excluded) {
+      started.emplace_back(p.generation, excluded);
+    };
+    o.on_restart = [this](FailureCause c) { restarts.push_back(c); };
     std::ostringstream out;
     const int code = supervise(o, out);
     log = out.str();
@@ -53,7 +60,7 @@ struct FakeJob {
 };
 
 TEST(Supervise, ALostHostIsExcludedAndTheJobContinuesOnTheOthers) {
-  FakeJob job{{{1, lost(2, "c"), "rank 2 (c) did not answer"}, {0, std::nullopt, ""}}, {}};
+  FakeJob job({{1, lost(2, "c"), "rank 2 (c) did not answer"}, {0, std::nullopt, ""}});
   std::string log;
   EXPECT_EQ(job.run({2, 3}, 1, log), 0);
   ASSERT_EQ(job.plans.size(), 2u);
@@ -73,7 +80,7 @@ TEST(Supervise, ALostHostIsExcludedAndTheJobContinuesOnTheOthers) {
 
 TEST(Supervise, TheFinishedUserErrorAndStoppedCodesPassThroughUnrestarted) {
   for (int code : {0, 2, 75}) {
-    FakeJob job{{{code, std::nullopt, ""}}, {}};
+    FakeJob job({{code, std::nullopt, ""}});
     std::string log;
     EXPECT_EQ(job.run({1, 3}, 5, log), code);
     EXPECT_EQ(job.plans.size(), 1u) << code;
@@ -81,7 +88,7 @@ TEST(Supervise, TheFinishedUserErrorAndStoppedCodesPassThroughUnrestarted) {
 }
 
 TEST(Supervise, FewerHostsThanTheMinimumEndsWithOneLine) {
-  FakeJob job{{{1, lost(2, "c"), "rank 2 (c) did not answer"}}, {}};
+  FakeJob job({{1, lost(2, "c"), "rank 2 (c) did not answer"}});
   std::string log;
   EXPECT_EQ(job.run({3, 3}, 5, log), 1);
   EXPECT_EQ(job.plans.size(), 1u);
@@ -95,7 +102,7 @@ TEST(Supervise, FewerHostsThanTheMinimumEndsWithOneLine) {
 }
 
 TEST(Supervise, AnExhaustedBudgetEndsWithOneLine) {
-  FakeJob job{{{1, std::nullopt, "mpirun exited 1"}, {1, std::nullopt, "mpirun exited 139"}}, {}};
+  FakeJob job({{1, std::nullopt, "mpirun exited 1"}, {1, std::nullopt, "mpirun exited 139"}});
   std::string log;
   EXPECT_EQ(job.run({1, 3}, 1, log), 1);
   EXPECT_EQ(job.plans.size(), 2u);
@@ -103,6 +110,28 @@ TEST(Supervise, AnExhaustedBudgetEndsWithOneLine) {
                      "mpirun exited 139\n"),
             std::string::npos)
       << log;
+}
+
+TEST(Supervise, TellsOfEachGenerationAndEachRestartWithItsCause) {
+  GenerationEnd job_failed{1, std::nullopt, "rank 0 failed", FailureCause::kJobFailed};
+  GenerationEnd lost_c{1, lost(2, "c"), "rank 2 (c) did not answer", FailureCause::kPeerLost};
+  GenerationEnd mpirun_died{1, std::nullopt, "mpirun exited 139", FailureCause::kMpirunFailed};
+  FakeJob job({job_failed, lost_c, mpirun_died});
+  std::string log;
+  EXPECT_EQ(job.run({1, 3}, 2, log), 1);  // the third failure spends the budget: no restart
+  EXPECT_EQ(job.started, (std::vector<std::pair<int, size_t>>{{1, 0}, {2, 0}, {3, 1}}));
+  EXPECT_EQ(job.restarts,
+            (std::vector<FailureCause>{FailureCause::kJobFailed, FailureCause::kPeerLost}));
+}
+
+TEST(FailureCause, AReportIsAPeerLostAnAgreedCodeAJobFailureElseMpirun) {
+  EXPECT_EQ(failure_cause(true, true), FailureCause::kPeerLost);
+  EXPECT_EQ(failure_cause(true, false), FailureCause::kPeerLost);
+  EXPECT_EQ(failure_cause(false, true), FailureCause::kJobFailed);
+  EXPECT_EQ(failure_cause(false, false), FailureCause::kMpirunFailed);
+  EXPECT_STREQ(cause_name(FailureCause::kPeerLost), "peer_lost");
+  EXPECT_STREQ(cause_name(FailureCause::kJobFailed), "job_failed");
+  EXPECT_STREQ(cause_name(FailureCause::kMpirunFailed), "mpirun_failed");
 }
 
 TEST(JobExitCode, AFailureReportOrNoAgreedCodeIsAFailureWhateverMpirunSays) {
@@ -157,6 +186,14 @@ TEST(RunWithMpirun, WithoutAnAgreedCodeMpirunsZeroIsAFailure) {
   const auto end = run_job(dir, "exit 0", 1);
   EXPECT_EQ(end.code, 1);
   EXPECT_EQ(end.why, "mpirun exited 0 without an agreed exit code");
+  EXPECT_EQ(end.cause, FailureCause::kMpirunFailed);
+}
+
+TEST(RunWithMpirun, AnAgreedFailureCodeIsAJobFailure) {
+  TempDir dir;
+  const auto end = run_job(dir, "echo 1 > $AGAVE_EXIT_FILE; exit 1", 1);
+  EXPECT_EQ(end.code, 1);
+  EXPECT_EQ(end.cause, FailureCause::kJobFailed);
 }
 
 // After a partition mpirun waits for the lost host's daemon forever, deaf to SIGTERM: the
@@ -175,6 +212,7 @@ TEST(RunWithMpirun, AStuckMpirunIsKilledAfterTheGracePeriodsOnceAFailureIsReport
   EXPECT_EQ(end.code, 1);
   ASSERT_TRUE(end.failure);
   EXPECT_EQ(end.why, "rank 1 (b) did not answer in x at step 23");
+  EXPECT_EQ(end.cause, FailureCause::kPeerLost);
   EXPECT_LT(seconds, 10);
   std::ifstream in(pid_file);
   pid_t sleeper = 0;

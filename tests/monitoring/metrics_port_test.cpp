@@ -6,16 +6,16 @@
 #include <string>
 
 #include "tests/common/fashion_mnist.h"
+#include "tests/common/ports.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
-#include "tests/monitoring/busy_port.h"
 
 namespace agave::monitoring {
 namespace {
 
 namespace fs = std::filesystem;
-using agave::monitoring::testing::BusyPort;
+using agave::testing::BusyPort;
 using agave::testing::count_of;
 using agave::testing::sh;
 

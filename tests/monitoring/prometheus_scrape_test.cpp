@@ -22,6 +22,7 @@
 
 #include "monitoring/metrics_exporter.h"
 #include "tests/common/fashion_mnist.h"
+#include "tests/common/ports.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
 #include "tests/common/tiny_config.h"
@@ -31,23 +32,12 @@ namespace agave::monitoring {
 namespace {
 
 namespace fs = std::filesystem;
+using agave::testing::free_port;
 using testing::http_get;
 using testing::url_encode;
 using Clock = std::chrono::steady_clock;
 
 const char* kPrometheus = "/usr/bin/prometheus";
-
-int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 // Prometheus started through scripts/start-prometheus.sh (which execs it, so the pid is the
 // server's); stopped in the destructor whatever the test's outcome.
