@@ -133,7 +133,7 @@ make_network() {
   local dir=$1 count=$2 x="" i
   for i in $(seq 1 200); do
     i=$((1 + RANDOM % 254))
-    if ! ip -4 -o addr show | grep -q "198\.19\.$i\."; then
+    if ! ip -4 -o addr show | grep "198\.19\.$i\." >/dev/null; then
       x=$i
       break
     fi
@@ -305,7 +305,7 @@ marked_pids() {
     p=${p#/proc/}
     [ "$p" = "$$" ] && continue
     [ "$p" = "$BASHPID" ] && continue
-    if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -qxF "$m"; then echo "$p"; fi
+    if tr '\0' '\n' 2>/dev/null <"/proc/$p/environ" | grep -xF "$m" >/dev/null; then echo "$p"; fi
   done
 }
 

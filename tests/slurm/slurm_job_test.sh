@@ -24,13 +24,19 @@
 #               a copy of that checkpoint
 #   lose-node-min the same with AGAVE_MIN_NODES=3: two nodes left are too few, the job ends
 #               (FAILED) with one line and is not restarted
+#   lose-node-elastic the lose-node fault under agave_elastic (the script picks it when it is
+#               installed beside agave_trainer): its failure reports exclude node3, generation 2
+#               runs on node1 and node2 from the newest complete checkpoint, exactly one restart,
+#               the same bit-identical check
 # Exit 77 (CTest's skip) with the reason when the case cannot run here.
 # Environment: AGAVE_SOURCE_DIR, AGAVE_BIN_DIR (where agave_trainer is).
 set -euo pipefail
+# Under pipefail `producer | grep -q` fails when grep exits at its first match and the producer
+# then dies of SIGPIPE (141): filters here read all of their input (`grep ... >/dev/null`).
 
 # shellcheck source=tests/common/shell_test.sh
 . "$(dirname "$0")/../common/shell_test.sh"
-case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub|three-nodes|lose-node|lose-node-min}
+case_name=${1:?usage: $0 scripts|completes|requeue|scancel|usr1|usr1-mpirun|term-mpirun|usr1-stub|three-nodes|lose-node|lose-node-min|lose-node-elastic}
 # Under CTest's TIMEOUT, so that the test fails (and cleans up) on its own first.
 job_timeout=${AGAVE_SLURM_TEST_TIMEOUT:-240}
 
@@ -60,8 +66,8 @@ if [ "$case_name" != usr1-stub ]; then
   require_fashion_mnist
 fi
 has_resume=0
-if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -q -- '--resume'; then has_resume=1; fi
-if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ] || [ "${case_name%-min}" = lose-node ]; } && [ "$has_resume" = 0 ]; then
+if [ -x "$trainer" ] && "$trainer" --help 2>/dev/null | grep -- '--resume' >/dev/null; then has_resume=1; fi
+if { [ "${case_name%-mpirun}" = usr1 ] || [ "$case_name" = scancel ] || [ "$case_name" = term-mpirun ] || [ "${case_name#lose-node}" != "$case_name" ]; } && [ "$has_resume" = 0 ]; then
   skip "agave_trainer has no --resume yet (checkpoint on SIGUSR1 + exit 75 come with it)"
 fi
 
@@ -104,7 +110,7 @@ trap 'exit 130' INT TERM
 
 nodes=1
 case $case_name in
-  three-nodes | lose-node | lose-node-min)
+  three-nodes | lose-node | lose-node-min | lose-node-elastic)
     nodes=3
     for b in ip nsenter unshare mpirun python3; do command -v "$b" >/dev/null 2>&1 || skip "$b not found"; done
     /usr/bin/python3 -c 'import h5py' 2>/dev/null || skip "python3-h5py not installed (compare_checkpoints.py)"
@@ -125,13 +131,13 @@ steps=6
 # Signal cases: enough steps that a stop sent at step 5 lands well before the end on a quiet
 # machine too (a stop at the last step leaves the restart nothing to train).
 [ "$case_name" = completes ] || steps=40
-[ "${case_name%-min}" != lose-node ] || steps=60
+case $case_name in lose-node*) steps=60 ;; esac
 [ "$case_name" != three-nodes ] || steps=12
 batch=2
 every=4
 # lose-node: the fault must land well before the next checkpoint, or that one may still complete
 # (node3's share written just before it is killed) and be the newest instead of step 20.
-[ "${case_name%-min}" != lose-node ] || every=10
+case $case_name in lose-node*) every=10 ;; esac
 [ "$nodes" -eq 1 ] || batch=6 # one rank per node: divides by 3 and by 2
 {
   tiny_model_yaml "$work"
@@ -251,10 +257,29 @@ rank_hosts() { sed -n "$1"'s/^agave_trainer: host \([^,]*\), rank [0-9]*:.*/\1/p
 now_s() { date +%s.%N; }
 seconds_since() { python3 -c 'import sys; print(f"{float(sys.argv[2]) - float(sys.argv[1]):.1f}")' "$1" "$(now_s)"; }
 
+# same_as_a_clean_resume: the final checkpoint equals what a user gets from a clean 2-rank
+# resume of $work/resume-from (a copy of checkpoint $before) outside Slurm, tensor by tensor.
+same_as_a_clean_resume() {
+  sed "s|$work/runs|$work/reference|" "$work/tiny.yaml" >"$work/reference.yaml"
+  (cd "$work" && mpirun -np 2 "$trainer" reference.yaml --resume "$work/resume-from") >"$work/reference.log" 2>&1 ||
+    { cat "$work/reference.log"; fail "the reference resume failed"; }
+  local final
+  final=step-$(printf '%08d' "$steps")
+  /usr/bin/python3 "$src/tests/trainer/compare_checkpoints.py" "$ckpts/$final" "$work/reference/tiny/checkpoints/$final" ||
+    fail "the elastic job's final checkpoint differs from a clean 2-rank resume of $before"
+}
+
 case $case_name in
   three-nodes) job=$(submit_nodes multi_node.sbatch) ;;
-  lose-node) job=$(submit_nodes multi_node_elastic.sbatch) ;;
-  lose-node-min) job=$(AGAVE_MIN_NODES=3 submit_nodes multi_node_elastic.sbatch) ;;
+  # The script's own loop, although agave_elastic is beside the trainer.
+  lose-node) job=$(AGAVE_LAUNCHER=srun submit_nodes multi_node_elastic.sbatch) ;;
+  lose-node-min) job=$(AGAVE_LAUNCHER=srun AGAVE_MIN_NODES=3 submit_nodes multi_node_elastic.sbatch) ;;
+  lose-node-elastic)
+    [ -x "$bin_dir/agave_elastic" ] || skip "$bin_dir/agave_elastic is not built"
+    # agave_elastic starts mpirun, which as root wants the confirmation.
+    # --grace 2: mpirun, which waits for the lost node's daemon, is ended 2 s after the report.
+    job=$(OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 AGAVE_ELASTIC_ARGS="--grace 2 --metrics-port 0" \
+      submit_nodes multi_node_elastic.sbatch) ;;
   *) job=$(submit) ;;
 esac
 echo "submitted job $job"
@@ -338,22 +363,50 @@ case $case_name in
     echo "node3 lost after $before"
     wait_until "generation 1 started" output_has "generation 1 on node\[1-2\]"
     echo "generation 1 on node1 node2 after $(seconds_since "$fault") s"
-    first_step() { sed -n '/generation 1 on/,$p' "$out" | grep -q '\[tiny\] step [0-9]*/'; }
+    first_step() { sed -n '/generation 1 on/,$p' "$out" | grep '\[tiny\] step [0-9]*/' >/dev/null; }
     wait_until "generation 1 trains" first_step
     took=$(seconds_since "$fault")
     echo "fault to the first step of generation 1: $took s"
     check_finished
     [ "$(rank_hosts '/generation 1 on/,$')" = "node1 node2" ] || fail "generation 1 ran on '$(rank_hosts '/generation 1 on/,$')'"
-    sed -n '/generation 1 on/,$p' "$out" | grep -q "resumed from .*$before at step" ||
+    sed -n '/generation 1 on/,$p' "$out" | grep "resumed from .*$before at step" >/dev/null ||
       fail "generation 1 did not resume from $before (the newest complete checkpoint before the fault): $(grep 'resumed from' "$out" || echo 'no resume line')"
     [ "$(grep -c 'restart [0-9]*/[0-9]* on the' "$out")" = 1 ] || fail "not exactly one restart"
-    # What a user gets from a clean 2-rank resume of that checkpoint, outside Slurm.
-    sed "s|$work/runs|$work/reference|" "$work/tiny.yaml" >"$work/reference.yaml"
-    (cd "$work" && mpirun -np 2 "$trainer" reference.yaml --resume "$work/resume-from") >"$work/reference.log" 2>&1 ||
-      { cat "$work/reference.log"; fail "the reference resume failed"; }
-    final=step-$(printf '%08d' "$steps")
-    /usr/bin/python3 "$src/tests/trainer/compare_checkpoints.py" "$ckpts/$final" "$work/reference/tiny/checkpoints/$final" ||
-      fail "the elastic job's final checkpoint differs from a clean 2-rank resume of $before"
+    same_as_a_clean_resume
+    ;;
+  lose-node-elastic)
+    ckpts=$work/runs/tiny/checkpoints
+    wait_until "checkpoint at step 20" output_has "checkpoint .*step-00000020"
+    output_has "agave_elastic: generation 1: hosts node1, node2, node3, 3 rank(s)" || fail "generation 1 is not agave_elastic's on node1 node2 node3"
+    [ "$(rank_hosts '')" = "node1 node2 node3" ] || fail "ranks ran on '$(rank_hosts '')', not node1 node2 node3"
+    "$src/scripts/slurm-local.sh" lose "$slurm_dir" node3
+    fault=$(now_s)
+    before=$(cat "$ckpts/latest")
+    cp -a "$ckpts/$before" "$work/resume-from"
+    echo "node3 lost after $before"
+    wait_until "generation 2 started" output_has "agave_elastic: generation 2: hosts node1, node2"
+    grep -m1 "agave_elastic: generation 2" "$out"
+    echo "generation 2 on node1 node2 after $(seconds_since "$fault") s"
+    first_step() { sed -n '/agave_elastic: generation 2/,$p' "$out" | grep '\[tiny\] step [0-9]*/' >/dev/null; }
+    wait_until "generation 2 trains" first_step
+    echo "fault to the first step of generation 2: $(seconds_since "$fault") s"
+    # agave_elastic's Prometheus series as a scrape sees them now, from node1 (it serves on
+    # node1's loopback), and the address it left for Prometheus's file discovery.
+    url=$(grep -m1 -o 'agave_elastic: Prometheus metrics at http://[^ ]*' "$out" | sed 's/.* at //')
+    [ -n "$url" ] || fail "agave_elastic printed no metrics address"
+    ls "$work/runs/prometheus_targets/"*.json >/dev/null || fail "agave_elastic wrote no Prometheus target file"
+    node1_ns=$(awk '$1 == "node1" {print $2}' "$slurm_dir/nodes")
+    nsenter --net="/var/run/netns/$node1_ns" curl -sf "$url" >"$work/elastic.prom" || fail "cannot scrape $url from node1"
+    for series in 'agave_elastic_generation 2' 'agave_elastic_ranks 2' 'agave_elastic_excluded_hosts 1' \
+      'agave_elastic_restarts_total{cause="peer_lost"} 1'; do
+      grep -qxF "$series" "$work/elastic.prom" || fail "no '$series' in the scrape: $(grep agave_elastic "$work/elastic.prom")"
+    done
+    check_finished
+    [ "$(rank_hosts '/agave_elastic: generation 2/,$')" = "node1 node2" ] || fail "generation 2 ran on '$(rank_hosts '/agave_elastic: generation 2/,$')'"
+    sed -n '/agave_elastic: generation 2/,$p' "$out" | grep "resumed from .*$before at step" >/dev/null ||
+      fail "generation 2 did not resume from $before: $(grep 'resumed from' "$out" || echo 'no resume line')"
+    [ "$(grep -c 'agave_elastic: generation [0-9]*:' "$out")" = 2 ] || fail "not exactly one restart"
+    same_as_a_clean_resume
     ;;
   *) fail "unknown case $case_name" ;;
 esac
