@@ -4,7 +4,11 @@
 # netns_two_hosts_test.sh) and continues on the other two. Variant (argument):
 #   partition  host c's port is taken off the bridge after the step-20 checkpoint: its rank and
 #              daemon live on, unreachable; mpirun waits for that daemon until killed;
-#   kill       every process of host c is SIGKILLed and its port taken off (a crashed node).
+#   kill       every process of host c is SIGKILLed and its port taken off (a crashed node);
+#   below-min  the partition with --ranks 3:3: two hosts left are too few;
+#   budget     the partition with --max-restarts 0: no restart left.
+# The two negative variants pass when agave_elastic exits 1 with one error line within
+# cluster.timeout_seconds + 10 s of the fault, after one generation, leaving no process behind.
 # 3 hosts x 1 rank, a tiny Fashion-MNIST config, batch 6, 40 steps, checkpoints every 10. Pass:
 #   - generation 2 logs its first step within 20 s of the fault, on hosts a and b, 2 ranks,
 #     resuming from the newest complete checkpoint before the fault; exactly one restart; exit 0;
@@ -20,7 +24,13 @@ set -euo pipefail
 . "$(dirname "$0")/../common/shell_test.sh"
 started=$(date +%s)
 variant=${1:-partition}
-case $variant in partition | kill) ;; *) fail "unknown variant '$variant' (partition or kill)" ;; esac
+ranks=2:3 restarts=2
+case $variant in
+  partition | kill) ;;
+  below-min) ranks=3:3 ;;
+  budget) restarts=0 ;;
+  *) fail "unknown variant '$variant' (partition, kill, below-min or budget)" ;;
+esac
 
 [ "$(id -u)" -eq 0 ] || skip "needs root to create network namespaces"
 for b in ip unshare mpirun python3 timeout; do
@@ -109,10 +119,11 @@ stamp() { while IFS= read -r l; do printf '%s %s\n' "$(date +%s.%N)" "$l"; done;
 # agave_elastic on host a, as a user would start it there.
 (
   cd "$work"
+  rc=0
   timeout 240 ip netns exec "$(ns_of a)" unshare --uts /bin/sh -c 'hostname agave-host-a && exec "$@"' \
-    sh "$elastic" --ranks 2:3 --max-restarts 2 --discover "$work/discover.sh" --grace 1 \
-    --mpirun "$mpirun_cmd" -- "$trainer" "$work/tiny.yaml" 2>&1
-  echo "agave_elastic exit $?"
+    sh "$elastic" --ranks "$ranks" --max-restarts "$restarts" --discover "$work/discover.sh" --grace 1 \
+    --mpirun "$mpirun_cmd" -- "$trainer" "$work/tiny.yaml" 2>&1 || rc=$? # not set -e's exit
+  echo "agave_elastic exit $rc"
 ) | stamp >"$work/elastic.log" &
 
 latest() { cat "$work/runs/tiny/checkpoints/latest" 2>/dev/null || true; }
@@ -135,6 +146,34 @@ for _ in $(seq 2400); do
   sleep 0.1
 done
 grep 'agave_elastic' "$work/elastic.log" | cut -d' ' -f2-
+# A host's daemon ends once it sees mpirun's connection close: give it 10 s.
+no_process_left() {
+  local h left
+  for h in a b; do
+    for _ in $(seq 100); do
+      left=$(ip netns pids "$(ns_of "$h")")
+      [ -n "$left" ] || break
+      sleep 0.1
+    done
+    [ -z "$left" ] || fail "processes left on host $h: $(ps -o pid,args -p "$(echo "$left" | paste -sd,)")"
+  done
+}
+if [ "$variant" = below-min ] || [ "$variant" = budget ]; then
+  grep -q '^[0-9.]* agave_elastic exit 1$' "$work/elastic.log" || fail "agave_elastic did not exit 1"
+  [ "$(grep -c 'agave_elastic: error: ' "$work/elastic.log")" -eq 1 ] || fail "not exactly one error line"
+  [ "$(grep -c 'agave_elastic: generation ' "$work/elastic.log")" -eq 1 ] || fail "a generation was started again"
+  expected='no rank count in 3..3'
+  [ "$variant" = below-min ] || expected='restart budget of 0 spent'
+  grep -q "agave_elastic: error: .*$expected" "$work/elastic.log" || fail "the error line does not say '$expected'"
+  ended=$(grep 'agave_elastic exit' "$work/elastic.log" | cut -d' ' -f1)
+  delay=$(python3 -c "print(f'{$ended - $fault_at:.1f}')")
+  echo "agave_elastic ended $delay s after the fault"
+  python3 -c "import sys; sys.exit(0 if $ended - $fault_at <= 3 + 10 else 1)" ||
+    fail "agave_elastic ended $delay s after the fault (> cluster.timeout_seconds + 10 s)"
+  no_process_left
+  echo "PASSED after $(($(date +%s) - started)) s"
+  exit 0
+fi
 grep -q '^[0-9.]* agave_elastic exit 0$' "$work/elastic.log" || fail "agave_elastic did not exit 0"
 [ "$(grep -c 'agave_elastic: generation ' "$work/elastic.log")" -eq 2 ] || fail "not exactly one restart"
 gen2=$(grep 'agave_elastic: generation 2: ' "$work/elastic.log")
@@ -149,10 +188,7 @@ delay=$(python3 -c "print(f'{$first_step - $fault_at:.1f}')")
 echo "generation 2's first step $delay s after the fault"
 python3 -c "import sys; sys.exit(0 if $first_step - $fault_at <= 20 else 1)" ||
   fail "generation 2's first step came $delay s after the fault (> 20 s)"
-for h in a b; do
-  left=$(ip netns pids "$(ns_of "$h")")
-  [ -z "$left" ] || fail "processes left on host $h: $(ps -o pid,args -p "$(echo "$left" | paste -sd,)")"
-done
+no_process_left
 
 ! ls -d "$work"/.agave-elastic.* 2>/dev/null || fail "agave_elastic left its state folder"
 
