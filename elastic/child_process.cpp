@@ -21,22 +21,46 @@ int exit_code_of(int status) {
   return 1;
 }
 
-// After fork, in the child: only async-signal-safe calls, then exec.
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, int stdout_fd) {
-  setpgid(0, 0);
-  if (stdout_fd >= 0) dup2(stdout_fd, STDOUT_FILENO);
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  execvp(args[0], args.data());
-  _exit(127);
+// argv and the environment as exec wants them: pointers into strings that outlive the exec.
+struct ExecArgs {
+  std::vector<std::string> env;  // KEY=VALUE
+  std::vector<char*> argv, envp;
+};
+
+// This process's environment with `overrides` set, and `argv`; made before fork, because the
+// child of a process with threads (the metrics exposer's) may only make async-signal-safe calls,
+// and setenv in the parent would race those threads' getenv.
+ExecArgs exec_args(const std::vector<std::string>& argv,
+                   const std::vector<std::pair<std::string, std::string>>& overrides) {
+  ExecArgs e;
+  for (char** v = environ; *v != nullptr; ++v) {
+    const std::string entry(*v);
+    const std::string key = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const auto& o : overrides) overridden = overridden || o.first == key;
+    if (!overridden) e.env.push_back(entry);
+  }
+  for (const auto& [key, value] : overrides) e.env.push_back(key + "=" + value);
+  for (const auto& a : argv) e.argv.push_back(const_cast<char*>(a.c_str()));
+  e.argv.push_back(nullptr);
+  for (auto& v : e.env) e.envp.push_back(v.data());
+  e.envp.push_back(nullptr);
+  return e;
 }
 
-pid_t start(const std::vector<std::string>& argv, int stdout_fd) {
+// `stdout_fd` >= 0: the child's standard output.
+pid_t start(const std::vector<std::string>& argv,
+            const std::vector<std::pair<std::string, std::string>>& environment, int stdout_fd) {
   if (argv.empty()) throw std::runtime_error("no command to start");
+  ExecArgs e = exec_args(argv, environment);
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
-  if (pid == 0) exec_child(argv, stdout_fd);
+  if (pid == 0) {  // only async-signal-safe calls from here to exec
+    setpgid(0, 0);
+    if (stdout_fd >= 0) dup2(stdout_fd, STDOUT_FILENO);
+    execvpe(e.argv[0], e.argv.data(), e.envp.data());
+    _exit(127);
+  }
   setpgid(pid, pid);  // also here: no signal may reach the group before the child sets it
   return pid;
 }
@@ -44,12 +68,8 @@ pid_t start(const std::vector<std::string>& argv, int stdout_fd) {
 }  // namespace
 
 ChildProcess::ChildProcess(const std::vector<std::string>& argv,
-                           const std::vector<std::pair<std::string, std::string>>& environment) {
-  // The supervisor is single-threaded: setting its own environment before fork is safe.
-  for (const auto& [key, value] : environment) setenv(key.c_str(), value.c_str(), 1);
-  pid_ = start(argv, -1);
-  for (const auto& [key, value] : environment) unsetenv(key.c_str());
-}
+                           const std::vector<std::pair<std::string, std::string>>& environment)
+    : pid_(start(argv, environment, -1)) {}
 
 ChildProcess::~ChildProcess() {
   if (status_) return;
@@ -80,7 +100,7 @@ void ChildProcess::signal_leader(int sig) {
 std::string output_of(const std::string& command, double timeout_seconds) {
   int fds[2];
   if (pipe(fds) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-  const pid_t pid = start({"/bin/sh", "-c", command}, fds[1]);
+  const pid_t pid = start({"/bin/sh", "-c", command}, {}, fds[1]);
   close(fds[1]);
   fcntl(fds[0], F_SETFL, O_NONBLOCK);
   std::string out;

@@ -24,6 +24,11 @@ std::string failure_file_name(int reporter) {
   return "failure-rank-" + std::to_string(reporter) + ".json";
 }
 
+bool is_failure_file_name(const std::string& name) {
+  static const std::regex pattern(R"(failure-rank-[0-9]+\.json)");
+  return std::regex_match(name, pattern);
+}
+
 std::string to_json(const FailureReport& r) {
   nlohmann::json j = {{"reporter", r.reporter}, {"step", r.step},   {"collective", r.collective},
                       {"ranks", r.ranks},       {"hosts", r.hosts}, {"line", r.line}};

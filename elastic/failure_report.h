@@ -15,6 +15,9 @@ inline constexpr const char* kFailureDirVariable = "AGAVE_FAILURE_DIR";
 
 // "failure-rank-3.json".
 std::string failure_file_name(int reporter);
+// Whether `name` is one failure_file_name() makes: not the temporary file of a report being
+// written (a rank killed mid-write leaves one behind), not anything else in the folder.
+bool is_failure_file_name(const std::string& name);
 
 struct FailureReport {
   int reporter = -1;       // the world rank that wrote it

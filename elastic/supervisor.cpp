@@ -16,6 +16,9 @@ namespace fs = std::filesystem;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+// How long a job asked to stop may take to checkpoint before the grace periods start: a
+// paper-scale checkpoint of a big job takes tens of seconds; Slurm's KillWait is 30 s by default.
+constexpr std::chrono::seconds kStopAllowance{300};
 
 volatile std::sig_atomic_t g_signal = 0;     // the stop signal not yet passed on
 volatile std::sig_atomic_t g_signalled = 0;  // any stop signal arrived
@@ -49,12 +52,14 @@ std::optional<int> read_exit_code(const fs::path& path) {
   }
 }
 
-// Every report in `dir`, agreed on; nullopt when there is none. An unreadable report (a rank
-// killed while writing cannot leave one: they are written atomically) still means failure.
+// Every report in `dir`, agreed on; nullopt when there is none. Reports are written atomically,
+// so only their final names count (a rank killed mid-write leaves a temporary file, which must
+// not vote); a report that still does not parse means failure all the same.
 std::optional<FailureReport> read_failures(const fs::path& dir) {
   std::vector<FailureReport> reports;
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!is_failure_file_name(entry.path().filename().string())) continue;
     const auto text = read_file(entry.path());
     if (!text) continue;
     try {
@@ -69,9 +74,12 @@ std::optional<FailureReport> read_failures(const fs::path& dir) {
   return agreed_failure(reports);
 }
 
-bool has_files(const fs::path& dir) {
+bool has_reports(const fs::path& dir) {
   std::error_code ec;
-  return !fs::is_empty(dir, ec) && !ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (is_failure_file_name(entry.path().filename().string())) return true;
+  }
+  return false;
 }
 
 // The hosts a failure names: those of its ranks under the placement, and hosts named directly
@@ -121,6 +129,8 @@ const char* cause_name(FailureCause c) {
       return "peer_lost";
     case FailureCause::kJobFailed:
       return "job_failed";
+    case FailureCause::kDiscoveryFailed:
+      return "discovery_failed";
     default:
       return "mpirun_failed";
   }
@@ -150,8 +160,41 @@ std::string describe(const FailureReport& f) {
 int supervise(const SupervisorOptions& o, std::ostream& log) {
   std::set<std::string> excluded;
   std::string previous = "first start";
-  for (int generation = 1, restarts = 0;; ++generation) {
-    const auto hosts = without(o.discover(), excluded);
+  int restarts = 0;
+  // One more failure: true while the restart budget lasts, else the line that ends the job.
+  auto may_restart = [&](int generation, FailureCause cause, const std::string& why) {
+    previous = "generation " + std::to_string(generation) + " failed: " + why;
+    if (restarts == o.max_restarts) {
+      log << "agave_elastic: error: restart budget of " << o.max_restarts << " spent; generation "
+          << generation << " failed: " << why << std::endl;
+      return false;
+    }
+    ++restarts;
+    if (o.on_restart) o.on_restart(cause);
+    return true;
+  };
+  // A stop asked for between generations (a preemption during discovery): no new mpirun; the
+  // newest complete checkpoint is where the job goes on, as after a stop during one.
+  auto stopped_before = [&](int generation) {
+    log << "agave_elastic: stopped by a signal before generation " << generation
+        << " started; started again, the job resumes from its newest complete checkpoint"
+        << std::endl;
+    return 75;
+  };
+  for (int generation = 1;; ++generation) {
+    if (stop_signalled()) return stopped_before(generation);
+    std::vector<Host> hosts;
+    try {
+      hosts = without(o.discover(), excluded);
+    } catch (const std::exception& e) {
+      const std::string why = std::string("host discovery failed: ") + e.what();
+      if (!may_restart(generation, FailureCause::kDiscoveryFailed, why)) return 1;
+      log << "agave_elastic: generation " << generation << ": " << why << "; trying again"
+          << std::endl;
+      std::this_thread::sleep_for(std::chrono::duration<double>(o.retry_pause_seconds));
+      continue;
+    }
+    if (stop_signalled()) return stopped_before(generation);
     const std::string excluded_note = excluded.empty() ? "" : " (excluded: " + join(excluded) + ")";
     const auto ranks = choose_ranks(o.ranks, slots_of(hosts), o.global_batch);
     if (!ranks) {
@@ -177,14 +220,7 @@ int supervise(const SupervisorOptions& o, std::ostream& log) {
     if (end.failure) {
       for (const auto& h : hosts_to_exclude(*end.failure, plan.placement)) excluded.insert(h);
     }
-    previous = "generation " + std::to_string(generation) + " failed: " + end.why;
-    if (restarts == o.max_restarts) {
-      log << "agave_elastic: error: restart budget of " << o.max_restarts << " spent; generation "
-          << generation << " failed: " << end.why << std::endl;
-      return 1;
-    }
-    ++restarts;
-    if (o.on_restart) o.on_restart(end.cause);
+    if (!may_restart(generation, end.cause, end.why)) return 1;
   }
 }
 
@@ -203,11 +239,12 @@ GenerationEnd run_with_mpirun(const Plan& plan, const std::vector<std::string>& 
   for (const std::string& a :
        {std::string("--hostfile"), hosts.string(), std::string("-np"), std::to_string(plan.ranks),
         std::string("-x"), std::string(kExitFileVariable), std::string("-x"),
-        std::string(kFailureDirVariable)})
+        std::string(kFailureDirVariable), std::string("-x"), std::string(kGenerationVariable)})
     argv.push_back(a);
   argv.insert(argv.end(), command.begin(), command.end());
-  ChildProcess job(
-      argv, {{kExitFileVariable, exit_file.string()}, {kFailureDirVariable, failures.string()}});
+  ChildProcess job(argv, {{kExitFileVariable, exit_file.string()},
+                          {kFailureDirVariable, failures.string()},
+                          {kGenerationVariable, g}});
   const auto grace = std::chrono::duration<double>(grace_seconds);
   std::optional<Clock::time_point> told;  // when the job first wrote how it ended
   bool terminated = false;
@@ -216,8 +253,11 @@ GenerationEnd run_with_mpirun(const Plan& plan, const std::vector<std::string>& 
     if (const int sig = g_signal) {
       g_signal = 0;
       job.signal_leader(sig);
+      // The ranks now checkpoint and agree on 75; should none ever say so (a rank cut off),
+      // the grace periods still end mpirun, kStopAllowance later.
+      if (!told) told = Clock::now() + kStopAllowance;
     }
-    if (!told && (has_files(failures) || fs::exists(exit_file))) told = Clock::now();
+    if (!told && (has_reports(failures) || fs::exists(exit_file))) told = Clock::now();
     if (told && !terminated && Clock::now() > *told + grace) {
       job.signal(SIGTERM);
       terminated = true;

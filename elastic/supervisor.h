@@ -19,6 +19,8 @@
 namespace agave::elastic {
 
 inline constexpr const char* kExitFileVariable = "AGAVE_EXIT_FILE";
+// The generation a job runs in (1, 2, ...), set for its ranks.
+inline constexpr const char* kGenerationVariable = "AGAVE_ELASTIC_GENERATION";
 
 // SIGTERM, SIGINT and SIGUSR1 (a preemption, Ctrl-C) are passed on to mpirun, which passes them
 // to the ranks: the job checkpoints and agrees on 75. After one, no generation is restarted.
@@ -34,11 +36,14 @@ struct Plan {
 
 // Why a generation failed, for the restart counters: a failure report named ranks that did not
 // answer (a host lost, a partition); the job agreed on a failure code (an error on every rank);
-// mpirun ended without either (it died, or every rank of a host vanished before reporting).
-enum class FailureCause { kPeerLost, kJobFailed, kMpirunFailed };
-const char* cause_name(FailureCause c);  // "peer_lost", "job_failed", "mpirun_failed"
+// mpirun ended without either (it died, or every rank of a host vanished before reporting); the
+// host discovery itself failed (its command timed out or printed something unreadable).
+enum class FailureCause { kPeerLost, kJobFailed, kMpirunFailed, kDiscoveryFailed };
+// "peer_lost", "job_failed", "mpirun_failed", "discovery_failed".
+const char* cause_name(FailureCause c);
 inline constexpr FailureCause kFailureCauses[] = {FailureCause::kPeerLost, FailureCause::kJobFailed,
-                                                  FailureCause::kMpirunFailed};
+                                                  FailureCause::kMpirunFailed,
+                                                  FailureCause::kDiscoveryFailed};
 FailureCause failure_cause(bool failure_reported, bool agreed_code);
 
 // How a generation ended.
@@ -71,17 +76,20 @@ struct SupervisorOptions {
   // as it is decided; either may be empty. For the Prometheus series (elastic_metrics.h).
   std::function<void(const Plan&, size_t excluded_hosts)> on_generation;
   std::function<void(FailureCause)> on_restart;
+  double retry_pause_seconds = 2;  // after a failed discovery, so a failing command does not spin
 };
 
 // The generation loop; one line a generation on `log`, and one line when it gives up (or, after a
-// stop signal, ends with the generation's code). Returns
-// the exit code of the whole supervised job.
+// stop signal, ends with the generation's code, or 75 when it came between generations). A
+// failed discovery costs a restart like a failed generation. Returns the exit code of the whole
+// supervised job.
 int supervise(const SupervisorOptions& options, std::ostream& log);
 
 // Runs one generation with real mpirun: writes the hostfile into `state_dir`, sets
-// AGAVE_EXIT_FILE and AGAVE_FAILURE_DIR (there) for the ranks, and once a failure report
-// or an exit code is written, gives mpirun `grace_seconds` to exit, then SIGTERM, then SIGKILL
-// after another `grace_seconds` (after a partition it waits for the lost host's daemon forever).
+// AGAVE_EXIT_FILE and AGAVE_FAILURE_DIR (there) and AGAVE_ELASTIC_GENERATION for the ranks, and
+// once a failure report or an exit code is written, gives mpirun `grace_seconds` to exit, then
+// SIGTERM, then SIGKILL after another `grace_seconds` (after a partition it waits for the lost
+// host's daemon forever).
 GenerationEnd run_with_mpirun(const Plan& plan, const std::vector<std::string>& mpirun,
                               const std::vector<std::string>& command, const std::string& state_dir,
                               double grace_seconds);

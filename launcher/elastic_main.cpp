@@ -64,7 +64,8 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--batch", a.batch,
                  "global batch the rank count must divide (default: the command's "
-                 "--print-config train.batch_size)")
+                 "--print-config train.batch_size; with --batch the command is not asked for "
+                 "its config: no resume step in the lines, no Prometheus target file)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--mpirun", a.mpirun, "mpirun and its own arguments, split at spaces")
       ->capture_default_str();
@@ -104,7 +105,9 @@ std::string quoted(const std::vector<std::string>& words) {
 }
 
 // What the job's resolved config says: the batch every rank count must divide (of every run of
-// a sweep) and the first run's checkpoint folder.
+// a sweep), where its runs write, and for a single run its checkpoint folder (as
+// trainer::checkpoint_root has it: checkpoint.dir, else <output_dir>/<name>/checkpoints); a
+// sweep's runs each have their own, so its lines say "auto".
 struct JobFacts {
   int64_t batch = 0;
   std::string checkpoints;
@@ -115,16 +118,22 @@ JobFacts read_job_facts(const std::vector<std::string>& command) {
   // bound: output_of's timeout; --print-config reads the config and exits before MPI.
   const std::string yaml = elastic::output_of(quoted(command) + " --print-config", 300);
   JobFacts facts;
-  for (const auto& doc : YAML::LoadAll(yaml)) {
-    const auto batch = doc["train"]["batch_size"].as<int64_t>(0);
+  const auto docs = YAML::LoadAll(yaml);
+  for (const auto& doc : docs) {
+    const auto train = doc["train"];
+    const auto batch = train ? train["batch_size"].as<int64_t>(0) : int64_t{0};
     facts.batch = std::gcd(facts.batch, batch);
-    if (facts.checkpoints.empty() && doc["run"]) {
-      facts.output_dir = doc["run"]["output_dir"].as<std::string>("runs");
-      facts.checkpoints =
-          (fs::path(facts.output_dir) / doc["run"]["name"].as<std::string>("") / "checkpoints")
-              .string();
-    }
   }
+  if (docs.empty() || !docs.front()["run"]) return facts;
+  const auto& first = docs.front();
+  facts.output_dir = first["run"]["output_dir"].as<std::string>("runs");
+  if (docs.size() > 1) return facts;
+  const auto dir = first["checkpoint"] ? first["checkpoint"]["dir"].as<std::string>("") : "";
+  facts.checkpoints =
+      !dir.empty()
+          ? dir
+          : (fs::path(facts.output_dir) / first["run"]["name"].as<std::string>("") / "checkpoints")
+                .string();
   return facts;
 }
 
@@ -149,6 +158,15 @@ std::vector<elastic::Host> discover_hosts(const Arguments& a) {
   text << in.rdbuf();
   return elastic::parse_hosts(text.str());
 }
+
+// Removes the folder it names ("" : none) when it goes out of scope.
+struct StateDirGuard {
+  std::string dir;
+  ~StateDirGuard() {
+    std::error_code ec;
+    if (!dir.empty()) fs::remove_all(dir, ec);
+  }
+};
 
 // The supervisor's series, when asked for; Prometheus finds them where it finds the trainer's.
 std::unique_ptr<elastic::ElasticMetrics> serve_metrics(const Arguments& a, const JobFacts& facts) {
@@ -188,6 +206,8 @@ int run(int argc, char** argv) {
   const bool own_state_dir = a.state_dir.empty();
   if (own_state_dir) a.state_dir = ".agave-elastic." + std::to_string(getpid());
   fs::create_directories(a.state_dir);
+  // Removed however the loop ends, an exception included.
+  const StateDirGuard state_dir_guard{own_state_dir ? a.state_dir : ""};
   o.max_restarts = a.max_restarts;
   o.global_batch = facts.batch;
   o.discover = [&] { return discover_hosts(a); };
@@ -204,9 +224,7 @@ int run(int argc, char** argv) {
   o.run = [&](const elastic::Plan& plan) {
     return elastic::run_with_mpirun(plan, mpirun, a.command, a.state_dir, a.grace);
   };
-  const int code = elastic::supervise(o, std::cerr);
-  if (own_state_dir) fs::remove_all(a.state_dir);
-  return code;
+  return elastic::supervise(o, std::cerr);
 }
 
 }  // namespace

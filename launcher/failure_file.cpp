@@ -1,8 +1,10 @@
 #include "launcher/failure_file.h"
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <thread>
 
 #include "cluster/activity.h"
 #include "cluster/job_channel.h"
@@ -10,6 +12,9 @@
 #include "io/atomic_file.h"
 
 namespace agave::launcher {
+namespace {
+constexpr std::chrono::milliseconds kPeerReportWindow{1000};
+}  // namespace
 
 void record_failure(const std::string& timeout_line) {
   const char* dir = std::getenv(elastic::kFailureDirVariable);
@@ -22,6 +27,9 @@ void record_failure(const std::string& timeout_line) {
     report.step = cluster::current_activity().step;
     const auto file = std::filesystem::path(dir) / elastic::failure_file_name(self);
     io::write_file_atomically(file.string(), elastic::to_json(report));
+    // The peers that timed out in the same collective are writing theirs now; this rank's
+    // MPI_Abort, next, would kill them first, and the supervisor's vote needs their reports.
+    std::this_thread::sleep_for(kPeerReportWindow);
   } catch (const std::exception& e) {
     std::cerr << "agave_trainer: warning: " << elastic::kFailureDirVariable << ": " << e.what()
               << std::endl;

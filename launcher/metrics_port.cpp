@@ -1,11 +1,28 @@
 #include "launcher/metrics_port.h"
 
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "elastic/supervisor.h"
+
 #include "launcher/config_error.h"
 #include "launcher/entry_point.h"
 #include "launcher/sweep_plan.h"
 #include "monitoring/metrics_exporter.h"
 
 namespace agave::launcher {
+namespace {
+
+constexpr std::chrono::seconds kRestartPortWait{30};
+
+// Whether agave_elastic started this job as a later generation (elastic/supervisor.h).
+bool restarted_generation() {
+  const char* g = std::getenv(elastic::kGenerationVariable);
+  return g != nullptr && std::atoi(g) > 1;
+}
+
+}  // namespace
 
 void require_free_metrics_port(const Sweep& sweep, const std::string& config_file) {
   const auto& m = sweep.first().config.monitoring;
@@ -27,6 +44,16 @@ void require_free_metrics_port(const Sweep& sweep, const std::string& config_fil
   const int local = launcher_local_rank();
   const int port = static_cast<int>(m.port) + local;
   if (monitoring::can_listen(m.bind, port)) return;
+  // A generation agave_elastic started again: the port may still be held by this host's rank
+  // of the generation just ended, which is being killed. Exit 2 here would end the job (a config
+  // error is never restarted), so the port gets kRestartPortWait to come free.
+  if (restarted_generation()) {
+    for (auto end = std::chrono::steady_clock::now() + kRestartPortWait;
+         std::chrono::steady_clock::now() < end;) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
+      if (monitoring::can_listen(m.bind, port)) return;
+    }
+  }
   throw RankConfigError(
       config_file + ": monitoring.port: " + m.bind + ":" + std::to_string(port) +
       " is in use (this rank's metrics port: monitoring.port + node-local rank " +

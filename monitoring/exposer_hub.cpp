@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "io/atomic_file.h"
 #include "monitoring/metrics_exporter.h"
 #include "version/version.h"
 
@@ -84,16 +85,13 @@ std::unique_ptr<prometheus::Exposer> try_expose(const std::string& bind, int por
 void write_targets_file(const std::string& dir, const std::string& host, int port) {
   const std::string target = host + ":" + std::to_string(port);
   const std::string path = dir + "/" + host + "-" + std::to_string(port) + ".json";
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  {
-    std::ofstream out(path + ".tmp");
-    out << nlohmann::json::array({{{"targets", {target}}}}).dump() << "\n";
-  }
-  std::filesystem::rename(path + ".tmp", path, ec);
-  if (ec || !std::filesystem::exists(path)) {
+  try {
+    std::filesystem::create_directories(dir);
+    io::write_file_atomically(path,
+                              nlohmann::json::array({{{"targets", {target}}}}).dump() + "\n");
+  } catch (const std::exception& e) {
     std::cerr << "agave: warning: " << path << " not written (Prometheus's file discovery will "
-              << "not find " << target << ")" << std::endl;
+              << "not find " << target << "): " << e.what() << std::endl;
   }
 }
 

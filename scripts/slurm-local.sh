@@ -181,7 +181,7 @@ all_nodes_idle() {
   local states
   states=$(sinfo -h -N -o '%N %T' 2>/dev/null | sort -u)
   [ "$(echo "$states" | grep -c ' idle$')" -eq "$1" ] && return 0
-  echo "$states" | paste -sd' '
+  if [ -n "$states" ]; then echo "$states" | paste -sd' '; else echo "no answer from sinfo"; fi
   return 1
 }
 
@@ -241,9 +241,12 @@ start() {
     env "$m" slurmd -f "$SLURM_CONF" || die "slurmd did not start; see $dir/log/slurmd.log"
   fi
 
-  local timeout=${AGAVE_SLURM_START_TIMEOUT:-60} waited=0 state=""
+  local timeout=${AGAVE_SLURM_START_TIMEOUT:-60} waited=0 state="" idle=0
   while [ "$waited" -lt "$((timeout * 2))" ]; do
-    state=$(all_nodes_idle "$count") && break
+    if state=$(all_nodes_idle "$count"); then
+      idle=1
+      break
+    fi
     case $state in
       *inval* | *fail*) break ;;
       *down* | *drain*)
@@ -253,7 +256,7 @@ start() {
     sleep 0.5
     waited=$((waited + 1))
   done
-  if [ -n "$state" ]; then
+  if [ "$idle" != 1 ]; then
     echo "slurm-local: nodes not idle after ${timeout}s: ${state:-unknown}" >&2
     logs "$dir" >&2 || true
     exit 1

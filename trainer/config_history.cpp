@@ -1,6 +1,10 @@
 #include "trainer/config_history.h"
 
+#include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
+#include <stdexcept>
 
 #include "monitoring/metrics_log.h"
 
@@ -38,6 +42,18 @@ void append_config_history(const std::string& run_dir, const ConfigChangeRecord&
              {"other_changes", record.drift.other},
              {"allowed", record.allowed},
              {"previous_config", record.previous_config}});
+}
+
+std::string read_recorded_config(const std::string& path) {
+  std::error_code ec;
+  std::ifstream in(path);
+  if (!std::filesystem::is_regular_file(path, ec) || !in) {
+    throw std::runtime_error(path + ": cannot read the run's recorded config");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) throw std::runtime_error(path + ": cannot read the run's recorded config");
+  return text.str();
 }
 
 }  // namespace agave::trainer

@@ -53,4 +53,8 @@ void append_config_history(const std::string& run_dir, const ConfigChangeRecord&
 // "<run_dir>/config_history.jsonl".
 std::string config_history_file(const std::string& run_dir);
 
+// The text of a run's config.yaml; throws std::runtime_error naming the file when it is not a
+// readable regular file (a config.yaml that cannot be read must not be skipped and overwritten).
+std::string read_recorded_config(const std::string& path);
+
 }  // namespace agave::trainer

@@ -208,28 +208,32 @@ class TrainingRun {
   // The run folder stays one config (trainer/config_history.h): rank 0 compares this config
   // with the run's recorded one and every rank learns the verdict. A refusal writes nothing; an
   // accepted change is recorded before config.yaml is replaced; a finished run keeps its file.
+  // A refusal is the user's to fix (ConfigDriftError, exit 2); failing to read or record the
+  // config (an unreadable config.yaml, a full disk) is an error like any other (exit 1), so
+  // that a supervisor may try again.
   void settle_config(const checkpoint::ResumePoint& start, bool complete) {
-    std::string refusal;
+    static const std::string kRefused = "refused:", kFailed = "failed:";
+    std::string verdict;
     if (lead_) {
       try {
-        refusal = settle_config_on_lead(start, complete);
-      } catch (const std::exception& e) {  // an unreadable config.yaml, a full disk
-        refusal = "run " + s_.run_name + ": " + e.what();
+        const auto refusal = settle_config_on_lead(start, complete);
+        if (!refusal.empty()) verdict = kRefused + refusal;
+      } catch (const std::exception& e) {
+        verdict = kFailed + "run " + s_.run_name + ": " + e.what();
       }
     }
     {
       cluster::ActivityScope named("config check");
-      refusal = comm_.all_gather_string(refusal).front();
+      verdict = comm_.all_gather_string(verdict).front();
     }
-    if (!refusal.empty()) throw ConfigDriftError(refusal);
+    if (verdict.rfind(kRefused, 0) == 0) throw ConfigDriftError(verdict.substr(kRefused.size()));
+    if (!verdict.empty()) throw std::runtime_error(verdict.substr(kFailed.size()));
   }
 
   std::string settle_config_on_lead(const checkpoint::ResumePoint& start, bool complete) {
     std::string recorded;
     if (fs::exists(config_file())) {
-      std::ostringstream text;
-      text << std::ifstream(config_file()).rdbuf();
-      recorded = text.str();
+      recorded = read_recorded_config(config_file());
     } else if (!start.fresh()) {
       recorded = start.meta.config;
     }

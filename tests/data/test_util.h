@@ -1,5 +1,5 @@
 #pragma once
-// Helpers shared by the data tests: temporary folders and synthetic shard sets whose pixels
+// Helpers shared by the data tests: synthetic shard sets whose pixels
 // encode each image's index, so a test can check any image it is handed.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -16,28 +16,13 @@
 #include "data/shard.h"
 #include "tests/common/cifar10.h"
 #include "tests/common/fashion_mnist.h"
+#include "tests/common/test_files.h"
 
 namespace agave::data::test {
 
 namespace fs = std::filesystem;
 
-class TempDir {
- public:
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "agave-data-test-XXXXXX").string();
-    if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
-    path_ = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const fs::path& path() const { return path_; }
-  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
+using TempDir = ::agave::testing::TempDir;
 
 inline std::string cifar_dir() { return ::agave::testing::cifar10_source(); }
 inline bool have_cifar() { return fs::exists(cifar_dir() + "/data_batch_1.bin"); }

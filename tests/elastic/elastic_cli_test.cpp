@@ -33,13 +33,13 @@ struct Cli {
     dir.write("plan", plan);
     const auto mpirun =
         dir.write("mpirun.sh", "#!/bin/sh\nawk '{print $1}' \"$2\" | tr '\\n' ' ' >> " + d +
-                                   "/gens; echo >> " + d + "/gens\nshift 8\nexec \"$@\"\n");
+                                   "/gens; echo >> " + d + "/gens\nshift 10\nexec \"$@\"\n");
     const auto job = dir.write(
         "job.sh", "#!/bin/sh\ng=$(wc -l < " + d + "/gens)\nset -- $(sed -n \"${g}p\" " + d +
                       "/plan)\ncase $1 in\n"
                       "  ok) echo 0 > $AGAVE_EXIT_FILE ;;\n"
                       "  lose) printf '{\"step\": 23, \"ranks\": [2], \"hosts\": "
-                      "[\"c\"]}' > $AGAVE_FAILURE_DIR/r0.json; exit 0 ;;\n"
+                      "[\"c\"]}' > $AGAVE_FAILURE_DIR/failure-rank-0.json; exit 0 ;;\n"
                       "  code) echo $2 > $AGAVE_EXIT_FILE; exit 1 ;;\n"
                       "  scrape) curl -sf http://127.0.0.1:$2/metrics > " +
                       d +

@@ -64,6 +64,14 @@ TEST(ChooseRanks, TakesTheMostRanksThatDivideTheBatchWithinTheRange) {
   EXPECT_EQ(choose_ranks({1, 4}, 3, 0), 3);             // batch unknown: any count
 }
 
+TEST(FailureFileName, OnlyTheFinalNameOfAReportCounts) {
+  EXPECT_EQ(failure_file_name(3), "failure-rank-3.json");
+  EXPECT_TRUE(is_failure_file_name(failure_file_name(12)));
+  EXPECT_FALSE(is_failure_file_name("failure-rank-3.json.tmp.4242"));
+  EXPECT_FALSE(is_failure_file_name("failure-rank-.json"));
+  EXPECT_FALSE(is_failure_file_name("notes.txt"));
+}
+
 TEST(FailureReport, RoundTripsThroughJson) {
   FailureReport r{1, 23, "bucket 1/2 all-reduce", {2}, {"node-c"}, "the line"};
   const auto back = parse_failure_report(to_json(r));

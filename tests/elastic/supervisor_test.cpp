@@ -8,6 +8,8 @@
 
 #include <chrono>
 #include <fstream>
+#include <functional>
+#include <memory>
 #include <sstream>
 
 #include "tests/common/process.h"
@@ -124,6 +126,81 @@ TEST(Supervise, TellsOfEachGenerationAndEachRestartWithItsCause) {
             (std::vector<FailureCause>{FailureCause::kJobFailed, FailureCause::kPeerLost}));
 }
 
+// Discovery that fails `failures` times, then finds the three hosts.
+std::function<std::vector<Host>()> flaky_discovery(int failures) {
+  auto left = std::make_shared<int>(failures);
+  return [left] {
+    if ((*left)-- > 0) throw std::runtime_error("discovery command timed out after 60 s");
+    return kThree;
+  };
+}
+
+TEST(Supervise, AFailedDiscoveryCostsARestartAndIsTriedAgain) {
+  SupervisorOptions o;
+  o.ranks = {1, 3};
+  o.max_restarts = 1;
+  o.retry_pause_seconds = 0;
+  o.discover = flaky_discovery(1);
+  std::vector<FailureCause> restarts;
+  o.on_restart = [&](FailureCause c) { restarts.push_back(c); };
+  int runs = 0;
+  o.run = [&](const Plan&) {
+    ++runs;
+    return GenerationEnd{0, std::nullopt, ""};
+  };
+  std::ostringstream log;
+  EXPECT_EQ(supervise(o, log), 0);
+  EXPECT_EQ(runs, 1);
+  EXPECT_EQ(restarts, std::vector<FailureCause>{FailureCause::kDiscoveryFailed});
+  EXPECT_NE(log.str().find("agave_elastic: generation 1: host discovery failed: discovery command "
+                           "timed out after 60 s; trying again\n"),
+            std::string::npos)
+      << log.str();
+  EXPECT_NE(log.str().find("generation 2: hosts a, b, c"), std::string::npos) << log.str();
+}
+
+TEST(Supervise, DiscoveryFailingPastTheBudgetEndsWithOneLine) {
+  SupervisorOptions o;
+  o.ranks = {1, 3};
+  o.max_restarts = 1;
+  o.retry_pause_seconds = 0;
+  o.discover = flaky_discovery(5);
+  o.run = [](const Plan&) { return GenerationEnd{0, std::nullopt, ""}; };
+  std::ostringstream log;
+  EXPECT_EQ(supervise(o, log), 1);
+  EXPECT_NE(log.str().find("agave_elastic: error: restart budget of 1 spent; generation 2 failed: "
+                           "host discovery failed: discovery command timed out after 60 s\n"),
+            std::string::npos)
+      << log.str();
+}
+
+// A preemption's SIGTERM during the second discovery: the code supervise returns, or 100 + the
+// generations run when it started more than one.
+int stopped_during_the_second_discovery() {
+  forward_stop_signals();
+  SupervisorOptions o;
+  o.ranks = {1, 3};
+  o.max_restarts = 3;
+  int discoveries = 0;
+  o.discover = [&] {
+    if (++discoveries == 2) raise(SIGTERM);
+    return kThree;
+  };
+  int runs = 0;
+  o.run = [&](const Plan&) {
+    ++runs;
+    return GenerationEnd{1, lost(2, "c"), "rank 2 (c) did not answer"};
+  };
+  const int code = supervise(o, std::cerr);
+  return runs == 1 ? code : 100 + runs;
+}
+
+// In a child process: the stop flag, once raised, stays raised.
+TEST(SuperviseDeathTest, AStopBetweenGenerationsStartsNoOtherAndEnds75) {
+  EXPECT_EXIT(std::exit(stopped_during_the_second_discovery()), ::testing::ExitedWithCode(75),
+              "stopped by a signal before generation 2 started");
+}
+
 TEST(FailureCause, AReportIsAPeerLostAnAgreedCodeAJobFailureElseMpirun) {
   EXPECT_EQ(failure_cause(true, true), FailureCause::kPeerLost);
   EXPECT_EQ(failure_cause(true, false), FailureCause::kPeerLost);
@@ -132,6 +209,7 @@ TEST(FailureCause, AReportIsAPeerLostAnAgreedCodeAJobFailureElseMpirun) {
   EXPECT_STREQ(cause_name(FailureCause::kPeerLost), "peer_lost");
   EXPECT_STREQ(cause_name(FailureCause::kJobFailed), "job_failed");
   EXPECT_STREQ(cause_name(FailureCause::kMpirunFailed), "mpirun_failed");
+  EXPECT_STREQ(cause_name(FailureCause::kDiscoveryFailed), "discovery_failed");
 }
 
 TEST(JobExitCode, AFailureReportOrNoAgreedCodeIsAFailureWhateverMpirunSays) {
@@ -152,7 +230,7 @@ bool running(pid_t pid) {
 // A fake mpirun: `--hostfile H -np N -x V -x W CMD...`, records its arguments and runs CMD.
 std::string fake_mpirun(const TempDir& dir) {
   const auto path = dir.write("mpirun.sh", "#!/bin/sh\necho \"$@\" > " + dir.path().string() +
-                                               "/args\nshift 8\nexec \"$@\"\n");
+                                               "/args\nshift 10\nexec \"$@\"\n");
   chmod(path.c_str(), 0755);
   return path;
 }
@@ -171,7 +249,8 @@ TEST(RunWithMpirun, TrustsTheAgreedExitCodeOverMpiruns) {
   std::string line;
   std::getline(args, line);
   EXPECT_EQ(line.rfind("--hostfile " + (dir.path() / "hostfile-1").string() +
-                           " -np 2 -x AGAVE_EXIT_FILE -x AGAVE_FAILURE_DIR /bin/sh -c",
+                           " -np 2 -x AGAVE_EXIT_FILE -x AGAVE_FAILURE_DIR -x "
+                           "AGAVE_ELASTIC_GENERATION /bin/sh -c",
                        0),
             0u)
       << line;
@@ -189,6 +268,18 @@ TEST(RunWithMpirun, WithoutAnAgreedCodeMpirunsZeroIsAFailure) {
   EXPECT_EQ(end.cause, FailureCause::kMpirunFailed);
 }
 
+// A rank killed while writing its report leaves the atomic write's temporary file: it must
+// neither vote nor count as a report.
+TEST(RunWithMpirun, AReportsTemporaryFileIsNoReport) {
+  TempDir dir;
+  const auto end = run_job(dir,
+                           "echo '{\"ranks\": [' > $AGAVE_FAILURE_DIR/failure-rank-1.json.tmp.99; "
+                           "echo 0 > $AGAVE_EXIT_FILE",
+                           1);
+  EXPECT_EQ(end.code, 0);
+  EXPECT_FALSE(end.failure);
+}
+
 TEST(RunWithMpirun, AnAgreedFailureCodeIsAJobFailure) {
   TempDir dir;
   const auto end = run_job(dir, "echo 1 > $AGAVE_EXIT_FILE; exit 1", 1);
@@ -202,11 +293,12 @@ TEST(RunWithMpirun, AStuckMpirunIsKilledAfterTheGracePeriodsOnceAFailureIsReport
   TempDir dir;
   const auto pid_file = (dir.path() / "sleeper").string();
   const auto start = std::chrono::steady_clock::now();
-  const auto end = run_job(dir,
-                           "trap '' TERM; sleep 300 & echo $! > " + pid_file +
-                               "; printf '{\"step\": 23, \"ranks\": [1], \"hosts\": [\"b\"], "
-                               "\"collective\": \"x\"}' > $AGAVE_FAILURE_DIR/r1.json; wait",
-                           0.5);
+  const auto end =
+      run_job(dir,
+              "trap '' TERM; sleep 300 & echo $! > " + pid_file +
+                  "; printf '{\"step\": 23, \"ranks\": [1], \"hosts\": [\"b\"], "
+                  "\"collective\": \"x\"}' > $AGAVE_FAILURE_DIR/failure-rank-1.json; wait",
+              0.5);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(end.code, 1);

@@ -2,8 +2,11 @@
 // line naming the address and the keys that fix it, and writes nothing into the run folder.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <filesystem>
+#include <memory>
 #include <string>
+#include <thread>
 
 #include "tests/common/fashion_mnist.h"
 #include "tests/common/ports.h"
@@ -38,6 +41,32 @@ TEST(MetricsPort, InUseFailsBeforeMpiStartsWithExit2AndLeavesNothingBehind) {
   // Before MPI: no rank started training, nothing was written.
   EXPECT_EQ(r.output.find("agave_trainer: run "), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(runs)) << "the failed start wrote into " << runs;
+}
+
+// A generation agave_elastic started again may find the port still held by this host's rank of
+// the generation just ended: it waits (up to 30 s) for it to come free instead of exiting 2,
+// which would end the whole elastic job (the test above is the same without the variable).
+TEST(MetricsPort, ALaterElasticGenerationWaitsForThePortToComeFree) {
+  if (!agave::testing::have_fashion_mnist()) GTEST_SKIP() << agave::testing::kNoFashionMnist;
+  auto busy = std::make_unique<BusyPort>();
+  const int port = busy->port;
+  ASSERT_GT(port, 0);
+  agave::testing::TempDir dir;
+  const std::string runs = (dir.path() / "runs").string();
+  const std::string config = dir.write(
+      "busy.yaml", agave::testing::TinyConfig("busy", runs, (dir.path() / "shards").string())
+                       .prometheus_port(port)
+                       .yaml());
+  std::thread release([&] {
+    std::this_thread::sleep_for(std::chrono::seconds(2));
+    busy.reset();
+  });
+  const auto r =
+      sh("AGAVE_ELASTIC_GENERATION=2 " + agave::testing::mpirun(1) + agave::testing::kTrainer +
+         " " + config + " --set monitoring.next_free_port=false");
+  release.join();
+  EXPECT_EQ(r.code, 0) << r.output;
+  EXPECT_NE(r.output.find("agave_trainer: run "), std::string::npos) << r.output;
 }
 
 // Every exporting rank checks its own port (monitoring.port + node-local rank) and says so

@@ -142,6 +142,24 @@ std::vector<nlohmann::json> json_lines(const std::string& path) {
 // A run folder is one config: a resume that would change what the run trained is refused with
 // nothing written, continues only when asked, and then the change is on record; a finished
 // run is never rewritten.
+// A config.yaml that cannot be read is neither skipped nor overwritten, and is no config
+// error: exit 1 (a supervisor may try again), one line naming the file.
+TEST_F(Resume, AnUnreadableRecordedConfigIsAnErrorNotARefusal) {
+  const std::string out = (dir_.path() / "unreadable").string();
+  const std::string run = out + "/r";
+  train(2, out, "AGAVE_FAULT=stop:3:1");
+  ASSERT_EQ(last_.code, 75) << last_.output;
+  fs::remove(run + "/config.yaml");
+  fs::create_directory(run + "/config.yaml");
+  train(2, out, "");
+  EXPECT_EQ(last_.code, 1) << last_.output;
+  EXPECT_NE(last_.output.find(run + "/config.yaml: cannot read the run's recorded config"),
+            std::string::npos)
+      << last_.output;
+  EXPECT_TRUE(fs::is_directory(run + "/config.yaml"));
+  EXPECT_FALSE(fs::exists(ckpt(out, 6)));
+}
+
 TEST_F(Resume, AConfigChangeToWhatWasTrainedIsRefusedUnlessAllowedAndIsRecorded) {
   const std::string out = (dir_.path() / "drift").string();
   const std::string run = out + "/r";
