@@ -10,8 +10,9 @@
 // --trace runs as many steps again under LibTorch's profiler (after the timed ones, so the
 // timing carries no profiler overhead) and writes a chrome://tracing file; bench/op_classes.py
 // breaks it down by op class (convolutions, element-wise, casts, likelihood, optimizer, ...).
-// Precision follows the trainer (trainer/precision.h): auto = bf16 autocast + channels_last on
-// CPUs with AMX, fp32 + channels_last on other CPUs.
+// Precision follows the trainer (trainer/precision.h): auto = bf16 autocast + channels_last where
+// the probe convolution ran faster in bf16 (trainer/precision_probe.h, cached per machine kind),
+// fp32 + channels_last elsewhere. --numerics-only prints the choice with the probe's two times.
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
@@ -32,6 +33,7 @@
 #include "optim/adamax.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
+#include "trainer/precision_probe.h"
 #include "trainer/train_step.h"
 #include "version/version.h"
 
@@ -111,9 +113,11 @@ int main(int argc, char** argv) {
     if (precision == "bf16") mode = trainer::Precision::kBf16;
     if (precision == "auto") mode = trainer::Precision::kAuto;
     const torch::Device device(device_name);
-    const auto numerics = trainer::choose_numerics(mode, device);
+    std::string note;
+    const auto numerics = trainer::resolve_numerics(mode, device, &note);
     if (numerics_only) {
-      std::printf("%s\n", trainer::describe(numerics).c_str());
+      std::printf("%s\n", trainer::describe_choice(numerics).c_str());
+      if (!note.empty()) std::printf("%s\n", note.c_str());
       return 0;
     }
     const auto& o = c.model;

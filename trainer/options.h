@@ -81,8 +81,8 @@ struct LossOptions {
   double lambda = 2.0;  // weight of KL(q(z|x) || p(z)) in the training loss
 };
 
-// How a run's forward pass computes: "auto" is bf16 autocast on CUDA and on CPUs with AMX,
-// fp32 elsewhere (trainer/precision.h says why).
+// How a run's forward pass computes: "auto" is bf16 autocast on CUDA and, on a CPU, whichever
+// of bf16 and fp32 ran a probe convolution faster (trainer/precision.h says why).
 enum class Precision { kAuto, kFp32, kBf16 };
 
 inline const char* precision_name(Precision p) {

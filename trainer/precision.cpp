@@ -1,43 +1,57 @@
 #include "trainer/precision.h"
 
-#include <fstream>
-#include <sstream>
+#include <fmt/format.h>
 
 namespace agave::trainer {
 
-CpuFeatures CpuFeatures::from_flags(const std::string& flags_line) {
-  std::istringstream words(flags_line);
-  CpuFeatures f;
-  for (std::string w; words >> w;) {
-    f.amx_bf16 = f.amx_bf16 || w == "amx_bf16";
-    f.avx512_bf16 = f.avx512_bf16 || w == "avx512_bf16";
-  }
-  return f;
-}
-
-CpuFeatures CpuFeatures::of_this_machine() {
-  std::ifstream in("/proc/cpuinfo");
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("flags", 0) == 0) return from_flags(line);
-  }
-  return {};
-}
-
-Numerics choose_numerics(Precision precision, const torch::Device& device, const CpuFeatures& cpu) {
+Numerics choose_numerics(Precision precision, const torch::Device& device,
+                         const std::optional<ProbeTimes>& probe) {
   Numerics n;
-  n.bf16 = precision == Precision::kAuto ? device.is_cuda() || cpu.amx_bf16
-                                         : precision == Precision::kBf16;
+  if (precision != Precision::kAuto) {
+    n.bf16 = precision == Precision::kBf16;
+  } else if (device.is_cuda()) {
+    n.bf16 = true;
+  } else {
+    n.probe = probe;
+    n.bf16 = probe && probe->bf16_ms > 0 && probe->bf16_ms < probe->fp32_ms;
+  }
   n.channels_last = !device.is_cuda() || n.bf16;
   return n;
-}
-
-Numerics choose_numerics(Precision precision, const torch::Device& device) {
-  return choose_numerics(precision, device, CpuFeatures::of_this_machine());
 }
 
 std::string describe(const Numerics& numerics) {
   std::string s = numerics.bf16 ? "bf16 autocast" : "fp32";
   return numerics.channels_last ? s + " + channels_last" : s;
+}
+
+std::string describe_choice(const Numerics& numerics) {
+  if (!numerics.probe) return describe(numerics);
+  const auto& p = *numerics.probe;
+  return fmt::format(
+      "{} (auto: probe convolution forward + backward fp32 {:.1f} ms, bf16 {:.1f} ms, {})",
+      describe(numerics), p.fp32_ms, p.bf16_ms, p.cached ? "cached" : "measured");
+}
+
+nlohmann::json to_json(const Numerics& numerics) {
+  nlohmann::json j = {{"bf16", numerics.bf16}, {"channels_last", numerics.channels_last}};
+  if (numerics.probe) {
+    j["probe"] = {{"fp32_ms", numerics.probe->fp32_ms},
+                  {"bf16_ms", numerics.probe->bf16_ms},
+                  {"cached", numerics.probe->cached}};
+  }
+  return j;
+}
+
+Numerics numerics_from_json(const nlohmann::json& j) {
+  Numerics n;
+  n.bf16 = j.at("bf16").get<bool>();
+  n.channels_last = j.at("channels_last").get<bool>();
+  if (j.contains("probe")) {
+    const auto& p = j["probe"];
+    n.probe = ProbeTimes{p.at("fp32_ms").get<double>(), p.at("bf16_ms").get<double>(),
+                         p.at("cached").get<bool>()};
+  }
+  return n;
 }
 
 void apply_layout(const Numerics& numerics, torch::nn::Module& module) {

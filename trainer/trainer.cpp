@@ -34,6 +34,7 @@
 #include "trainer/parallel_pretraining.h"
 #include "trainer/phase.h"
 #include "trainer/precision.h"
+#include "trainer/precision_probe.h"
 #include "trainer/run_labels.h"
 #include "trainer/seed.h"
 #include "trainer/step_report.h"
@@ -83,6 +84,18 @@ data::LoaderOptions train_loader_options(const TrainerSetup& s, int rank, int wo
   return lo;
 }
 
+// train.precision as rank 0 resolves it (`auto` on a CPU: its probe, measured or cached), so
+// every rank computes alike even where their CPUs would time differently. `note`: rank 0's
+// remark on the probe, if any.
+Numerics agreed_numerics(const TrainerSetup& s, cluster::Communicator& comm, std::string& note) {
+  cluster::ActivityScope named("precision");
+  std::string mine;
+  if (comm.rank() == 0) {
+    mine = to_json(resolve_numerics(s.train.precision, s.device, &note)).dump();
+  }
+  return numerics_from_json(nlohmann::json::parse(comm.all_gather_string(mine).front()));
+}
+
 // One run from its first to its last step: the parts below, in the order run() calls them.
 class TrainingRun {
  public:
@@ -93,13 +106,15 @@ class TrainingRun {
         world_(comm.size()),
         lead_(rank_ == 0),
         schedule_(setup.train.phases),
-        numerics_(choose_numerics(setup.train.precision, setup.device)) {}
+        numerics_(agreed_numerics(setup, comm, numerics_note_)) {}
 
   TrainResult run() {
     cluster::set_activity_run(s_.run_name);
     open_outputs();
     open_loader();
     open_report();
+    report_->say("numerics " + describe_choice(numerics_) +
+                 (numerics_note_.empty() ? "" : "; " + numerics_note_));
     const auto start = checkpoint::decide_resume(
         s_.resume, checkpoint_root(s_), s_.run_name,
         checkpoint::model_signature(s_.model, data::dataset_name(s_.data.dataset)), comm_);
@@ -719,6 +734,7 @@ class TrainingRun {
     summary["train_loss_bpd"] = result_.last_loss_bpd;
     summary["seconds"] = seconds_since(started_);
     summary["numerics"] = describe(numerics_);
+    if (numerics_.probe) summary["precision_probe"] = to_json(numerics_).at("probe");
     summary["agave"] = version::to_json(version::build_info());
     for (const auto& [k, v] : s_.labels) summary["labels"][k] = v;
     io::write_file_atomically(s_.output_dir + "/summary.json", summary.dump(2) + "\n");
@@ -740,6 +756,7 @@ class TrainingRun {
   const int rank_, world_;
   const bool lead_;
   const PhaseSchedule schedule_;
+  std::string numerics_note_;  // before numerics_, which sets it
   const Numerics numerics_;
   const Clock::time_point started_ = Clock::now();
 

@@ -10,6 +10,7 @@
 
 #include "cluster/communicator.h"
 #include "cluster/mpi_runtime.h"
+#include "model/autocast.h"
 #include "model/example_random.h"
 #include "trainer/precision.h"
 
@@ -141,9 +142,9 @@ TEST_F(TrainStepTest, MatchesTheFp32ReferenceStepForStep) {
               1e-4 * std::abs(out.loss_sum));
 }
 
-// fp32 with channels_last weights (the CPU default without AMX) computes the contiguous fp32
-// loss and gradients within fp32 tolerance: the layout changes the convolution kernels, not the
-// math or the per-example random draws. (Weights after an optim::Adamax step are no test: for a
+// fp32 with channels_last weights (a CPU run's layout in either precision) computes the contiguous
+// fp32 loss and gradients within fp32 tolerance: the layout changes the convolution kernels, not
+// the math or the per-example random draws. (Weights after an optim::Adamax step are no test: for a
 // gradient near eps, lr·g/(|g| + eps) amplifies rounding.)
 TEST_F(TrainStepTest, ChannelsLastWeightsGiveTheContiguousLossAndGradients) {
   Replica laid_out(x_, ids_), reference(x_, ids_);
@@ -265,6 +266,31 @@ TEST_F(TrainStepTest, BaselinesStepOnlyTheHalfTheyUse) {
     for (const auto& st : r.optimizer->states()) stepped += st.exp_avg.defined() ? 1 : 0;
     EXPECT_EQ(stepped, used.size()) << name;
   }
+}
+
+bool cpu_autocast_on() {
+#if AGAVE_DEVICE_AUTOCAST_API
+  return at::autocast::is_autocast_enabled(at::kCPU);
+#else
+  return at::autocast::is_cpu_enabled();
+#endif
+}
+
+// bf16 autocast covers the training forward and nothing after it: what runs next on the thread
+// (the evaluation, pictures) computes in fp32, so test bits/dim of a bf16 run are fp32 numbers.
+TEST_F(TrainStepTest, Bf16AutocastCoversTheTrainingForwardOnly) {
+  Replica trained(x_, ids_), reference(x_, ids_);
+  TrainStepOptions o;
+  o.seed = kSeed;
+  o.bf16 = true;
+  TrainStep step(trained.model, *trained.optimizer, *trained.ema, *comm_, o);
+  step.set_phase(joint());
+  const auto out = step.run(x_, ids_, 0);
+  EXPECT_FALSE(cpu_autocast_on());
+  const double want = reference_step(reference, x_, ids_, 0);
+  const double got = out.loss_sum / out.images;
+  EXPECT_NE(got, want);                           // the forward did run in bf16
+  EXPECT_NEAR(got, want, 0.01 * std::abs(want));  // bf16 rounding, not another loss
 }
 
 TEST_F(TrainStepTest, AStopRequestIsAgreedAndTheStepStillTrains) {

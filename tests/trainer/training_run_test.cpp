@@ -94,7 +94,9 @@ void expect_documented(const std::vector<nlohmann::json>& lines,
 }
 
 TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
-  const auto r = sh(mpirun(2) + kTrainer + " " + config());
+  // A cache folder of the test's own: the precision probe measures rather than reads.
+  const auto r = sh("XDG_CACHE_HOME=" + (out_.path() / "cache").string() + " " + mpirun(2) +
+                    kTrainer + " " + config());
   ASSERT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("phase pretrain_vae"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("phase pretrain_pixelcnn"), std::string::npos) << r.output;
@@ -187,9 +189,22 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_EQ(summary["agave"]["version"], agave::version::build_info().version);
   EXPECT_EQ(summary["agave"]["commit"], agave::version::build_info().commit);
   EXPECT_EQ(summary["agave"]["torch"], agave::version::build_info().torch);
-  // The tiny config leaves train.precision at auto: what this CPU resolves it to.
-  EXPECT_EQ(summary["numerics"], agave::trainer::describe(agave::trainer::choose_numerics(
-                                     agave::trainer::Precision::kAuto, torch::Device("cpu"))));
+  // The tiny config leaves train.precision at auto: rank 0 timed the probe in both precisions
+  // (into the test's own cache folder) and took the faster.
+  const auto& probe = summary.at("precision_probe");
+  EXPECT_GT(probe.at("fp32_ms").get<double>(), 0) << probe;
+  EXPECT_GT(probe.at("bf16_ms").get<double>(), 0) << probe;
+  EXPECT_FALSE(probe.at("cached").get<bool>()) << probe;
+  const agave::trainer::ProbeTimes times{probe["fp32_ms"].get<double>(),
+                                         probe["bf16_ms"].get<double>()};
+  const auto numerics = agave::trainer::choose_numerics(agave::trainer::Precision::kAuto,
+                                                        torch::Device("cpu"), times);
+  EXPECT_EQ(summary["numerics"], agave::trainer::describe(numerics));
+  EXPECT_NE(r.output.find("[tiny] numerics " + agave::trainer::describe(numerics) +
+                          " (auto: probe convolution forward + backward fp32 "),
+            std::string::npos)
+      << r.output;
+  EXPECT_TRUE(fs::exists(out_.path() / "cache" / "agave" / "precision.json"));
   EXPECT_TRUE(std::isfinite(summary["test_elbo_bpd"].get<double>()));
   EXPECT_LE(summary["test_iw_bpd"].get<double>(), summary["test_elbo_bpd"].get<double>() + 0.5);
 
