@@ -85,8 +85,8 @@ std::unique_ptr<State> build_state(const agave::launcher::Config& c) {
   auto s = std::make_unique<State>();
   torch::manual_seed(1);
   s->model = agave::model::Agave(c.model);
-  agave::trainer::apply_layout(agave::trainer::choose_numerics(c.train.precision, torch::kCPU),
-                               *s->model);
+  agave::trainer::apply_layout(
+      agave::trainer::choose_numerics(c.train.precision, torch::kCPU, std::nullopt), *s->model);
   s->ema = std::make_unique<agave::model::Ema>(*s->model, c.train.ema_decay);
   s->optimizer = std::make_unique<agave::optim::Adamax>(
       s->model->parameters(), agave::optim::AdamaxOptions(c.train.optimizer.lr));

@@ -9,7 +9,7 @@ namespace agave::testing {
 
 // A port free now (the kernel's pick, released again): a server started next can usually take it.
 inline int free_port() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -20,12 +20,13 @@ inline int free_port() {
   return ok ? ntohs(a.sin_port) : 0;
 }
 
-// A listening socket on a kernel-chosen loopback port, for the life of the object.
+// A listening socket on a kernel-chosen loopback port, for the life of the object (close-on-exec:
+// a process the test starts must not keep the port busy after the object is gone).
 struct BusyPort {
   int fd = -1;
   int port = 0;
   BusyPort() {
-    fd = socket(AF_INET, SOCK_STREAM, 0);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
