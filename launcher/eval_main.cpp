@@ -290,6 +290,13 @@ void write_results(const std::string& path, const std::string& text) {
   }
 }
 
+// "0.0123 0.0045" (bottom layer first), "none" without latents.
+std::string kl_per_layer(const trainer::EvalResult& r) {
+  std::string out;
+  for (double kl : r.kl_bpd_layers) out += (out.empty() ? "" : " ") + fmt(kl);
+  return out.empty() ? "none" : out;
+}
+
 void print_results(const Plan& plan, const trainer::EvalResult& r, double seconds, int ranks,
                    const std::string& json_out) {
   const int64_t k = r.importance_samples;
@@ -299,6 +306,12 @@ void print_results(const Plan& plan, const trainer::EvalResult& r, double second
             << fmt(r.iw_bpd_stderr) << " bits/dim\n"
             << "test VAE bound     " << fmt(r.vae_bpd) << " bits/dim (aux " << fmt(r.aux_bpd)
             << ", " << trainer::weights_name(r.weights) << " weights)\n"
+            << "test pixel term    " << fmt(r.pixel_bpd) << " bits/dim with matched z, "
+            << fmt(r.pixel_shuffled_bpd) << " with shuffled z\n"
+            << "test latent use    " << fmt(r.latent_use_bpd) << " ± "
+            << fmt(r.latent_use_bpd_stderr) << " bits/dim (" << r.latent_use_images
+            << " images paired), " << r.active_latent_channels << " of " << r.latent_channels
+            << " latent channels active, KL per layer " << kl_per_layer(r) << "\n"
             << r.images << " images in " << fmt(seconds, 2) << " s: " << fmt(r.images / seconds, 2)
             << " images/s, " << fmt(static_cast<double>(r.images * k) / seconds, 1)
             << " image·samples/s (IW)" << std::endl;

@@ -73,10 +73,10 @@ torch::Tensor AgaveImpl::no_latent(const torch::Tensor& x) const {
 LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms,
                              PixelCnnInput input) {
   check_input(x);
-  LossTerms out;
   const bool unconditioned = input == PixelCnnInput::kNone && has_aux_term();
   if (unconditioned && !terms.aux && !terms.kl) {
     // No term needs the VAE: it is not run (its draws of z would only cost time).
+    LossTerms out;
     out.x_nll = terms.pixel ? -discretized_mix_logistic_log_prob(
                                   scale_pixels(x),
                                   pixelcnn->forward_with_features(scale_pixels(x), CondFeatures{}))
@@ -84,13 +84,29 @@ LossTerms AgaveImpl::forward(const torch::Tensor& x, const LossSelection& terms,
     out.kl = out.kl_train = out.y_nll = torch::zeros_like(out.x_nll);
     return out;
   }
-  if (!has_latents()) {
-    // The KL and the auxiliary term are 0, the PixelCNN is unconditional.
-    out.x_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, {}));
-    out.kl = out.kl_train = out.y_nll = torch::zeros_like(out.x_nll);
-    return out;
-  }
-  auto v = vae->forward(x);
+  if (!has_latents()) return terms_without_latents(x);
+  return terms_given(x, terms, unconditioned, vae->forward(x));
+}
+
+std::pair<LossTerms, VaeOutput> AgaveImpl::forward_with_latents(const torch::Tensor& x) {
+  check_input(x);
+  if (!has_latents()) return {terms_without_latents(x), VaeOutput{}};
+  auto v = vae->forward(x, PosteriorMean::kKeep);
+  auto terms = terms_given(x, LossSelection{}, /*unconditioned=*/false, v);
+  return {std::move(terms), std::move(v)};
+}
+
+LossTerms AgaveImpl::terms_without_latents(const torch::Tensor& x) {
+  // The KL and the auxiliary term are 0, the PixelCNN is unconditional.
+  LossTerms out;
+  out.x_nll = -discretized_mix_logistic_log_prob(scale_pixels(x), pixel_params(x, {}));
+  out.kl = out.kl_train = out.y_nll = torch::zeros_like(out.x_nll);
+  return out;
+}
+
+LossTerms AgaveImpl::terms_given(const torch::Tensor& x, const LossSelection& terms,
+                                 bool unconditioned, const VaeOutput& v) {
+  LossTerms out;
   auto zeros = torch::zeros_like(v.kl);
   out.kl = v.kl;
   out.kl_train = v.kl_train;

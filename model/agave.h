@@ -8,6 +8,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <utility>
 #include <vector>
 
 #include "model/options.h"
@@ -49,6 +50,11 @@ class AgaveImpl : public torch::nn::Module {
   // input kNone: x_nll of the unconditioned PixelCNN; the VAE runs only for y_nll or KL.
   LossTerms forward(const torch::Tensor& x, const LossSelection& terms = {},
                     PixelCnnInput input = PixelCnnInput::kFz);
+
+  // forward(x) of every term, also returning the VAE's draw of z with each layer's KL and the
+  // posterior means (VaeOutput; empty for pixelcnn_only): what evaluation measures of z
+  // (model/latent_probe.h). With IAF the means cost one more pass of the flow.
+  std::pair<LossTerms, VaeOutput> forward_with_latents(const torch::Tensor& x);
 
   // Mean over the batch of x_nll + y_nll + λ·kl_train, restricted to `enabled` (nats).
   static torch::Tensor loss(const LossTerms& terms, double lambda,
@@ -113,6 +119,10 @@ class AgaveImpl : public torch::nn::Module {
 
  private:
   void check_input(const torch::Tensor& x) const;
+  // forward()'s terms for pixelcnn_only, and for a model with latents given the VAE's draw v.
+  LossTerms terms_without_latents(const torch::Tensor& x);
+  LossTerms terms_given(const torch::Tensor& x, const LossSelection& terms, bool unconditioned,
+                        const VaeOutput& v);
   AgaveOptions options_;
 };
 TORCH_MODULE(Agave);

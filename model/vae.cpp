@@ -80,7 +80,7 @@ VaeImpl::VaeImpl(const VaeOptions& options, int64_t image_channels, int64_t imag
   log_scale_ = register_parameter("log_scale", torch::full({image_channels}, std::log(32.0)));
 }
 
-VaeOutput VaeImpl::forward(const torch::Tensor& x) {
+VaeOutput VaeImpl::forward(const torch::Tensor& x, PosteriorMean mean) {
   TORCH_CHECK(x.dim() == 4 && x.size(1) == image_channels_ && x.size(2) == image_size_ &&
                   x.size(3) == image_size_,
               "VAE: expected x of shape N×", image_channels_, "×", image_size_, "×", image_size_,
@@ -93,7 +93,7 @@ VaeOutput VaeImpl::forward(const torch::Tensor& x) {
     ups.push_back(layers_[l]->as<LadderLayer>()->up(h));
     h = ups.back().h;
   }
-  return top_down(x.size(0), LatentSource::kPosterior, &ups, nullptr);
+  return top_down(x.size(0), LatentSource::kPosterior, &ups, nullptr, mean);
 }
 
 VaeOutput VaeImpl::sample_prior(int64_t n) {
@@ -107,7 +107,7 @@ VaeOutput VaeImpl::decode(const std::vector<torch::Tensor>& z) {
 }
 
 VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<LadderUp>* ups,
-                            const std::vector<torch::Tensor>* given) {
+                            const std::vector<torch::Tensor>* given, PosteriorMean mean) {
   const int64_t r = options_.latent_resolution();
   auto h = h_top_.view({1, -1, 1, 1}).expand({n, -1, r, r}).contiguous();
   const size_t depth = layers_->size();
@@ -119,19 +119,23 @@ VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<La
   if (posterior) {
     out.log_q = torch::zeros({n}, opts);
     out.kl_train = torch::zeros({n}, opts);
+    out.kl_layers.resize(depth);
+    if (mean == PosteriorMean::kKeep) out.z_mean.resize(depth);
   }
   const double kl_min = options_.free_bits();
   for (size_t i = depth; i-- > 0;) {
     auto* layer = layers_[i]->as<LadderLayer>();
     if (i + 1 == depth) layer->opt_out_of_data_init();
     auto d = layer->down(h, source, posterior ? &(*ups)[i] : nullptr,
-                         given ? (*given)[i] : torch::Tensor());
+                         given ? (*given)[i] : torch::Tensor(), mean);
     h = d.h;
     out.z[i] = d.z;
     out.log_p = out.log_p + d.log_p.sum({1, 2, 3});
     if (!posterior) continue;
     out.log_q = out.log_q + d.log_q.sum({1, 2, 3});
     auto kl_channel = (d.log_q - d.log_p).sum({2, 3});  // N×Z
+    out.kl_layers[i] = kl_channel.sum(1);
+    if (mean == PosteriorMean::kKeep) out.z_mean[i] = d.mean;
     if (kl_min > 0.0) {
       // Free bits (IAF-VAE): a channel whose batch-average KL is below kl_min costs kl_min
       // and gets no gradient. Per image the active channels keep their own KL, so the batch

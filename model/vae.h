@@ -30,6 +30,10 @@ struct VaeOutput {
   torch::Tensor kl;              // N: log_q − log_p, the single-sample KL estimate (nats)
   torch::Tensor kl_train;        // N: kl with free bits applied (what training minimises)
   std::vector<torch::Tensor> z;  // per layer (bottom first), after the flow; N×Z×R×R
+  // Posterior only: each layer's share of kl, N, bottom first (they sum to kl up to rounding).
+  std::vector<torch::Tensor> kl_layers;
+  // E_q(z|x)[z] per layer, N×Z×R×R, bottom first: with PosteriorMean::kKeep only (LadderDown).
+  std::vector<torch::Tensor> z_mean;
 };
 
 class VaeImpl : public torch::nn::Module {
@@ -38,7 +42,7 @@ class VaeImpl : public torch::nn::Module {
           int64_t aux_resolution);
 
   // z ~ q(z|x). x: N×C×H×W, uint8 or float holding pixel values in [0, 255]. All outputs fp32.
-  VaeOutput forward(const torch::Tensor& x);
+  VaeOutput forward(const torch::Tensor& x, PosteriorMean mean = PosteriorMean::kSkip);
   // z ~ p(z) by ancestral sampling (log_q, kl, kl_train undefined).
   VaeOutput sample_prior(int64_t n);
   // f(z) for a given z (one tensor per layer, as in VaeOutput::z); log_p is filled.
@@ -62,7 +66,8 @@ class VaeImpl : public torch::nn::Module {
 
  private:
   VaeOutput top_down(int64_t n, LatentSource source, const std::vector<LadderUp>* ups,
-                     const std::vector<torch::Tensor>* given);
+                     const std::vector<torch::Tensor>* given,
+                     PosteriorMean mean = PosteriorMean::kSkip);
 
   VaeOptions options_;
   int64_t image_channels_, image_size_, aux_resolution_;

@@ -45,8 +45,24 @@ LadderUp LadderLayerImpl::up(const torch::Tensor& h) {
   return out;
 }
 
+torch::Tensor LadderLayerImpl::flow(torch::Tensor z, const torch::Tensor& context,
+                                    torch::Tensor* log_q) {
+  for (int64_t s = 0; s < iaf_steps_; ++s) {
+    // Reversing the channel order between steps lets every unit condition on every other.
+    if (s > 0) {
+      z = z.flip({1});
+      if (log_q) *log_q = log_q->flip({1});
+    }
+    auto [shift, log_scale] = iaf_[s]->as<IafStep>()->forward(z, context);
+    z = (z - shift) * torch::exp(-log_scale);
+    if (log_q) *log_q = *log_q + log_scale;  // minus the log-determinant of z -> (z - m) / s
+  }
+  return z;
+}
+
 LadderDown LadderLayerImpl::down(const torch::Tensor& h, LatentSource source,
-                                 const LadderUp* from_below, const torch::Tensor& given_z) {
+                                 const LadderUp* from_below, const torch::Tensor& given_z,
+                                 PosteriorMean mean) {
   const int64_t ctx = iaf_steps_ > 0 ? width_ : 0;
   auto act = torch::elu(h);
   auto params = down_params_(act).to(torch::kFloat).chunk(4, 1);
@@ -61,21 +77,10 @@ LadderDown LadderLayerImpl::down(const torch::Tensor& h, LatentSource source,
     DiagonalGaussian posterior(from_below->mean + params[2], from_below->logsd + params[3]);
     auto z = posterior.sample();
     auto log_q = posterior.log_prob(z);
-    if (iaf_steps_ > 0) {
-      auto context = from_below->context + split[0];
-      for (int64_t s = 0; s < iaf_steps_; ++s) {
-        // Reversing the channel order between steps lets every unit condition on every other.
-        if (s > 0) {
-          z = z.flip({1});
-          log_q = log_q.flip({1});
-        }
-        auto [shift, log_scale] = iaf_[s]->as<IafStep>()->forward(z, context);
-        z = (z - shift) * torch::exp(-log_scale);
-        log_q = log_q + log_scale;  // minus the log-determinant of z -> (z - m) / s
-      }
-    }
-    out.z = z;
+    const auto context = iaf_steps_ > 0 ? from_below->context + split[0] : torch::Tensor();
+    out.z = flow(z, context, &log_q);
     out.log_q = log_q;
+    if (mean == PosteriorMean::kKeep) out.mean = flow(posterior.mean, context, nullptr);
   } else if (source == LatentSource::kPrior) {
     out.z = prior.sample();
   } else {

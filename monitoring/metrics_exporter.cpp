@@ -106,6 +106,12 @@ struct MetricsExporter::Impl {
   prometheus::Gauge* eval_aux;
   prometheus::Gauge* eval_step;
   prometheus::Gauge* eval_samples;
+  prometheus::Gauge* eval_pixel_matched;
+  prometheus::Gauge* eval_pixel_shuffled;
+  prometheus::Gauge* eval_latent_use;
+  prometheus::Gauge* eval_active_channels;
+  prometheus::Gauge* eval_latent_channels;
+  std::vector<prometheus::Gauge*> eval_kl_layers;  // one per latent layer, from the first eval
   prometheus::Histogram* checkpoint_seconds;
   prometheus::Gauge* checkpoint_bytes;
   std::map<std::string, prometheus::Gauge*> phases;
@@ -150,15 +156,32 @@ struct MetricsExporter::Impl {
     eval_step = &gauge(r, "agave_eval_step", "Global step of the last evaluation", labels);
     eval_samples = &gauge(r, "agave_eval_importance_samples",
                           "Importance samples per image of the last IW bound", labels);
+    const std::string pixel_help =
+        "Test-set -ln p(x|z) in bits per dimension with z ~ q(z|x) of the same image (matched) or "
+        "of another image of the batch (shuffled)";
+    eval_pixel_matched =
+        &gauge(r, "agave_eval_pixel_bpd", pixel_help, with(labels, "z", "matched"));
+    eval_pixel_shuffled =
+        &gauge(r, "agave_eval_pixel_bpd", pixel_help, with(labels, "z", "shuffled"));
+    eval_latent_use = &gauge(r, "agave_eval_latent_use_bpd",
+                             "Test-set bits per dimension the likelihood of x takes from z: "
+                             "-ln p(x|z) with shuffled z minus with matched z",
+                             labels);
+    eval_active_channels =
+        &gauge(r, "agave_eval_active_latent_channels",
+               "Latent channels with Cov_x(E_q[z]) > 0.01 (Burda et al.)", labels);
+    eval_latent_channels =
+        &gauge(r, "agave_eval_latent_channels", "Latent channels of all latent layers", labels);
     checkpoint_seconds = &histogram(r, "agave_checkpoint_seconds", "Wall time of one checkpoint",
                                     labels, checkpoint_buckets());
     checkpoint_bytes = &gauge(r, "agave_checkpoint_bytes",
                               "Bytes this rank wrote for the last checkpoint", labels);
     // Not measured yet is NaN, never 0: 0 bits/dim on a test panel (eval.every: 0 until the
     // final evaluation) or 0 images/s would read as a measurement; Grafana draws NaN as no data.
-    for (auto* g :
-         {bpd_pixel, bpd_aux, bpd_kl, bpd_total, kl_nats, images_per_second, eval_elbo, eval_iw,
-          eval_kl, eval_vae, eval_aux, eval_step, eval_samples, checkpoint_bytes}) {
+    for (auto* g : {bpd_pixel, bpd_aux, bpd_kl, bpd_total, kl_nats, images_per_second, eval_elbo,
+                    eval_iw, eval_kl, eval_vae, eval_aux, eval_step, eval_samples,
+                    eval_pixel_matched, eval_pixel_shuffled, eval_latent_use, eval_active_channels,
+                    eval_latent_channels, checkpoint_bytes}) {
       g->Set(std::numeric_limits<double>::quiet_NaN());
     }
     // Every phase series exists (at 0) from the start, so dashboards and alerts see the run
@@ -231,6 +254,19 @@ void MetricsExporter::record_eval(const EvalRecord& r) {
   m.eval_aux->Set(r.aux_bpd);
   m.eval_step->Set(static_cast<double>(r.step));
   m.eval_samples->Set(static_cast<double>(r.importance_samples));
+  m.eval_pixel_matched->Set(r.pixel_bpd);
+  m.eval_pixel_shuffled->Set(r.pixel_shuffled_bpd);
+  m.eval_latent_use->Set(r.latent_use_bpd);
+  m.eval_active_channels->Set(r.active_latent_channels);
+  m.eval_latent_channels->Set(r.latent_channels);
+  // The layer count is the model's, known from the first evaluation on: its series start there.
+  while (m.eval_kl_layers.size() < r.kl_bpd_layers.size()) {
+    m.eval_kl_layers.push_back(
+        &gauge(*m.hub->registry, "agave_eval_kl_layer_bpd",
+               "Test-set KL(q(z|x)||p(z)) of one latent layer (0 = bottom) in bits per dimension",
+               with(m.labels, "layer", std::to_string(m.eval_kl_layers.size()))));
+  }
+  for (size_t l = 0; l < r.kl_bpd_layers.size(); ++l) m.eval_kl_layers[l]->Set(r.kl_bpd_layers[l]);
 }
 
 void MetricsExporter::record_checkpoint(double seconds, double bytes) {

@@ -3,9 +3,11 @@
 // Names, labels and units are documented in docs/metrics.md; the Grafana dashboard in
 // monitoring/grafana/ and the test in tests/monitoring/ rely on them.
 #include <cstdint>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "monitoring/options.h"
 #include "monitoring/step_record.h"
@@ -22,6 +24,8 @@ struct RunLabels {
   int rank = 0;  // world rank of the exporting process
 };
 
+inline constexpr double kNotMeasured = std::numeric_limits<double>::quiet_NaN();
+
 struct EvalRecord {
   int64_t step = 0;
   double elbo_bpd = 0;
@@ -30,6 +34,13 @@ struct EvalRecord {
   double aux_bpd = 0;  // −ln p(y|z) per dimension of x
   double vae_bpd = 0;  // the VAE-decoder bound −ln p(y|z) + KL
   int64_t importance_samples = 0;
+  // Latent use (docs/metrics.md, "Latent use"); NaN without latents (pixelcnn_only).
+  double pixel_bpd = kNotMeasured;           // −ln p(x|z) with the image's own z
+  double pixel_shuffled_bpd = kNotMeasured;  // with the z of another image
+  double latent_use_bpd = kNotMeasured;      // their difference
+  std::vector<double> kl_bpd_layers = {};    // KL per latent layer, bottom first
+  double active_latent_channels = kNotMeasured;
+  double latent_channels = kNotMeasured;
 };
 
 // The metrics of one run. All runs of a process share one HTTP exposer and one registry per

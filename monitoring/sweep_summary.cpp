@@ -1,6 +1,7 @@
 #include "monitoring/sweep_summary.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <algorithm>
 #include <cmath>
@@ -117,6 +118,16 @@ double number_or_nan(const nlohmann::json& s, const char* key) {
   if (it == s.end() || it->is_null()) return std::numeric_limits<double>::quiet_NaN();
   return it->get<double>();
 }
+// An array of numbers of a summary (null elements NaN); empty when it is missing.
+std::vector<double> numbers_or_nan(const nlohmann::json& s, const char* key) {
+  std::vector<double> out;
+  const auto it = s.find(key);
+  if (it == s.end() || !it->is_array()) return out;
+  for (const auto& v : *it) {
+    out.push_back(v.is_null() ? std::numeric_limits<double>::quiet_NaN() : v.get<double>());
+  }
+  return out;
+}
 }  // namespace
 
 std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
@@ -147,6 +158,13 @@ std::vector<SweepRow> read_sweep(const std::string& sweep_dir,
       r.weights = s.value("test_weights", "");
       r.test_images = s.value("test_images", int64_t{0});
       r.steps = s.at("steps").get<int64_t>();
+      r.test_pixel_bpd = number_or_nan(s, "test_pixel_bpd");
+      r.test_pixel_shuffled_bpd = number_or_nan(s, "test_pixel_shuffled_bpd");
+      r.test_latent_use_bpd = number_or_nan(s, "test_latent_use_bpd");
+      r.test_latent_use_bpd_stderr = number_or_nan(s, "test_latent_use_bpd_stderr");
+      r.test_kl_bpd_layers = numbers_or_nan(s, "test_kl_bpd_layers");
+      r.test_active_latent_channels = number_or_nan(s, "test_active_latent_channels");
+      r.test_latent_channels = number_or_nan(s, "test_latent_channels");
       rows.push_back(std::move(r));
     } catch (const nlohmann::json::exception& e) {
       if (!unreadable)
@@ -170,14 +188,19 @@ std::string sweep_csv(const std::vector<SweepRow>& rows) {
   for (const auto& axis : kPaperAxes) out += std::string(",") + axis.label;
   out +=
       ",test_elbo_bpd,test_iw_bpd,test_kl_bpd,test_aux_bpd,test_vae_bpd,weights,test_images,"
-      "steps\n";
+      "steps,test_pixel_bpd,test_pixel_shuffled_bpd,test_latent_use_bpd,"
+      "test_latent_use_bpd_stderr,test_kl_bpd_layers,test_active_latent_channels,"
+      "test_latent_channels\n";
   for (const auto& r : rows) {
     out += csv_field(r.run);
     visit_paper_axes(r, [&](const PaperAxis&, const std::string& v) { out += "," + csv_field(v); });
     // Shortest representation that reads back to the same double.
-    out +=
-        fmt::format(",{},{},{},{},{},{},{},{}\n", r.test_elbo_bpd, r.test_iw_bpd, r.test_kl_bpd,
-                    r.test_aux_bpd, r.test_vae_bpd, csv_field(r.weights), r.test_images, r.steps);
+    out += fmt::format(",{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", r.test_elbo_bpd,
+                       r.test_iw_bpd, r.test_kl_bpd, r.test_aux_bpd, r.test_vae_bpd,
+                       csv_field(r.weights), r.test_images, r.steps, r.test_pixel_bpd,
+                       r.test_pixel_shuffled_bpd, r.test_latent_use_bpd,
+                       r.test_latent_use_bpd_stderr, fmt::join(r.test_kl_bpd_layers, ";"),
+                       r.test_active_latent_channels, r.test_latent_channels);
   }
   return out;
 }

@@ -24,6 +24,15 @@ struct SweepRow {
   std::string weights;  // "ema" or "live"; "" in older summaries
   int64_t test_images = 0;
   int64_t steps = 0;
+  // Latent use (docs/metrics.md, "Latent use"): NaN when the summary has none (pixelcnn_only,
+  // summaries older than issue 33).
+  double test_pixel_bpd = 0;
+  double test_pixel_shuffled_bpd = 0;
+  double test_latent_use_bpd = 0;
+  double test_latent_use_bpd_stderr = 0;
+  std::vector<double> test_kl_bpd_layers;  // bottom first; empty when the summary has none
+  double test_active_latent_channels = 0;
+  double test_latent_channels = 0;
 };
 
 // Rows of every <sweep_dir>/<run>/summary.json (runs without one, still training or failed,
@@ -42,7 +51,10 @@ std::vector<std::pair<std::string, std::string>> read_failed_runs(const std::str
 
 // The rows as CSV with the header
 // run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,test_aux_bpd,
-// test_vae_bpd,weights,test_images,steps.
+// test_vae_bpd,weights,test_images,steps,test_pixel_bpd,test_pixel_shuffled_bpd,
+// test_latent_use_bpd,test_latent_use_bpd_stderr,test_kl_bpd_layers,test_active_latent_channels,
+// test_latent_channels (the latent-use columns last, so readers of the older columns by position
+// still read them; test_kl_bpd_layers joins the layers' values with ';').
 std::string sweep_csv(const std::vector<SweepRow>& rows);
 
 // Writes a whole file (the caller's atomic write: a reader of sweep.csv must never see it

@@ -1,5 +1,6 @@
 #include "trainer/evaluator.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -10,6 +11,8 @@
 
 #include "cluster/activity.h"
 #include "data/loader.h"
+#include "model/latent_probe.h"
+#include "trainer/latent_stats.h"
 
 namespace agave::trainer {
 
@@ -24,6 +27,16 @@ nlohmann::json to_json(const EvalResult& r, const std::string& prefix) {
           {prefix + "aux_bpd", r.aux_bpd},
           {prefix + "vae_bpd", r.vae_bpd},
           {prefix + "vae_bpd_stderr", r.vae_bpd_stderr},
+          {prefix + "pixel_bpd", r.pixel_bpd},
+          {prefix + "pixel_bpd_stderr", r.pixel_bpd_stderr},
+          {prefix + "pixel_shuffled_bpd", r.pixel_shuffled_bpd},
+          {prefix + "pixel_shuffled_bpd_stderr", r.pixel_shuffled_bpd_stderr},
+          {prefix + "latent_use_bpd", r.latent_use_bpd},
+          {prefix + "latent_use_bpd_stderr", r.latent_use_bpd_stderr},
+          {prefix + "latent_use_images", r.latent_use_images},
+          {prefix + "kl_bpd_layers", r.kl_bpd_layers},
+          {prefix + "active_latent_channels", r.active_latent_channels},
+          {prefix + "latent_channels", r.latent_channels},
           {prefix + "images", r.images},
           {prefix + "weights", weights_name(r.weights)},
           {"importance_samples", r.importance_samples}};
@@ -32,9 +45,11 @@ nlohmann::json to_json(const EvalResult& r, const std::string& prefix) {
 std::string describe(const EvalResult& r) {
   return fmt::format(
       "test ELBO {:.3f} ± {:.3f} bits/dim, IW(K={}) {:.3f} ± {:.3f}, KL {:.3f}, aux {:.3f}, VAE "
-      "bound {:.3f} ({} images, {} weights)",
+      "bound {:.3f}, latent use {:.4f} ± {:.4f} ({} of {} latent channels active) ({} images, {} "
+      "weights)",
       r.elbo_bpd, r.elbo_bpd_stderr, r.importance_samples, r.iw_bpd, r.iw_bpd_stderr, r.kl_bpd,
-      r.aux_bpd, r.vae_bpd, r.images, r.weights == EvalWeights::kEma ? "EMA" : "live");
+      r.aux_bpd, r.vae_bpd, r.latent_use_bpd, r.latent_use_bpd_stderr, r.active_latent_channels,
+      r.latent_channels, r.images, r.weights == EvalWeights::kEma ? "EMA" : "live");
 }
 
 EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOptions& options,
@@ -86,38 +101,131 @@ torch::Tensor images_in_share(const data::Batch& batch, const Share& share) {
   return keep.any().item<bool>() ? batch.images.index({keep}) : torch::Tensor();
 }
 
-// Per-image sums of each reported bound (bits/dim) and of its square: means and standard
-// errors after one all-reduce of `packed()`.
+// The latent layers' shape: `layers` maps of `channels` × `positions` (R·R) units; none for
+// pixelcnn_only.
+struct LatentShape {
+  int64_t layers = 0, channels = 0, positions = 1;
+  int64_t units() const { return layers * channels * positions; }
+};
+
+LatentShape latent_shape(const model::AgaveImpl& m) {
+  if (!m.has_latents()) return {};
+  const auto& v = m.options().vae();
+  return {v.depth(), v.latent_channels(), v.latent_resolution() * v.latent_resolution()};
+}
+
+// Per-image sums of each reported bound (bits/dim) and of its square, of each layer's KL, and of
+// the posterior means and their squares per latent unit (Burda et al.'s covariance): means,
+// standard errors and the active count after one all-reduce of `packed()`.
 struct BoundSums {
   double elbo = 0, elbo2 = 0, kl = 0, iw = 0, iw2 = 0, aux = 0, vae = 0, vae2 = 0;
-  int64_t images = 0;
+  double pixel = 0, pixel2 = 0, shuffled = 0, shuffled2 = 0, use = 0, use2 = 0;
+  int64_t images = 0, paired = 0;
+  std::vector<double> kl_layers;
+  torch::Tensor z_sum, z_sum2;  // per unit, float64 on the CPU
 
+  explicit BoundSums(const LatentShape& shape)
+      : kl_layers(static_cast<size_t>(shape.layers)),
+        z_sum(torch::zeros({shape.units()}, torch::kFloat64)),
+        z_sum2(torch::zeros({shape.units()}, torch::kFloat64)) {}
+
+  // The scalars first (kScalars of them), then kl_layers, z_sum, z_sum2.
+  static constexpr size_t kScalars = 16;
   std::vector<double> packed() const {
-    return {elbo, elbo2, kl, iw, iw2, static_cast<double>(images), aux, vae, vae2};
+    std::vector<double> out = {
+        elbo,   elbo2,    kl,        iw,  iw2,  static_cast<double>(images), aux, vae, vae2, pixel,
+        pixel2, shuffled, shuffled2, use, use2, static_cast<double>(paired)};
+    out.insert(out.end(), kl_layers.begin(), kl_layers.end());
+    for (const auto* t : {&z_sum, &z_sum2}) {
+      out.insert(out.end(), t->data_ptr<double>(), t->data_ptr<double>() + t->numel());
+    }
+    return out;
   }
 };
 
 double sum_of(const torch::Tensor& t) { return t.sum().item<double>(); }
 
-void add_batch(model::Agave& model, const torch::Tensor& x, const EvalOptions& options,
+// Sums of a per-image bits/dim tensor and of its square.
+void add_to(double& sum, double& sum2, const torch::Tensor& bpd) {
+  sum += sum_of(bpd);
+  sum2 += sum_of(bpd.pow(2));
+}
+
+// Sums of the pairs (matched, shuffled) of some images, −ln p(x|z) in nats.
+void add_pairs(const torch::Tensor& pixel, const torch::Tensor& shuffled_nll, double to_bpd,
                BoundSums& s) {
+  const auto shuffled = (shuffled_nll * to_bpd).to(torch::kFloat64);
+  add_to(s.shuffled, s.shuffled2, shuffled);
+  add_to(s.use, s.use2, shuffled - pixel);
+  s.paired += pixel.size(0);
+}
+
+// A batch of one image has no other image of its own to lend it a z (a rank's share often
+// starts or ends with one): it takes the z of an image of the batch before it on this rank, or,
+// when there is none yet, of the next batch. Only a share of a single image stays unpaired.
+struct LoneImages {
+  torch::Tensor donor_fz;                  // f(z) of one image of the last batch, 1×C×r×r
+  torch::Tensor waiting_x, waiting_pixel;  // a first batch of one image, not paired yet
+};
+
+// The shuffled-z sums of a batch whose matched pixel term is `pixel` (bits/dim).
+void add_shuffled(model::AgaveImpl& model, const torch::Tensor& x, const model::LatentProbe& p,
+                  const torch::Tensor& pixel, double to_bpd, LoneImages& lone, BoundSums& s) {
+  if (!p.fz.defined()) return;  // no latents
+  const int64_t n = x.size(0);
+  if (lone.waiting_x.defined()) {
+    add_pairs(lone.waiting_pixel, model::x_nll_given(model, lone.waiting_x, p.fz.narrow(0, 0, 1)),
+              to_bpd, s);
+    lone.waiting_x = lone.waiting_pixel = torch::Tensor();
+  }
+  if (n >= 2) {
+    add_pairs(pixel, p.x_nll_other, to_bpd, s);
+  } else if (lone.donor_fz.defined()) {
+    add_pairs(pixel, model::x_nll_given(model, x, lone.donor_fz), to_bpd, s);
+  } else {
+    lone.waiting_x = x;
+    lone.waiting_pixel = pixel;
+  }
+  lone.donor_fz = p.fz.narrow(0, n - 1, 1);
+}
+
+// Each layer's KL and the posterior means of a batch.
+void add_layers(const model::LatentProbe& p, double to_bpd, BoundSums& s) {
+  for (size_t l = 0; l < p.kl_layers.size(); ++l) {
+    s.kl_layers[l] += sum_of(p.kl_layers[l] * to_bpd);
+  }
+  if (p.z_mean.empty()) return;
+  std::vector<torch::Tensor> flat;
+  for (const auto& m : p.z_mean) flat.push_back(m.flatten(1));  // channel-major per layer
+  const auto means = torch::cat(flat, 1).to(torch::kCPU, torch::kFloat64);
+  s.z_sum += means.sum(0);
+  s.z_sum2 += means.pow(2).sum(0);
+}
+
+void add_batch(model::Agave& model, const torch::Tensor& x, const EvalOptions& options,
+               uint64_t partner_seed, LoneImages& lone, BoundSums& s) {
   const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
-  const auto terms = model->forward(x, model::LossSelection{true, true, true});
+  const auto partner = torch::tensor(derangement(x.size(0), partner_seed), torch::kLong);
+  // The ELBO's forward, its draw of z kept, plus one pass of the likelihood of x with the z of
+  // other images; no random numbers beyond forward()'s, so the IW bound's draws are unchanged.
+  const auto probe = model::probe_latents(*model, x, partner);
+  const auto& terms = probe.terms;
   const auto elbo = ((terms.x_nll + terms.kl) * to_bpd).to(torch::kFloat64);
   const auto aux = (model->decoder_nll(terms) * to_bpd).to(torch::kFloat64);
   const auto vae = aux + (terms.kl * to_bpd).to(torch::kFloat64);
+  const auto pixel = (terms.x_nll * to_bpd).to(torch::kFloat64);
   const auto iw =
       (-model->importance_weighted_bound(x, options.importance_samples, options.batch_size) *
        to_bpd)
           .to(torch::kFloat64);
-  s.elbo += sum_of(elbo);
-  s.elbo2 += sum_of(elbo.pow(2));
+  add_to(s.elbo, s.elbo2, elbo);
   s.kl += sum_of(terms.kl * to_bpd);
   s.aux += sum_of(aux);
-  s.vae += sum_of(vae);
-  s.vae2 += sum_of(vae.pow(2));
-  s.iw += sum_of(iw);
-  s.iw2 += sum_of(iw.pow(2));
+  add_to(s.vae, s.vae2, vae);
+  add_to(s.iw, s.iw2, iw);
+  add_to(s.pixel, s.pixel2, pixel);
+  add_shuffled(*model, x, probe, pixel, to_bpd, lone, s);
+  add_layers(probe, to_bpd, s);
   s.images += x.size(0);
 }
 
@@ -132,29 +240,58 @@ Next agree_next(cluster::Communicator& comm, const EvalControl& control, bool wo
   return agreed[1] > 0 ? Next::kContinue : Next::kDone;
 }
 
+// Mean and standard error of the mean from a sum and a sum of squares over n values.
+double stderr_of(double sum, double sum2, double n) {
+  if (n <= 1) return 0.0;
+  const double var = std::max(0.0, sum2 / n - (sum / n) * (sum / n));
+  return std::sqrt(var * n / (n - 1) / n);
+}
+
+void set_latent_use(const std::vector<double>& sums, const LatentShape& shape, bool has_latents,
+                    EvalResult& r) {
+  const double n = sums[5], paired = sums[15];
+  r.pixel_bpd = sums[9] / n;
+  r.pixel_bpd_stderr = stderr_of(sums[9], sums[10], n);
+  r.latent_use_images = static_cast<int64_t>(paired);
+  r.latent_channels = shape.layers * shape.channels;
+  const auto layers = sums.begin() + BoundSums::kScalars;
+  for (int64_t l = 0; l < shape.layers; ++l) r.kl_bpd_layers.push_back(layers[l] / n);
+  const auto z_sum = layers + shape.layers, z_sum2 = z_sum + shape.units();
+  r.active_latent_channels =
+      active_channels(std::vector<double>(z_sum, z_sum2),
+                      std::vector<double>(z_sum2, z_sum2 + shape.units()), n, shape.positions);
+  constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+  if (!has_latents || paired == 0) {
+    r.pixel_shuffled_bpd = r.pixel_shuffled_bpd_stderr = kNaN;
+    r.latent_use_bpd = r.latent_use_bpd_stderr = kNaN;
+    return;
+  }
+  r.pixel_shuffled_bpd = sums[11] / paired;
+  r.pixel_shuffled_bpd_stderr = stderr_of(sums[11], sums[12], paired);
+  r.latent_use_bpd = sums[13] / paired;
+  r.latent_use_bpd_stderr = stderr_of(sums[13], sums[14], paired);
+}
+
 EvalResult result_from(const std::vector<double>& sums, const EvalOptions& options,
-                       model::ModelKind kind, bool interrupted) {
+                       const LatentShape& shape, model::ModelKind kind, bool interrupted) {
   EvalResult r;
   r.images = static_cast<int64_t>(sums[5]);
   r.importance_samples = options.importance_samples;
   r.interrupted = interrupted;
   if (r.images == 0) return r;
   const double n = sums[5];
-  auto stderr_of = [n](double s, double s2) {
-    const double var = std::max(0.0, s2 / n - (s / n) * (s / n));
-    return n > 1 ? std::sqrt(var * n / (n - 1) / n) : 0.0;
-  };
   r.elbo_bpd = sums[0] / n;
-  r.elbo_bpd_stderr = stderr_of(sums[0], sums[1]);
+  r.elbo_bpd_stderr = stderr_of(sums[0], sums[1], n);
   r.kl_bpd = sums[2] / n;
   r.iw_bpd = sums[3] / n;
-  r.iw_bpd_stderr = stderr_of(sums[3], sums[4]);
+  r.iw_bpd_stderr = stderr_of(sums[3], sums[4], n);
   r.aux_bpd = sums[6] / n;
   r.vae_bpd = sums[7] / n;
-  r.vae_bpd_stderr = stderr_of(sums[7], sums[8]);
+  r.vae_bpd_stderr = stderr_of(sums[7], sums[8], n);
   if (!model::has_latents(kind)) {
     r.aux_bpd = r.vae_bpd = r.vae_bpd_stderr = std::numeric_limits<double>::quiet_NaN();
   }
+  set_latent_use(sums, shape, model::has_latents(kind), r);
   return r;
 }
 
@@ -171,7 +308,10 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
 
   model::ScopedEval eval_mode(*model);
   torch::NoGradGuard no_grad;
-  BoundSums sums;
+  const LatentShape shape = latent_shape(*model);
+  BoundSums sums(shape);
+  LoneImages lone;
+  uint64_t batches = 0;
   if (control.progress) control.progress({0, share.count, share.total});
   bool exhausted = false;
   Next next = Next::kContinue;
@@ -185,13 +325,14 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
       if (images.defined()) {
         auto x = images.to(device, /*non_blocking=*/true);
         if (x.size(0) > share.count - sums.images) x = x.narrow(0, 0, share.count - sums.images);
-        add_batch(model, x, options, sums);
+        // Each batch its own derangement, fixed by the seed and the batch's place on this rank.
+        add_batch(model, x, options, seed ^ (0x9E3779B97F4A7C15ull * ++batches), lone, sums);
         if (control.progress) control.progress({sums.images, share.count, share.total});
       }
     }
     next = agree_next(comm, control, sums.images < share.count && !exhausted);
   }
-  auto r = result_from(comm.all_reduce_sum(sums.packed()), options, model->options().kind(),
+  auto r = result_from(comm.all_reduce_sum(sums.packed()), options, shape, model->options().kind(),
                        next == Next::kStopped);
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return r;

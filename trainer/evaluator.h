@@ -6,6 +6,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "cluster/communicator.h"
 #include "model/agave.h"
@@ -31,6 +32,26 @@ struct EvalResult {
   double iw_bpd = 0;  // −IW bound with K samples, bits/dim
   double iw_bpd_stderr = 0;
   int64_t importance_samples = 0;
+  // What the likelihood of x takes from z (issue 33), per dimension of x, from the ELBO's draw
+  // z ~ q(z|x) (docs/metrics.md, "Latent use"). pixel_bpd: −ln p(x|z) with the image's own z, the
+  // ELBO's x term (every kind; for pixelcnn_only, which has no z, its whole NLL).
+  double pixel_bpd = 0;
+  double pixel_bpd_stderr = 0;
+  // The same draws paired with other images of the batch (a derangement, trainer/latent_stats.h):
+  // −ln p(x|z of another image), and the difference shuffled − matched per image with its paired
+  // standard error: the bits/dim the likelihood of x takes from z. Over `latent_use_images`
+  // (all images unless a rank's share is a single image, which has no other to pair with). NaN
+  // for pixelcnn_only.
+  double pixel_shuffled_bpd = 0;
+  double pixel_shuffled_bpd_stderr = 0;
+  double latent_use_bpd = 0;
+  double latent_use_bpd_stderr = 0;
+  int64_t latent_use_images = 0;
+  std::vector<double> kl_bpd_layers = {};  // KL per latent layer, bottom first; sums to kl_bpd
+  // Burda et al.'s active latent channels of `latent_channels` (all layers; 0 of 0 for
+  // pixelcnn_only): trainer/latent_stats.h says what a unit is and why.
+  int64_t active_latent_channels = 0;
+  int64_t latent_channels = 0;
   EvalWeights weights = EvalWeights::kLive;  // set by the caller, which chose them
   bool interrupted = false;  // a stop request ended it early: the numbers are not reported
   double seconds = 0;        // wall time of the evaluation (rank 0's, the ranks end together)

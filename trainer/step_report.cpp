@@ -117,8 +117,15 @@ void StepReport::evaluated(int64_t step, const EvalResult& r, double pictures_se
   }
   if (pictures_seconds > 0) measured_.pictures_seconds = pictures_seconds;
   if (sinks_.exporter) {
-    sinks_.exporter->record_eval(
-        {step, r.elbo_bpd, r.iw_bpd, r.kl_bpd, r.aux_bpd, r.vae_bpd, r.importance_samples});
+    monitoring::EvalRecord e{step,      r.elbo_bpd,          r.iw_bpd, r.kl_bpd, r.aux_bpd,
+                             r.vae_bpd, r.importance_samples};
+    e.pixel_bpd = r.pixel_bpd;
+    e.pixel_shuffled_bpd = r.pixel_shuffled_bpd;
+    e.latent_use_bpd = r.latent_use_bpd;
+    e.kl_bpd_layers = r.kl_bpd_layers;
+    e.active_latent_channels = static_cast<double>(r.active_latent_channels);
+    e.latent_channels = static_cast<double>(r.latent_channels);
+    sinks_.exporter->record_eval(e);
   }
   if (sinks_.log) {
     auto j = to_json(r);

@@ -76,6 +76,9 @@ TEST_F(Eval, OneAndTwoRanksAgreeOnTheSameImages) {
   ASSERT_EQ(last_.code, 0) << last_.output;
   EXPECT_NE(last_.output.find("test ELBO"), std::string::npos) << last_.output;
   EXPECT_NE(last_.output.find("test IW bound K=8"), std::string::npos) << last_.output;
+  EXPECT_NE(last_.output.find("test latent use    "), std::string::npos) << last_.output;
+  EXPECT_NE(last_.output.find(" latent channels active, KL per layer "), std::string::npos)
+      << last_.output;
   EXPECT_NE(last_.output.find(checkpoint()), std::string::npos) << last_.output;  // the newest
   const auto two = eval(2, args);
   ASSERT_EQ(last_.code, 0) << last_.output;
@@ -92,6 +95,13 @@ TEST_F(Eval, OneAndTwoRanksAgreeOnTheSameImages) {
     EXPECT_GT((*r)["iw_bpd_stderr"].get<double>(), 0.0);
     EXPECT_GT(kl, -0.05);
     EXPECT_LE(iw, elbo + 0.01);  // K = 8 is a tighter bound than K = 1
+    // Latent use: every image paired, also image 31, alone in rank 1's first batch (16..31).
+    EXPECT_EQ((*r)["latent_use_images"], 61);
+    EXPECT_NEAR((*r)["pixel_shuffled_bpd"].get<double>() - (*r)["pixel_bpd"].get<double>(),
+                (*r)["latent_use_bpd"].get<double>(), 1e-9);
+    EXPECT_NEAR((*r)["pixel_bpd"].get<double>() + kl, elbo, 1e-6);
+    EXPECT_EQ((*r)["kl_bpd_layers"].size(), 1u);
+    EXPECT_EQ((*r)["latent_channels"], 2);
   }
   // The same images: only z ~ q differs between the runs (~0.001 bits/dim here), far less than
   // the spread over images that the standard errors measure. Other images (e.g. rank 1 taking

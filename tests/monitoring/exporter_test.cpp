@@ -39,6 +39,11 @@ const std::set<std::string> kFamilies = {"agave_train_loss_bpd",
                                          "agave_eval_kl_bpd",
                                          "agave_eval_step",
                                          "agave_eval_importance_samples",
+                                         "agave_eval_pixel_bpd",
+                                         "agave_eval_latent_use_bpd",
+                                         "agave_eval_kl_layer_bpd",
+                                         "agave_eval_active_latent_channels",
+                                         "agave_eval_latent_channels",
                                          "agave_checkpoint_seconds",
                                          "agave_checkpoint_bytes",
                                          "agave_phase",
@@ -72,6 +77,18 @@ StepRecord step_record(int64_t step) {
   r.steps_done = step;
   r.skipped_steps_total = 1;
   r.window_steps = 10;
+  return r;
+}
+
+// An evaluation with every field set: a model of two latent layers.
+EvalRecord eval_record() {
+  EvalRecord r{100, 4.5, 4.4, 0.3, 0.2, 0.5, 64};
+  r.pixel_bpd = 4.2;
+  r.pixel_shuffled_bpd = 4.35;
+  r.latent_use_bpd = 0.15;
+  r.kl_bpd_layers = {0.25, 0.05};
+  r.active_latent_channels = 5;
+  r.latent_channels = 16;
   return r;
 }
 
@@ -122,6 +139,13 @@ TEST(MetricsExporter, WhatIsNotMeasuredYetIsNaNNotZero) {
   EXPECT_TRUE(std::isnan(value(before, "agave_images_per_second", {})));
   EXPECT_TRUE(std::isnan(value(before, "agave_checkpoint_bytes", {})));
   EXPECT_EQ(value(before, "agave_train_step", {}), 0);  // a step count: 0 is a measurement
+  for (const char* z : {"matched", "shuffled"}) {
+    EXPECT_TRUE(std::isnan(value(before, "agave_eval_pixel_bpd", {{"z", z}}))) << z;
+  }
+  for (const char* name : {"agave_eval_latent_use_bpd", "agave_eval_active_latent_channels",
+                           "agave_eval_latent_channels"}) {
+    EXPECT_TRUE(std::isnan(value(before, name, {}))) << name;
+  }
   ex.record_eval({100, 4.5, 4.4, 0.3, 0.2, 0.5, 64});
   EXPECT_DOUBLE_EQ(value(scrape(ex.port()), "agave_eval_nll_bpd", {{"bound", "iw"}}), 4.4);
 }
@@ -131,7 +155,7 @@ TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
   ASSERT_GT(ex.port(), 0);
   EXPECT_EQ(ex.url(), "http://127.0.0.1:" + std::to_string(ex.port()) + "/metrics");
   ex.record_step(step_record(100));
-  ex.record_eval({100, 4.5, 4.4, 0.3, 0.2, 0.5, 64});
+  ex.record_eval(eval_record());
   ex.record_checkpoint(1.5, 2.5e6);
 
   const auto body = http_get(ex.port(), "/metrics").body;
@@ -179,6 +203,13 @@ TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
       {"agave_eval_kl_bpd", run, 0.3},
       {"agave_eval_step", run, 100},
       {"agave_eval_importance_samples", run, 64},
+      {"agave_eval_pixel_bpd", with("z", "matched"), 4.2},
+      {"agave_eval_pixel_bpd", with("z", "shuffled"), 4.35},
+      {"agave_eval_latent_use_bpd", run, 0.15},
+      {"agave_eval_kl_layer_bpd", with("layer", "0"), 0.25},
+      {"agave_eval_kl_layer_bpd", with("layer", "1"), 0.05},
+      {"agave_eval_active_latent_channels", run, 5},
+      {"agave_eval_latent_channels", run, 16},
       {"agave_checkpoint_seconds_count", run, 1},
       {"agave_checkpoint_seconds_sum", run, 1.5},
       {"agave_checkpoint_bytes", run, 2.5e6},
@@ -205,9 +236,11 @@ TEST(MetricsExporter, ServesDocumentedNamesLabelsAndValues) {
     }
   }
 
-  // Only the run's labels (+ term/bound/phase/le): nothing per step or per time.
-  const std::set<std::string> allowed = {"run",  "lambda", "aux_resolution", "color_bins", "rank",
-                                         "term", "bound",  "phase",          "le"};
+  // Only the run's labels (+ term/bound/z/layer/phase/le): nothing per step or per time (a
+  // layer is one of the model's, a fixed few).
+  const std::set<std::string> allowed = {
+      "run",   "lambda", "aux_resolution", "color_bins", "rank", "term",
+      "bound", "z",      "layer",          "phase",      "le"};
   for (const auto& sample : s) {
     if (sample.name.rfind("agave_", 0) != 0 || sample.name == "agave_build_info") continue;
     for (const auto& [k, v] : sample.labels)
@@ -346,7 +379,7 @@ TEST(MetricsExporter, AScrapePassesPromtoolCheckMetricsWithoutWarnings) {
   }
   MetricsExporter ex(loopback(), labels("lambda=2", "2"));
   ex.record_step(step_record(100));
-  ex.record_eval({100, 4.5, 4.4, 0.3, 0.2, 0.5, 64});
+  ex.record_eval(eval_record());
   ex.record_checkpoint(1.5, 2.5e6);
   agave::testing::TempDir dir;
   const std::string file = dir.write("metrics.txt", http_get(ex.port(), "/metrics").body);

@@ -273,8 +273,15 @@ TEST(Dashboard, EveryDashboardQueryReturnsDataFromARealScrape) {
         r.skipped_steps_total = step / 50;
         exporters[i]->record_step(r);
         if (step % 10 == 0) {
-          exporters[i]->record_eval(
-              {step, r.loss_bpd + 0.1, r.loss_bpd, r.kl_bpd, r.aux_bpd, r.aux_bpd + r.kl_bpd, 8});
+          EvalRecord e{step,      r.loss_bpd + 0.1,     r.loss_bpd, r.kl_bpd,
+                       r.aux_bpd, r.aux_bpd + r.kl_bpd, 8};
+          e.pixel_bpd = r.pixel_bpd;
+          e.pixel_shuffled_bpd = r.pixel_bpd + r.kl_bpd / 2;
+          e.latent_use_bpd = r.kl_bpd / 2;
+          e.kl_bpd_layers = {r.kl_bpd / 2, r.kl_bpd / 2};
+          e.active_latent_channels = lambda < 2 ? 12 : 6;
+          e.latent_channels = 16;
+          exporters[i]->record_eval(e);
           exporters[i]->record_checkpoint(0.2, 1e6);
         }
       }

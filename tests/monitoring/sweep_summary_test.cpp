@@ -44,6 +44,14 @@ class SweepSummary : public ::testing::Test {
       s["test_vae_bpd"] = kl * 3;
       s["test_weights"] = "ema";
       s["test_images"] = 10000;
+      // Since issue 33 also the latent use.
+      s["test_pixel_bpd"] = elbo - kl;
+      s["test_pixel_shuffled_bpd"] = elbo - kl + 0.25;
+      s["test_latent_use_bpd"] = 0.25;
+      s["test_latent_use_bpd_stderr"] = 0.0625;
+      s["test_kl_bpd_layers"] = {kl / 2, kl / 2};
+      s["test_active_latent_channels"] = 3;
+      s["test_latent_channels"] = 16;
     }
     std::ofstream(dir_ / name / "summary.json") << s.dump(2);
   }
@@ -92,11 +100,15 @@ TEST_F(SweepSummary, CsvHasOneRowPerFinishedRunSortedByLambda) {
   ASSERT_EQ(rows.size(), 3u);
   EXPECT_EQ(read(dir_ / "sweep.csv"),
             "run,lambda,aux_resolution,color_bins,test_elbo_bpd,test_iw_bpd,test_kl_bpd,"
-            "test_aux_bpd,test_vae_bpd,weights,test_images,steps\n"
-            "\"lambda=2,aux_resolution=16\",2,16,,3.25,3.125,0.5,1,1.5,ema,10000,1000\n"
-            "\"lambda=4,aux_resolution=16\",4,16,,3.3,3.2,0.2,nan,nan,,0,999\n"
+            "test_aux_bpd,test_vae_bpd,weights,test_images,steps,test_pixel_bpd,"
+            "test_pixel_shuffled_bpd,test_latent_use_bpd,test_latent_use_bpd_stderr,"
+            "test_kl_bpd_layers,test_active_latent_channels,test_latent_channels\n"
+            "\"lambda=2,aux_resolution=16\",2,16,,3.25,3.125,0.5,1,1.5,ema,10000,1000,2.75,3,0.25,"
+            "0.0625,0.25;0.25,3,16\n"
+            "\"lambda=4,aux_resolution=16\",4,16,,3.3,3.2,0.2,nan,nan,,0,999,nan,nan,nan,nan,,nan,"
+            "nan\n"
             "\"lambda=12,aux_resolution=16\",12,16,,3.5,3.4,0.05,0.1,0.15000000000000002,ema,10000,"
-            "1000\n");
+            "1000,3.45,3.7,0.25,0.0625,0.025;0.025,3,16\n");
 }
 
 TEST_F(SweepSummary, BrokenSummaryNamesTheFile) {

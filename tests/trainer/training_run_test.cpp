@@ -93,6 +93,26 @@ void expect_documented(const std::vector<nlohmann::json>& lines,
   for (const auto& e : expected) EXPECT_TRUE(seen.count(e)) << e << " never written";
 }
 
+// The latent-use numbers of an evaluation of 8 images (issue 33) under `prefix`: the tiny
+// model has one latent layer of 2 channels.
+void expect_latent_use(const nlohmann::json& j, const std::string& prefix) {
+  auto num = [&](const char* key) { return j.at(prefix + key).get<double>(); };
+  EXPECT_TRUE(std::isfinite(num("pixel_bpd"))) << j;
+  EXPECT_GT(num("pixel_bpd_stderr"), 0.0) << j;
+  EXPECT_NEAR(num("pixel_bpd") + num("kl_bpd"), num("elbo_bpd"), 1e-6) << j;
+  EXPECT_TRUE(std::isfinite(num("pixel_shuffled_bpd"))) << j;
+  EXPECT_GE(num("pixel_shuffled_bpd_stderr"), 0.0) << j;
+  // Every image was paired (4 a rank), so the mean difference is the difference of the means.
+  EXPECT_EQ(j.at(prefix + "latent_use_images"), 8) << j;
+  EXPECT_NEAR(num("pixel_shuffled_bpd") - num("pixel_bpd"), num("latent_use_bpd"), 1e-9) << j;
+  EXPECT_GE(num("latent_use_bpd_stderr"), 0.0) << j;
+  ASSERT_EQ(j.at(prefix + "kl_bpd_layers").size(), 1u) << j;
+  EXPECT_NEAR(j.at(prefix + "kl_bpd_layers")[0].get<double>(), num("kl_bpd"), 1e-6) << j;
+  EXPECT_EQ(j.at(prefix + "latent_channels"), 2) << j;
+  EXPECT_GE(num("active_latent_channels"), 0) << j;
+  EXPECT_LE(num("active_latent_channels"), 2) << j;
+}
+
 TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   // A cache folder of the test's own: the precision probe measures rather than reads.
   const auto r = sh("XDG_CACHE_HOME=" + (out_.path() / "cache").string() + " " + mpirun(2) +
@@ -177,6 +197,7 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
       // A tiny model after 10 steps is still near uniform (8 bits/dim), but finite and positive.
       EXPECT_GT(l["iw_bpd"].get<double>(), 0.5);
       EXPECT_LT(l["iw_bpd"].get<double>(), 12.0);
+      expect_latent_use(l, "");
     }
   }
   EXPECT_EQ(train, 6);  // every 2 steps, and at the end of each phase (steps 3 and 6)
@@ -207,6 +228,7 @@ TEST_F(TrainingRun, TwoRanksTrainEveryPhaseAndStayInSync) {
   EXPECT_TRUE(fs::exists(out_.path() / "cache" / "agave" / "precision.json"));
   EXPECT_TRUE(std::isfinite(summary["test_elbo_bpd"].get<double>()));
   EXPECT_LE(summary["test_iw_bpd"].get<double>(), summary["test_elbo_bpd"].get<double>() + 0.5);
+  expect_latent_use(summary, "test_");
 
   // Sheets of 28×28 gray images shown at 84×84 (cells of 86 px with the gap): a row per z ~ p(z)
   // with f(z) and 2 samples given it (samples_per_latent 2), and x / f(z) / sample rows; the
