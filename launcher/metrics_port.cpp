@@ -1,7 +1,9 @@
 #include "launcher/metrics_port.h"
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include "elastic/supervisor.h"
@@ -43,7 +45,8 @@ void require_free_metrics_port(const Sweep& sweep, const std::string& config_fil
   }
   const int local = launcher_local_rank();
   const int port = static_cast<int>(m.port) + local;
-  if (monitoring::can_listen(m.bind, port)) return;
+  std::string problem = monitoring::listen_problem(m.bind, port);
+  if (problem.empty()) return;
   // A generation agave_elastic started again: the port may still be held by this host's rank
   // of the generation just ended, which is being killed. Exit 2 here would end the job (a config
   // error is never restarted), so the port gets kRestartPortWait to come free.
@@ -51,11 +54,18 @@ void require_free_metrics_port(const Sweep& sweep, const std::string& config_fil
     for (auto end = std::chrono::steady_clock::now() + kRestartPortWait;
          std::chrono::steady_clock::now() < end;) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      if (monitoring::can_listen(m.bind, port)) return;
+      if ((problem = monitoring::listen_problem(m.bind, port)).empty()) return;
     }
   }
+  const std::string address = m.bind + ":" + std::to_string(port);
+  if (problem != std::strerror(EADDRINUSE)) {
+    throw RankConfigError(config_file + ": monitoring.bind: cannot serve metrics on " + address +
+                          " (" + problem +
+                          "); monitoring.bind must be an address of this host (127.0.0.1, "
+                          "0.0.0.0 for every interface) and monitoring.port one it may use");
+  }
   throw RankConfigError(
-      config_file + ": monitoring.port: " + m.bind + ":" + std::to_string(port) +
+      config_file + ": monitoring.port: " + address +
       " is in use (this rank's metrics port: monitoring.port + node-local rank " +
       std::to_string(local) +
       "); choose another monitoring.port, set monitoring.next_free_port: true to " +

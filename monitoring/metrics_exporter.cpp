@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -53,7 +55,7 @@ void advance(prometheus::Counter& c, int64_t total) {
 
 }  // namespace
 
-bool can_listen(const std::string& bind, int port) {
+std::string listen_problem(const std::string& bind, int port) {
   std::string host = bind;
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
     host = host.substr(1, host.size() - 2);
@@ -63,15 +65,16 @@ bool can_listen(const std::string& bind, int port) {
   hints.ai_socktype = SOCK_STREAM;
   hints.ai_flags = AI_PASSIVE;
   addrinfo* found = nullptr;
-  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return true;
+  if (getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &found) != 0) return "";
   const int fd = socket(found->ai_family, found->ai_socktype, found->ai_protocol);
   // As the exposer binds: a port in TIME_WAIT from an earlier run is free, a listener is not.
   const int on = 1;
   const bool ok = fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) == 0 &&
                   ::bind(fd, found->ai_addr, found->ai_addrlen) == 0 && listen(fd, 1) == 0;
+  const std::string problem = ok ? "" : std::strerror(errno);
   if (fd >= 0) close(fd);
   freeaddrinfo(found);
-  return ok;
+  return problem;
 }
 
 double resident_memory_bytes() {

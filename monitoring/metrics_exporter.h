@@ -80,10 +80,14 @@ class MetricsExporter {
 // like the exposers: the launcher sets <run.output_dir>/prometheus_targets before training.
 void write_targets_into(const std::string& dir);
 
-// Whether a listening socket binds bind:port now (true when bind does not resolve: the
-// exporter reports that). For finding a port in use before MPI starts; the exporter may still
-// lose a race for it later.
-bool can_listen(const std::string& bind, int port);
+// Why a listening socket cannot bind bind:port now: "" when it can (also when bind does not
+// resolve: the exporter reports that), else the system's reason ("Address already in use",
+// "Cannot assign requested address" for an address not on this host, "Permission denied"). For
+// finding a port in use before MPI starts; the exporter may still lose a race for it later.
+std::string listen_problem(const std::string& bind, int port);
+inline bool can_listen(const std::string& bind, int port) {
+  return listen_problem(bind, port).empty();
+}
 
 // Resident set size of this process in bytes, from /proc/self/statm (0 when unreadable).
 double resident_memory_bytes();

@@ -1,7 +1,9 @@
 // The exporter over real HTTP: names, labels and values as docs/metrics.md documents them.
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -438,6 +440,16 @@ TEST(MetricsExporter, CanListenTellsAPortInUseFromAFreeOne) {
     freed = closed.port;
   }
   EXPECT_TRUE(can_listen("127.0.0.1", freed));
+}
+
+// The reason names what is wrong: a port in use is not an address this host does not have.
+TEST(MetricsExporter, ListenProblemSaysWhyAPortCannotBeServed) {
+  BusyPort busy;
+  EXPECT_EQ(listen_problem("127.0.0.1", busy.port), std::strerror(EADDRINUSE));
+  const int free = agave::testing::free_port();
+  EXPECT_EQ(listen_problem("127.0.0.1", free), "");
+  // 192.0.2.1: TEST-NET-1 (RFC 5737), never an address of this host.
+  EXPECT_EQ(listen_problem("192.0.2.1", free), std::strerror(EADDRNOTAVAIL));
 }
 
 }  // namespace

@@ -69,6 +69,27 @@ TEST(MetricsPort, ALaterElasticGenerationWaitsForThePortToComeFree) {
   EXPECT_NE(r.output.find("agave_trainer: run "), std::string::npos) << r.output;
 }
 
+// An address this host does not have is said to be that, not a port in use.
+TEST(MetricsPort, ABindAddressNotOfThisHostIsNamedAsSuch) {
+  if (!agave::testing::have_fashion_mnist()) GTEST_SKIP() << agave::testing::kNoFashionMnist;
+  agave::testing::TempDir dir;
+  const std::string runs = (dir.path() / "runs").string();
+  const int port = agave::testing::free_port();
+  const std::string config = dir.write(
+      "far.yaml", agave::testing::TinyConfig("far", runs, (dir.path() / "shards").string())
+                      .prometheus_port(port)
+                      .yaml());
+  const auto r = sh(agave::testing::mpirun(1) + agave::testing::kTrainer + " " + config +
+                    " --set monitoring.next_free_port=false --set monitoring.bind=192.0.2.1");
+  EXPECT_EQ(r.code, 2) << r.output;
+  EXPECT_EQ(count_of(r.output, "monitoring.bind: cannot serve metrics on 192.0.2.1:" +
+                                   std::to_string(port) + " (Cannot assign requested address)"),
+            1u)
+      << r.output;
+  EXPECT_EQ(r.output.find("is in use"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(runs)) << "the failed start wrote into " << runs;
+}
+
 // Every exporting rank checks its own port (monitoring.port + node-local rank) and says so
 // itself: here rank 1's, with monitoring.every_rank.
 TEST(MetricsPort, ASecondRanksPortInUseIsNamedByThatRank) {
