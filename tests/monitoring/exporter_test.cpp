@@ -446,10 +446,10 @@ TEST(MetricsExporter, CanListenTellsAPortInUseFromAFreeOne) {
 TEST(MetricsExporter, ListenProblemSaysWhyAPortCannotBeServed) {
   BusyPort busy;
   EXPECT_EQ(listen_problem("127.0.0.1", busy.port), std::strerror(EADDRINUSE));
-  const int free = agave::testing::free_port();
-  EXPECT_EQ(listen_problem("127.0.0.1", free), "");
+  const int unused = agave::testing::free_port();
+  EXPECT_EQ(listen_problem("127.0.0.1", unused), "");
   // 192.0.2.1: TEST-NET-1 (RFC 5737), never an address of this host.
-  EXPECT_EQ(listen_problem("192.0.2.1", free), std::strerror(EADDRNOTAVAIL));
+  EXPECT_EQ(listen_problem("192.0.2.1", unused), std::strerror(EADDRNOTAVAIL));
 }
 
 }  // namespace
