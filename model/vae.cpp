@@ -119,8 +119,10 @@ VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<La
   if (posterior) {
     out.log_q = torch::zeros({n}, opts);
     out.kl_train = torch::zeros({n}, opts);
-    out.kl_layers.resize(depth);
-    if (mean == PosteriorMean::kKeep) out.z_mean.resize(depth);
+    if (mean == PosteriorMean::kKeep) {
+      out.kl_layers.resize(depth);
+      out.z_mean.resize(depth);
+    }
   }
   const double kl_min = options_.free_bits();
   for (size_t i = depth; i-- > 0;) {
@@ -134,8 +136,10 @@ VaeOutput VaeImpl::top_down(int64_t n, LatentSource source, const std::vector<La
     if (!posterior) continue;
     out.log_q = out.log_q + d.log_q.sum({1, 2, 3});
     auto kl_channel = (d.log_q - d.log_p).sum({2, 3});  // N×Z
-    out.kl_layers[i] = kl_channel.sum(1);
-    if (mean == PosteriorMean::kKeep) out.z_mean[i] = d.mean;
+    if (mean == PosteriorMean::kKeep) {
+      out.kl_layers[i] = kl_channel.sum(1);
+      out.z_mean[i] = d.mean;
+    }
     if (kl_min > 0.0) {
       // Free bits (IAF-VAE): a channel whose batch-average KL is below kl_min costs kl_min
       // and gets no gradient. Per image the active channels keep their own KL, so the batch

@@ -30,7 +30,8 @@ struct VaeOutput {
   torch::Tensor kl;              // N: log_q − log_p, the single-sample KL estimate (nats)
   torch::Tensor kl_train;        // N: kl with free bits applied (what training minimises)
   std::vector<torch::Tensor> z;  // per layer (bottom first), after the flow; N×Z×R×R
-  // Posterior only: each layer's share of kl, N, bottom first (they sum to kl up to rounding).
+  // Each layer's share of kl, N, bottom first (they sum to kl up to rounding): like z_mean, an
+  // evaluation's output, with PosteriorMean::kKeep only (the training step never reads it).
   std::vector<torch::Tensor> kl_layers;
   // E_q(z|x)[z] per layer, N×Z×R×R, bottom first: with PosteriorMean::kKeep only (LadderDown).
   std::vector<torch::Tensor> z_mean;
