@@ -10,6 +10,21 @@
 
 namespace agave::model {
 
+// The dtype a convolution on `device` runs in here: autocast's lower precision when autocast is
+// on for that device type, else fp32 (what a parameter in fp32 gives).
+inline c10::ScalarType convolution_dtype(const c10::Device& device) {
+#if AGAVE_DEVICE_AUTOCAST_API
+  const auto type = device.type();
+  if (at::autocast::is_autocast_enabled(type)) return at::autocast::get_autocast_dtype(type);
+#else
+  if (device.is_cpu() && at::autocast::is_cpu_enabled()) {
+    return at::autocast::get_autocast_cpu_dtype();
+  }
+  if (device.is_cuda() && at::autocast::is_enabled()) return at::autocast::get_autocast_gpu_dtype();
+#endif
+  return at::kFloat;
+}
+
 class AutocastGuard {
  public:
   AutocastGuard(bool enabled, bool cuda) : enabled_(enabled), cuda_(cuda) {

@@ -1,5 +1,8 @@
 #include "model/weight_norm.h"
 
+#include "model/autocast.h"
+#include "model/weight_norm_kernel.h"
+
 namespace agave::model {
 
 WeightNormConv2dImpl::WeightNormConv2dImpl(const WeightNormConv2dOptions& options_)
@@ -76,8 +79,14 @@ torch::Tensor WeightNormConv2dImpl::apply(const torch::Tensor& x, const torch::T
   return y;
 }
 
+torch::Tensor WeightNormConv2dImpl::kernel_for(const torch::Tensor& x) const {
+  // Transposed kernels normalise over dim 1, whose values are not one block: tensor ops.
+  if (options.transposed() || !fused_weight_norm_applies(v)) return weight();
+  return fused_weight_norm(v, g, convolution_dtype(x.device()));
+}
+
 torch::Tensor WeightNormConv2dImpl::forward(const torch::Tensor& x) {
-  if (!data_init_pending_) return apply(x, weight(), b);
+  if (!data_init_pending_) return apply(x, kernel_for(x), b);
   data_init_pending_ = false;
   torch::NoGradGuard no_grad;
   // Moments of the pre-activation with g = 1, b = 0, taken on exactly what this layer outputs

@@ -52,6 +52,9 @@ class WeightNormConv2dImpl : public torch::nn::Module {
 
  private:
   torch::Tensor apply(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias);
+  // weight() as the convolution of `x` will use it: on the CPU one fused node
+  // (model/weight_norm_kernel.h) that already has the convolution's dtype.
+  torch::Tensor kernel_for(const torch::Tensor& x) const;
   bool data_init_pending_ = false;
 };
 TORCH_MODULE(WeightNormConv2d);
