@@ -1,7 +1,7 @@
 // agave_eval: test-set bits/dim of a checkpoint (the single-sample ELBO and the
 // importance-weighted bound with K samples), split across the ranks of an MPI job.
 //   mpirun -np N agave_eval --checkpoint DIR [--samples K] [--device cpu|cuda[:N]] [--limit N]
-//                           [--batch B] [--no-ema]
+//                           [--batch B] [--no-ema] [--json FILE] [--per-image FILE]
 // DIR is a checkpoint folder (with manifest.json), or a folder holding checkpoints (a run's
 // checkpoints/ or the run folder itself): then its newest complete checkpoint is used.
 #include <CLI/CLI.hpp>
@@ -23,6 +23,7 @@
 #include <sstream>
 #include <string>
 
+#include "analysis/per_image_file.h"
 #include "checkpoint/sharded_checkpoint.h"
 #include "checkpoint/training_state.h"
 #include "cluster/communicator.h"
@@ -225,7 +226,7 @@ void load_weights(model::Agave& model, const std::string& dir, bool use_ema) {
 }
 
 struct Arguments {
-  std::string checkpoint, shards, json_out, device = "cpu";
+  std::string checkpoint, shards, json_out, per_image_out, device = "cpu";
   int64_t samples = 0, limit = 0, batch = 0, threads = 0;
   bool no_ema = false;
 };
@@ -257,37 +258,70 @@ std::optional<int> parse_arguments(int argc, char** argv, Arguments& a) {
   app.add_option("--threads", a.threads, "LibTorch threads per rank (default: cores / local ranks)")
       ->check(CLI::NonNegativeNumber);
   app.add_option("--json", a.json_out, "also write the results to this JSON file (rank 0)");
+  app.add_option("--per-image", a.per_image_out,
+                 "also write each test image's numbers to this CSV file (rank 0), for "
+                 "agave_compare: docs/evaluation.md");
   return launcher::parse_command_line(app, argc, argv);
 }
 
-// --json's folder must exist before minutes of evaluation are spent (a UsageError, exit 2).
-void check_json_target(const std::string& json_out) {
-  if (json_out.empty()) return;
-  const fs::path parent = fs::absolute(json_out).parent_path();
+// An output file's folder must exist before minutes of evaluation are spent (a UsageError,
+// exit 2). `option`: --json, --per-image.
+void check_target(const std::string& option, const std::string& path) {
+  if (path.empty()) return;
+  const fs::path parent = fs::absolute(path).parent_path();
   std::error_code ec;
   if (!fs::is_directory(parent, ec)) {
-    throw UsageError("--json " + json_out + ": no such folder " + parent.string());
+    throw UsageError(option + " " + path + ": no such folder " + parent.string());
   }
 }
 
 // A regular file (or a new one) is replaced whole (a crash leaves the old one); anything else
 // (/dev/stdout, a pipe) is written in place. A write that fails is an error either way.
-void write_results(const std::string& path, const std::string& text) {
+void write_results(const std::string& option, const std::string& path, const std::string& text) {
   std::error_code ec;
   if (!fs::exists(path, ec) || fs::is_regular_file(path, ec)) {
     io::write_file_atomically(path, text);
     return;
   }
   std::FILE* f = std::fopen(path.c_str(), "w");
-  if (f == nullptr) throw std::runtime_error("--json " + path + ": " + std::strerror(errno));
+  if (f == nullptr) throw std::runtime_error(option + " " + path + ": " + std::strerror(errno));
   const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   const bool flushed = std::fflush(f) == 0;
   const int err = errno;
   const bool closed = std::fclose(f) == 0;
   if (!written || !flushed || !closed) {
-    throw std::runtime_error("--json " + path +
+    throw std::runtime_error(option + " " + path +
                              ": cannot write the results: " + std::strerror(err != 0 ? err : EIO));
   }
+}
+
+// --per-image: each image's numbers under the names of the JSON's means, and what they depend
+// on (analysis/per_image_file.h).
+analysis::PerImageFile per_image_file(const Plan& plan, const trainer::EvalResult& r) {
+  using S = trainer::ImageScores;
+  static const std::pair<const char*, double S::*> kColumns[] = {
+      {"elbo_bpd", &S::elbo_bpd},
+      {"iw_bpd", &S::iw_bpd},
+      {"pixel_bpd", &S::pixel_bpd},
+      {"pixel_shuffled_bpd", &S::pixel_shuffled_bpd},
+      {"latent_use_bpd", &S::latent_use_bpd},
+      {"kl_bpd", &S::kl_bpd},
+      {"aux_bpd", &S::aux_bpd},
+      {"vae_bpd", &S::vae_bpd}};
+  analysis::PerImageFile f;
+  f.meta = {plan.dir,
+            plan.meta.step,
+            plan.meta.seed,
+            trainer::weights_name(r.weights),
+            r.importance_samples,
+            plan.test_split};
+  for (const auto& [name, member] : kColumns) {
+    f.columns.push_back(name);
+    f.values.emplace_back();
+    for (const auto& image : r.per_image) f.values.back().push_back(image.*member);
+  }
+  for (const auto& image : r.per_image) f.index.push_back(image.index);
+  return f;
 }
 
 // "0.0123 0.0045" (bottom layer first), "none" without latents.
@@ -298,7 +332,7 @@ std::string kl_per_layer(const trainer::EvalResult& r) {
 }
 
 void print_results(const Plan& plan, const trainer::EvalResult& r, double seconds, int ranks,
-                   const std::string& json_out) {
+                   const Arguments& a) {
   const int64_t k = r.importance_samples;
   std::cout << "test ELBO          " << fmt(r.elbo_bpd) << " ± " << fmt(r.elbo_bpd_stderr)
             << " bits/dim (KL " << fmt(r.kl_bpd) << ")\n"
@@ -315,14 +349,17 @@ void print_results(const Plan& plan, const trainer::EvalResult& r, double second
             << r.images << " images in " << fmt(seconds, 2) << " s: " << fmt(r.images / seconds, 2)
             << " images/s, " << fmt(static_cast<double>(r.images * k) / seconds, 1)
             << " image·samples/s (IW)" << std::endl;
-  if (json_out.empty()) return;
+  if (!a.per_image_out.empty()) {
+    write_results("--per-image", a.per_image_out, analysis::to_text(per_image_file(plan, r)));
+  }
+  if (a.json_out.empty()) return;
   nlohmann::json j = trainer::to_json(r);
   j["checkpoint"] = plan.dir;
   j["step"] = plan.meta.step;
   j["ema"] = plan.eval.use_ema;
   j["ranks"] = ranks;
   j["seconds"] = seconds;
-  write_results(json_out, j.dump(2) + "\n");
+  write_results("--json", a.json_out, j.dump(2) + "\n");
 }
 
 int run(int argc, char** argv) {
@@ -331,7 +368,8 @@ int run(int argc, char** argv) {
   Plan plan;
   try {
     plan = make_plan(a.checkpoint, a.samples, a.limit, a.batch, a.no_ema, a.shards, a.device);
-    check_json_target(a.json_out);
+    check_target("--json", a.json_out);
+    check_target("--per-image", a.per_image_out);
   } catch (const std::exception& e) {  // UsageError, CheckpointError, ConfigError
     if (launcher_rank() == 0) std::cerr << "agave_eval: error: " << e.what() << std::endl;
     return code(ExitCode::kUserError);
@@ -369,10 +407,11 @@ int run(int argc, char** argv) {
   }
   EvalProgressReport progress(lead);
   auto r = trainer::evaluate(model, plan.shards, plan.eval, *comm, plan.meta.seed, device,
-                             trainer::EvalControl{std::ref(progress)});
+                             trainer::EvalControl{std::ref(progress), nullptr,
+                                                  /*per_image=*/!a.per_image_out.empty()});
   r.weights = plan.eval.use_ema ? trainer::EvalWeights::kEma : trainer::EvalWeights::kLive;
   progress.finish();
-  if (lead) print_results(plan, r, r.seconds, where.world_size, a.json_out);
+  if (lead) print_results(plan, r, r.seconds, where.world_size, a);
   comm.reset();
   mpi.world().barrier();
   return code(r.images > 0 ? ExitCode::kOk : ExitCode::kFailed);

@@ -69,7 +69,7 @@ std::string describe_plan(const SweepPlan& plan, const std::vector<RunSpec>& run
         << g.first_rank + g.size - 1 << " (group " << g.index << ")"
         << "  steps " << c.train.steps << "  batch " << c.train.batch_size << " ("
         << c.train.batch_size / g.size << "/rank)"
-        << "  output " << runs[i].output_dir << "\n";
+        << "  seed " << c.run.seed << "  output " << runs[i].output_dir << "\n";
   }
   for (const auto& g : plan.groups) {
     if (g.runs.empty()) out << "group " << g.index << ": idle (more groups than runs)\n";

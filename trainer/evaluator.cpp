@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <memory>
+#include <stdexcept>
 #include <vector>
 
 #include <fmt/format.h>
@@ -93,12 +94,17 @@ std::unique_ptr<data::ShardLoader> open_test_split(const std::string& shards,
   return std::make_unique<data::ShardLoader>(shards, "test", lo);
 }
 
-// The images of `batch` in this rank's share (undefined when none are).
-torch::Tensor images_in_share(const data::Batch& batch, const Share& share) {
-  if (!share.by_index) return batch.images;
+// The images of `batch` in this rank's share and their split indices (undefined when none are).
+struct ShareImages {
+  torch::Tensor images, indices;
+};
+
+ShareImages images_in_share(const data::Batch& batch, const Share& share) {
+  if (!share.by_index) return {batch.images, batch.indices};
   const auto keep =
       (batch.indices >= share.first).logical_and(batch.indices < share.first + share.count);
-  return keep.any().item<bool>() ? batch.images.index({keep}) : torch::Tensor();
+  if (!keep.any().item<bool>()) return {};
+  return {batch.images.index({keep}), batch.indices.index({keep})};
 }
 
 // The latent layers' shape: `layers` maps of `channels` × `positions` (R·R) units; none for
@@ -114,6 +120,74 @@ LatentShape latent_shape(const model::AgaveImpl& m) {
   return {v.depth(), v.latent_channels(), v.latent_resolution() * v.latent_resolution()};
 }
 
+// Each evaluated image's numbers at its split index (the evaluated images are the split's first
+// `total`), this rank's images only and zeros elsewhere, so that one all-reduce sum gathers every
+// rank's; with a count per image, which must come back 1 everywhere. Empty unless asked for.
+class ImageTable {
+ public:
+  enum Column {
+    kEvaluated,
+    kPaired,
+    kElbo,
+    kIw,
+    kPixel,
+    kShuffled,
+    kUse,
+    kKl,
+    kAux,
+    kVae,
+    kColumns
+  };
+
+  ImageTable() = default;
+  explicit ImageTable(int64_t total) : total_(total), v_(static_cast<size_t>(total * kColumns)) {}
+  bool on() const { return total_ > 0; }
+  const std::vector<double>& values() const { return v_; }
+
+  // Images `index` (N, their split indices) have `bpd` (N) in `column`; kEvaluated and kPaired
+  // count them.
+  void put(const torch::Tensor& index, Column column, const torch::Tensor& bpd = {}) {
+    if (!on()) return;
+    const auto i = index.to(torch::kCPU, torch::kLong).contiguous();
+    const auto v = bpd.defined() ? bpd.to(torch::kCPU, torch::kFloat64).contiguous()
+                                 : torch::ones({i.numel()}, torch::kFloat64);
+    for (int64_t n = 0; n < i.numel(); ++n) {
+      const int64_t at = i.data_ptr<int64_t>()[n];
+      if (at < 0 || at >= total_) {
+        throw std::logic_error(
+            fmt::format("evaluate: test image {} outside the {} evaluated", at, total_));
+      }
+      auto& cell = v_[static_cast<size_t>(at * kColumns + column)];
+      cell = column == kEvaluated ? cell + 1 : v.data_ptr<double>()[n];
+    }
+  }
+
+  // The rows of `reduced` (values() summed over the ranks), every image once unless the
+  // evaluation was `interrupted` (then the images evaluated).
+  std::vector<ImageScores> rows(const std::vector<double>& reduced, bool has_latents,
+                                bool interrupted) const {
+    constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+    std::vector<ImageScores> out;
+    for (int64_t i = 0; i < total_; ++i) {
+      const double* r = reduced.data() + i * kColumns;
+      if (r[kEvaluated] != 1 && !(interrupted && r[kEvaluated] == 0)) {
+        throw std::logic_error(
+            fmt::format("evaluate: test image {} evaluated {} times", i, r[kEvaluated]));
+      }
+      if (r[kEvaluated] == 0) continue;
+      const bool paired = r[kPaired] > 0;
+      out.push_back({i, r[kElbo], r[kIw], r[kPixel], paired ? r[kShuffled] : kNaN,
+                     paired ? r[kUse] : kNaN, has_latents ? r[kKl] : kNaN,
+                     has_latents ? r[kAux] : kNaN, has_latents ? r[kVae] : kNaN});
+    }
+    return out;
+  }
+
+ private:
+  int64_t total_ = 0;
+  std::vector<double> v_;
+};
+
 // Per-image sums of each reported bound (bits/dim) and of its square, of each layer's KL, and of
 // the posterior means and their squares per latent unit (Burda et al.'s covariance): means,
 // standard errors and the active count after one all-reduce of `packed()`.
@@ -123,6 +197,7 @@ struct BoundSums {
   int64_t images = 0, paired = 0;
   std::vector<double> kl_layers;
   torch::Tensor z_sum, z_sum2;  // per unit, float64 on the CPU
+  ImageTable per_image;         // each image's numbers, when asked for
 
   explicit BoundSums(const LatentShape& shape)
       : kl_layers(static_cast<size_t>(shape.layers)),
@@ -151,13 +226,17 @@ void add_to(double& sum, double& sum2, const torch::Tensor& bpd) {
   sum2 += sum_of(bpd.pow(2));
 }
 
-// Sums of the pairs (matched, shuffled) of some images, −ln p(x|z) in nats.
-void add_pairs(const torch::Tensor& pixel, const torch::Tensor& shuffled_nll, double to_bpd,
-               BoundSums& s) {
+// Sums of the pairs (matched, shuffled) of some images (split indices `index`), −ln p(x|z) in
+// nats.
+void add_pairs(const torch::Tensor& index, const torch::Tensor& pixel,
+               const torch::Tensor& shuffled_nll, double to_bpd, BoundSums& s) {
   const auto shuffled = (shuffled_nll * to_bpd).to(torch::kFloat64);
   add_to(s.shuffled, s.shuffled2, shuffled);
   add_to(s.use, s.use2, shuffled - pixel);
   s.paired += pixel.size(0);
+  s.per_image.put(index, ImageTable::kPaired);
+  s.per_image.put(index, ImageTable::kShuffled, shuffled);
+  s.per_image.put(index, ImageTable::kUse, shuffled - pixel);
 }
 
 // A batch of one image has no other image of its own to lend it a z (a rank's share often
@@ -166,25 +245,28 @@ void add_pairs(const torch::Tensor& pixel, const torch::Tensor& shuffled_nll, do
 struct LoneImages {
   torch::Tensor donor_fz;                  // f(z) of one image of the last batch, 1×C×r×r
   torch::Tensor waiting_x, waiting_pixel;  // a first batch of one image, not paired yet
+  torch::Tensor waiting_index;             // its split index
 };
 
 // The shuffled-z sums of a batch whose matched pixel term is `pixel` (bits/dim).
-void add_shuffled(model::AgaveImpl& model, const torch::Tensor& x, const model::LatentProbe& p,
-                  const torch::Tensor& pixel, double to_bpd, LoneImages& lone, BoundSums& s) {
+void add_shuffled(model::AgaveImpl& model, const torch::Tensor& x, const torch::Tensor& index,
+                  const model::LatentProbe& p, const torch::Tensor& pixel, double to_bpd,
+                  LoneImages& lone, BoundSums& s) {
   if (!p.fz.defined()) return;  // no latents
   const int64_t n = x.size(0);
   if (lone.waiting_x.defined()) {
-    add_pairs(lone.waiting_pixel, model::x_nll_given(model, lone.waiting_x, p.fz.narrow(0, 0, 1)),
-              to_bpd, s);
-    lone.waiting_x = lone.waiting_pixel = torch::Tensor();
+    add_pairs(lone.waiting_index, lone.waiting_pixel,
+              model::x_nll_given(model, lone.waiting_x, p.fz.narrow(0, 0, 1)), to_bpd, s);
+    lone.waiting_x = lone.waiting_pixel = lone.waiting_index = torch::Tensor();
   }
   if (n >= 2) {
-    add_pairs(pixel, p.x_nll_other, to_bpd, s);
+    add_pairs(index, pixel, p.x_nll_other, to_bpd, s);
   } else if (lone.donor_fz.defined()) {
-    add_pairs(pixel, model::x_nll_given(model, x, lone.donor_fz), to_bpd, s);
+    add_pairs(index, pixel, model::x_nll_given(model, x, lone.donor_fz), to_bpd, s);
   } else {
     lone.waiting_x = x;
     lone.waiting_pixel = pixel;
+    lone.waiting_index = index;
   }
   lone.donor_fz = p.fz.narrow(0, n - 1, 1);
 }
@@ -202,8 +284,21 @@ void add_layers(const model::LatentProbe& p, double to_bpd, BoundSums& s) {
   s.z_sum2 += means.pow(2).sum(0);
 }
 
-void add_batch(model::Agave& model, const torch::Tensor& x, const EvalOptions& options,
-               uint64_t partner_seed, LoneImages& lone, BoundSums& s) {
+// Each image's own numbers, for the per-image table.
+void put_images(const torch::Tensor& index, const torch::Tensor& elbo, const torch::Tensor& iw,
+                const torch::Tensor& pixel, const torch::Tensor& kl, const torch::Tensor& aux,
+                const torch::Tensor& vae, ImageTable& table) {
+  table.put(index, ImageTable::kEvaluated);
+  table.put(index, ImageTable::kElbo, elbo);
+  table.put(index, ImageTable::kIw, iw);
+  table.put(index, ImageTable::kPixel, pixel);
+  table.put(index, ImageTable::kKl, kl);
+  table.put(index, ImageTable::kAux, aux);
+  table.put(index, ImageTable::kVae, vae);
+}
+
+void add_batch(model::Agave& model, const torch::Tensor& x, const torch::Tensor& index,
+               const EvalOptions& options, uint64_t partner_seed, LoneImages& lone, BoundSums& s) {
   const double to_bpd = 1.0 / (model->dims_per_image() * std::log(2.0));
   const auto partner = torch::tensor(derangement(x.size(0), partner_seed), torch::kLong);
   // The ELBO's forward, its draw of z kept, plus one pass of the likelihood of x with the z of
@@ -224,7 +319,8 @@ void add_batch(model::Agave& model, const torch::Tensor& x, const EvalOptions& o
   add_to(s.vae, s.vae2, vae);
   add_to(s.iw, s.iw2, iw);
   add_to(s.pixel, s.pixel2, pixel);
-  add_shuffled(*model, x, probe, pixel, to_bpd, lone, s);
+  put_images(index, elbo, iw, pixel, terms.kl * to_bpd, aux, vae, s.per_image);
+  add_shuffled(*model, x, index, probe, pixel, to_bpd, lone, s);
   add_layers(probe, to_bpd, s);
   s.images += x.size(0);
 }
@@ -310,6 +406,7 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   torch::NoGradGuard no_grad;
   const LatentShape shape = latent_shape(*model);
   BoundSums sums(shape);
+  if (control.per_image) sums.per_image = ImageTable(share.total);
   LoneImages lone;
   uint64_t batches = 0;
   if (control.progress) control.progress({0, share.count, share.total});
@@ -321,12 +418,16 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
     if (sums.images < share.count && !exhausted) {
       auto batch = loader->next();
       exhausted = !batch;
-      auto images = batch ? images_in_share(*batch, share) : torch::Tensor();
-      if (images.defined()) {
-        auto x = images.to(device, /*non_blocking=*/true);
-        if (x.size(0) > share.count - sums.images) x = x.narrow(0, 0, share.count - sums.images);
+      const auto mine = batch ? images_in_share(*batch, share) : ShareImages();
+      if (mine.images.defined()) {
+        auto x = mine.images.to(device, /*non_blocking=*/true);
+        auto index = mine.indices;
+        if (x.size(0) > share.count - sums.images) {
+          x = x.narrow(0, 0, share.count - sums.images);
+          index = index.narrow(0, 0, x.size(0));
+        }
         // Each batch its own derangement, fixed by the seed and the batch's place on this rank.
-        add_batch(model, x, options, seed ^ (0x9E3779B97F4A7C15ull * ++batches), lone, sums);
+        add_batch(model, x, index, options, seed ^ (0x9E3779B97F4A7C15ull * ++batches), lone, sums);
         if (control.progress) control.progress({sums.images, share.count, share.total});
       }
     }
@@ -334,6 +435,10 @@ EvalResult evaluate(model::Agave& model, const std::string& shards, const EvalOp
   }
   auto r = result_from(comm.all_reduce_sum(sums.packed()), options, shape, model->options().kind(),
                        next == Next::kStopped);
+  if (sums.per_image.on()) {
+    r.per_image = sums.per_image.rows(comm.all_reduce_sum(sums.per_image.values()),
+                                      model::has_latents(model->options().kind()), r.interrupted);
+  }
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return r;
 }

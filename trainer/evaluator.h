@@ -18,6 +18,16 @@ namespace agave::trainer {
 enum class EvalWeights { kLive, kEma };
 const char* weights_name(EvalWeights w);  // "live", "ema"
 
+// One test image's numbers in bits/dim, for comparing evaluations image by image (agave_eval
+// --per-image; analysis/per_image_file.h). NaN where the image has none: every latent number
+// (and aux, vae) of pixelcnn_only, the shuffled and latent-use terms of an image no other image
+// lent a z (see EvalResult).
+struct ImageScores {
+  int64_t index = 0;  // in the test split
+  double elbo_bpd = 0, iw_bpd = 0, pixel_bpd = 0, pixel_shuffled_bpd = 0, latent_use_bpd = 0;
+  double kl_bpd = 0, aux_bpd = 0, vae_bpd = 0;
+};
+
 struct EvalResult {
   int64_t images = 0;   // images evaluated, all ranks
   double elbo_bpd = 0;  // −ELBO (pixel + KL) in bits/dim
@@ -55,6 +65,9 @@ struct EvalResult {
   EvalWeights weights = EvalWeights::kLive;  // set by the caller, which chose them
   bool interrupted = false;  // a stop request ended it early: the numbers are not reported
   double seconds = 0;        // wall time of the evaluation (rank 0's, the ranks end together)
+  // Every evaluated image's numbers in test-split order, on every rank; only when the caller
+  // asked (EvalControl::per_image). Each image once: a gap or a repeat is a logic_error.
+  std::vector<ImageScores> per_image = {};
 };
 
 // The result's numbers under their names, for every JSON that reports an evaluation (the
@@ -90,6 +103,9 @@ struct EvalControl {
   // long evaluation is honoured within a batch instead of after the whole test set. The
   // result is then `interrupted`.
   const std::atomic<bool>* stop = nullptr;
+  // Also return each image's numbers (EvalResult::per_image): one more all-reduce, of ten
+  // numbers per image. Alike on every rank.
+  bool per_image = false;
 };
 
 // The same, followed and possibly ended through `control`.

@@ -10,6 +10,9 @@
 #include <nlohmann/json.hpp>
 #include <regex>
 
+#include "analysis/comparison.h"
+#include "analysis/paired_stats.h"
+#include "analysis/per_image_file.h"
 #include "tests/common/fashion_mnist.h"
 #include "tests/common/process.h"
 #include "tests/common/test_files.h"
@@ -112,6 +115,46 @@ TEST_F(Eval, OneAndTwoRanksAgreeOnTheSameImages) {
       0.1 * std::max(one["iw_bpd_stderr"].get<double>(), two["iw_bpd_stderr"].get<double>());
   EXPECT_NEAR(one["elbo_bpd"].get<double>(), two["elbo_bpd"].get<double>(), tol_elbo);
   EXPECT_NEAR(one["iw_bpd"].get<double>(), two["iw_bpd"].get<double>(), tol_iw);
+}
+
+// --per-image: a row per image in test-split order, each once, whatever the ranks (two: rank 1's
+// first batch holds image 31 alone, paired with the next batch's z; three: other shares); their
+// means are the summary's, and what they depend on is above them.
+TEST_F(Eval, PerImageRowsAreEveryImageOnceInTestSetOrder) {
+  for (int np : {2, 3}) {
+    const std::string rows = (out_.path() / ("rows" + std::to_string(np) + ".csv")).string();
+    const auto r = eval(np, "--checkpoint " + run_dir() + " --samples 4 --limit 61 --batch 16 " +
+                                "--per-image " + rows);
+    ASSERT_FALSE(r.empty()) << last_.output;
+    const auto f = analysis::read_per_image(rows);
+    ASSERT_EQ(f.rows(), 61u) << np << " ranks";
+    for (size_t i = 0; i < f.rows(); ++i) EXPECT_EQ(f.index[i], static_cast<int64_t>(i));
+    EXPECT_EQ(f.meta.step, 10);
+    EXPECT_EQ(f.meta.importance_samples, 4);
+    EXPECT_EQ(f.meta.weights, "ema");
+    EXPECT_EQ(f.meta.checkpoint, checkpoint());
+    EXPECT_EQ(f.meta.test_split, 10000);  // Fashion-MNIST's test split
+    for (const char* column : {"elbo_bpd", "iw_bpd", "pixel_bpd", "pixel_shuffled_bpd",
+                               "latent_use_bpd", "kl_bpd", "aux_bpd", "vae_bpd"}) {
+      const auto m = analysis::mean_error(f.column(column));
+      EXPECT_EQ(m.n, 61) << column << ": every image has one";
+      EXPECT_NEAR(m.mean, r[column].get<double>(), 1e-6) << column << ", " << np << " ranks";
+    }
+    EXPECT_NEAR(analysis::mean_error(f.column("elbo_bpd")).stderr_of_mean,
+                r["elbo_bpd_stderr"].get<double>(), 1e-6);
+  }
+  // The two files pair: the same images, K and weights.
+  EXPECT_NO_THROW(analysis::check_pairable(analysis::read_per_image(out_ / "rows2.csv"),
+                                           analysis::read_per_image(out_ / "rows3.csv"),
+                                           {"elbo_bpd"}));
+  // A folder that is not there is refused before the evaluation.
+  const auto missing = (out_.path() / "nowhere" / "rows.csv").string();
+  const auto refused = sh(kEval + " --checkpoint " + checkpoint() + " --per-image " + missing);
+  EXPECT_EQ(refused.code, 2) << refused.output;
+  EXPECT_EQ(
+      count_of(refused.output, "agave_eval: error: --per-image " + missing + ": no such folder"),
+      1u)
+      << refused.output;
 }
 
 TEST_F(Eval, OneSampleIsTheElbo) {

@@ -5,11 +5,7 @@
 # each arm's KL curve (kl_curve.png, a PNG).
 # Exit 77 (CTest's skip) without the CIFAR-10 batches or gnuplot.
 set -euo pipefail
-src=${AGAVE_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
-export AGAVE_BIN_DIR=${AGAVE_BIN_DIR:-$src/build/bin}
-export AGAVE_CIFAR10=${AGAVE_CIFAR10:-$src/../shared/data/cifar10}
-[ -d "$AGAVE_CIFAR10" ] || { echo "SKIPPED: no CIFAR-10 at $AGAVE_CIFAR10"; exit 77; }
-command -v gnuplot >/dev/null || { echo "SKIPPED: gnuplot is not installed"; exit 77; }
+. "$(dirname "$0")/setup.sh"
 # Experiments that are families of configs (table1, fig5) resolve to their members.
 [ "$("$src/experiments/run.sh" table1 --list | tr '\n' ' ')" = \
   "experiments/table1_agave.cpu.yaml experiments/table1_pixelcnn.cpu.yaml experiments/table1_vae.cpu.yaml " ] ||
@@ -31,9 +27,6 @@ grep -q "^table1 --scale paper: .*experiments/table1_vae.paper.yaml" <<<"$all" |
 if "$src/experiments/run.sh" no_such_experiment --list >/dev/null 2>&1; then
   echo "FAILED: an unknown experiment must exit non-zero"; exit 1
 fi
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-fail() { echo "FAILED: $*"; exit 1; }
 
 "$src/experiments/run.sh" appendix_c --scale cpu --np 1 -- \
   --set run.output_dir="$tmp/runs" --set data.shards="$tmp/cifar10" \

@@ -59,10 +59,11 @@ TEST_P(Executables, ArgumentErrorsExitNonZeroAndPointToHelp) {
 }
 
 const Executable kExecutables[] = {
-    {"agave_trainer", false},    {"agave_eval", false},      {"agave_data", false},
-    {"agave_sweep_plot", false}, {"agave_elastic", false},   {"bench_checkpoint", true},
-    {"bench_eval", true},        {"bench_loader", true},     {"bench_model_pixelcnn", true},
-    {"bench_sampling", true},    {"bench_train_step", true}, {"bench_verify", true}};
+    {"agave_trainer", false},       {"agave_eval", false},    {"agave_data", false},
+    {"agave_sweep_plot", false},    {"agave_elastic", false}, {"agave_compare", false},
+    {"bench_checkpoint", true},     {"bench_eval", true},     {"bench_loader", true},
+    {"bench_model_pixelcnn", true}, {"bench_sampling", true}, {"bench_train_step", true},
+    {"bench_verify", true}};
 
 INSTANTIATE_TEST_SUITE_P(All, Executables, ::testing::ValuesIn(kExecutables),
                          [](const auto& info) { return std::string(info.param.name); });

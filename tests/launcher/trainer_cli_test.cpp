@@ -41,6 +41,9 @@ TEST(TrainerCli, DryRunOneRunOnTwoRanks) {
   EXPECT_NE(r.output.find("run 0: quickstart  ranks 0-1 (group 0)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("batch 32 (16/rank)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("group 0 rank 1/2, runs: quickstart"), std::string::npos) << r.output;
+  // The seed, which experiments/run.sh --seeds counts from.
+  const auto seeded = sh(kTrainer + " --dry-run " + kConfigs + "quickstart.yaml --set run.seed=41");
+  EXPECT_NE(seeded.output.find("(32/rank)  seed 41  output "), std::string::npos) << seeded.output;
 }
 
 TEST(TrainerCli, RankCountThatDoesNotFitTheSweepExitsTwo) {
