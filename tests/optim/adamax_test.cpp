@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <functional>
 #include <sstream>
 
 namespace agave::optim {
@@ -34,6 +35,46 @@ TEST(Adamax, MatchesTheAlgorithmStepByStep) {
     for (int i = 0; i < 3; ++i) EXPECT_NEAR(w[i].item<double>(), ref[i].p, 1e-12) << "step " << s;
   }
   EXPECT_EQ(opt.states()[0].step, 25);
+}
+
+// Steps `w` with Adamax on a fixed sequence of gradients, each laid out as `layout` gives it.
+torch::Tensor train_with(const torch::Tensor& w0,
+                         const std::function<torch::Tensor(torch::Tensor)>& layout) {
+  auto w = w0.clone().set_requires_grad(true);
+  Adamax opt({w}, AdamaxOptions(0.01).beta1(0.8).beta2(0.99).eps(1e-8));
+  torch::manual_seed(5);
+  for (int s = 0; s < 12; ++s) {
+    w.mutable_grad() = layout(torch::randn(w.sizes()) * (s % 4 == 0 ? 1e-3 : 1.0));
+    opt.step();
+  }
+  return w.detach();
+}
+
+TEST(Adamax, TheOnePassFp32UpdateMatchesTheTensorOps) {
+  // fp32 CPU parameters whose gradient has the parameter's layout take the one-pass loop; a
+  // gradient with other strides takes the tensor ops. Both are the same arithmetic.
+  auto w0 = torch::randn({8, 6});
+  auto fused = train_with(w0, [](torch::Tensor g) { return g; });
+  auto ops = train_with(w0, [](torch::Tensor g) { return g.t().contiguous().t(); });
+  EXPECT_TRUE(torch::allclose(fused, ops, 1e-6, 1e-7)) << (fused - ops).abs().max();
+  EXPECT_FALSE(torch::equal(fused, w0));
+  // And both follow the algorithm in double precision.
+  auto exact =
+      train_with(w0.to(torch::kFloat64), [](torch::Tensor g) { return g.to(torch::kFloat64); });
+  EXPECT_TRUE(torch::allclose(fused.to(torch::kFloat64), exact, 1e-5, 1e-6));
+}
+
+TEST(Adamax, ANonFiniteGradientReachesTheStateAsTheTensorOpsLetIt) {
+  auto w = torch::zeros({4}).set_requires_grad(true);
+  Adamax opt({w}, AdamaxOptions(0.01));
+  w.mutable_grad() = torch::tensor({1.0f, NAN, -1.0f, 2.0f});
+  opt.step();
+  EXPECT_TRUE(std::isnan(opt.states()[0].exp_inf[1].item<float>()));
+  EXPECT_TRUE(std::isnan(w[1].item<float>()));
+  w.mutable_grad() = torch::ones({4});
+  opt.step();
+  EXPECT_TRUE(std::isnan(opt.states()[0].exp_inf[1].item<float>())) << "a NaN in u stays";
+  EXPECT_FALSE(std::isnan(w[0].item<float>()));
 }
 
 TEST(Adamax, SkipsParametersWithoutGradient) {
