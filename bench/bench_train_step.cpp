@@ -3,7 +3,9 @@
 // Adamax, EMA), in one process (an MPI singleton: the all-reduces run, over one rank), in the
 // joint phase, on random images already in memory. No loader, no metrics: the baseline
 // agave_trainer's images/s per rank is compared with (bench/run), so the ratio is the trainer's
-// own overhead.
+// own overhead. Under mpirun every rank runs the same step and the all-reduces span the ranks:
+// rank 0 prints the slowest rank's step, the images/s of all ranks together, its all-reduce wait
+// and the largest rank's peak resident memory.
 //
 //   bench_train_step [--config FILE] [--set KEY=VALUE]... [--batch B] [--steps N] [--threads T]
 //                    [--precision auto|fp32|bf16] [--device cpu|cuda|cuda:K] [--trace FILE]
@@ -13,6 +15,8 @@
 // Precision follows the trainer (trainer/precision.h): auto = bf16 autocast + channels_last where
 // the probe convolution ran faster in bf16 (trainer/precision_probe.h, cached per machine kind),
 // fp32 + channels_last elsewhere. --numerics-only prints the choice with the probe's two times.
+#include <mpi.h>
+#include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 #include <CLI/CLI.hpp>
@@ -68,6 +72,19 @@ void print_gpu_memory(const torch::Device& device) {
 #else
   (void)device;
 #endif
+}
+
+double max_over_ranks(MPI_Comm comm, double value) {
+  double out = value;
+  MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm);
+  return out;
+}
+
+// This process's peak resident memory (Linux reports ru_maxrss in KiB).
+double peak_rss_gib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return static_cast<double>(usage.ru_maxrss) / (1024.0 * 1024.0);
 }
 
 }  // namespace
@@ -149,14 +166,26 @@ int main(int argc, char** argv) {
 
     step.run(x, indices, 0);  // warm-up: first-call allocations and oneDNN primitive creation
     const auto t0 = Clock::now();
+    double allreduce = 0;
     // Each step reads its numbers back to the host once (a sync on CUDA too).
-    for (int64_t s = 1; s <= steps; ++s) step.run(x, indices, s);
+    for (int64_t s = 1; s <= steps; ++s) allreduce += step.run(x, indices, s).allreduce_seconds;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    std::printf("model %s, batch %lld, %lld step(s), %s, %lld thread(s)\n", config.c_str(),
-                static_cast<long long>(batch), static_cast<long long>(steps),
-                trainer::describe(numerics).c_str(), static_cast<long long>(threads));
-    std::printf("allocator: %s\n", allocator.c_str());
-    std::printf("step %.4f s, %.3f images/s\n", secs / steps, batch * steps / secs);
+    const auto& world = mpi.world();
+    // The slowest rank's step and the largest footprint are what a job sees.
+    const double slowest = max_over_ranks(world.comm(), secs);
+    const double peak_gib = max_over_ranks(world.comm(), peak_rss_gib());
+    if (world.rank() == 0) {
+      std::printf("model %s, batch %lld, %lld step(s), %s, %lld thread(s), %d rank(s)\n",
+                  config.c_str(), static_cast<long long>(batch), static_cast<long long>(steps),
+                  trainer::describe(numerics).c_str(), static_cast<long long>(threads),
+                  world.size());
+      std::printf("allocator: %s\n", allocator.c_str());
+      std::printf("step %.4f s, %.3f images/s\n", slowest / steps,
+                  static_cast<double>(batch) * world.size() * steps / slowest);
+      std::printf("all-reduce wait %.4f s a step (%.1f %% of rank 0's step)\n", allreduce / steps,
+                  100.0 * allreduce / secs);
+      std::printf("peak RSS %.2f GiB (largest rank)\n", peak_gib);
+    }
     print_gpu_memory(device);
     if (!trace.empty()) {
       {
