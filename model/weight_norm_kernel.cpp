@@ -9,19 +9,24 @@
 namespace agave::model {
 namespace {
 
-// Σ a[i]·b[i] over n values in a fixed order: 16 running sums (which the compiler keeps in one
-// vector register), then their total. The order, not the thread, decides the rounding.
+// Σ a[i]·b[i] over n values in a fixed order, accumulated in double: 8 running sums (one
+// vector register), then their total. The order, not the thread, decides the rounding, and
+// double keeps the radial term of the backward (a difference of nearly equal terms when dW is
+// nearly parallel to V) as exact as the tensor ops' cascade sums, so runs whose gradients were
+// summed in another order (other rank counts) stay as close as before.
 template <typename A>
-float dot(const A* a, const float* b, int64_t n) {
-  constexpr int64_t kLanes = 16;
-  float acc[kLanes] = {};
+double dot(const A* a, const float* b, int64_t n) {
+  constexpr int64_t kLanes = 8;
+  double acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes) {
-    for (int64_t l = 0; l < kLanes; ++l) acc[l] += static_cast<float>(a[i + l]) * b[i + l];
+    for (int64_t l = 0; l < kLanes; ++l) {
+      acc[l] += static_cast<double>(static_cast<float>(a[i + l])) * b[i + l];
+    }
   }
-  float sum = 0;
-  for (float partial : acc) sum += partial;
-  for (; i < n; ++i) sum += static_cast<float>(a[i]) * b[i];
+  double sum = 0;
+  for (double partial : acc) sum += partial;
+  for (; i < n; ++i) sum += static_cast<double>(static_cast<float>(a[i])) * b[i];
   return sum;
 }
 
@@ -34,7 +39,7 @@ void forward_channels(const float* v, const float* g, float* norm, Out* w, int64
   at::parallel_for(0, channels, grain(block), [&](int64_t begin, int64_t end) {
     for (int64_t c = begin; c < end; ++c) {
       const float* vc = v + c * block;
-      norm[c] = std::sqrt(dot(vc, vc, block));
+      norm[c] = static_cast<float>(std::sqrt(dot(vc, vc, block)));
       const float scale = g[c] / norm[c];
       Out* wc = w + c * block;
       for (int64_t i = 0; i < block; ++i) wc[i] = static_cast<Out>(vc[i] * scale);
@@ -49,11 +54,11 @@ void backward_channels(const Grad* dw, const float* v, const float* g, const flo
     for (int64_t c = begin; c < end; ++c) {
       const Grad* dwc = dw + c * block;
       const float* vc = v + c * block;
-      const float n = norm[c];
-      const float along = dot(dwc, vc, block);  // dW · V
-      dg[c] = along / n;
-      const float scale = g[c] / n;
-      const float radial = scale * along / (n * n);
+      const double n = norm[c];
+      const double along = dot(dwc, vc, block);  // dW · V
+      dg[c] = static_cast<float>(along / n);
+      const auto scale = static_cast<float>(g[c] / n);
+      const auto radial = static_cast<float>(g[c] / n * along / (n * n));
       float* dvc = dv + c * block;
       for (int64_t i = 0; i < block; ++i) {
         dvc[i] = scale * static_cast<float>(dwc[i]) - radial * vc[i];
