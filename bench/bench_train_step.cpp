@@ -15,7 +15,6 @@
 // Precision follows the trainer (trainer/precision.h): auto = bf16 autocast + channels_last where
 // the probe convolution ran faster in bf16 (trainer/precision_probe.h, cached per machine kind),
 // fp32 + channels_last elsewhere. --numerics-only prints the choice with the probe's two times.
-#include <mpi.h>
 #include <sys/resource.h>
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
@@ -72,12 +71,6 @@ void print_gpu_memory(const torch::Device& device) {
 #else
   (void)device;
 #endif
-}
-
-double max_over_ranks(MPI_Comm comm, double value) {
-  double out = value;
-  MPI_Allreduce(&value, &out, 1, MPI_DOUBLE, MPI_MAX, comm);
-  return out;
 }
 
 // This process's peak resident memory (Linux reports ru_maxrss in KiB).
@@ -170,18 +163,18 @@ int main(int argc, char** argv) {
     // Each step reads its numbers back to the host once (a sync on CUDA too).
     for (int64_t s = 1; s <= steps; ++s) allreduce += step.run(x, indices, s).allreduce_seconds;
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-    const auto& world = mpi.world();
-    // The slowest rank's step and the largest footprint are what a job sees.
-    const double slowest = max_over_ranks(world.comm(), secs);
-    const double peak_gib = max_over_ranks(world.comm(), peak_rss_gib());
-    if (world.rank() == 0) {
+    // The slowest rank's step and the largest footprint are what a job sees (the communicator's
+    // reductions carry its deadline).
+    const double slowest = comm->all_reduce_max(secs);
+    const double peak_gib = comm->all_reduce_max(peak_rss_gib());
+    if (comm->rank() == 0) {
       std::printf("model %s, batch %lld, %lld step(s), %s, %lld thread(s), %d rank(s)\n",
                   config.c_str(), static_cast<long long>(batch), static_cast<long long>(steps),
                   trainer::describe(numerics).c_str(), static_cast<long long>(threads),
-                  world.size());
+                  comm->size());
       std::printf("allocator: %s\n", allocator.c_str());
       std::printf("step %.4f s, %.3f images/s\n", slowest / steps,
-                  static_cast<double>(batch) * world.size() * steps / slowest);
+                  static_cast<double>(batch) * comm->size() * steps / slowest);
       std::printf("all-reduce wait %.4f s a step (%.1f %% of rank 0's step)\n", allreduce / steps,
                   100.0 * allreduce / secs);
       std::printf("peak RSS %.2f GiB (largest rank)\n", peak_gib);
