@@ -22,7 +22,7 @@ size_t first_other_image(const PerImageFile& a, const PerImageFile& b) {
 }  // namespace
 
 void check_pairable(const PerImageFile& a, const PerImageFile& b,
-                    const std::vector<std::string>& columns) {
+                    const std::vector<std::string>& columns, KPairing k) {
   if (a.rows() != b.rows()) {
     throw PairingError(both(a, b) + std::to_string(a.rows()) + " and " + std::to_string(b.rows()) +
                        " test images (another test subset)");
@@ -36,7 +36,7 @@ void check_pairable(const PerImageFile& a, const PerImageFile& b,
     throw PairingError(both(a, b) + "test splits of " + std::to_string(a.meta.test_split) +
                        " and " + std::to_string(b.meta.test_split) + " images (other data)");
   }
-  if (a.meta.importance_samples != b.meta.importance_samples) {
+  if (k == KPairing::kSameK && a.meta.importance_samples != b.meta.importance_samples) {
     throw PairingError(both(a, b) +
                        "IW bounds with K = " + std::to_string(a.meta.importance_samples) +
                        " and K = " + std::to_string(b.meta.importance_samples));
@@ -71,7 +71,7 @@ std::vector<std::string> shared_columns(const std::vector<Arm>& arms) {
 
 namespace {
 
-void check_arms(const std::vector<Arm>& arms, const std::vector<std::string>& columns) {
+void check_arms(const std::vector<Arm>& arms, const std::vector<std::string>& columns, KPairing k) {
   if (arms.size() < 2) throw PairingError("a comparison needs two arms or more");
   const size_t seeds = arms[0].seeds.size();
   for (const auto& arm : arms) {
@@ -81,7 +81,10 @@ void check_arms(const std::vector<Arm>& arms, const std::vector<std::string>& co
                          " seed(s), arm " + arm.name + " " + std::to_string(arm.seeds.size()) +
                          ": seed i of one arm is paired with seed i of the other");
     }
-    for (const auto& f : arm.seeds) check_pairable(arms[0].seeds[0], f, columns);
+    for (const auto& f : arm.seeds) {
+      check_pairable(arms[0].seeds[0], f, columns, k);
+      check_pairable(arm.seeds[0], f, columns);  // one K within an arm
+    }
   }
 }
 
@@ -99,9 +102,9 @@ PairedColumn paired(const std::vector<Arm>& arms, size_t a, size_t b, const std:
 
 }  // namespace
 
-Comparison compare(std::vector<Arm> arms, std::vector<std::string> columns) {
+Comparison compare(std::vector<Arm> arms, std::vector<std::string> columns, KPairing k) {
   if (columns.empty()) columns = shared_columns(arms);
-  check_arms(arms, columns);
+  check_arms(arms, columns, k);
   Comparison c;
   c.columns = columns;
   for (size_t a = 0; a < arms.size(); ++a) {

@@ -25,10 +25,15 @@ struct Arm {
   std::vector<PerImageFile> seeds;  // one per seed, in seed order
 };
 
+// Which files may be paired: those of one K (the comparison of configs), or, to show how the IW
+// bound converges in K on one checkpoint, arms each of its own K (within an arm one K).
+enum class KPairing { kSameK, kAcrossArms };
+
 // Throws PairingError naming both files unless `b` holds the same images in the same order as
-// `a`, under the same K and weights, with every column of `columns`.
+// `a`, under the same weights (and the same K unless kAcrossArms), with every column of
+// `columns`.
 void check_pairable(const PerImageFile& a, const PerImageFile& b,
-                    const std::vector<std::string>& columns);
+                    const std::vector<std::string>& columns, KPairing k = KPairing::kSameK);
 
 // The columns every file of every arm has, in the first file's order.
 std::vector<std::string> shared_columns(const std::vector<Arm>& arms);
@@ -59,6 +64,7 @@ struct Comparison {
 
 // Compares `arms` (at least two, each with the same number of seeds, every file pairable with
 // the first arm's first) in `columns` (empty: every shared column). Throws PairingError.
-Comparison compare(std::vector<Arm> arms, std::vector<std::string> columns = {});
+Comparison compare(std::vector<Arm> arms, std::vector<std::string> columns = {},
+                   KPairing k = KPairing::kSameK);
 
 }  // namespace agave::analysis

@@ -1,7 +1,9 @@
 #include "analysis/report.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace agave::analysis {
@@ -89,15 +91,25 @@ std::string pair_table(const Comparison& c, size_t a, size_t b) {
   return out;
 }
 
+// "K = 8", or the arms' Ks in arm order where they differ ("K = 1 / 8 / 150 (per arm)").
+std::string k_of(const Comparison& c) {
+  std::vector<int64_t> ks;
+  for (const auto& arm : c.arms) ks.push_back(arm.seeds[0].meta.importance_samples);
+  if (std::all_of(ks.begin(), ks.end(), [&](int64_t k) { return k == ks[0]; })) {
+    return fmt::format("K = {}", ks[0]);
+  }
+  return fmt::format("K = {} (per arm)", fmt::join(ks, " / "));
+}
+
 }  // namespace
 
 std::string markdown(const Comparison& c) {
   const auto& first = c.arms[0].seeds[0];
   std::string out = fmt::format(
-      "# Paired comparison: {} arms × {} seed(s), the same {} test images, IW bound K = {}, {} "
+      "# Paired comparison: {} arms × {} seed(s), the same {} test images, IW bound {}, {} "
       "weights, bits/dim\n\n",
-      c.arms.size(), first.rows() > 0 ? c.arms[0].seeds.size() : 0, first.rows(),
-      first.meta.importance_samples, first.meta.weights);
+      c.arms.size(), first.rows() > 0 ? c.arms[0].seeds.size() : 0, first.rows(), k_of(c),
+      first.meta.weights);
   out += means_section(c) + arms_section(c);
   out +=
       "\n## Paired differences\n\nArm − arm on the same images. Per seed: mean difference ± "

@@ -1,9 +1,11 @@
 // agave_compare --arm NAME FILE... --arm NAME FILE... [--markdown F] [--csv F] [--arms-csv F]
-//               [--columns C,...]
+//               [--columns C,...] [--across-k]
 // Compares arms (configs, sweep points) evaluated image by image (agave_eval --per-image), one
 // file per seed: per arm and seed the mean of each column, per pair of arms the paired
 // differences per seed and across seeds (analysis/comparison.h). Files of other test images, K
-// or weights are refused (one line naming them, exit 2). The markdown report goes to stdout.
+// or weights are refused (one line naming them, exit 2); --across-k lets each arm have its own
+// K (one checkpoint evaluated with K = 1, 8, 150: does the IW bound converge?). The markdown
+// report goes to stdout.
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -25,6 +27,7 @@ struct Arguments {
   std::vector<std::vector<std::string>> arms;  // each: a name, then its files
   std::vector<std::string> columns;
   std::string markdown, csv, arms_csv;
+  bool across_k = false;
 };
 
 std::vector<analysis::Arm> read_arms(const Arguments& a) {
@@ -49,7 +52,9 @@ void write_if_asked(const std::string& path, const std::string& text) {
 }
 
 int run(const Arguments& a) {
-  const auto c = analysis::compare(read_arms(a), a.columns);
+  const auto c =
+      analysis::compare(read_arms(a), a.columns,
+                        a.across_k ? analysis::KPairing::kAcrossArms : analysis::KPairing::kSameK);
   const std::string md = analysis::markdown(c);
   std::cout << md << std::flush;
   write_if_asked(a.markdown, md);
@@ -74,6 +79,9 @@ int main(int argc, char** argv) {
   app.add_option("--columns", a.columns,
                  "columns to compare (default: every column all files have)")
       ->delimiter(',');
+  app.add_flag("--across-k", a.across_k,
+               "pair arms of different K (each arm one K): the IW bound's convergence in K on "
+               "one checkpoint");
   app.add_option("--markdown", a.markdown, "also write the markdown report to this file");
   app.add_option("--csv", a.csv, "write every number of the report to this CSV file (long form)");
   app.add_option("--arms-csv", a.arms_csv,

@@ -109,6 +109,28 @@ TEST(Compare, RefusesFilesOfOtherImagesOrBoundsNamingThem) {
   EXPECT_THROW(compare(arms, {"x", "z"}), PairingError);
 }
 
+// One checkpoint evaluated with K = 8 (arm a) and K = 150 (arm b): paired only when asked, the
+// report naming each arm's K; within an arm the K must still be one.
+TEST(Compare, PairsArmsOfOtherKOnlyWhenAskedAndNamesEachArmsK) {
+  auto arms = two_arms();
+  for (auto& f : arms[1].seeds) f.meta.importance_samples = 150;
+  EXPECT_EQ(refusal(arms), "cannot pair a1 and b1: IW bounds with K = 8 and K = 150");
+  const auto c = compare(arms, {}, KPairing::kAcrossArms);
+  EXPECT_NEAR(c.pairs[0].seeds.across.mean, 0.25, 1e-12);
+  const auto md = markdown(c);
+  EXPECT_NE(md.find("the same 3 test images, IW bound K = 8 / 150 (per arm), ema weights"),
+            std::string::npos)
+      << md;
+  EXPECT_NE(markdown(compare(two_arms())).find("IW bound K = 8, ema"), std::string::npos);
+  arms[1].seeds[1].meta.importance_samples = 1;
+  try {
+    compare(arms, {}, KPairing::kAcrossArms);
+    ADD_FAILURE() << "an arm of two Ks was paired";
+  } catch (const PairingError& e) {
+    EXPECT_STREQ(e.what(), "cannot pair b1 and b2: IW bounds with K = 150 and K = 1");
+  }
+}
+
 TEST(Compare, UsesTheColumnsEveryFileHas) {
   auto arms = two_arms();
   arms[1].seeds[1] = file("b2", {4, 5, 6}, {"x"}, {{2.3, 2.3, 2.3}}, 2);

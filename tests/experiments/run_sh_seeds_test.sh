@@ -17,12 +17,7 @@ grep -q "^experiments/run.sh: --seeds needs a number from 1, got '0'$" "$tmp/log
 "$src/experiments/run.sh" fig4_lambda --scale cpu --np 1 --seeds 2 -- \
   --set run.output_dir="$tmp/runs" --set data.shards="$tmp/cifar10" \
   --set 'sweep.grid={loss.lambda: [1, 12]}' \
-  --set 'model.vae={depth: 1, width: 8, latent_channels: 2, latent_resolution: 8}' \
-  --set 'model.pixelcnn={nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0, conditioning: per_layer}' \
-  --set train.batch_size=4 --set 'train.phases=[{name: joint, steps: 2}]' \
-  --set eval.importance_samples=2 --set eval.subset=4 --set eval.final_subset=6 \
-  --set eval.batch_size=4 --set eval.sample_images=2 --set eval.samples_per_latent=2 \
-  --set monitoring.prometheus=false --set cluster.threads_per_rank=1 \
+  "${tiny_run[@]}" \
   > "$tmp/log" 2>&1 || { cat "$tmp/log"; fail "run.sh --seeds 2 failed"; }
 
 exp=$tmp/runs/fig4_lambda_cpu
