@@ -33,6 +33,7 @@ NOT_RUN = [
     (r"^sbatch\b", "needs Slurm (tests/slurm)"),
     (r"^agave_elastic\b", "needs hosts to run mpirun on (tests/elastic; netns_elastic_*)"),
     (r"^experiments/run\.sh\b", "trains for minutes; run here with --list appended"),
+    (r"^experiments/k_sweep\.sh\b", "needs a trained run (tests/experiments k_sweep_sh_test)"),
 ]
 
 
@@ -125,7 +126,8 @@ def readme_test(src, env):
 
 def scripts_test(src, env):
     failures = []
-    for script in ("experiments/run.sh", "bench/run", "scripts/agave_to_torch.py"):
+    for script in ("experiments/run.sh", "experiments/k_sweep.sh", "bench/run",
+                   "scripts/agave_to_torch.py"):
         code, out = run([os.path.join(src, script), "--help"], env, src)
         if script.endswith(".py") and "No module named" in out:
             print(f"skipped  {script} --help: {out.strip().splitlines()[-1]}")
