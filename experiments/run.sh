@@ -4,19 +4,21 @@
 # writes its table (sweep.csv) and plots (sweep.png; Appendix C also kl_curve.png) beside the
 # runs, under runs/experiments/. NAME: fig4_lambda, fig5_bins (Fig. 5: color bins),
 # aux_resolution (§4.2's text: 16×16 and 8×8 against 32×32 at λ = 12), appendix_c (the Eq. (6)
-# arm and its control), table1 (VAE alone, PixelCNN++ alone, AGAVE; at paper scale also AGAVE
-# with free bits). docs/results.md reports them.
+# arm and its control), table1 (VAE alone, PixelCNN++ alone at AGAVE's updates and at its
+# wall-clock time, AGAVE; at paper scale also AGAVE with free bits). A NAME may also be one
+# config of a family (table1_pixelcnn_equal_time). docs/results.md reports them.
 # --seeds N runs every config N times, with run.seed, run.seed + 1, ... (each seed's runs under
 # <experiment folder>/seed=S/), evaluates each run's final checkpoint image by image on the
 # final evaluation's test images (agave_eval --per-image), and writes beside them the paired
 # comparison of the arms (the sweep's points or the configs): paired.md, paired.csv, arms.csv,
 # paired.png (agave_compare; docs/metrics.md), and commands.txt: every command run and the CPU.
+# One arm alone (one config, one run) is evaluated but not compared.
 # CIFAR-10 comes from data.source (default data/cifar10; AGAVE_CIFAR10=DIR overrides).
 # --list prints the configs NAME runs, one a line, and runs nothing; --list alone prints every
 # NAME with the configs it runs at each scale.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-usage() { sed -n 2,16p "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n 2,18p "$0" | sed 's/^# \{0,1\}//'; }
 # The experiments, as the paper reports them (docs/results.md).
 names=(fig4_lambda fig5_bins aux_resolution appendix_c table1)
 # NAME.SCALE.yaml alone, or the NAME_*.SCALE.yaml family (table1: three single-run configs); a
@@ -190,6 +192,13 @@ for ((i = 0; i < seeds; i++)); do
   done
 done
 
+if [ ${#arm_names[@]} -lt 2 ]; then
+  # One config of one run (e.g. table1_pixelcnn_equal_time alone): its per-image files are
+  # what the comparison with another experiment's arms needs (agave_compare, docs/metrics.md).
+  echo "experiments/run.sh: one arm (${arm_names[0]}): per-image files written, no comparison"
+  echo "# finished $(date -u +%FT%TZ)" >> "$commands"
+  exit 0
+fi
 compare=("$bin/agave_compare")
 for arm in "${arm_names[@]}"; do
   mapfile -t files <<<"${files_of[$arm]%$'\n'}"

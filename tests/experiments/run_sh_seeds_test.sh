@@ -51,4 +51,16 @@ grep -q "^# CPU: .*cores" "$c" || fail "no CPU in commands.txt: $(cat "$c")"
   fail "commands.txt should hold four evaluations: $(cat "$c")"
 grep -q "agave_compare --arm lambda=1 .*seed=1.*seed=2.* --arm lambda=12 " "$c" ||
   fail "commands.txt lacks the comparison: $(cat "$c")"
-echo "experiments/run.sh fig4_lambda --seeds 2: ok"
+
+# One config alone (Table 1's equal-time row, to be compared with table1's arms by hand): its
+# runs evaluated image by image, and no comparison of one arm with itself.
+"$src/experiments/run.sh" table1_pixelcnn_equal_time --np 1 --seeds 1 -- \
+  --set run.output_dir="$tmp/one" --set data.shards="$tmp/cifar10" "${tiny_run[@]}" \
+  --set 'model.pixelcnn={nr_resnet: 1, nr_filters: 8, nr_logistic_mix: 2, dropout: 0.0}' \
+  > "$tmp/log" 2>&1 || { cat "$tmp/log"; fail "run.sh table1_pixelcnn_equal_time failed"; }
+grep -qx "experiments/run.sh: one arm (pixelcnn_equal_time): per-image files written, no comparison" \
+  "$tmp/log" || fail "one arm: $(tail -5 "$tmp/log")"
+[ -f "$tmp/one/seed=1/pixelcnn_equal_time/per_image.csv" ] || fail "one arm: $(find "$tmp/one")"
+[ ! -e "$tmp/one/paired.md" ] || fail "one arm compared with itself: $(cat "$tmp/one/paired.md")"
+grep -q "^# finished " "$tmp/one/commands.txt" || fail "$(cat "$tmp/one/commands.txt")"
+echo "experiments/run.sh fig4_lambda --seeds 2, table1_pixelcnn_equal_time --seeds 1: ok"

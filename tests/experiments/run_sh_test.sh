@@ -8,7 +8,7 @@ set -euo pipefail
 . "$(dirname "$0")/setup.sh"
 # Experiments that are families of configs (table1, fig5) resolve to their members.
 [ "$("$src/experiments/run.sh" table1 --list | tr '\n' ' ')" = \
-  "experiments/table1_agave.cpu.yaml experiments/table1_pixelcnn.cpu.yaml experiments/table1_vae.cpu.yaml " ] ||
+  "experiments/table1_agave.cpu.yaml experiments/table1_pixelcnn.cpu.yaml experiments/table1_pixelcnn_equal_time.cpu.yaml experiments/table1_vae.cpu.yaml " ] ||
   { echo "FAILED: run.sh table1 --list: $("$src/experiments/run.sh" table1 --list 2>&1)"; exit 1; }
 [ "$("$src/experiments/run.sh" fig5 --scale paper --list)" = experiments/fig5_bins.paper.yaml ] ||
   { echo "FAILED: run.sh fig5 --list should name fig5_bins alone (Fig. 5 is color bins)"; exit 1; }

@@ -447,6 +447,21 @@ TEST(ShippedExperiments, LoadAndSetWhatThePaperFixes) {
   }
 }
 
+// Table 1's equal-compute row (issue 33, item 3) is the PixelCNN-alone row with more steps and
+// its own name: nothing else may differ, or the comparison would not be of budgets alone.
+TEST(ShippedExperiments, TheEqualTimePixelCnnRowDiffersFromTheEqualUpdatesRowInStepsAlone) {
+  const std::string dir = std::string(AGAVE_SOURCE_DIR) + "/experiments/";
+  const auto updates = load_runs(dir + "table1_pixelcnn.cpu.yaml", {}).at(0).config;
+  auto time = load_runs(dir + "table1_pixelcnn_equal_time.cpu.yaml", {}).at(0).config;
+  EXPECT_GT(time.train.steps, updates.train.steps);
+  EXPECT_EQ(time.run.output_dir, updates.run.output_dir);  // one folder, one table
+  EXPECT_NE(time.run.name, updates.run.name);
+  time.run.name = updates.run.name;
+  time.train.steps = updates.train.steps;
+  time.train.phases = updates.train.phases;
+  EXPECT_EQ(to_yaml_string(time), to_yaml_string(updates));
+}
+
 TEST_F(LoadRuns, GlobalBatchMustSplitOverRanksPerRun) {
   expect_error(std::string(kBase) + "sweep: {ranks_per_run: 3}\n",
                {"c.yaml:15", "train.batch_size", "32", "divisible", "ranks_per_run = 3"});
